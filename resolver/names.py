@@ -1,0 +1,244 @@
+"""Domain names: the wire form, the text form, and comparisons between them.
+
+Names travel through the resolver as absolute text with a trailing dot
+(``"www.example.com."``, the root is ``"."``), in the presentation format of
+RFC 1035 section 5.1: a byte that is not a plain printable character is written
+as ``\\DDD`` and a special character (``.``, ``\\``, ``"``, ``;``, ...) as
+``\\c``.  Text keeps the case a name arrived with; comparisons go through
+:func:`name_key`, which folds ASCII case only, as RFC 4343 asks.
+
+Decompression on read lives here too, with every guard a hostile packet needs:
+RFC 1035 section 4.1.4 pointers must point strictly backwards (which alone makes
+loops impossible), labels are at most 63 octets, names at most 255 octets, and
+the reserved label types 0b01 and 0b10 are refused.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+MAX_NAME_OCTETS = 255  # RFC 1035 section 2.3.4, counted in wire form
+MAX_LABEL_OCTETS = 63
+
+ROOT = "."
+
+# Bytes written as themselves in text form.  Everything else is escaped.
+_PLAIN = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_*/+=!#%&',:<>?[]^`{|}~"
+# Printable bytes that have a meaning in master files, so get a backslash.
+_SPECIAL = frozenset(b'."\\;()@$ ')
+
+
+class BadName(ValueError):
+    """Raised for a name that cannot exist on the wire (label or name too long)."""
+
+
+class WireError(ValueError):
+    """Malformed DNS data on the wire: says what was wrong and at which offset.
+
+    It is the one error the wire codec lets escape, so a caller needs to catch
+    only this to survive any packet.
+    """
+
+    def __init__(self, reason: str, offset: int) -> None:
+        super().__init__(f"{reason} at offset {offset}")
+        self.reason = reason
+        self.offset = offset
+
+
+def name_key(name: str) -> str:
+    """The form names are compared and looked up by (RFC 4343: ASCII case folded)."""
+    return name.lower()
+
+
+def _label_to_text(label: bytes) -> str:
+    if not label.translate(None, _PLAIN):
+        return label.decode("ascii")
+    out = []
+    for byte in label:
+        if byte in _SPECIAL:
+            out.append("\\" + chr(byte))
+        elif 0x21 <= byte <= 0x7E:
+            out.append(chr(byte))
+        else:
+            out.append(f"\\{byte:03d}")
+    return "".join(out)
+
+
+def labels_to_text(labels: list[bytes]) -> str:
+    """Text form of a label sequence, without the root label."""
+    if not labels:
+        return ROOT
+    if not b"".join(labels).translate(None, _PLAIN):
+        return b".".join(labels).decode("ascii") + "."
+    return ".".join(_label_to_text(label) for label in labels) + "."
+
+
+def _split_escaped(text: str) -> list[bytes]:
+    """Split text with backslash escapes into raw labels."""
+    labels: list[bytes] = []
+    current = bytearray()
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char == "\\":
+            if text[i + 1 : i + 4].isdigit() and len(text[i + 1 : i + 4]) == 3:
+                value = int(text[i + 1 : i + 4])
+                if value > 255:
+                    raise BadName(f"escape \\{value} is not a byte in {text!r}")
+                current.append(value)
+                i += 4
+                continue
+            if i + 1 >= len(text):
+                raise BadName(f"name ends in a lone backslash: {text!r}")
+            current += text[i + 1].encode("latin-1")
+            i += 2
+            continue
+        if char == ".":
+            if not current:
+                raise BadName(f"empty label in {text!r}")
+            labels.append(bytes(current))
+            current = bytearray()
+        else:
+            try:
+                current += char.encode("ascii")
+            except UnicodeEncodeError:
+                raise BadName(f"non-ASCII character in {text!r} (use IDNA)") from None
+        i += 1
+    if current:
+        labels.append(bytes(current))
+    return labels
+
+
+def text_to_labels(name: str) -> list[bytes]:
+    """Raw labels of a text name (trailing dot optional; the root has none)."""
+    if name in (".", ""):
+        return []
+    if "\\" in name:
+        labels = _split_escaped(name)
+    else:
+        body = name[:-1] if name.endswith(".") else name
+        try:
+            labels = [label.encode("ascii") for label in body.split(".")]
+        except UnicodeEncodeError:
+            raise BadName(f"non-ASCII character in {name!r} (use IDNA)") from None
+        if b"" in labels:
+            raise BadName(f"empty label in {name!r}")
+    for label in labels:
+        if len(label) > MAX_LABEL_OCTETS:
+            raise BadName(f"label longer than 63 octets in {name!r}")
+    return labels
+
+
+def normalize(name: str) -> str:
+    """Canonical absolute text for a name typed by a person (adds the trailing dot)."""
+    return labels_to_text(text_to_labels(name))
+
+
+@lru_cache(maxsize=16384)
+def name_to_wire(name: str) -> bytes:
+    """Uncompressed wire form of a text name, checked against RFC 1035 limits."""
+    labels = text_to_labels(name)
+    wire = b"".join(bytes((len(label),)) + label for label in labels) + b"\x00"
+    if len(wire) > MAX_NAME_OCTETS:
+        raise BadName(f"name longer than 255 octets: {name!r}")
+    return wire
+
+
+def read_name(data: bytes, offset: int) -> tuple[str, int]:
+    """Decompress the name at ``offset``; return it and the offset just past it.
+
+    Each compression pointer must point strictly before the previous one (or
+    the name's start), the rule dnspython uses: it makes loops impossible and
+    bounds the work by the message length.
+    """
+    labels: list[bytes] = []
+    size = 1  # the root label
+    end = -1  # where the name ends in the original position, once a pointer is followed
+    lowest = offset
+    pos = offset
+    limit = len(data)
+    while True:
+        if pos >= limit:
+            raise WireError("name runs past the end of the message", pos)
+        length = data[pos]
+        if length == 0:
+            pos += 1
+            break
+        kind = length & 0xC0
+        if kind == 0xC0:
+            if pos + 1 >= limit:
+                raise WireError("compression pointer cut short", pos)
+            target = ((length & 0x3F) << 8) | data[pos + 1]
+            if target >= lowest:
+                raise WireError("compression pointer does not point backwards", pos)
+            if end < 0:
+                end = pos + 2
+            lowest = pos = target
+            continue
+        if kind:
+            raise WireError(f"reserved label type 0x{length:02x}", pos)
+        size += length + 1
+        if size > MAX_NAME_OCTETS:
+            raise WireError("name longer than 255 octets", pos)
+        start = pos + 1
+        pos = start + length
+        if pos > limit:
+            raise WireError("label runs past the end of the message", start - 1)
+        labels.append(data[start:pos])
+    return labels_to_text(labels), (end if end >= 0 else pos)
+
+
+def _is_label_boundary(name: str, dot: int) -> bool:
+    """True when ``name[dot]`` is a separator, not an escaped dot inside a label."""
+    backslashes = 0
+    i = dot - 1
+    while i >= 0 and name[i] == "\\":
+        backslashes += 1
+        i -= 1
+    return backslashes % 2 == 0
+
+
+def is_subdomain(name: str, zone: str) -> bool:
+    """True when ``name`` is ``zone`` or below it, compared label by label.
+
+    A plain string suffix test would take ``le.com.`` as a parent of
+    ``example.com.``; this checks that the match starts at a label boundary.
+    """
+    if zone == ROOT:
+        return True
+    name, zone = name.lower(), zone.lower()
+    if name == zone:
+        return True
+    if not name.endswith(zone) or len(name) <= len(zone):
+        return False
+    dot = len(name) - len(zone) - 1
+    return name[dot] == "." and _is_label_boundary(name, dot)
+
+
+def parent(name: str) -> str:
+    """The name one label up (the root is its own parent)."""
+    if name == ROOT:
+        return ROOT
+    dot = name.find(".")
+    while dot >= 0 and not _is_label_boundary(name, dot):
+        dot = name.find(".", dot + 1)
+    rest = name[dot + 1 :]
+    return rest or ROOT
+
+
+def label_count(name: str) -> int:
+    """Number of labels, not counting the root (``"."`` has 0)."""
+    if name == ROOT:
+        return 0
+    if "\\" not in name:
+        return name.count(".")
+    return len(text_to_labels(name))
+
+
+def ancestors(name: str) -> list[str]:
+    """``name`` and every name above it, deepest first, ending with the root."""
+    chain = [name]
+    while name != ROOT:
+        name = parent(name)
+        chain.append(name)
+    return chain

@@ -1,0 +1,245 @@
+"""Record data (RDATA) of the types the resolver understands, and opaque data for the rest.
+
+Each type is a compact, immutable recordclass value.  Names inside NS, CNAME,
+SOA, PTR and MX data are decompressed on read and may be compressed on write:
+those are the RFC 1035 types, the only ones RFC 3597 section 4 allows that for.
+SRV's target is never compressed (RFC 2782).  Any other type is kept as opaque
+bytes and written back byte for byte (RFC 3597).
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from collections.abc import Callable
+from typing import Protocol
+
+from recordclass import dataobject
+
+from resolver.names import WireError, read_name
+
+_U16 = struct.Struct("!H")
+_SOA_TIMERS = struct.Struct("!IIIII")
+_SRV_FIXED = struct.Struct("!HHH")
+
+
+class NameWriter(Protocol):
+    """What rdata needs from the message writer: the buffer and name output."""
+
+    buf: bytearray
+
+    def write_name(self, name: str, compress: bool) -> None: ...
+
+
+class A(dataobject, readonly=True, hashable=True, fast_new=True):
+    address: str
+
+    def write(self, out: NameWriter) -> None:
+        out.buf += socket.inet_aton(self.address)
+
+    def to_text(self) -> str:
+        return self.address
+
+
+class AAAA(dataobject, readonly=True, hashable=True, fast_new=True):
+    address: str
+
+    def write(self, out: NameWriter) -> None:
+        out.buf += socket.inet_pton(socket.AF_INET6, self.address)
+
+    def to_text(self) -> str:
+        return self.address
+
+
+class NS(dataobject, readonly=True, hashable=True, fast_new=True):
+    target: str
+
+    def write(self, out: NameWriter) -> None:
+        out.write_name(self.target, True)
+
+    def to_text(self) -> str:
+        return self.target
+
+
+class CNAME(NS):
+    """Same shape as NS: one name (RFC 1035 section 3.3.1)."""
+
+
+class PTR(NS):
+    """Same shape as NS: one name (RFC 1035 section 3.3.12)."""
+
+
+class MX(dataobject, readonly=True, hashable=True, fast_new=True):
+    preference: int
+    exchange: str
+
+    def write(self, out: NameWriter) -> None:
+        out.buf += _U16.pack(self.preference)
+        out.write_name(self.exchange, True)
+
+    def to_text(self) -> str:
+        return f"{self.preference} {self.exchange}"
+
+
+class SOA(dataobject, readonly=True, hashable=True, fast_new=True):
+    mname: str
+    rname: str
+    serial: int
+    refresh: int
+    retry: int
+    expire: int
+    minimum: int
+
+    def write(self, out: NameWriter) -> None:
+        out.write_name(self.mname, True)
+        out.write_name(self.rname, True)
+        out.buf += _SOA_TIMERS.pack(
+            self.serial, self.refresh, self.retry, self.expire, self.minimum
+        )
+
+    def to_text(self) -> str:
+        return (
+            f"{self.mname} {self.rname} {self.serial} {self.refresh} "
+            f"{self.retry} {self.expire} {self.minimum}"
+        )
+
+
+class TXT(dataobject, readonly=True, hashable=True, fast_new=True):
+    strings: tuple[bytes, ...]
+
+    def write(self, out: NameWriter) -> None:
+        for string in self.strings:
+            out.buf.append(len(string))
+            out.buf += string
+
+    def to_text(self) -> str:
+        return " ".join(_quote(s) for s in self.strings)
+
+
+class SRV(dataobject, readonly=True, hashable=True, fast_new=True):
+    priority: int
+    weight: int
+    port: int
+    target: str
+
+    def write(self, out: NameWriter) -> None:
+        out.buf += _SRV_FIXED.pack(self.priority, self.weight, self.port)
+        out.write_name(self.target, False)
+
+    def to_text(self) -> str:
+        return f"{self.priority} {self.weight} {self.port} {self.target}"
+
+
+class Opaque(dataobject, readonly=True, hashable=True, fast_new=True):
+    """RDATA of a type we do not interpret, kept exactly as received (RFC 3597)."""
+
+    data: bytes
+
+    def write(self, out: NameWriter) -> None:
+        out.buf += self.data
+
+    def to_text(self) -> str:
+        return f"\\# {len(self.data)} {self.data.hex()}".rstrip()
+
+
+Rdata = A | AAAA | NS | CNAME | PTR | MX | SOA | TXT | SRV | Opaque
+
+
+def _quote(string: bytes) -> str:
+    out = []
+    for byte in string:
+        if byte in b'"\\':
+            out.append("\\" + chr(byte))
+        elif 0x20 <= byte <= 0x7E:
+            out.append(chr(byte))
+        else:
+            out.append(f"\\{byte:03d}")
+    return '"' + "".join(out) + '"'
+
+
+# Parsers take (message, rdata start, rdata end) and must consume exactly that range.
+
+
+def _parse_a(data: bytes, start: int, end: int) -> A:
+    if end - start != 4:
+        raise WireError("A rdata is not 4 octets", start)
+    return A(socket.inet_ntoa(data[start:end]))
+
+
+def _parse_aaaa(data: bytes, start: int, end: int) -> AAAA:
+    if end - start != 16:
+        raise WireError("AAAA rdata is not 16 octets", start)
+    return AAAA(socket.inet_ntop(socket.AF_INET6, data[start:end]))
+
+
+def _name_rdata(kind: type[NS]) -> Callable[[bytes, int, int], NS]:
+    def parse(data: bytes, start: int, end: int) -> NS:
+        target, pos = read_name(data, start)
+        _expect_end(pos, end, kind.__name__)
+        return kind(target)
+
+    return parse
+
+
+def _parse_mx(data: bytes, start: int, end: int) -> MX:
+    if end - start < 3:
+        raise WireError("MX rdata too short", start)
+    exchange, pos = read_name(data, start + 2)
+    _expect_end(pos, end, "MX")
+    return MX(_U16.unpack_from(data, start)[0], exchange)
+
+
+def _parse_soa(data: bytes, start: int, end: int) -> SOA:
+    mname, pos = read_name(data, start)
+    rname, pos = read_name(data, pos)
+    _expect_end(pos + _SOA_TIMERS.size, end, "SOA")
+    return SOA(mname, rname, *_SOA_TIMERS.unpack_from(data, pos))
+
+
+def _parse_txt(data: bytes, start: int, end: int) -> TXT:
+    strings = []
+    pos = start
+    while pos < end:
+        length = data[pos]
+        pos += 1 + length
+        if pos > end:
+            raise WireError("TXT string runs past its rdata", pos - length - 1)
+        strings.append(data[pos - length : pos])
+    if not strings:
+        raise WireError("TXT rdata is empty", start)
+    return TXT(tuple(strings))
+
+
+def _parse_srv(data: bytes, start: int, end: int) -> SRV:
+    if end - start < 7:
+        raise WireError("SRV rdata too short", start)
+    priority, weight, port = _SRV_FIXED.unpack_from(data, start)
+    target, pos = read_name(data, start + 6)
+    _expect_end(pos, end, "SRV")
+    return SRV(priority, weight, port, target)
+
+
+def _expect_end(pos: int, end: int, kind: str) -> None:
+    if pos != end:
+        raise WireError(f"{kind} rdata length does not match its content", pos)
+
+
+PARSERS: dict[int, Callable[[bytes, int, int], Rdata]] = {
+    1: _parse_a,
+    2: _name_rdata(NS),
+    5: _name_rdata(CNAME),
+    6: _parse_soa,
+    12: _name_rdata(PTR),
+    15: _parse_mx,
+    16: _parse_txt,
+    28: _parse_aaaa,
+    33: _parse_srv,
+}
+
+
+def parse_rdata(rrtype: int, data: bytes, start: int, end: int) -> Rdata:
+    """Parse one RDATA of ``rrtype`` occupying ``data[start:end]``."""
+    parser = PARSERS.get(rrtype)
+    if parser is None:
+        return Opaque(data[start:end])
+    return parser(data, start, end)

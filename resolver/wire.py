@@ -1,0 +1,365 @@
+"""The DNS message format (RFC 1035 section 4): parse and write whole messages.
+
+The shape follows the Spanish tutorial the project grew from: the header is a
+bitstruct format that mirrors the bit diagram of RFC 1035 section 4.1.1, and
+header, question, record and message are recordclass types.  Unlike the
+tutorial, the format is compiled once in C (``bitstruct.c``), every section is
+read and written, names are compressed on write, unknown types survive byte for
+byte, and any malformed input raises :class:`WireError` and nothing else.
+
+EDNS (RFC 6891) is not kept as a record: the OPT pseudo-record of the
+additional section becomes :attr:`Message.edns`, and is written back last.
+"""
+
+from __future__ import annotations
+
+import struct
+from enum import IntEnum
+
+import bitstruct.c as bitstruct
+from recordclass import dataobject
+
+from resolver.names import BadName, WireError, name_to_wire, read_name
+from resolver.rdata import Opaque, Rdata, parse_rdata
+
+__all__ = [
+    "Edns",
+    "Header",
+    "Message",
+    "Opcode",
+    "Question",
+    "RRType",
+    "Rcode",
+    "ResourceRecord",
+    "WireError",
+    "make_query",
+    "parse_message",
+    "write_message",
+]
+
+#                                 1  1  1  1  1  1
+#   0  1  2  3  4  5  6  7  8  9  0  1  2  3  4  5
+# |                      ID                       |
+# |QR|   Opcode  |AA|TC|RD|RA| Z|AD|CD|   RCODE   |
+# |    QDCOUNT    |    ANCOUNT    |    NSCOUNT    |    ARCOUNT    |
+# Z, AD and CD are the three bits RFC 1035 called Z; RFC 4035 named two of them.
+HEADER_FORMAT = bitstruct.compile("u16u1u4u1u1u1u1u1u1u1u4u16u16u16u16")
+HEADER_SIZE = 12
+
+_RR_FIXED = struct.Struct("!HHIH")  # type, class, TTL, RDLENGTH
+_QUESTION_FIXED = struct.Struct("!HH")
+_OPTION = struct.Struct("!HH")
+
+CLASS_IN = 1
+MAX_MESSAGE = 65535
+
+
+class RRType(IntEnum):
+    A = 1
+    NS = 2
+    CNAME = 5
+    SOA = 6
+    PTR = 12
+    MX = 15
+    TXT = 16
+    AAAA = 28
+    SRV = 33
+    OPT = 41
+    DS = 43
+    RRSIG = 46
+    NSEC = 47
+    DNSKEY = 48
+    IXFR = 251
+    AXFR = 252
+    ANY = 255
+
+    @staticmethod
+    def text(value: int) -> str:
+        """Mnemonic of a type, or ``TYPEnnn`` (RFC 3597 section 5) when unknown."""
+        try:
+            return RRType(value).name
+        except ValueError:
+            return f"TYPE{value}"
+
+    @staticmethod
+    def from_text(text: str) -> int:
+        upper = text.upper()
+        if upper in RRType.__members__:
+            return int(RRType[upper])
+        if upper.startswith("TYPE") and upper[4:].isdigit() and int(upper[4:]) < 65536:
+            return int(upper[4:])
+        raise ValueError(f"unknown record type {text!r}")
+
+
+class Rcode(IntEnum):
+    NOERROR = 0
+    FORMERR = 1
+    SERVFAIL = 2
+    NXDOMAIN = 3
+    NOTIMP = 4
+    REFUSED = 5
+    BADVERS = 16
+
+    @staticmethod
+    def text(value: int) -> str:
+        try:
+            return Rcode(value).name
+        except ValueError:
+            return f"RCODE{value}"
+
+
+class Opcode(IntEnum):
+    QUERY = 0
+    IQUERY = 1
+    STATUS = 2
+    NOTIFY = 4
+    UPDATE = 5
+
+
+class Header(dataobject, fast_new=True):
+    """The flags of RFC 1035 section 4.1.1; the counts come from the sections."""
+
+    id: int = 0
+    qr: int = 0
+    opcode: int = 0
+    aa: int = 0
+    tc: int = 0
+    rd: int = 0
+    ra: int = 0
+    z: int = 0
+    ad: int = 0
+    cd: int = 0
+    rcode: int = 0
+
+
+class Question(dataobject, readonly=True, hashable=True, fast_new=True):
+    name: str
+    rrtype: int
+    rrclass: int = CLASS_IN
+
+
+class ResourceRecord(dataobject, readonly=True, hashable=True, fast_new=True):
+    name: str
+    rrtype: int
+    rrclass: int
+    ttl: int
+    rdata: Rdata
+
+    def to_text(self) -> str:
+        return f"{self.name} {self.ttl} {RRType.text(self.rrtype)} {self.rdata.to_text()}"
+
+
+class Edns(dataobject, fast_new=True):
+    """The OPT pseudo-record of RFC 6891 section 6.1."""
+
+    payload: int = 1232
+    ext_rcode: int = 0  # upper 8 bits of the 12-bit RCODE
+    version: int = 0
+    dnssec_ok: int = 0
+    options: tuple[tuple[int, bytes], ...] = ()
+
+
+class Message(dataobject, fast_new=True):
+    header: Header
+    question: list[Question]
+    answer: list[ResourceRecord]
+    authority: list[ResourceRecord]
+    additional: list[ResourceRecord]
+    edns: Edns | None = None
+
+    @property
+    def rcode(self) -> int:
+        """The full RCODE: 4 bits in the header, 8 more in EDNS (RFC 6891 section 6.1.3)."""
+        if self.edns is None:
+            return int(self.header.rcode)
+        return int(self.header.rcode) | (int(self.edns.ext_rcode) << 4)
+
+    def set_rcode(self, rcode: int) -> None:
+        self.header.rcode = rcode & 0xF
+        if self.edns is not None:
+            self.edns.ext_rcode = rcode >> 4
+
+
+def make_query(
+    name: str, rrtype: int, msg_id: int, *, rd: bool = False, edns_payload: int | None = 1232
+) -> Message:
+    """A query message; RD is off by default since we talk to authoritative servers."""
+    edns = Edns(edns_payload) if edns_payload else None
+    return Message(Header(msg_id, 0, 0, 0, 0, int(rd)), [Question(name, rrtype)], [], [], [], edns)
+
+
+# ---------------------------------------------------------------------- reading
+
+
+def parse_header(data: bytes) -> tuple[Header, tuple[int, int, int, int]]:
+    if len(data) < HEADER_SIZE:
+        raise WireError("message shorter than a header", len(data))
+    fields = HEADER_FORMAT.unpack(data[:HEADER_SIZE])
+    return Header(*fields[:11]), fields[11:]
+
+
+def parse_message(data: bytes) -> Message:
+    """Parse a whole message.  Trailing bytes and short sections are errors."""
+    header, (qdcount, ancount, nscount, arcount) = parse_header(data)
+    pos = HEADER_SIZE
+    limit = len(data)
+    question = []
+    for _ in range(qdcount):
+        name, pos = read_name(data, pos)
+        if pos + 4 > limit:
+            raise WireError("question cut short", pos)
+        rrtype, rrclass = _QUESTION_FIXED.unpack_from(data, pos)
+        pos += 4
+        question.append(Question(name, rrtype, rrclass))
+    answer, pos = _parse_records(data, pos, ancount)
+    authority, pos = _parse_records(data, pos, nscount)
+    additional, pos = _parse_records(data, pos, arcount)
+    if pos != limit:
+        raise WireError("trailing bytes after the last record", pos)
+    message = Message(header, question, answer, authority, additional, None)
+    _extract_edns(message)
+    return message
+
+
+def _parse_records(data: bytes, pos: int, count: int) -> tuple[list[ResourceRecord], int]:
+    records = []
+    limit = len(data)
+    for _ in range(count):
+        name, pos = read_name(data, pos)
+        if pos + 10 > limit:
+            raise WireError("record header cut short", pos)
+        rrtype, rrclass, ttl, rdlength = _RR_FIXED.unpack_from(data, pos)
+        pos += 10
+        end = pos + rdlength
+        if end > limit:
+            raise WireError("rdata runs past the end of the message", pos)
+        if ttl & 0x80000000 and rrtype != RRType.OPT:
+            ttl = 0  # RFC 2181 section 8: a TTL with the top bit set means zero
+        rdata = parse_rdata(rrtype, data, pos, end)
+        records.append(ResourceRecord(name, rrtype, rrclass, ttl, rdata))
+        pos = end
+    return records, pos
+
+
+def _extract_edns(message: Message) -> None:
+    """Move the OPT record out of the additional section (RFC 6891 section 6.1.1)."""
+    opts = [rr for rr in message.additional if rr.rrtype == RRType.OPT]
+    if not opts:
+        return
+    if len(opts) > 1:
+        raise WireError("more than one OPT record", HEADER_SIZE)
+    opt = opts[0]
+    if opt.name != ".":
+        raise WireError("OPT record not owned by the root", HEADER_SIZE)
+    message.additional = [rr for rr in message.additional if rr.rrtype != RRType.OPT]
+    ttl = opt.ttl
+    message.edns = Edns(
+        max(opt.rrclass, 512),  # RFC 6891 section 6.2.3: values below 512 mean 512
+        ttl >> 24,
+        (ttl >> 16) & 0xFF,
+        (ttl >> 15) & 1,
+        _parse_options(opt.rdata.data if isinstance(opt.rdata, Opaque) else b""),
+    )
+
+
+def _parse_options(data: bytes) -> tuple[tuple[int, bytes], ...]:
+    options = []
+    pos = 0
+    while pos < len(data):
+        if pos + 4 > len(data):
+            raise WireError("EDNS option header cut short", pos)
+        code, length = _OPTION.unpack_from(data, pos)
+        pos += 4
+        if pos + length > len(data):
+            raise WireError("EDNS option runs past its record", pos)
+        options.append((code, data[pos : pos + length]))
+        pos += length
+    return tuple(options)
+
+
+# ---------------------------------------------------------------------- writing
+
+
+class MessageWriter:
+    """Accumulates a message, compressing names against those already written."""
+
+    __slots__ = ("buf", "offsets")
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        # lowercased wire suffix -> offset where it was written
+        self.offsets: dict[bytes, int] = {}
+
+    def write_name(self, name: str, compress: bool) -> None:
+        try:
+            wire = name_to_wire(name)
+        except BadName as error:
+            raise WireError(str(error), len(self.buf)) from None
+        if not compress:
+            self._remember(wire, wire.lower(), len(wire) - 1)
+            self.buf += wire
+            return
+        lower = wire.lower()
+        offsets = self.offsets
+        i = 0
+        while wire[i]:
+            pointer = offsets.get(lower[i:])
+            if pointer is not None:
+                self._remember(wire, lower, i)
+                self.buf += wire[:i]
+                self.buf += (0xC000 | pointer).to_bytes(2, "big")
+                return
+            i += wire[i] + 1
+        self._remember(wire, lower, i)
+        self.buf += wire
+
+    def _remember(self, wire: bytes, lower: bytes, stop: int) -> None:
+        """Record where each suffix starting before ``stop`` will land."""
+        base = len(self.buf)
+        i = 0
+        while i < stop:
+            offset = base + i
+            if offset < 0x4000:  # a pointer holds 14 bits
+                self.offsets.setdefault(lower[i:], offset)
+            i += wire[i] + 1
+
+    def write_record(self, rr: ResourceRecord) -> None:
+        self.write_name(rr.name, True)
+        self.buf += _RR_FIXED.pack(rr.rrtype, rr.rrclass, rr.ttl, 0)
+        length_at = len(self.buf) - 2
+        rr.rdata.write(self)
+        rdlength = len(self.buf) - length_at - 2
+        if rdlength > 0xFFFF:
+            raise WireError("rdata longer than 65535 octets", length_at)
+        self.buf[length_at : length_at + 2] = rdlength.to_bytes(2, "big")
+
+
+def write_message(message: Message) -> bytes:
+    """The wire form of a message, with name compression (RFC 1035 section 4.1.4)."""
+    header = message.header
+    edns = message.edns
+    out = MessageWriter()
+    out.buf += HEADER_FORMAT.pack(
+        header.id, header.qr, header.opcode, header.aa, header.tc, header.rd, header.ra,
+        header.z, header.ad, header.cd, header.rcode & 0xF,
+        len(message.question), len(message.answer), len(message.authority),
+        len(message.additional) + (edns is not None),
+    )  # fmt: skip
+    for question in message.question:
+        out.write_name(question.name, True)
+        out.buf += _QUESTION_FIXED.pack(question.rrtype, question.rrclass)
+    for section in (message.answer, message.authority, message.additional):
+        for rr in section:
+            out.write_record(rr)
+    if edns is not None:
+        _write_opt(out, edns)
+    if len(out.buf) > MAX_MESSAGE:
+        raise WireError("message longer than 65535 octets", MAX_MESSAGE)
+    return bytes(out.buf)
+
+
+def _write_opt(out: MessageWriter, edns: Edns) -> None:
+    options = b"".join(_OPTION.pack(code, len(value)) + value for code, value in edns.options)
+    ttl = (edns.ext_rcode << 24) | (edns.version << 16) | (edns.dnssec_ok << 15)
+    out.buf += b"\x00" + _RR_FIXED.pack(RRType.OPT, edns.payload, ttl, len(options))
+    out.buf += options
