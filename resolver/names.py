@@ -144,12 +144,29 @@ def name_to_wire(name: str) -> bytes:
     return wire
 
 
-def read_name(data: bytes, offset: int) -> tuple[str, int]:
+NameCache = dict[int, tuple[str, int]]
+"""Names already read in one message: offset -> (text of the name there, wire octets)."""
+
+
+def _with_tail(labels: list[bytes], tail: str) -> str:
+    if not labels:
+        return tail
+    text = labels_to_text(labels)
+    return text if tail == ROOT else text + tail
+
+
+def read_name(data: bytes, offset: int, cache: NameCache | None = None) -> tuple[str, int]:
     """Decompress the name at ``offset``; return it and the offset just past it.
 
     Each compression pointer must point strictly before the previous one (or
     the name's start), the rule dnspython uses: it makes loops impossible and
-    bounds the work by the message length.
+    bounds the work for one name by the message length.
+
+    ``cache`` (one dict per message) remembers the name found at every offset a
+    name started at or a pointer led to.  What a pointer leads to depends only on
+    its target (the backwards rule restarts there), so a hit ends the walk.  This
+    keeps a whole message linear: without it, many names each pointing at the top
+    of a long chain of pointers would cost names x chain.
     """
     labels: list[bytes] = []
     size = 1  # the root label
@@ -157,6 +174,9 @@ def read_name(data: bytes, offset: int) -> tuple[str, int]:
     lowest = offset
     pos = offset
     limit = len(data)
+    tail = ROOT  # a cached name this one ends with
+    # (target, labels before it, size before it) for every pointer followed
+    marks: list[tuple[int, int, int]] = []
     while True:
         if pos >= limit:
             raise WireError("name runs past the end of the message", pos)
@@ -173,6 +193,15 @@ def read_name(data: bytes, offset: int) -> tuple[str, int]:
                 raise WireError("compression pointer does not point backwards", pos)
             if end < 0:
                 end = pos + 2
+            if cache is not None:
+                hit = cache.get(target)
+                if hit is not None:
+                    tail, tail_size = hit
+                    size += tail_size - 1
+                    if size > MAX_NAME_OCTETS:
+                        raise WireError("name longer than 255 octets", pos)
+                    break
+                marks.append((target, len(labels), size))
             lowest = pos = target
             continue
         if kind:
@@ -185,7 +214,13 @@ def read_name(data: bytes, offset: int) -> tuple[str, int]:
         if pos > limit:
             raise WireError("label runs past the end of the message", start - 1)
         labels.append(data[start:pos])
-    return labels_to_text(labels), (end if end >= 0 else pos)
+    text = _with_tail(labels, tail)
+    if cache is not None:
+        cache[offset] = (text, size)
+        for at, index, before in marks:
+            suffix = text if index == 0 else _with_tail(labels[index:], tail)
+            cache[at] = (suffix, size - before + 1)
+    return text, (end if end >= 0 else pos)
 
 
 def _is_label_boundary(name: str, dot: int) -> bool:

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from recordclass import dataobject
 
-from resolver.names import WireError, read_name
+from resolver.names import NameCache, WireError, read_name
 
 _U16 = struct.Struct("!H")
 _SOA_TIMERS = struct.Struct("!IIIII")
@@ -143,6 +143,7 @@ class Opaque(dataobject, readonly=True, hashable=True, fast_new=True):
 
 
 Rdata = A | AAAA | NS | CNAME | PTR | MX | SOA | TXT | SRV | Opaque
+Parser = Callable[[bytes, int, int, NameCache | None], Rdata]
 
 
 def _quote(string: bytes) -> str:
@@ -157,46 +158,46 @@ def _quote(string: bytes) -> str:
     return '"' + "".join(out) + '"'
 
 
-# Parsers take (message, rdata start, rdata end) and must consume exactly that range.
+# Parsers take (message, rdata start, rdata end, name cache) and must consume exactly that range.
 
 
-def _parse_a(data: bytes, start: int, end: int) -> A:
+def _parse_a(data: bytes, start: int, end: int, cache: NameCache | None) -> A:
     if end - start != 4:
         raise WireError("A rdata is not 4 octets", start)
     return A(socket.inet_ntoa(data[start:end]))
 
 
-def _parse_aaaa(data: bytes, start: int, end: int) -> AAAA:
+def _parse_aaaa(data: bytes, start: int, end: int, cache: NameCache | None) -> AAAA:
     if end - start != 16:
         raise WireError("AAAA rdata is not 16 octets", start)
     return AAAA(socket.inet_ntop(socket.AF_INET6, data[start:end]))
 
 
-def _name_rdata(kind: type[NS]) -> Callable[[bytes, int, int], NS]:
-    def parse(data: bytes, start: int, end: int) -> NS:
-        target, pos = read_name(data, start)
+def _name_rdata(kind: type[NS]) -> Parser:
+    def parse(data: bytes, start: int, end: int, cache: NameCache | None) -> NS:
+        target, pos = read_name(data, start, cache)
         _expect_end(pos, end, kind.__name__)
         return kind(target)
 
     return parse
 
 
-def _parse_mx(data: bytes, start: int, end: int) -> MX:
+def _parse_mx(data: bytes, start: int, end: int, cache: NameCache | None) -> MX:
     if end - start < 3:
         raise WireError("MX rdata too short", start)
-    exchange, pos = read_name(data, start + 2)
+    exchange, pos = read_name(data, start + 2, cache)
     _expect_end(pos, end, "MX")
     return MX(_U16.unpack_from(data, start)[0], exchange)
 
 
-def _parse_soa(data: bytes, start: int, end: int) -> SOA:
-    mname, pos = read_name(data, start)
-    rname, pos = read_name(data, pos)
+def _parse_soa(data: bytes, start: int, end: int, cache: NameCache | None) -> SOA:
+    mname, pos = read_name(data, start, cache)
+    rname, pos = read_name(data, pos, cache)
     _expect_end(pos + _SOA_TIMERS.size, end, "SOA")
     return SOA(mname, rname, *_SOA_TIMERS.unpack_from(data, pos))
 
 
-def _parse_txt(data: bytes, start: int, end: int) -> TXT:
+def _parse_txt(data: bytes, start: int, end: int, cache: NameCache | None) -> TXT:
     strings = []
     pos = start
     while pos < end:
@@ -210,11 +211,11 @@ def _parse_txt(data: bytes, start: int, end: int) -> TXT:
     return TXT(tuple(strings))
 
 
-def _parse_srv(data: bytes, start: int, end: int) -> SRV:
+def _parse_srv(data: bytes, start: int, end: int, cache: NameCache | None) -> SRV:
     if end - start < 7:
         raise WireError("SRV rdata too short", start)
     priority, weight, port = _SRV_FIXED.unpack_from(data, start)
-    target, pos = read_name(data, start + 6)
+    target, pos = read_name(data, start + 6, cache)
     _expect_end(pos, end, "SRV")
     return SRV(priority, weight, port, target)
 
@@ -224,7 +225,7 @@ def _expect_end(pos: int, end: int, kind: str) -> None:
         raise WireError(f"{kind} rdata length does not match its content", pos)
 
 
-PARSERS: dict[int, Callable[[bytes, int, int], Rdata]] = {
+PARSERS: dict[int, Parser] = {
     1: _parse_a,
     2: _name_rdata(NS),
     5: _name_rdata(CNAME),
@@ -237,9 +238,14 @@ PARSERS: dict[int, Callable[[bytes, int, int], Rdata]] = {
 }
 
 
-def parse_rdata(rrtype: int, data: bytes, start: int, end: int) -> Rdata:
-    """Parse one RDATA of ``rrtype`` occupying ``data[start:end]``."""
+def parse_rdata(
+    rrtype: int, data: bytes, start: int, end: int, cache: NameCache | None = None
+) -> Rdata:
+    """Parse one RDATA of ``rrtype`` occupying ``data[start:end]``.
+
+    ``cache`` is the message's :data:`~resolver.names.NameCache`, if any.
+    """
     parser = PARSERS.get(rrtype)
     if parser is None:
         return Opaque(data[start:end])
-    return parser(data, start, end)
+    return parser(data, start, end, cache)

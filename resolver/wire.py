@@ -19,7 +19,7 @@ from enum import IntEnum
 import bitstruct.c as bitstruct
 from recordclass import dataobject
 
-from resolver.names import BadName, WireError, name_to_wire, read_name
+from resolver.names import BadName, NameCache, WireError, name_to_wire, read_name
 from resolver.rdata import Opaque, Rdata, parse_rdata
 
 __all__ = [
@@ -203,17 +203,18 @@ def parse_message(data: bytes) -> Message:
     header, (qdcount, ancount, nscount, arcount) = parse_header(data)
     pos = HEADER_SIZE
     limit = len(data)
+    cache: NameCache = {}
     question = []
     for _ in range(qdcount):
-        name, pos = read_name(data, pos)
+        name, pos = read_name(data, pos, cache)
         if pos + 4 > limit:
             raise WireError("question cut short", pos)
         rrtype, rrclass = _QUESTION_FIXED.unpack_from(data, pos)
         pos += 4
         question.append(Question(name, rrtype, rrclass))
-    answer, pos = _parse_records(data, pos, ancount)
-    authority, pos = _parse_records(data, pos, nscount)
-    additional, pos = _parse_records(data, pos, arcount)
+    answer, pos = _parse_records(data, pos, ancount, cache)
+    authority, pos = _parse_records(data, pos, nscount, cache)
+    additional, pos = _parse_records(data, pos, arcount, cache, additional=True)
     if pos != limit:
         raise WireError("trailing bytes after the last record", pos)
     message = Message(header, question, answer, authority, additional, None)
@@ -221,11 +222,15 @@ def parse_message(data: bytes) -> Message:
     return message
 
 
-def _parse_records(data: bytes, pos: int, count: int) -> tuple[list[ResourceRecord], int]:
+def _parse_records(
+    data: bytes, pos: int, count: int, cache: NameCache, additional: bool = False
+) -> tuple[list[ResourceRecord], int]:
     records = []
     limit = len(data)
+    opt_seen = False
     for _ in range(count):
-        name, pos = read_name(data, pos)
+        record_at = pos
+        name, pos = read_name(data, pos, cache)
         if pos + 10 > limit:
             raise WireError("record header cut short", pos)
         rrtype, rrclass, ttl, rdlength = _RR_FIXED.unpack_from(data, pos)
@@ -233,9 +238,15 @@ def _parse_records(data: bytes, pos: int, count: int) -> tuple[list[ResourceReco
         end = pos + rdlength
         if end > limit:
             raise WireError("rdata runs past the end of the message", pos)
-        if ttl & 0x80000000 and rrtype != RRType.OPT:
+        if rrtype == RRType.OPT and additional:
+            if opt_seen:
+                raise WireError("more than one OPT record", record_at)
+            if name != ".":
+                raise WireError("OPT record not owned by the root", record_at)
+            opt_seen = True
+        elif ttl & 0x80000000 and rrtype != RRType.OPT:
             ttl = 0  # RFC 2181 section 8: a TTL with the top bit set means zero
-        rdata = parse_rdata(rrtype, data, pos, end)
+        rdata = parse_rdata(rrtype, data, pos, end, cache)
         records.append(ResourceRecord(name, rrtype, rrclass, ttl, rdata))
         pos = end
     return records, pos
@@ -246,11 +257,7 @@ def _extract_edns(message: Message) -> None:
     opts = [rr for rr in message.additional if rr.rrtype == RRType.OPT]
     if not opts:
         return
-    if len(opts) > 1:
-        raise WireError("more than one OPT record", HEADER_SIZE)
-    opt = opts[0]
-    if opt.name != ".":
-        raise WireError("OPT record not owned by the root", HEADER_SIZE)
+    opt = opts[0]  # _parse_records made sure it is the only one, and owned by the root
     message.additional = [rr for rr in message.additional if rr.rrtype != RRType.OPT]
     ttl = opt.ttl
     message.edns = Edns(
