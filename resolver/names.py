@@ -81,8 +81,9 @@ def _split_escaped(text: str) -> list[bytes]:
     while i < len(text):
         char = text[i]
         if char == "\\":
-            if text[i + 1 : i + 4].isdigit() and len(text[i + 1 : i + 4]) == 3:
-                value = int(text[i + 1 : i + 4])
+            digits = text[i + 1 : i + 4]
+            if len(digits) == 3 and digits.isascii() and digits.isdigit():
+                value = int(digits)
                 if value > 255:
                     raise BadName(f"escape \\{value} is not a byte in {text!r}")
                 current.append(value)
@@ -90,7 +91,9 @@ def _split_escaped(text: str) -> list[bytes]:
                 continue
             if i + 1 >= len(text):
                 raise BadName(f"name ends in a lone backslash: {text!r}")
-            current += text[i + 1].encode("latin-1")
+            if not text[i + 1].isascii():
+                raise BadName(f"non-ASCII character in {text!r} (use IDNA)")
+            current += text[i + 1].encode("ascii")
             i += 2
             continue
         if char == ".":
