@@ -264,8 +264,9 @@ class Lab:
                     self._closers.append(tcp)
                 except OSError as exc:
                     raise OSError(
-                        exc.errno, f"cannot bind {server.role.name} on {address}:{self.port}: "
-                        f"{exc.strerror or exc}"
+                        exc.errno,
+                        f"cannot bind {server.role.name} on {address}:{self.port}: "
+                        f"{exc.strerror or exc}",
                     ) from exc
 
     async def _serve_tcp(
