@@ -1,0 +1,175 @@
+"""The record cache: RRsets and negative answers, LRU-bounded, each entry living for its TTL.
+
+- Keys are (name with ASCII case folded, type); only class IN is cached.
+- Positive entries are RRsets with the trust of where they came from.  RFC 2181
+  section 5.4.1 ranks data: an answer from an authoritative server outranks
+  the authority section, which outranks glue.  Lower-ranked data never replaces
+  a live higher-ranked RRset (Unbound's ``enum rrset_trust`` does the same).
+- Negative entries follow RFC 2308: NXDOMAIN covers a name and every type,
+  NODATA a name and one type; each lives min(SOA TTL, SOA MINIMUM) (section 5),
+  capped like Unbound's ``cache-max-negative-ttl``, and keeps the SOA so the
+  answer can be given again from the cache.
+- TTLs are clamped to [min_ttl, max_ttl]; data that arrived with TTL 0 is used
+  for the answer at hand and never stored (RFC 1035 section 3.2.1).
+- Bounded by an entry count: a plain dict kept in use order is the LRU list
+  (a hit moves the key to the end; the first key is the least recently used).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from enum import IntEnum
+
+from recordclass import dataobject
+
+from resolver.names import name_key
+from resolver.rdata import SOA, Rdata
+from resolver.wire import CLASS_IN, ResourceRecord
+
+NXDOMAIN_TYPE = 0  # the type slot of an NXDOMAIN entry: it covers every type
+
+
+class Trust(IntEnum):
+    """RFC 2181 section 5.4.1 ranking, lowest first."""
+
+    GLUE = 1  # additional section of any reply
+    REFERRAL = 2  # authority section of a non-authoritative reply (a delegation)
+    ANSWER = 3  # answer section of a non-authoritative reply
+    AUTHORITY = 4  # authority section of an authoritative reply
+    AUTHORITATIVE = 5  # answer section of an authoritative reply
+
+
+class CachedRRset(dataobject, fast_new=True):
+    name: str  # as it arrived, case kept
+    rrtype: int
+    rdatas: tuple[Rdata, ...]
+    expires: float
+    trust: int
+
+    def records(self, now: float) -> list[ResourceRecord]:
+        """The RRset with its TTL counted down to ``now``."""
+        ttl = max(int(self.expires - now), 0)
+        return [ResourceRecord(self.name, self.rrtype, CLASS_IN, ttl, r) for r in self.rdatas]
+
+
+class CachedNegative(dataobject, fast_new=True):
+    """An NXDOMAIN (rrtype 0) or NODATA answer, with the SOA that proved it."""
+
+    name: str
+    rrtype: int
+    soa: ResourceRecord | None
+    expires: float
+
+    @property
+    def nxdomain(self) -> bool:
+        return self.rrtype == NXDOMAIN_TYPE
+
+    def soa_record(self, now: float) -> list[ResourceRecord]:
+        if self.soa is None:
+            return []
+        ttl = max(int(self.expires - now), 0)
+        soa = self.soa
+        return [ResourceRecord(soa.name, soa.rrtype, soa.rrclass, ttl, soa.rdata)]
+
+
+CacheEntry = CachedRRset | CachedNegative
+
+
+class RecordCache:
+    def __init__(
+        self,
+        max_entries: int = 100_000,
+        min_ttl: int = 0,
+        max_ttl: int = 86400,
+        max_negative_ttl: int = 3600,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if max_entries < 1:
+            raise ValueError("the cache needs room for at least one entry")
+        self.max_entries = max_entries
+        self.min_ttl = min_ttl
+        self.max_ttl = max_ttl
+        self.max_negative_ttl = max_negative_ttl
+        self.clock = clock
+        self._entries: dict[tuple[str, int, bool], CacheEntry] = {}
+        self.hits = 0
+        self.misses = 0
+        self.evictions = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _clamp(self, ttl: int) -> int:
+        return min(max(ttl, self.min_ttl), self.max_ttl)
+
+    def _lookup(self, key: tuple[str, int, bool]) -> CacheEntry | None:
+        entries = self._entries
+        entry = entries.pop(key, None)
+        if entry is None:
+            self.misses += 1
+            return None
+        if entry.expires <= self.clock():
+            self.misses += 1
+            return None  # expired: already removed by the pop
+        entries[key] = entry  # back at the end: most recently used
+        self.hits += 1
+        return entry
+
+    def _insert(self, key: tuple[str, int, bool], entry: CacheEntry) -> None:
+        entries = self._entries
+        entries.pop(key, None)
+        entries[key] = entry
+        while len(entries) > self.max_entries:
+            del entries[next(iter(entries))]
+            self.evictions += 1
+
+    # ------------------------------------------------------------ positive data
+
+    def get_rrset(self, name: str, rrtype: int) -> CachedRRset | None:
+        entry = self._lookup((name_key(name), rrtype, True))
+        return entry if isinstance(entry, CachedRRset) else None
+
+    def store_rrset(self, records: list[ResourceRecord], trust: Trust) -> bool:
+        """Store one RRset (all records share owner and type); False if not stored."""
+        first = records[0]
+        if first.rrclass != CLASS_IN:
+            return False
+        ttl = min(rr.ttl for rr in records)  # RFC 2181 section 5.2: one TTL per RRset
+        if ttl <= 0:
+            return False
+        key = (name_key(first.name), first.rrtype, True)
+        now = self.clock()
+        current = self._entries.get(key)
+        if isinstance(current, CachedRRset) and current.expires > now and current.trust > trust:
+            return False  # RFC 2181 section 5.4.1: never replace better data with worse
+        rdatas = tuple(dict.fromkeys(rr.rdata for rr in records))
+        entry = CachedRRset(first.name, first.rrtype, rdatas, now + self._clamp(ttl), int(trust))
+        self._insert(key, entry)
+        return True
+
+    # ------------------------------------------------------------ negative data
+
+    def get_negative(self, name: str, rrtype: int) -> CachedNegative | None:
+        """NXDOMAIN for the name, else NODATA for (name, type), else None."""
+        key = name_key(name)
+        for slot in (NXDOMAIN_TYPE, rrtype):
+            entry = self._lookup((key, slot, False))
+            if isinstance(entry, CachedNegative):
+                return entry
+        return None
+
+    def store_negative(self, name: str, rrtype: int, soa: ResourceRecord | None) -> bool:
+        """Cache NXDOMAIN (``rrtype`` = NXDOMAIN_TYPE) or NODATA, per RFC 2308 section 5."""
+        if soa is None or not isinstance(soa.rdata, SOA):
+            return False  # RFC 2308 section 5: without an SOA, negative answers are not cached
+        ttl = min(soa.ttl, soa.rdata.minimum, self.max_negative_ttl)
+        if ttl <= 0:
+            return False
+        ttl = self._clamp(ttl)
+        entry = CachedNegative(name, rrtype, soa, self.clock() + ttl)
+        self._insert((name_key(name), rrtype, False), entry)
+        return True
+
+    def clear(self) -> None:
+        self._entries.clear()

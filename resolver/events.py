@@ -1,0 +1,47 @@
+"""One observer interface for what happens during a resolution.
+
+The engine reports each step (an upstream exchange and what came back, a
+sub-lookup starting or ending, a limit hit) by calling an observer with an
+event name and fields.  The default observer writes structlog lines; the trace
+script prints hops for a person; tests record events.  Nothing in the engine
+prints.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import structlog
+
+# Events at warning level: a person running the resolver wants to see these.
+WARNING_EVENTS = frozenset({"lame", "limit"})
+
+
+class Observer(Protocol):
+    def __call__(self, event: str, **fields: Any) -> None: ...
+
+
+class LogObserver:
+    """Sends events to structlog: exchanges at debug, lame servers and limits at warning."""
+
+    def __init__(self, logger: Any = None) -> None:
+        self.log = logger if logger is not None else structlog.get_logger("resolver.engine")
+
+    def __call__(self, event: str, **fields: Any) -> None:
+        if event == "hop" and fields.get("outcome") == "lame":
+            self.log.warning("lame_server", **fields)
+        elif event in WARNING_EVENTS:
+            self.log.warning(event, **fields)
+        else:
+            self.log.debug(event, **fields)
+
+
+class FanOut:
+    """Passes each event to several observers (for example the log and a trace)."""
+
+    def __init__(self, *observers: Observer) -> None:
+        self.observers = observers
+
+    def __call__(self, event: str, **fields: Any) -> None:
+        for observer in self.observers:
+            observer(event, **fields)

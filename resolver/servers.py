@@ -1,0 +1,99 @@
+"""What the resolver has learned about upstream server addresses.
+
+This is the infrastructure cache of Unbound (services/cache/infra.c) in small:
+a smoothed round-trip time and its variance per address, in the manner of TCP's
+retransmission timer (RFC 6298), so that servers are chosen by speed and a dead
+server is avoided instead of timed out on every time.  A failed exchange backs
+the address off exponentially; it is tried again once every other choice is
+worse, so a server that comes back is noticed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+
+from recordclass import dataobject
+
+UNKNOWN_RTT = 0.376  # Unbound's UNKNOWN_SERVER_NICENESS: an untried server looks this fast
+MIN_TIMEOUT = 0.05
+MAX_TIMEOUT = 3.0
+FAILURE_RTT = 3.0  # the smoothed RTT a server gets after failing, before backing off
+STATS_TTL = 900.0  # Unbound's infra-host-ttl: forget an address after 15 minutes
+
+
+class ServerStats(dataobject, fast_new=True):
+    srtt: float
+    rttvar: float
+    failures: int
+    updated: float
+
+
+class ServerSelection:
+    """Smoothed RTT per server address, bounded in size (least recently used go first)."""
+
+    def __init__(
+        self,
+        initial_timeout: float = 1.0,
+        max_entries: int = 10000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.initial_timeout = initial_timeout
+        self.max_entries = max_entries
+        self.clock = clock
+        self._stats: OrderedDict[str, ServerStats] = OrderedDict()
+
+    def _get(self, address: str) -> ServerStats | None:
+        stats = self._stats.get(address)
+        if stats is not None and self.clock() - stats.updated > STATS_TTL:
+            del self._stats[address]
+            return None
+        return stats
+
+    def expected_rtt(self, address: str) -> float:
+        """What choosing this address is expected to cost, in seconds."""
+        stats = self._get(address)
+        if stats is None:
+            return UNKNOWN_RTT
+        return stats.srtt * float(1 << min(stats.failures, 6))
+
+    def timeout(self, address: str) -> float:
+        """Retransmission timeout for the next query (RFC 6298: srtt + 4 * rttvar)."""
+        stats = self._get(address)
+        if stats is None or stats.failures:
+            return self.initial_timeout
+        return min(max(stats.srtt + 4 * stats.rttvar, MIN_TIMEOUT), MAX_TIMEOUT)
+
+    def order(self, addresses: Iterable[str]) -> list[str]:
+        """Addresses from best to worst; ties keep the given order (hints order first)."""
+        return sorted(addresses, key=self.expected_rtt)
+
+    def record_success(self, address: str, rtt: float) -> None:
+        stats = self._get(address)
+        now = self.clock()
+        if stats is None or stats.failures:
+            stats = ServerStats(rtt, rtt / 2, 0, now)
+        else:
+            # RFC 6298 section 2.3 with alpha = 1/8 and beta = 1/4.
+            stats.rttvar = 0.75 * stats.rttvar + 0.25 * abs(stats.srtt - rtt)
+            stats.srtt = 0.875 * stats.srtt + 0.125 * rtt
+            stats.updated = now
+        self._store(address, stats)
+
+    def record_failure(self, address: str) -> None:
+        stats = self._get(address)
+        now = self.clock()
+        if stats is None:
+            stats = ServerStats(FAILURE_RTT, FAILURE_RTT / 2, 1, now)
+        else:
+            stats.srtt = max(stats.srtt, FAILURE_RTT)
+            stats.failures += 1
+            stats.updated = now
+        self._store(address, stats)
+
+    def _store(self, address: str, stats: ServerStats) -> None:
+        self._stats[address] = stats
+        self._stats.move_to_end(address)
+        while len(self._stats) > self.max_entries:
+            self._stats.popitem(last=False)

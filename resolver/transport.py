@@ -1,0 +1,192 @@
+"""Talking to upstream (authoritative) servers over UDP and TCP.
+
+Every UDP query gets a fresh random 16-bit ID and a fresh random source port
+(RFC 5452 section 9.2), and a reply counts only if it comes from the address
+and port asked (the socket is connected, so the kernel filters the rest), has
+the same ID and the same question (RFC 5452 section 3; names compared without
+case).  Anything else is logged and ignored while waiting on.
+
+EDNS0 is offered with a 1232-byte buffer (DNS Flag Day 2020); a server that
+answers FORMERR or NOTIMP to EDNS is asked again without it (RFC 6891 section
+7).  A truncated reply (TC=1) is asked again over TCP (RFC 7766 section 5,
+RFC 2181 section 9 says to ignore the partial data).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import secrets
+import socket
+import struct
+import time
+from collections.abc import Callable
+
+import structlog
+from recordclass import dataobject
+
+from resolver.names import name_key
+from resolver.wire import (
+    HEADER_SIZE,
+    Message,
+    Rcode,
+    WireError,
+    make_query,
+    parse_message,
+    write_message,
+)
+
+EDNS_PAYLOAD = 1232
+DEFAULT_PORT = 53
+TCP_LENGTH = struct.Struct("!H")
+
+log = structlog.get_logger("resolver.transport")
+
+
+class TransportError(Exception):
+    """No usable reply from a server; ``reason`` is short: timeout, refused, malformed..."""
+
+    def __init__(self, reason: str, address: str) -> None:
+        super().__init__(f"{reason} from {address}")
+        self.reason = reason
+        self.address = address
+
+
+class Reply(dataobject, fast_new=True):
+    """A reply that passed every check, with how it was obtained."""
+
+    message: Message
+    rtt: float  # seconds, for the exchange that produced this message
+    tcp: bool
+    edns: bool
+
+
+def _random_port() -> int:
+    return 1024 + secrets.randbelow(65536 - 1024)
+
+
+def _udp_socket(address: str, port: int) -> socket.socket:
+    """A non-blocking UDP socket on a random source port, connected to the server."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    try:
+        for _ in range(10):
+            try:
+                sock.bind(("", _random_port()))
+                break
+            except OSError as error:
+                if error.errno != errno.EADDRINUSE:
+                    raise
+        else:
+            sock.bind(("", 0))  # the kernel's choice, still randomised on Linux
+        sock.connect((address, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _matches(reply: Message, query: Message) -> bool:
+    if len(reply.question) != 1:
+        return False
+    asked, got = query.question[0], reply.question[0]
+    return (
+        got.rrtype == asked.rrtype
+        and got.rrclass == asked.rrclass
+        and name_key(got.name) == name_key(asked.name)
+    )
+
+
+class UpstreamTransport:
+    """Sends one question to one server and returns a checked :class:`Reply`."""
+
+    def __init__(self, port: int = DEFAULT_PORT, clock: Callable[[], float] = time.monotonic):
+        self.port = port
+        self.clock = clock
+
+    async def exchange(self, address: str, qname: str, qtype: int, timeout: float) -> Reply:
+        """Ask ``address`` for (qname, qtype); raises :class:`TransportError`."""
+        started = self.clock()
+        reply = await self._udp(address, qname, qtype, timeout, edns=True)
+        edns = True
+        if reply.message.rcode in (Rcode.FORMERR, Rcode.NOTIMP) and reply.message.edns is None:
+            log.debug("edns_fallback", server=address, qname=qname)
+            edns = False
+            remaining = max(timeout - (self.clock() - started), 0.05)
+            reply = await self._udp(address, qname, qtype, remaining, edns=False)
+        if reply.message.header.tc:
+            remaining = max(timeout - (self.clock() - started), 0.05)
+            reply = await self._tcp(address, qname, qtype, remaining, edns)
+        return reply
+
+    async def _udp(self, address: str, qname: str, qtype: int, timeout: float, edns: bool) -> Reply:
+        query = make_query(
+            qname, qtype, secrets.randbelow(65536), edns_payload=EDNS_PAYLOAD if edns else None
+        )
+        loop = asyncio.get_running_loop()
+        try:
+            sock = _udp_socket(address, self.port)
+        except OSError as error:
+            raise TransportError(f"socket error {error.strerror}", address) from None
+        with sock:
+            started = self.clock()
+            deadline = started + timeout
+            try:
+                await loop.sock_sendall(sock, write_message(query))
+                while True:
+                    remaining = deadline - self.clock()
+                    if remaining <= 0:
+                        raise TransportError("timeout", address)
+                    data = await asyncio.wait_for(loop.sock_recv(sock, 65535), remaining)
+                    message = self._accept(data, query, address, "udp")
+                    if message is not None:
+                        return Reply(message, self.clock() - started, False, edns)
+            except TimeoutError:
+                raise TransportError("timeout", address) from None
+            except ConnectionRefusedError:
+                raise TransportError("port unreachable", address) from None
+            except OSError as error:
+                raise TransportError(f"network error {error.strerror}", address) from None
+
+    def _accept(self, data: bytes, query: Message, address: str, proto: str) -> Message | None:
+        """The parsed reply if it answers ``query``; None (logged) for anything else."""
+        if len(data) < HEADER_SIZE or int.from_bytes(data[:2], "big") != query.header.id:
+            log.warning("reply_ignored", reason="wrong id", server=address, proto=proto)
+            return None
+        try:
+            message = parse_message(data)
+        except WireError as error:
+            raise TransportError(f"malformed reply ({error})", address) from None
+        if not message.header.qr or not _matches(message, query):
+            log.warning("reply_ignored", reason="wrong question", server=address, proto=proto)
+            return None
+        return message
+
+    async def _tcp(self, address: str, qname: str, qtype: int, timeout: float, edns: bool) -> Reply:
+        query = make_query(
+            qname, qtype, secrets.randbelow(65536), edns_payload=EDNS_PAYLOAD if edns else None
+        )
+        wire = write_message(query)
+        started = self.clock()
+        writer = None
+        try:
+            async with asyncio.timeout(timeout):
+                reader, writer = await asyncio.open_connection(address, self.port)
+                writer.write(TCP_LENGTH.pack(len(wire)) + wire)
+                await writer.drain()
+                while True:
+                    (length,) = TCP_LENGTH.unpack(await reader.readexactly(2))
+                    data = await reader.readexactly(length)
+                    message = self._accept(data, query, address, "tcp")
+                    if message is not None:
+                        return Reply(message, self.clock() - started, True, edns)
+        except TimeoutError:
+            raise TransportError("tcp timeout", address) from None
+        except asyncio.IncompleteReadError:
+            raise TransportError("tcp connection closed early", address) from None
+        except OSError as error:
+            raise TransportError(f"tcp error {error.strerror}", address) from None
+        finally:
+            if writer is not None:
+                writer.close()
