@@ -5,6 +5,7 @@ Run inside the network sandbox:  /work/shared/tools/offline python -m pytest tes
 
 from __future__ import annotations
 
+import random
 import socket
 import struct
 import time
@@ -306,6 +307,21 @@ def test_malformed_query_gets_formerr_and_server_survives(lab: Lab) -> None:
         sock.sendall(struct.pack("!H", len(broken)) + broken)
         (length,) = struct.unpack("!H", _recv_exactly(sock, 2))
         assert _recv_exactly(sock, length)[3] & 0xF == dns.rcode.FORMERR
+
+
+def test_mutated_packets_never_kill_a_server(lab: Lab) -> None:
+    rng = random.Random(1035)
+    base = bytearray(dns.message.make_query("www.example.com.", "A", use_edns=0).to_wire())
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for _ in range(300):
+            packet = bytearray(base)
+            for _ in range(rng.randint(1, 6)):
+                packet[rng.randrange(len(packet))] = rng.randrange(256)
+            sock.sendto(bytes(packet[: rng.randint(0, len(packet))]), (EXAMPLE, lab.port))
+    with socket.create_connection((EXAMPLE, lab.port), timeout=TIMEOUT) as conn:
+        conn.sendall(struct.pack("!H", 40) + bytes(rng.randrange(256) for _ in range(40)))
+    assert ask(lab, EXAMPLE, "www.example.com.").rcode() == dns.rcode.NOERROR
+    assert ask(lab, EXAMPLE, "www.example.com.", tcp=True).rcode() == dns.rcode.NOERROR
 
 
 def test_unknown_opcode_gets_notimp(lab: Lab) -> None:
