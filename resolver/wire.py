@@ -214,20 +214,21 @@ def parse_message(data: bytes) -> Message:
         question.append(Question(name, rrtype, rrclass))
     answer, pos = _parse_records(data, pos, ancount, cache)
     authority, pos = _parse_records(data, pos, nscount, cache)
-    additional, pos = _parse_records(data, pos, arcount, cache, additional=True)
+    opt_at: list[int] = []
+    additional, pos = _parse_records(data, pos, arcount, cache, opt_at)
     if pos != limit:
         raise WireError("trailing bytes after the last record", pos)
     message = Message(header, question, answer, authority, additional, None)
-    _extract_edns(message)
+    if opt_at:
+        _extract_edns(message, opt_at[0])
     return message
 
 
 def _parse_records(
-    data: bytes, pos: int, count: int, cache: NameCache, additional: bool = False
+    data: bytes, pos: int, count: int, cache: NameCache, opt_at: list[int] | None = None
 ) -> tuple[list[ResourceRecord], int]:
     records = []
     limit = len(data)
-    opt_seen = False
     for _ in range(count):
         record_at = pos
         name, pos = read_name(data, pos, cache)
@@ -238,12 +239,12 @@ def _parse_records(
         end = pos + rdlength
         if end > limit:
             raise WireError("rdata runs past the end of the message", pos)
-        if rrtype == RRType.OPT and additional:
-            if opt_seen:
+        if rrtype == RRType.OPT and opt_at is not None:
+            if opt_at:
                 raise WireError("more than one OPT record", record_at)
             if name != ".":
                 raise WireError("OPT record not owned by the root", record_at)
-            opt_seen = True
+            opt_at.append(pos)  # where its rdata starts, for errors in the options
         elif ttl & 0x80000000 and rrtype != RRType.OPT:
             ttl = 0  # RFC 2181 section 8: a TTL with the top bit set means zero
         rdata = parse_rdata(rrtype, data, pos, end, cache)
@@ -252,11 +253,9 @@ def _parse_records(
     return records, pos
 
 
-def _extract_edns(message: Message) -> None:
+def _extract_edns(message: Message, rdata_at: int) -> None:
     """Move the OPT record out of the additional section (RFC 6891 section 6.1.1)."""
     opts = [rr for rr in message.additional if rr.rrtype == RRType.OPT]
-    if not opts:
-        return
     opt = opts[0]  # _parse_records made sure it is the only one, and owned by the root
     message.additional = [rr for rr in message.additional if rr.rrtype != RRType.OPT]
     ttl = opt.ttl
@@ -265,20 +264,21 @@ def _extract_edns(message: Message) -> None:
         ttl >> 24,
         (ttl >> 16) & 0xFF,
         (ttl >> 15) & 1,
-        _parse_options(opt.rdata.data if isinstance(opt.rdata, Opaque) else b""),
+        _parse_options(opt.rdata.data if isinstance(opt.rdata, Opaque) else b"", rdata_at),
     )
 
 
-def _parse_options(data: bytes) -> tuple[tuple[int, bytes], ...]:
+def _parse_options(data: bytes, base: int = 0) -> tuple[tuple[int, bytes], ...]:
+    """Options of an OPT rdata; ``base`` is its offset in the message, for errors."""
     options = []
     pos = 0
     while pos < len(data):
         if pos + 4 > len(data):
-            raise WireError("EDNS option header cut short", pos)
+            raise WireError("EDNS option header cut short", base + pos)
         code, length = _OPTION.unpack_from(data, pos)
         pos += 4
         if pos + length > len(data):
-            raise WireError("EDNS option runs past its record", pos)
+            raise WireError("EDNS option runs past its record", base + pos)
         options.append((code, data[pos : pos + length]))
         pos += length
     return tuple(options)
