@@ -24,6 +24,11 @@ Delegations with nothing behind them on purpose:
   a delegation loop, unresolvable, so the zones have no file and no server.
 * the addresses in :data:`DEAD_ADDRESSES` appear in zone data (and the root hints)
   but nothing is bound there.
+
+For a later NSD-based tier serving the same files on the same addresses: "normal" roles map
+directly; the "refused" role serves no zone, so an NSD there answers REFUSED as well; the
+silent, wrong-first and poison behaviours have no NSD equivalent (keep the dnspython servers
+for those addresses, or leave those cases out of that tier).
 """
 
 from __future__ import annotations
