@@ -146,7 +146,10 @@ def classify(message: Message, qname: str, qtype: int, zone: str) -> Classified:
             # The server cannot speak for a target outside its zone: follow it ourselves.
             return Classified(Kind.CNAME, records, name, None, None, authoritative)
         return Classified(Kind.NXDOMAIN, records, name, soa, None, authoritative)
-    if records and (not in_zone or (soa is None and not authoritative)):
+    if records and (not in_zone or soa is None):
+        # A chain without the data or a negative proof for its end (even from an
+        # authoritative server, say one whose chain loops): follow it ourselves
+        # (RFC 1034 section 5.3.3 step 4c), so the engine sees a loop as one.
         return Classified(Kind.CNAME, records, name, None, None, authoritative)
     if soa is not None:
         return Classified(Kind.NODATA, records, name, soa, None, authoritative)

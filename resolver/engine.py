@@ -69,6 +69,7 @@ class ResolutionBudget:
         self.clock = clock
         self.queries = 0
         self.in_progress: set[tuple[str, int]] = set()  # sub-lookups running, for loops
+        self.limits_hit: list[str] = []  # limits that cut a sub-lookup short, for the reason
 
     def spend_query(self) -> None:
         if self.queries >= self.limits.max_upstream_queries:
@@ -266,6 +267,7 @@ class IterativeEngine:
         tried: set[str] = set()
         glueless = self._glueless_order(cut)
         lookups = 0
+        limits_before = len(budget.limits_hit)
         while True:
             for address, server in self._candidates(cut, tried):
                 tried.add(address)
@@ -273,7 +275,9 @@ class IterativeEngine:
                 if step is not None:
                     return step
             if not glueless or lookups >= self.limits.max_glueless_per_cut:
-                raise NoReachableServer(f"no server of {cut.zone} answered")
+                limits = ", ".join(dict.fromkeys(budget.limits_hit[limits_before:]))
+                why = f" (limit: {limits})" if limits else ""
+                raise NoReachableServer(f"no server of {cut.zone} answered{why}")
             ns = glueless.pop(0)
             lookups += 1
             cut.addresses[name_key(ns)] = await self._resolve_server(ns, cut.zone, budget, depth)
@@ -306,12 +310,16 @@ class IterativeEngine:
         """Addresses of a name server found without glue: a sub-lookup through this engine."""
         if depth + 1 > self.limits.max_sublookup_depth:
             self.observer("limit", qname=ns, limit="sub-lookup depth", depth=depth + 1)
+            budget.limits_hit.append("sub-lookup depth")
             return []
         addresses: list[str] = []
         for qtype in (RRType.A, RRType.AAAA) if self.ipv6 else (RRType.A,):
             key = (name_key(ns), qtype)
             if key in budget.in_progress:
-                self.observer("limit", qname=ns, limit="delegation loop", zone=zone)
+                self.observer(
+                    "limit", qname=ns, limit="delegation loop", zone=zone, depth=depth + 1
+                )
+                budget.limits_hit.append("delegation loop")
                 return []
             budget.in_progress.add(key)
             self.observer(

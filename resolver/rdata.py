@@ -193,7 +193,7 @@ def _parse_mx(data: bytes, start: int, end: int, cache: NameCache | None) -> MX:
 def _parse_soa(data: bytes, start: int, end: int, cache: NameCache | None) -> SOA:
     mname, pos = read_name(data, start, cache)
     rname, pos = read_name(data, pos, cache)
-    _expect_end(pos + _SOA_TIMERS.size, end, "SOA")
+    _expect_end(pos, end - _SOA_TIMERS.size, "SOA")
     return SOA(mname, rname, *_SOA_TIMERS.unpack_from(data, pos))
 
 

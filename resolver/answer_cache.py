@@ -1,0 +1,155 @@
+"""Whole answers kept in wire form, for the listener's cache-hit fast path.
+
+A repeated question is answered without building a single object: the raw
+query's question (lower-cased) is the key, the stored response is copied, and
+only the ID, the RD and CD flags, the question's letter case and the TTLs
+(counted down by the time spent in the cache, RFC 1035 section 7.4) are patched
+in place.  Anything unusual about a query (compression in the question, EDNS
+options, a second record, an answer too large for the client's UDP size) is
+left to the normal path, which parses and checks everything.
+
+Entries expire with the smallest TTL of the records they contain and are bounded
+in number (least recently used first out).
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections.abc import Callable
+
+from recordclass import dataobject
+
+from resolver.wire import HEADER_SIZE, RRType
+
+_U16 = struct.Struct("!H")
+_U32 = struct.Struct("!I")
+_QUERY_COUNTS = b"\x00\x01\x00\x00\x00\x00"  # QDCOUNT 1, ANCOUNT 0, NSCOUNT 0
+UDP_PLAIN = 512  # RFC 1035 section 4.2.1
+UDP_MAX = 1232  # what we answer over UDP at most, EDNS or not (DNS Flag Day 2020)
+
+
+class CachedAnswer(dataobject, fast_new=True):
+    wire: bytes  # the response, with ID 0
+    ttl_offsets: tuple[int, ...]
+    ttls: tuple[int, ...]
+    stored: float
+    expires: float
+
+
+class QuestionKey(dataobject, fast_new=True):
+    """Where the question of a raw query ends, and the cache key made from it."""
+
+    key: bytes
+    end: int  # offset just past QTYPE/QCLASS
+    udp_size: int  # the largest UDP answer this client takes
+
+
+def question_key(packet: bytes) -> QuestionKey | None:
+    """The fast-path key of a plain query, or None to take the normal path.
+
+    The key is the question in wire form with ASCII case folded, plus one byte
+    saying whether the client used EDNS (its answer carries an OPT record).
+    """
+    if len(packet) < HEADER_SIZE + 5 or packet[2] & 0xFA or packet[4:10] != _QUERY_COUNTS:
+        return None  # QR, opcode, TC set; or not exactly one question and nothing else
+    arcount = packet[10] << 8 | packet[11]
+    pos = HEADER_SIZE
+    limit = len(packet)
+    while pos < limit:
+        length = packet[pos]
+        if length == 0:
+            break
+        if length > 63:
+            return None  # a pointer or a reserved label type
+        pos += length + 1
+    end = pos + 5
+    if end > limit:
+        return None
+    rest = limit - end
+    if arcount == 0 and rest == 0:
+        return QuestionKey(packet[HEADER_SIZE:end].lower() + b"N", end, UDP_PLAIN)
+    if arcount == 1 and rest >= 11 and packet[end : end + 3] == b"\x00\x00\x29":
+        # One OPT record.  Its options (a DNS cookie, RFC 7873, say) are ignored, as the
+        # normal path does: we implement none of them.  Version above 0 gets BADVERS there.
+        if packet[end + 6] != 0 or rest != 11 + (packet[end + 9] << 8 | packet[end + 10]):
+            return None
+        payload = _U16.unpack_from(packet, end + 3)[0]
+        size = min(max(payload, UDP_PLAIN), UDP_MAX)
+        return QuestionKey(packet[HEADER_SIZE:end].lower() + b"E", end, size)
+    return None
+
+
+def _ttl_offsets(wire: bytes, question_end: int) -> list[int]:
+    """Offsets of the TTL field of every record but OPT, found by walking the records."""
+    offsets = []
+    pos = question_end
+    counts = _U16.unpack_from(wire, 6)[0] + _U16.unpack_from(wire, 8)[0]
+    counts += _U16.unpack_from(wire, 10)[0]
+    for _ in range(counts):
+        while True:
+            length = wire[pos]
+            if length >= 0xC0:
+                pos += 2
+                break
+            pos += length + 1
+            if length == 0:
+                break
+        rrtype = _U16.unpack_from(wire, pos)[0]
+        if rrtype != RRType.OPT:
+            offsets.append(pos + 4)
+        pos += 10 + _U16.unpack_from(wire, pos + 8)[0]
+    return offsets
+
+
+class AnswerCache:
+    def __init__(self, max_entries: int = 100_000, clock: Callable[[], float] = time.time):
+        self.max_entries = max_entries
+        self.clock = clock
+        self._entries: dict[bytes, CachedAnswer] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def store(self, key: QuestionKey, response: bytes) -> None:
+        """Keep a response (as sent to a client) for as long as its shortest TTL."""
+        offsets = _ttl_offsets(response, key.end)
+        ttls = tuple(_U32.unpack_from(response, o)[0] for o in offsets)
+        if not ttls or min(ttls) <= 0:
+            return  # nothing to count down, or TTL 0 data: never cached
+        now = self.clock()
+        entry = CachedAnswer(b"\x00\x00" + response[2:], tuple(offsets), ttls, now, now + min(ttls))
+        entries = self._entries
+        entries.pop(key.key, None)
+        entries[key.key] = entry
+        if len(entries) > self.max_entries:
+            del entries[next(iter(entries))]
+
+    def answer(self, key: QuestionKey, packet: bytes) -> bytes | None:
+        """The stored response patched for this query, or None (miss, expired, too big)."""
+        entries = self._entries
+        entry = entries.get(key.key)
+        if entry is None:
+            return None
+        now = self.clock()
+        if entry.expires <= now:
+            del entries[key.key]
+            return None
+        if len(entry.wire) > key.udp_size:
+            return None  # the normal path truncates
+        # LRU: move to the end only now and then would be cheaper; a hit moves it.
+        del entries[key.key]
+        entries[key.key] = entry
+        out = bytearray(entry.wire)
+        out[0:2] = packet[0:2]
+        out[2] = 0x80 | (out[2] & 0x7E) | (packet[2] & 0x01)  # QR, the client's RD
+        out[3] = (out[3] & 0xEF) | (packet[3] & 0x10)  # the client's CD
+        out[HEADER_SIZE : key.end] = packet[HEADER_SIZE : key.end]  # the client's case
+        elapsed = int(now - entry.stored)
+        if elapsed:
+            for offset, ttl in zip(entry.ttl_offsets, entry.ttls, strict=True):
+                _U32.pack_into(out, offset, max(ttl - elapsed, 0))
+        return bytes(out)
+
+    def clear(self) -> None:
+        self._entries.clear()

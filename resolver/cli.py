@@ -1,0 +1,192 @@
+"""The command line: ``python -m resolver --port 2053`` (or the installed ``resolver``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ipaddress
+import signal
+import sys
+from collections.abc import Callable, Sequence
+
+import structlog
+
+from resolver.answer_cache import AnswerCache
+from resolver.cache import RecordCache
+from resolver.engine import IterativeEngine
+from resolver.hints import DEFAULT_HINTS, HintsError, RootHints, load_root_hints
+from resolver.listener import AccessList, ResolverService, TcpListener, UdpListener
+from resolver.logs import LEVELS, configure_logging
+from resolver.servers import ServerSelection
+from resolver.transport import DEFAULT_PORT, UpstreamTransport
+
+log = structlog.get_logger("resolver")
+
+
+class UsageError(Exception):
+    """A problem with how the resolver was started: one line, exit status 2."""
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a port number")
+    return value
+
+
+def _address(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IP address") from None
+
+
+def _network(text: str) -> str:
+    try:
+        return str(ipaddress.ip_network(text, strict=False))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a CIDR network") from None
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _ttl(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 2**31 - 1:
+        raise argparse.ArgumentTypeError("a TTL is between 0 and 2147483647 seconds")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="resolver",
+        description="Iterative recursive DNS resolver: answers clients by walking from the "
+        "root servers down to the authoritative ones.",
+    )
+    add = parser.add_argument
+    add("--port", type=_port, default=2053, help="port to listen on, UDP and TCP (default 2053)")
+    add(
+        "--address",
+        type=_address,
+        action="append",
+        help="address to listen on; repeat for several, IPv6 too (default 127.0.0.1)",
+    )
+    add(
+        "--allow",
+        type=_network,
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="clients allowed besides loopback; others get REFUSED (repeatable)",
+    )
+    add(
+        "--root-hints",
+        metavar="FILE",
+        default=str(DEFAULT_HINTS),
+        help="root hints file in named.root format (default: the shipped named.root)",
+    )
+    add(
+        "--upstream-port",
+        type=_port,
+        default=DEFAULT_PORT,
+        help="port of every upstream server (default 53; for labs that cannot bind 53)",
+    )
+    add("--ipv6", action="store_true", help="also query upstream servers over IPv6")
+    add(
+        "--cache-size",
+        type=_positive,
+        default=100_000,
+        metavar="ENTRIES",
+        help="most records sets (and answers) kept in the cache (default 100000)",
+    )
+    add("--min-ttl", type=_ttl, default=0, help="floor for cached TTLs, seconds (default 0)")
+    add("--max-ttl", type=_ttl, default=86400, help="ceiling for cached TTLs (default 86400)")
+    add(
+        "--log-format",
+        choices=("console", "json"),
+        default="console",
+        help="key=value lines for a terminal, or one JSON object per line",
+    )
+    add("--log-level", choices=LEVELS, default="info", help="least severe events logged")
+    add("--query-log", action="store_true", help="log one line per client query at info")
+    return parser  # fmt: skip
+
+
+def _load_hints(path: str) -> RootHints:
+    try:
+        return load_root_hints(path)
+    except HintsError as error:
+        raise UsageError(str(error)) from None
+
+
+def build_service(args: argparse.Namespace, hints: RootHints) -> ResolverService:
+    cache = RecordCache(args.cache_size, min_ttl=args.min_ttl, max_ttl=args.max_ttl)
+    engine = IterativeEngine(
+        UpstreamTransport(port=args.upstream_port),
+        cache,
+        hints,
+        selection=ServerSelection(),
+        ipv6=args.ipv6,
+    )
+    answers = AnswerCache(args.cache_size)
+    return ResolverService(engine, answers, AccessList(args.allow), query_log=args.query_log)
+
+
+async def serve(args: argparse.Namespace, hints: RootHints) -> None:
+    service = build_service(args, hints)
+    loop = asyncio.get_running_loop()
+    closers: list[Callable[[], object]] = []
+    for address in args.address or ["127.0.0.1"]:
+        try:
+            udp, _ = await loop.create_datagram_endpoint(
+                lambda: UdpListener(service), local_addr=(address, args.port), reuse_port=False
+            )
+            tcp = await asyncio.start_server(
+                TcpListener(service), address, args.port, reuse_address=True
+            )
+        except OSError as error:
+            for close in closers:
+                close()
+            raise UsageError(
+                f"cannot listen on {address} port {args.port}: {error.strerror}"
+            ) from None
+        closers += [udp.close, tcp.close]
+    log.info(
+        "started", addresses=args.address or ["127.0.0.1"], port=args.port,
+        hints=hints.source, roots=len(hints.servers), upstream_port=args.upstream_port,
+        cache_size=args.cache_size,
+    )  # fmt: skip
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    log.info("stopping")
+    for close in closers:
+        close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)  # exits with status 2 and one line on a bad flag
+    if args.min_ttl > args.max_ttl:
+        parser.error("--min-ttl is larger than --max-ttl")
+    configure_logging(args.log_format, args.log_level)
+    try:
+        hints = _load_hints(args.root_hints)
+        with contextlib.suppress(ImportError):
+            import uvloop  # optional: pip install .[fast]
+
+            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        asyncio.run(serve(args, hints))
+    except UsageError as error:
+        print(f"resolver: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    return 0
