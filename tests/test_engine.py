@@ -22,7 +22,7 @@ import pytest
 
 from resolver.cache import RecordCache, Trust
 from resolver.engine import IterativeEngine, Limits, Resolution
-from resolver.hints import RootHints, parse_root_hints
+from resolver.hints import RootHints, load_root_hints, parse_root_hints
 from resolver.names import name_key
 from resolver.servers import ServerSelection
 from resolver.transport import Reply, TransportError, UpstreamTransport
@@ -61,6 +61,10 @@ class FakeNetwork:
 
     def add(self, address: str, qname: str, qtype: str, message: dns.message.Message) -> None:
         self.replies[(address, name_key(qname), RRType.from_text(qtype))] = message
+
+    def answers(self, address: str, qname: str, qtype: str, *records: str) -> None:
+        """An authoritative answer with these records."""
+        self.add(address, qname, qtype, reply(qname, qtype, aa=True, answer=records))
 
     def count(self, address: str) -> int:
         return sum(1 for a, _, _ in self.log if a == address)
@@ -202,10 +206,8 @@ def example_world(clock: FakeClock | None = None) -> FakeNetwork:
         "example.com.",
         [("ns1.example.com.", EXAMPLE), ("ns2.example.com.", EXAMPLE2)],
     )
-    net.add(EXAMPLE, "www.example.com.", "A",
-            reply("www.example.com.", "A", aa=True, answer=["www.example.com. 300 A 192.0.2.1"]))  # fmt: skip
-    net.add(EXAMPLE2, "www.example.com.", "A",
-            reply("www.example.com.", "A", aa=True, answer=["www.example.com. 300 A 192.0.2.1"]))  # fmt: skip
+    net.answers(EXAMPLE, "www.example.com.", "A", "www.example.com. 300 A 192.0.2.1")
+    net.answers(EXAMPLE2, "www.example.com.", "A", "www.example.com. 300 A 192.0.2.1")
     return net
 
 
@@ -256,17 +258,20 @@ def test_glueless_ns_triggers_a_sublookup() -> None:
         if name_key(q).endswith("org.")
         else referral(q, RRType.text(t), "net.", [("ns1.nic.net.", NET)])
     )
-    net.add("127.2.3.1", "www.noglue.org.", "A",
-            referral("www.noglue.org.", "A", "noglue.org.", [("ns1.provider.net.", None)]))  # fmt: skip
-    net.add(NET, "ns1.provider.net.", "A",
-            referral("ns1.provider.net.", "A", "provider.net.",
-                     [("ns1.provider.net.", "127.3.5.1")]))  # fmt: skip
-    net.add("127.3.5.1", "ns1.provider.net.", "A",
-            reply("ns1.provider.net.", "A", aa=True,
-                  answer=["ns1.provider.net. 300 A 127.3.5.1"]))  # fmt: skip
-    net.add("127.3.5.1", "www.noglue.org.", "A",
-            reply("www.noglue.org.", "A", aa=True,
-                  answer=["www.noglue.org. 300 A 198.51.100.20"]))  # fmt: skip
+    net.add(
+        "127.2.3.1",
+        "www.noglue.org.",
+        "A",
+        referral("www.noglue.org.", "A", "noglue.org.", [("ns1.provider.net.", None)]),
+    )
+    net.add(
+        NET,
+        "ns1.provider.net.",
+        "A",
+        referral("ns1.provider.net.", "A", "provider.net.", [("ns1.provider.net.", "127.3.5.1")]),
+    )
+    net.answers("127.3.5.1", "ns1.provider.net.", "A", "ns1.provider.net. 300 A 127.3.5.1")
+    net.answers("127.3.5.1", "www.noglue.org.", "A", "www.noglue.org. 300 A 198.51.100.20")
     engine, _, recorder = make_engine(net)
     result = resolve(engine, "www.noglue.org.", "A")
     assert texts(result.answer) == ["www.noglue.org. 300 A 198.51.100.20"]
@@ -279,7 +284,7 @@ def test_glueless_ns_triggers_a_sublookup() -> None:
     assert [h["depth"] for h in hops] == [0, 0, 1, 1, 1, 0]
     assert result.upstream_queries == 6
     # the sub-lookup's hops come between the glueless referral and the final answer
-    names = [name for event, _ in recorder.events for name in [event]]
+    names = [event for event, _ in recorder.events]
     assert names.index("sublookup") == 2 and names.index("sublookup_done") == 6
 
 
@@ -301,13 +306,9 @@ def chain_world() -> FakeNetwork:
         net.servers[address] = lambda q, t, zone=zone, child=child: referral(
             q, RRType.text(t), f"chain.{zone}", [(f"ns1.chain.{zone}", child)]
         )
-    net.add("127.3.2.1", "www.chain.com.", "A",
-            reply("www.chain.com.", "A", aa=True,
-                  answer=["www.chain.com. 300 CNAME a.chain.net."]))  # fmt: skip
-    net.add("127.3.3.1", "a.chain.net.", "A",
-            reply("a.chain.net.", "A", aa=True, answer=["a.chain.net. 300 CNAME b.chain.org."]))  # fmt: skip
-    net.add("127.3.4.1", "b.chain.org.", "A",
-            reply("b.chain.org.", "A", aa=True, answer=["b.chain.org. 300 A 198.51.100.7"]))  # fmt: skip
+    net.answers("127.3.2.1", "www.chain.com.", "A", "www.chain.com. 300 CNAME a.chain.net.")
+    net.answers("127.3.3.1", "a.chain.net.", "A", "a.chain.net. 300 CNAME b.chain.org.")
+    net.answers("127.3.4.1", "b.chain.org.", "A", "b.chain.org. 300 A 198.51.100.7")
     return net
 
 
@@ -332,11 +333,24 @@ def test_cname_chain_across_zones_is_kept_whole() -> None:
 
 def test_nxdomain_and_nodata_carry_the_soa() -> None:
     net = example_world()
-    net.add(EXAMPLE, "nx.example.com.", "A",
-            reply("nx.example.com.", "A", rcode=dns.rcode.NXDOMAIN, aa=True,
-                  authority=[soa("example.com.")]))  # fmt: skip
-    net.add(EXAMPLE, "www.example.com.", "MX",
-            reply("www.example.com.", "MX", aa=True, authority=[soa("example.com.")]))  # fmt: skip
+    net.add(
+        EXAMPLE,
+        "nx.example.com.",
+        "A",
+        reply(
+            "nx.example.com.",
+            "A",
+            rcode=dns.rcode.NXDOMAIN,
+            aa=True,
+            authority=[soa("example.com.")],
+        ),
+    )
+    net.add(
+        EXAMPLE,
+        "www.example.com.",
+        "MX",
+        reply("www.example.com.", "MX", aa=True, authority=[soa("example.com.")]),
+    )
     engine, cache, _ = make_engine(net)
     nx = resolve(engine, "nx.example.com.", "A")
     assert nx.rcode == Rcode.NXDOMAIN and nx.answer == []
@@ -358,16 +372,26 @@ def test_lame_servers_are_skipped_for_the_next_one() -> None:
         q,
         RRType.text(t),
         "example.com.",
-        [("ns1.example.com.", "127.3.1.1"), ("ns2.example.com.", "127.3.1.2"),
-         ("ns3.example.com.", "127.3.1.3")],
-    )  # fmt: skip
+        [
+            ("ns1.example.com.", "127.3.1.1"),
+            ("ns2.example.com.", "127.3.1.2"),
+            ("ns3.example.com.", "127.3.1.3"),
+        ],
+    )
     net.replies.clear()
-    net.add("127.3.1.1", "www.example.com.", "A",
-            reply("www.example.com.", "A", rcode=dns.rcode.REFUSED))  # fmt: skip
-    net.add("127.3.1.2", "www.example.com.", "A",
-            reply("www.example.com.", "A", rcode=dns.rcode.SERVFAIL))  # fmt: skip
-    net.add("127.3.1.3", "www.example.com.", "A",
-            reply("www.example.com.", "A", aa=True, answer=["www.example.com. 300 A 192.0.2.1"]))  # fmt: skip
+    net.add(
+        "127.3.1.1",
+        "www.example.com.",
+        "A",
+        reply("www.example.com.", "A", rcode=dns.rcode.REFUSED),
+    )
+    net.add(
+        "127.3.1.2",
+        "www.example.com.",
+        "A",
+        reply("www.example.com.", "A", rcode=dns.rcode.SERVFAIL),
+    )
+    net.answers("127.3.1.3", "www.example.com.", "A", "www.example.com. 300 A 192.0.2.1")
     engine, _, recorder = make_engine(net)
     result = resolve(engine, "www.example.com.", "A")
     assert texts(result.answer) == ["www.example.com. 300 A 192.0.2.1"]
@@ -390,10 +414,13 @@ def test_lame_servers_are_skipped_for_the_next_one() -> None:
 def test_a_referral_that_does_not_get_closer_is_lame(zone: str, why: str) -> None:
     net = example_world()
     net.replies.clear()
-    net.add(EXAMPLE, "www.example.com.", "A",
-            referral("www.example.com.", "A", zone, [("ns1.elsewhere.com.", "127.3.9.9")]))  # fmt: skip
-    net.add(EXAMPLE2, "www.example.com.", "A",
-            reply("www.example.com.", "A", aa=True, answer=["www.example.com. 300 A 192.0.2.1"]))  # fmt: skip
+    net.add(
+        EXAMPLE,
+        "www.example.com.",
+        "A",
+        referral("www.example.com.", "A", zone, [("ns1.elsewhere.com.", "127.3.9.9")]),
+    )
+    net.answers(EXAMPLE2, "www.example.com.", "A", "www.example.com. 300 A 192.0.2.1")
     engine, cache, recorder = make_engine(net)
     result = resolve(engine, "www.example.com.", "A")
     assert texts(result.answer) == ["www.example.com. 300 A 192.0.2.1"]
@@ -418,11 +445,19 @@ def test_out_of_bailiwick_glue_and_answers_are_not_used_or_cached() -> None:
             "www.bank.net. 3600 A 127.6.6.7",
         ],
     )
-    net.add(EXAMPLE, "www.example.com.", "A",
-            reply("www.example.com.", "A", aa=True,
-                  answer=["www.example.com. 300 A 192.0.2.1", "www.bank.net. 300 A 127.6.6.8"],
-                  authority=["net. 300 NS ns.evil.net."],
-                  additional=["ns.evil.net. 300 A 127.6.6.6"]))  # fmt: skip
+    net.add(
+        EXAMPLE,
+        "www.example.com.",
+        "A",
+        reply(
+            "www.example.com.",
+            "A",
+            aa=True,
+            answer=["www.example.com. 300 A 192.0.2.1", "www.bank.net. 300 A 127.6.6.8"],
+            authority=["net. 300 NS ns.evil.net."],
+            additional=["ns.evil.net. 300 A 127.6.6.6"],
+        ),
+    )
     engine, cache, recorder = make_engine(net)
     result = resolve(engine, "www.example.com.", "A")
     assert texts(result.answer) == ["www.example.com. 300 A 192.0.2.1"]
@@ -441,8 +476,7 @@ def test_out_of_bailiwick_glue_and_answers_are_not_used_or_cached() -> None:
 def test_a_dead_server_is_avoided_on_the_second_question() -> None:
     net = example_world()
     net.dead.add(EXAMPLE)  # ns1.example.com, listed first
-    net.add(EXAMPLE2, "mail.example.com.", "A",
-            reply("mail.example.com.", "A", aa=True, answer=["mail.example.com. 300 A 192.0.2.2"]))  # fmt: skip
+    net.answers(EXAMPLE2, "mail.example.com.", "A", "mail.example.com. 300 A 192.0.2.2")
     engine, _, recorder = make_engine(net)
     first = resolve(engine, "www.example.com.", "A")
     assert first.rcode == Rcode.NOERROR
@@ -489,10 +523,8 @@ def test_limit_cname_loop() -> None:
         if name_key(q).endswith("com.")
         else referral(q, RRType.text(t), "net.", [("ns1.nic.net.", NET)])
     )
-    net.add(EXAMPLE, "a.example.com.", "A",
-            reply("a.example.com.", "A", aa=True, answer=["a.example.com. 300 CNAME b.loop.net."]))  # fmt: skip
-    net.add(NET, "b.loop.net.", "A",
-            reply("b.loop.net.", "A", aa=True, answer=["b.loop.net. 300 CNAME a.example.com."]))  # fmt: skip
+    net.answers(EXAMPLE, "a.example.com.", "A", "a.example.com. 300 CNAME b.loop.net.")
+    net.answers(NET, "b.loop.net.", "A", "b.loop.net. 300 CNAME a.example.com.")
     engine, _, recorder = make_engine(net)
     result = resolve(engine, "a.example.com.", "A")
     assert result.rcode == Rcode.SERVFAIL
@@ -503,10 +535,20 @@ def test_limit_cname_loop() -> None:
 
 def test_limit_cname_loop_inside_one_reply() -> None:
     net = example_world()
-    net.add(EXAMPLE, "a.example.com.", "A",
-            reply("a.example.com.", "A", aa=True,
-                  answer=["a.example.com. 300 CNAME b.example.com.",
-                          "b.example.com. 300 CNAME a.example.com."]))  # fmt: skip
+    net.add(
+        EXAMPLE,
+        "a.example.com.",
+        "A",
+        reply(
+            "a.example.com.",
+            "A",
+            aa=True,
+            answer=[
+                "a.example.com. 300 CNAME b.example.com.",
+                "b.example.com. 300 CNAME a.example.com.",
+            ],
+        ),
+    )
     engine, _, _ = make_engine(net)
     result = resolve(engine, "a.example.com.", "A")
     assert result.rcode == Rcode.SERVFAIL
@@ -563,12 +605,9 @@ def glueless_chain_world() -> FakeNetwork:
         return referral(q, RRType.text(t), zone, [(f"ns.z{n + 1}.test.", None)])
 
     net.servers[ROOT_A] = root
-    net.add("127.7.0.3", "ns.z3.test.", "A",
-            reply("ns.z3.test.", "A", aa=True, answer=["ns.z3.test. 300 A 127.7.0.3"]))  # fmt: skip
-    net.add("127.7.0.3", "ns.z2.test.", "A",
-            reply("ns.z2.test.", "A", aa=True, answer=["ns.z2.test. 300 A 127.7.0.3"]))  # fmt: skip
-    net.add("127.7.0.3", "www.z1.test.", "A",
-            reply("www.z1.test.", "A", aa=True, answer=["www.z1.test. 300 A 192.0.2.5"]))  # fmt: skip
+    net.answers("127.7.0.3", "ns.z3.test.", "A", "ns.z3.test. 300 A 127.7.0.3")
+    net.answers("127.7.0.3", "ns.z2.test.", "A", "ns.z2.test. 300 A 127.7.0.3")
+    net.answers("127.7.0.3", "www.z1.test.", "A", "www.z1.test. 300 A 192.0.2.5")
     return net
 
 
@@ -655,9 +694,18 @@ def test_cache_hit_answers_without_exchanges_and_counts_ttl_down() -> None:
 def test_nxdomain_is_cached_for_every_type_of_the_name() -> None:
     clock = FakeClock()
     net = example_world(clock)
-    net.add(EXAMPLE, "nx.example.com.", "A",
-            reply("nx.example.com.", "A", rcode=dns.rcode.NXDOMAIN, aa=True,
-                  authority=[soa("example.com.", ttl=300, minimum=120)]))  # fmt: skip
+    net.add(
+        EXAMPLE,
+        "nx.example.com.",
+        "A",
+        reply(
+            "nx.example.com.",
+            "A",
+            rcode=dns.rcode.NXDOMAIN,
+            aa=True,
+            authority=[soa("example.com.", ttl=300, minimum=120)],
+        ),
+    )
     engine, _, _ = make_engine(net)
     assert resolve(engine, "nx.example.com.", "A").rcode == Rcode.NXDOMAIN
     net.log.clear()
@@ -677,10 +725,8 @@ def test_glue_does_not_replace_an_authoritative_answer() -> None:
         if name_key(q).endswith("other.com.")
         else referral(q, RRType.text(t), "example.com.", [("ns1.example.com.", EXAMPLE)])
     )
-    net.add(EXAMPLE, "ns1.example.com.", "A",
-            reply("ns1.example.com.", "A", aa=True, answer=["ns1.example.com. 300 A 127.3.1.1"]))  # fmt: skip
-    net.add("127.3.1.9", "www.other.com.", "A",
-            reply("www.other.com.", "A", aa=True, answer=["www.other.com. 300 A 192.0.2.9"]))  # fmt: skip
+    net.answers(EXAMPLE, "ns1.example.com.", "A", "ns1.example.com. 300 A 127.3.1.1")
+    net.answers("127.3.1.9", "www.other.com.", "A", "www.other.com. 300 A 192.0.2.9")
     engine, cache, _ = make_engine(net)
 
     # glue first, then the authoritative answer replaces it
@@ -703,10 +749,8 @@ def test_glue_does_not_replace_an_authoritative_answer() -> None:
 def test_referral_data_is_not_an_answer() -> None:
     """NS and glue learned from referrals are not given to clients as answers."""
     net = example_world()
-    net.add(EXAMPLE, "ns1.example.com.", "A",
-            reply("ns1.example.com.", "A", aa=True, answer=["ns1.example.com. 300 A 127.3.1.1"]))  # fmt: skip
-    net.add(EXAMPLE, "example.com.", "NS",
-            reply("example.com.", "NS", aa=True, answer=["example.com. 300 NS ns1.example.com."]))  # fmt: skip
+    net.answers(EXAMPLE, "ns1.example.com.", "A", "ns1.example.com. 300 A 127.3.1.1")
+    net.answers(EXAMPLE, "example.com.", "NS", "example.com. 300 NS ns1.example.com.")
     engine, _, _ = make_engine(net)
     resolve(engine, "www.example.com.", "A")
     net.log.clear()
@@ -736,8 +780,6 @@ def dnspython_text(rr: ResourceRecord) -> str:
 
 
 def lab_engine(lab: Lab, lab_hints: Any, **kwargs: Any) -> IterativeEngine:
-    from resolver.hints import load_root_hints
-
     return IterativeEngine(
         UpstreamTransport(port=lab.port),
         RecordCache(),
@@ -758,7 +800,7 @@ def test_lab_case(case: LabCase, lab: Lab, lab_hints: Any) -> None:
     # our text forms are dnspython's, so the comparison above means what it says
     for rr in result.answer:
         assert rr.rdata.to_text() == dnspython_text(rr)
-    if case.rcode == "NOERROR" and not case.answer or case.rcode == "NXDOMAIN":
+    if (case.rcode == "NOERROR" and not case.answer) or case.rcode == "NXDOMAIN":
         assert [RRType.text(rr.rrtype) for rr in result.authority] == ["SOA"]
     assert result.upstream_queries == len(recorder.named("hop"))
 
