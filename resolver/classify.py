@@ -135,6 +135,10 @@ def classify(message: Message, qname: str, qtype: int, zone: str) -> Classified:
     authoritative = bool(message.header.aa)
     if rcode not in (Rcode.NOERROR, Rcode.NXDOMAIN):
         return _lame(Rcode.text(rcode), qname)
+    if not is_subdomain(qname, zone):
+        # Not the server's to answer: what it says (even NXDOMAIN, or AA with nothing
+        # left after scrubbing) would otherwise pass for a negative answer.
+        return _lame(f"{qname} is outside {zone}", qname)
     answer = [rr for rr in message.answer if is_subdomain(rr.name, zone)]
     records, name, found = _follow_chain(answer, qname, qtype)
     if found:
