@@ -22,7 +22,7 @@ from resolver.names import (
     text_to_labels,
 )
 
-BOUNDED = settings(max_examples=400, deadline=None)
+BOUNDED = settings(max_examples=300, deadline=None)
 
 # Labels made of any bytes, with the troublemakers (dot, backslash, NUL, 0xff, space,
 # quote, digits right after an escape) drawn often.
