@@ -94,7 +94,7 @@ def parse_root_hints(text: str, source: str = "<hints>") -> RootHints:
         fields = line.split()
         directive = fields[0].upper()
         if directive == "$ORIGIN" and len(fields) == 2:
-            origin = _absolute(fields[1], ROOT, lineno)
+            origin = _absolute(fields[1], origin, lineno)  # a relative one extends the last
             continue
         if directive == "$TTL" and len(fields) == 2 and fields[1].isdigit():
             default_ttl = int(fields[1])
