@@ -1,0 +1,135 @@
+"""Server selection by smoothed RTT (resolver.servers)."""
+
+from __future__ import annotations
+
+import pytest
+
+from resolver.servers import (
+    FAILURE_RTT,
+    MAX_TIMEOUT,
+    MIN_TIMEOUT,
+    STATS_TTL,
+    UNKNOWN_RTT,
+    ServerSelection,
+)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 500.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def selection(clock: FakeClock) -> ServerSelection:
+    return ServerSelection(initial_timeout=0.8, clock=clock)
+
+
+def test_order_by_rtt(selection: ServerSelection) -> None:
+    selection.record_success("10.0.0.1", 0.200)
+    selection.record_success("10.0.0.2", 0.010)
+    selection.record_success("10.0.0.3", 0.050)
+    assert selection.order(["10.0.0.1", "10.0.0.2", "10.0.0.3"]) == [
+        "10.0.0.2",
+        "10.0.0.3",
+        "10.0.0.1",
+    ]
+
+
+def test_unknown_servers_rank_between_fast_and_slow(selection: ServerSelection) -> None:
+    selection.record_success("fast", 0.010)
+    selection.record_success("slow", UNKNOWN_RTT * 2)
+    assert selection.expected_rtt("new") == UNKNOWN_RTT
+    assert selection.order(["slow", "new", "fast"]) == ["fast", "new", "slow"]
+
+
+def test_ties_keep_the_given_order(selection: ServerSelection) -> None:
+    addresses = ["10.0.0.9", "10.0.0.1", "10.0.0.5", "10.0.0.3"]
+    assert selection.order(addresses) == addresses
+    for address in addresses:
+        selection.record_success(address, 0.1)
+    assert selection.order(addresses) == addresses
+    assert selection.order(reversed(addresses)) == addresses[::-1]
+
+
+def test_failure_backs_off(selection: ServerSelection) -> None:
+    selection.record_success("good", 0.5)
+    selection.record_failure("bad")
+    assert selection.expected_rtt("bad") == FAILURE_RTT * 2
+    assert selection.order(["bad", "good"]) == ["good", "bad"]
+    costs = [selection.expected_rtt("bad")]
+    for _ in range(8):
+        selection.record_failure("bad")
+        costs.append(selection.expected_rtt("bad"))
+    assert costs == sorted(costs)
+    assert costs[0] < costs[-1]
+    assert costs[-1] == costs[-2]  # the back-off is capped
+
+
+def test_failure_of_a_measured_server_ranks_it_behind_an_unknown_one(
+    selection: ServerSelection,
+) -> None:
+    selection.record_success("was-fast", 0.001)
+    selection.record_failure("was-fast")
+    assert selection.expected_rtt("was-fast") >= FAILURE_RTT
+    assert selection.order(["was-fast", "unknown"]) == ["unknown", "was-fast"]
+
+
+def test_success_after_failures_starts_afresh(selection: ServerSelection) -> None:
+    selection.record_failure("flaky")
+    selection.record_failure("flaky")
+    selection.record_success("flaky", 0.02)
+    assert selection.expected_rtt("flaky") == pytest.approx(0.02)
+    assert selection.timeout("flaky") == pytest.approx(0.02 + 4 * 0.01)
+
+
+def test_timeout_is_initial_for_unknown_or_failed(selection: ServerSelection) -> None:
+    assert selection.timeout("new") == 0.8
+    selection.record_failure("dead")
+    assert selection.timeout("dead") == 0.8
+
+
+def test_timeout_adapts_to_rtt_within_bounds(selection: ServerSelection) -> None:
+    selection.record_success("near", 0.001)
+    assert selection.timeout("near") == MIN_TIMEOUT
+    selection.record_success("far", 2.5)
+    assert selection.timeout("far") == MAX_TIMEOUT
+    selection.record_success("mid", 0.1)
+    assert selection.timeout("mid") == pytest.approx(0.1 + 4 * 0.05)
+
+
+def test_smoothing_follows_rfc_6298(selection: ServerSelection) -> None:
+    selection.record_success("s", 0.100)
+    selection.record_success("s", 0.200)
+    # srtt = 7/8 * 0.1 + 1/8 * 0.2; rttvar = 3/4 * 0.05 + 1/4 * |0.1 - 0.2|
+    assert selection.expected_rtt("s") == pytest.approx(0.1125)
+    assert selection.timeout("s") == pytest.approx(0.1125 + 4 * 0.0625)
+    for _ in range(100):
+        selection.record_success("s", 0.300)
+    assert selection.expected_rtt("s") == pytest.approx(0.3, abs=1e-3)
+
+
+def test_bounded_size_forgets_least_recently_updated(clock: FakeClock) -> None:
+    selection = ServerSelection(max_entries=3, clock=clock)
+    for i in range(3):
+        selection.record_success(f"10.0.0.{i}", 0.01)
+    selection.record_success("10.0.0.0", 0.01)  # refreshed: now the most recent
+    selection.record_success("10.0.0.3", 0.01)  # evicts 10.0.0.1
+    assert selection.expected_rtt("10.0.0.1") == UNKNOWN_RTT
+    for address in ("10.0.0.0", "10.0.0.2", "10.0.0.3"):
+        assert selection.expected_rtt(address) == pytest.approx(0.01), address
+    assert len(selection._stats) == 3
+
+
+def test_stats_are_forgotten_after_a_while(selection: ServerSelection, clock: FakeClock) -> None:
+    selection.record_failure("dead")
+    clock.now += STATS_TTL + 1
+    assert selection.expected_rtt("dead") == UNKNOWN_RTT
+    assert selection.timeout("dead") == 0.8
