@@ -30,11 +30,15 @@ UDP_MAX = 1232  # what we answer over UDP at most, EDNS or not (DNS Flag Day 202
 
 
 class CachedAnswer(dataobject, fast_new=True):
-    wire: bytes  # the response, with ID 0
-    ttl_offsets: tuple[int, ...]
-    ttls: tuple[int, ...]
+    """A response as first sent, less its question (each query brings its own).
+
+    Its TTL fields still hold the TTLs at ``stored``.
+    """
+
+    wire: bytes
+    ttl_offsets: bytes  # 2 bytes per record: where its TTL field is (OPT has none)
     stored: float
-    expires: float
+    lifetime: int  # the smallest TTL: the entry is dropped once that has passed
 
 
 class QuestionKey(dataobject, fast_new=True):
@@ -114,11 +118,12 @@ class AnswerCache:
     def store(self, key: QuestionKey, response: bytes) -> None:
         """Keep a response (as sent to a client) for as long as its shortest TTL."""
         offsets = _ttl_offsets(response, key.end)
-        ttls = tuple(_U32.unpack_from(response, o)[0] for o in offsets)
+        ttls = [_U32.unpack_from(response, o)[0] for o in offsets]
         if not ttls or min(ttls) <= 0:
             return  # nothing to count down, or TTL 0 data: never cached
-        now = self.clock()
-        entry = CachedAnswer(b"\x00\x00" + response[2:], tuple(offsets), ttls, now, now + min(ttls))
+        packed = b"".join(o.to_bytes(2, "big") for o in offsets)
+        wire = response[:HEADER_SIZE] + response[key.end :]
+        entry = CachedAnswer(wire, packed, self.clock(), min(ttls))
         entries = self._entries
         entries.pop(key.key, None)
         entries[key.key] = entry
@@ -131,24 +136,27 @@ class AnswerCache:
         entry = entries.get(key.key)
         if entry is None:
             return None
-        now = self.clock()
-        if entry.expires <= now:
+        wire = entry.wire
+        age = self.clock() - entry.stored
+        if age >= entry.lifetime:
             del entries[key.key]
             return None
-        if len(entry.wire) > key.udp_size:
+        if len(wire) + key.end - HEADER_SIZE > key.udp_size:
             return None  # the normal path truncates
-        # LRU: move to the end only now and then would be cheaper; a hit moves it.
-        del entries[key.key]
+        del entries[key.key]  # a hit moves the entry to the most recently used end
         entries[key.key] = entry
-        out = bytearray(entry.wire)
+        out = bytearray(wire)
         out[0:2] = packet[0:2]
         out[2] = 0x80 | (out[2] & 0x7E) | (packet[2] & 0x01)  # QR, the client's RD
         out[3] = (out[3] & 0xEF) | (packet[3] & 0x10)  # the client's CD
-        out[HEADER_SIZE : key.end] = packet[HEADER_SIZE : key.end]  # the client's case
-        elapsed = int(now - entry.stored)
+        out[HEADER_SIZE:HEADER_SIZE] = packet[HEADER_SIZE : key.end]  # as the client wrote it
+        elapsed = int(age)
         if elapsed:
-            for offset, ttl in zip(entry.ttl_offsets, entry.ttls, strict=True):
-                _U32.pack_into(out, offset, max(ttl - elapsed, 0))
+            offsets = entry.ttl_offsets
+            for i in range(0, len(offsets), 2):
+                offset = offsets[i] << 8 | offsets[i + 1]
+                ttl = _U32.unpack_from(out, offset)[0]  # offsets count the question in
+                _U32.pack_into(out, offset, ttl - elapsed)
         return bytes(out)
 
     def clear(self) -> None:

@@ -40,12 +40,33 @@ class Trust(IntEnum):
     AUTHORITATIVE = 5  # answer section of an authoritative reply
 
 
-class CachedRRset(dataobject, fast_new=True):
-    name: str  # as it arrived, case kept
-    rrtype: int
-    rdatas: tuple[Rdata, ...]
+class StoredRRset(dataobject, fast_new=True):
+    """What the cache keeps per RRset, kept small: it is the bulk of a resolver's memory.
+
+    The owner name and type are in the dictionary key already, so ``owner`` is
+    only kept when its case differs from the key's (folded) form.  ``data`` is the
+    single Rdata of a one-record set (the common case: no tuple), or a tuple.
+    """
+
+    owner: str | None
+    data: Rdata | tuple[Rdata, ...]
     expires: float
     trust: int
+
+
+class CachedRRset(dataobject, fast_new=True):
+    """A cached RRset as lookups return it: owner (case kept), type, data, expiry, trust."""
+
+    name: str
+    rrtype: int
+    data: Rdata | tuple[Rdata, ...]
+    expires: float
+    trust: int
+
+    @property
+    def rdatas(self) -> tuple[Rdata, ...]:
+        data = self.data
+        return data if isinstance(data, tuple) else (data,)
 
     def records(self, now: float) -> list[ResourceRecord]:
         """The RRset with its TTL counted down to ``now``."""
@@ -73,7 +94,7 @@ class CachedNegative(dataobject, fast_new=True):
         return [ResourceRecord(soa.name, soa.rrtype, soa.rrclass, ttl, soa.rdata)]
 
 
-CacheEntry = CachedRRset | CachedNegative
+CacheEntry = StoredRRset | CachedNegative
 
 
 class RecordCache:
@@ -92,7 +113,10 @@ class RecordCache:
         self.max_ttl = max_ttl
         self.max_negative_ttl = max_negative_ttl
         self.clock = clock
-        self._entries: dict[tuple[str, int, bool], CacheEntry] = {}
+        # Key: the owner with case folded, then one character for the type (chr(0) for
+        # NXDOMAIN).  One string per entry instead of a tuple and a string saves memory;
+        # a name and type hold either an RRset or a NODATA entry, never both.
+        self._entries: dict[str, CacheEntry] = {}
         self.hits = 0
         self.misses = 0
         self.evictions = 0
@@ -103,7 +127,7 @@ class RecordCache:
     def _clamp(self, ttl: int) -> int:
         return min(max(ttl, self.min_ttl), self.max_ttl)
 
-    def _lookup(self, key: tuple[str, int, bool]) -> CacheEntry | None:
+    def _lookup(self, key: str) -> CacheEntry | None:
         entries = self._entries
         entry = entries.pop(key, None)
         if entry is None:
@@ -116,7 +140,7 @@ class RecordCache:
         self.hits += 1
         return entry
 
-    def _insert(self, key: tuple[str, int, bool], entry: CacheEntry) -> None:
+    def _insert(self, key: str, entry: CacheEntry) -> None:
         entries = self._entries
         entries.pop(key, None)
         entries[key] = entry
@@ -127,8 +151,11 @@ class RecordCache:
     # ------------------------------------------------------------ positive data
 
     def get_rrset(self, name: str, rrtype: int) -> CachedRRset | None:
-        entry = self._lookup((name_key(name), rrtype, True))
-        return entry if isinstance(entry, CachedRRset) else None
+        key = name_key(name)
+        entry = self._lookup(key + chr(rrtype))
+        if not isinstance(entry, StoredRRset):
+            return None
+        return CachedRRset(entry.owner or key, rrtype, entry.data, entry.expires, entry.trust)
 
     def store_rrset(self, records: list[ResourceRecord], trust: Trust) -> bool:
         """Store one RRset (all records share owner and type); False if not stored."""
@@ -138,13 +165,16 @@ class RecordCache:
         ttl = min(rr.ttl for rr in records)  # RFC 2181 section 5.2: one TTL per RRset
         if ttl <= 0:
             return False
-        key = (name_key(first.name), first.rrtype, True)
+        owner = name_key(first.name)
+        key = owner + chr(first.rrtype)
         now = self.clock()
         current = self._entries.get(key)
-        if isinstance(current, CachedRRset) and current.expires > now and current.trust > trust:
+        if isinstance(current, StoredRRset) and current.expires > now and current.trust > trust:
             return False  # RFC 2181 section 5.4.1: never replace better data with worse
         rdatas = tuple(dict.fromkeys(rr.rdata for rr in records))
-        entry = CachedRRset(first.name, first.rrtype, rdatas, now + self._clamp(ttl), int(trust))
+        data = rdatas[0] if len(rdatas) == 1 else rdatas
+        case = None if first.name == owner else first.name
+        entry = StoredRRset(case, data, now + self._clamp(ttl), int(trust))
         self._insert(key, entry)
         return True
 
@@ -154,7 +184,7 @@ class RecordCache:
         """NXDOMAIN for the name, else NODATA for (name, type), else None."""
         key = name_key(name)
         for slot in (NXDOMAIN_TYPE, rrtype):
-            entry = self._lookup((key, slot, False))
+            entry = self._lookup(key + chr(slot))
             if isinstance(entry, CachedNegative):
                 return entry
         return None
@@ -168,7 +198,7 @@ class RecordCache:
             return False
         ttl = self._clamp(ttl)
         entry = CachedNegative(name, rrtype, soa, self.clock() + ttl)
-        self._insert((name_key(name), rrtype, False), entry)
+        self._insert(name_key(name) + chr(rrtype), entry)
         return True
 
     def clear(self) -> None:

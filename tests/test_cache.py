@@ -114,7 +114,7 @@ def test_keys_are_case_insensitive_and_case_is_kept(cache: RecordCache, clock: F
     rrset = cache.get_rrset("www.example.com.", RRType.A)
     assert rrset is not None and rrset.name == "WWW.Example.COM."
     assert rrset.records(clock())[0].name == "WWW.Example.COM."
-    assert cache.get_rrset("www.EXAMPLE.com.", RRType.A) is rrset
+    assert cache.get_rrset("www.EXAMPLE.com.", RRType.A) == rrset
     cache.store_rrset([a("www.example.com.", "192.0.2.2")], Trust.ANSWER)  # same key
     assert len(cache) == 1
     assert addresses(cache, "WWW.EXAMPLE.COM.") == ["192.0.2.2"]

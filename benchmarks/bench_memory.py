@@ -1,0 +1,100 @@
+"""Resident memory per cached single-record RRset (not a test: a measurement).
+
+Fills the record cache (and, separately, the wire-level answer cache the listener
+keeps beside it) with N distinct single-record A RRsets, as a resolver's cache
+looks after N different questions, and reports the growth of the process's
+resident set size divided by N.
+
+    taskset -c 1 python benchmarks/bench_memory.py [--entries 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from resolver.answer_cache import AnswerCache, question_key  # noqa: E402
+from resolver.cache import RecordCache, Trust  # noqa: E402
+from resolver.rdata import A  # noqa: E402
+from resolver.wire import (  # noqa: E402
+    CLASS_IN,
+    Header,
+    Message,
+    Question,
+    ResourceRecord,
+    RRType,
+    make_query,
+    write_message,
+)
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def names(count: int) -> list[str]:
+    # Realistic lengths: "host123.zone45.example-provider.com."
+    return [f"host{i}.zone{i % 997}.example-provider.com." for i in range(count)]
+
+
+def fill_record_cache(count: int) -> tuple[RecordCache, int]:
+    owners = names(count)
+    gc.collect()
+    before = rss_bytes()
+    cache = RecordCache(max_entries=count)
+    for i, owner in enumerate(owners):
+        address = f"198.51.{(i >> 8) & 255}.{i & 255}"
+        record = ResourceRecord(owner, RRType.A, CLASS_IN, 3600, A(address))
+        cache.store_rrset([record], Trust.AUTHORITATIVE)
+    del owners  # the cache keeps its own references to the names it needs
+    gc.collect()
+    return cache, rss_bytes() - before
+
+
+def fill_answer_cache(count: int) -> tuple[AnswerCache, int]:
+    owners = names(count)
+    gc.collect()
+    before = rss_bytes()
+    cache = AnswerCache(max_entries=count)
+    for i, owner in enumerate(owners):
+        query = write_message(make_query(owner, RRType.A, 1, edns_payload=None))
+        key = question_key(query)
+        assert key is not None
+        record = ResourceRecord(owner, RRType.A, CLASS_IN, 3600, A(f"198.51.100.{i & 255}"))
+        response = Message(
+            Header(1, 1, 0, 0, 0, 1, 1), [Question(owner, RRType.A)], [record], [], [], None
+        )
+        cache.store(key, write_message(response))
+    del owners
+    gc.collect()
+    return cache, rss_bytes() - before
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=100_000)
+    args = parser.parse_args()
+    count = args.entries
+    print(f"# {platform.python_implementation()} {platform.python_version()}, "
+          f"{os.cpu_count()} CPUs, command: python benchmarks/bench_memory.py --entries {count}")
+    records, grown = fill_record_cache(count)
+    assert len(records) == count
+    print(f"record cache: {count} RRsets, RSS +{grown / 1e6:.1f} MB, "
+          f"{grown / count:.0f} bytes per single-record RRset")
+    answers, grown_answers = fill_answer_cache(count)
+    assert len(answers) == count
+    print(f"answer cache: {count} answers, RSS +{grown_answers / 1e6:.1f} MB, "
+          f"{grown_answers / count:.0f} bytes per cached answer")
+    print(f"both (what the running resolver keeps per cached question): "
+          f"{(grown + grown_answers) / count:.0f} bytes")
+
+
+if __name__ == "__main__":
+    main()
