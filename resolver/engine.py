@@ -263,8 +263,15 @@ class IterativeEngine:
     async def _ask_cut(
         self, cut: ZoneCut, name: str, qtype: int, budget: ResolutionBudget, depth: int
     ) -> Classified:
-        """Ask the cut's servers in order of expected RTT until one gives a usable reply."""
+        """Ask the cut's servers in order of expected RTT until one gives a usable reply.
+
+        Each address is asked once; NS names without glue are looked up when the
+        known addresses run out; servers that timed out get one more chance at the
+        end (a lost packet is not a dead server).  The budget bounds all of it.
+        """
         tried: set[str] = set()
+        timed_out: set[str] = set()
+        retried = False
         glueless = self._glueless_order(cut)
         lookups = 0
         limits_before = len(budget.limits_hit)
@@ -272,20 +279,30 @@ class IterativeEngine:
             for address, server in self._candidates(cut, tried):
                 tried.add(address)
                 step = await self._exchange(cut, server, address, name, qtype, budget, depth)
-                if step is not None:
+                if not isinstance(step, str):
                     return step
-            if not glueless or lookups >= self.limits.max_glueless_per_cut:
-                limits = ", ".join(dict.fromkeys(budget.limits_hit[limits_before:]))
-                why = f" (limit: {limits})" if limits else ""
-                raise NoReachableServer(f"no server of {cut.zone} answered{why}")
-            ns = glueless.pop(0)
-            lookups += 1
-            cut.addresses[name_key(ns)] = await self._resolve_server(ns, cut.zone, budget, depth)
+                if step == "timeout":
+                    timed_out.add(address)
+            if glueless and lookups < self.limits.max_glueless_per_cut:
+                ns = glueless.pop(0)
+                lookups += 1
+                found = await self._resolve_server(ns, cut.zone, budget, depth)
+                cut.addresses[name_key(ns)] = found
+                continue
+            if timed_out and not retried:
+                retried = True
+                tried -= timed_out
+                continue
+            limits = ", ".join(dict.fromkeys(budget.limits_hit[limits_before:]))
+            why = f" (limit: {limits})" if limits else ""
+            raise NoReachableServer(f"no server of {cut.zone} answered{why}")
 
     def _candidates(self, cut: ZoneCut, tried: set[str]) -> list[tuple[str, str]]:
+        """Untried addresses, best first; servers known to be lame for the zone go last."""
         known = [(a, ns) for a, ns in cut.known() if a not in tried]
         server_of = dict(reversed(known))  # first NS name listed for each address
         ordered = self.selection.order(dict.fromkeys(a for a, _ in known))
+        ordered.sort(key=lambda address: self.selection.is_lame(address, cut.zone))
         return [(address, server_of[address]) for address in ordered]
 
     def _glueless_order(self, cut: ZoneCut) -> list[str]:
@@ -346,8 +363,8 @@ class IterativeEngine:
         qtype: int,
         budget: ResolutionBudget,
         depth: int,
-    ) -> Classified | None:
-        """One query to one server; the classified reply, or None to try the next server."""
+    ) -> Classified | str:
+        """One query to one server: the classified reply, or why to try the next server."""
         budget.spend_query()
         hop = {"depth": depth, "zone": cut.zone, "server": server, "address": address,
                "qname": name, "qtype": RRType.text(qtype)}  # fmt: skip
@@ -358,14 +375,16 @@ class IterativeEngine:
         except TransportError as error:
             self.selection.record_failure(address)
             self.observer("hop", outcome=error.reason, rtt_ms=None, **hop)
-            return None
+            return error.reason
         self.selection.record_success(address, reply.rtt)
         step = classify(reply.message, name, qtype, cut.zone)
         rtt_ms = round(reply.rtt * 1000, 1)
         self.observer("hop", outcome=Kind(step.kind).name.lower(), rtt_ms=rtt_ms,
                       tcp=reply.tcp, **hop, **_details(step))  # fmt: skip
         if step.kind == Kind.LAME:
-            return None
+            # Lame for this zone only (Unbound's infra cache keeps lameness per zone too).
+            self.selection.mark_lame(address, cut.zone)
+            return "lame"
         self._store(step, qtype)
         return step
 

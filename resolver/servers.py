@@ -21,6 +21,7 @@ MIN_TIMEOUT = 0.05
 MAX_TIMEOUT = 3.0
 FAILURE_RTT = 3.0  # the smoothed RTT a server gets after failing, before backing off
 STATS_TTL = 900.0  # Unbound's infra-host-ttl: forget an address after 15 minutes
+LAME_TTL = 900.0  # Unbound's infra-lame-ttl: how long a server stays lame for a zone
 
 
 class ServerStats(dataobject, fast_new=True):
@@ -43,6 +44,7 @@ class ServerSelection:
         self.max_entries = max_entries
         self.clock = clock
         self._stats: OrderedDict[str, ServerStats] = OrderedDict()
+        self._lame: OrderedDict[tuple[str, str], float] = OrderedDict()  # -> until when
 
     def _get(self, address: str) -> ServerStats | None:
         stats = self._stats.get(address)
@@ -97,3 +99,20 @@ class ServerSelection:
         self._stats.move_to_end(address)
         while len(self._stats) > self.max_entries:
             self._stats.popitem(last=False)
+
+    def mark_lame(self, address: str, zone: str) -> None:
+        """The server answered for ``zone`` without authority (REFUSED, SERVFAIL, ...)."""
+        key = (address, zone.lower())
+        self._lame[key] = self.clock() + LAME_TTL
+        self._lame.move_to_end(key)
+        while len(self._lame) > self.max_entries:
+            self._lame.popitem(last=False)
+
+    def is_lame(self, address: str, zone: str) -> bool:
+        until = self._lame.get((address, zone.lower()))
+        if until is None:
+            return False
+        if until <= self.clock():
+            del self._lame[(address, zone.lower())]
+            return False
+        return True

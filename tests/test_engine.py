@@ -401,6 +401,13 @@ def test_lame_servers_are_skipped_for_the_next_one() -> None:
         ("127.3.1.1", "REFUSED"),
         ("127.3.1.2", "SERVFAIL"),
     ]
+    # The next question in the zone asks the working server first: the other two are
+    # remembered as lame for example.com. (and only for it).
+    net.answers("127.3.1.3", "mail.example.com.", "A", "mail.example.com. 300 A 192.0.2.2")
+    net.log.clear()
+    result = resolve(engine, "mail.example.com.", "A")
+    assert texts(result.answer) == ["mail.example.com. 300 A 192.0.2.2"]
+    assert [a for a, _, _ in net.log] == ["127.3.1.3"]
 
 
 @pytest.mark.parametrize(
@@ -496,7 +503,8 @@ def test_every_server_failing_is_servfail_with_a_reason() -> None:
     result = resolve(engine, "www.example.com.", "A")
     assert result.rcode == Rcode.SERVFAIL
     assert "example.com." in result.reason
-    assert result.upstream_queries == 4
+    # root, com, then each example.com server twice: a timeout gets one more chance.
+    assert result.upstream_queries == 6
 
 
 # ---------------------------------------------------------------------- limits

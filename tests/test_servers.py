@@ -6,6 +6,7 @@ import pytest
 
 from resolver.servers import (
     FAILURE_RTT,
+    LAME_TTL,
     MAX_TIMEOUT,
     MIN_TIMEOUT,
     STATS_TTL,
@@ -133,3 +134,12 @@ def test_stats_are_forgotten_after_a_while(selection: ServerSelection, clock: Fa
     clock.now += STATS_TTL + 1
     assert selection.expected_rtt("dead") == UNKNOWN_RTT
     assert selection.timeout("dead") == 0.8
+
+
+def test_lame_is_per_zone_and_expires(selection: ServerSelection, clock: FakeClock) -> None:
+    selection.mark_lame("192.0.2.1", "Example.COM.")
+    assert selection.is_lame("192.0.2.1", "example.com.")
+    assert not selection.is_lame("192.0.2.1", "example.net.")  # lame for one zone only
+    assert not selection.is_lame("192.0.2.2", "example.com.")
+    clock.now += LAME_TTL + 1
+    assert not selection.is_lame("192.0.2.1", "example.com.")
