@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from resolver.answer_cache import AnswerCache, question_key  # noqa: E402
-from resolver.cache import RecordCache, Trust  # noqa: E402
-from resolver.rdata import A  # noqa: E402
-from resolver.wire import (  # noqa: E402
+from resolver.answer_cache import AnswerCache, question_key
+from resolver.cache import RecordCache, Trust
+from resolver.rdata import A
+from resolver.wire import (
     CLASS_IN,
     Header,
     Message,
