@@ -71,8 +71,11 @@ def question_key(packet: bytes) -> QuestionKey | None:
     if end > limit:
         return None
     rest = limit - end
+    # Fold the case of the name only: QTYPE and QCLASS bytes in 0x41-0x5A are not letters
+    # (type 65, HTTPS, must not share a key with type 97).
+    question = packet[HEADER_SIZE : pos + 1].lower() + packet[pos + 1 : end]
     if arcount == 0 and rest == 0:
-        return QuestionKey(packet[HEADER_SIZE:end].lower() + b"N", end, UDP_PLAIN)
+        return QuestionKey(question + b"N", end, UDP_PLAIN)
     if arcount == 1 and rest >= 11 and packet[end : end + 3] == b"\x00\x00\x29":
         # One OPT record.  Its options (a DNS cookie, RFC 7873, say) are ignored, as the
         # normal path does: we implement none of them.  Version above 0 gets BADVERS there.
@@ -80,7 +83,7 @@ def question_key(packet: bytes) -> QuestionKey | None:
             return None
         payload = _U16.unpack_from(packet, end + 3)[0]
         size = min(max(payload, UDP_PLAIN), UDP_MAX)
-        return QuestionKey(packet[HEADER_SIZE:end].lower() + b"E", end, size)
+        return QuestionKey(question + b"E", end, size)
     return None
 
 
