@@ -6,9 +6,11 @@ import argparse
 import asyncio
 import contextlib
 import ipaddress
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 import structlog
 
@@ -28,8 +30,32 @@ class UsageError(Exception):
     """A problem with how the resolver was started: one line, exit status 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (no usage block), status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _reason(error: OSError) -> str:
+    """Why a bind failed, in words: uvloop wraps the OSError that has the errno."""
+    cause: BaseException | None = error
+    while isinstance(cause, OSError):
+        if cause.errno:
+            return os.strerror(cause.errno)
+        cause = cause.__cause__
+    return str(error)
+
+
 def _port(text: str) -> int:
-    value = int(text)
+    value = _integer(text)
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"{text} is not a port number")
     return value
@@ -50,21 +76,21 @@ def _network(text: str) -> str:
 
 
 def _positive(text: str) -> int:
-    value = int(text)
+    value = _integer(text)
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
 
 
 def _ttl(text: str) -> int:
-    value = int(text)
+    value = _integer(text)
     if not 0 <= value <= 2**31 - 1:
         raise argparse.ArgumentTypeError("a TTL is between 0 and 2147483647 seconds")
     return value
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="resolver",
         description="Iterative recursive DNS resolver: answers clients by walking from the "
         "root servers down to the authoritative ones.",
@@ -154,7 +180,7 @@ async def serve(args: argparse.Namespace, hints: RootHints) -> None:
             for close in closers:
                 close()
             raise UsageError(
-                f"cannot listen on {address} port {args.port}: {error.strerror}"
+                f"cannot listen on {address} port {args.port}: {_reason(error)}"
             ) from None
         closers += [udp.close, tcp.close]
     log.info(
