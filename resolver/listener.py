@@ -94,6 +94,14 @@ def formerr_from_header(packet: bytes) -> bytes:
     return packet[0:2] + bytes((flags, 0x80 | Rcode.FORMERR)) + b"\x00" * 8
 
 
+def servfail_from_header(packet: bytes) -> bytes | None:
+    """SERVFAIL for a query that broke something of ours; None if it has no header."""
+    if len(packet) < HEADER_SIZE or packet[2] & 0x80:
+        return None
+    response = formerr_from_header(packet)
+    return response[:3] + bytes((0x80 | Rcode.SERVFAIL,)) + response[4:]
+
+
 class ResolverService:
     """Turns query packets into response packets, whatever the transport."""
 
@@ -234,8 +242,10 @@ class UdpListener(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         service = self.service
-        fast = service.fast_answer(data, addr[0], udp=True)
-        if fast is not None and service.access.allows(addr[0]):
+        # Access first: a client outside --allow must not be answered (nor logged) from the cache.
+        allowed = service.access.allows(addr[0])
+        fast = service.fast_answer(data, addr[0], udp=True) if allowed else None
+        if fast is not None:
             assert self.transport is not None
             self.transport.sendto(fast, addr)
             return
@@ -248,9 +258,7 @@ class UdpListener(asyncio.DatagramProtocol):
             response = await self.service.handle(data, addr[0], udp=True)
         except Exception:
             log.exception("internal_error", client=addr[0])
-            response = formerr_from_header(data) if len(data) >= HEADER_SIZE else None
-            if response is not None:
-                response = response[:3] + bytes((0x80 | Rcode.SERVFAIL,)) + response[4:]
+            response = servfail_from_header(data)
         if response is not None and self.transport is not None:
             self.transport.sendto(response, addr)
 
@@ -300,6 +308,6 @@ class TcpListener:
                 response = await service.handle(packet, client, udp=False)
             except Exception:
                 log.exception("internal_error", client=client)
-                return
+                response = servfail_from_header(packet)  # as over UDP: the client gets an answer
         if response is not None and not writer.is_closing():
             writer.write(len(response).to_bytes(2, "big") + response)
