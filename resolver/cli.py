@@ -8,6 +8,7 @@ import contextlib
 import ipaddress
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
@@ -141,6 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--log-level", choices=LEVELS, default="info", help="least severe events logged")
     add("--query-log", action="store_true", help="log one line per client query at info")
+    add(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="processes answering on the port (SO_REUSEPORT), each with its own cache",
+    )
     return parser  # fmt: skip
 
 
@@ -164,37 +171,103 @@ def build_service(args: argparse.Namespace, hints: RootHints) -> ResolverService
     return ResolverService(engine, answers, AccessList(args.allow), query_log=args.query_log)
 
 
-async def serve(args: argparse.Namespace, hints: RootHints) -> None:
+UDP_RECEIVE_BUFFER = 4 << 20  # room for bursts while the loop is busy (capped by rmem_max)
+Listening = list[tuple[socket.socket, socket.socket]]  # (UDP, TCP) per address
+
+
+def bind_sockets(addresses: list[str], port: int, reuse_port: bool) -> Listening:
+    """UDP and TCP sockets bound on every address; a failure is one UsageError line.
+
+    With several workers each process binds its own sockets with SO_REUSEPORT and
+    the kernel spreads clients among them.
+    """
+    bound: Listening = []
+    try:
+        for address in addresses:
+            family = socket.AF_INET6 if ":" in address else socket.AF_INET
+            udp = socket.socket(family, socket.SOCK_DGRAM)
+            tcp = socket.socket(family, socket.SOCK_STREAM)
+            bound.append((udp, tcp))
+            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            for sock in (udp, tcp):
+                if reuse_port:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
+            try:
+                udp.bind((address, port))
+                tcp.bind((address, port))
+            except OSError as error:
+                raise UsageError(
+                    f"cannot listen on {address} port {port}: {_reason(error)}"
+                ) from None
+            tcp.listen(128)
+            for sock in (udp, tcp):
+                sock.setblocking(False)
+    except BaseException:
+        for pair in bound:
+            for sock in pair:
+                sock.close()
+        raise
+    return bound
+
+
+async def serve(args: argparse.Namespace, hints: RootHints, sockets: Listening) -> None:
+    """Answer on the given sockets until SIGINT or SIGTERM."""
     service = build_service(args, hints)
     loop = asyncio.get_running_loop()
     closers: list[Callable[[], object]] = []
-    for address in args.address or ["127.0.0.1"]:
-        try:
-            udp, _ = await loop.create_datagram_endpoint(
-                lambda: UdpListener(service), local_addr=(address, args.port), reuse_port=False
-            )
-            tcp = await asyncio.start_server(
-                TcpListener(service), address, args.port, reuse_address=True
-            )
-        except OSError as error:
-            for close in closers:
-                close()
-            raise UsageError(
-                f"cannot listen on {address} port {args.port}: {_reason(error)}"
-            ) from None
+    for udp_sock, tcp_sock in sockets:
+        udp, _ = await loop.create_datagram_endpoint(lambda: UdpListener(service), sock=udp_sock)
+        tcp = await asyncio.start_server(TcpListener(service), sock=tcp_sock)
         closers += [udp.close, tcp.close]
     log.info(
         "started", addresses=args.address or ["127.0.0.1"], port=args.port,
         hints=hints.source, roots=len(hints.servers), upstream_port=args.upstream_port,
-        cache_size=args.cache_size,
+        cache_size=args.cache_size, worker=os.getpid(),
     )  # fmt: skip
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     await stop.wait()
-    log.info("stopping")
+    log.info("stopping", worker=os.getpid())
     for close in closers:
         close()
+
+
+def _run(args: argparse.Namespace, hints: RootHints, sockets: Listening) -> None:
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(args, hints, sockets))
+
+
+def run_workers(args: argparse.Namespace, hints: RootHints) -> None:
+    """Serve in ``--workers`` processes, each with its own cache, sharing the port."""
+    addresses = args.address or ["127.0.0.1"]
+    reuse_port = args.workers > 1
+    sockets = bind_sockets(addresses, args.port, reuse_port)  # port in use: fails here, once
+    children = []
+    for _ in range(args.workers - 1):
+        pid = os.fork()
+        if pid == 0:  # a worker: its own sockets in the same SO_REUSEPORT group
+            for pair in sockets:
+                for sock in pair:
+                    sock.close()
+            status = 0
+            try:
+                _run(args, hints, bind_sockets(addresses, args.port, reuse_port))
+            except BaseException:
+                status = 1
+            os._exit(status)
+        children.append(pid)
+    try:
+        _run(args, hints, sockets)
+    finally:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        for pid in children:
+            os.waitpid(pid, 0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -209,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             import uvloop  # optional: pip install .[fast]
 
             asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-        asyncio.run(serve(args, hints))
+        run_workers(args, hints)
     except UsageError as error:
         print(f"resolver: {error}", file=sys.stderr)
         return 2

@@ -78,7 +78,17 @@ def _split_ttl_class(
 
 
 def parse_root_hints(text: str, source: str = "<hints>") -> RootHints:
-    """Parse hints text; raise :class:`HintsError` if no root server address is usable."""
+    """Parse hints text; raise :class:`HintsError` if no root server address is usable.
+
+    Every error message starts with ``source`` (the file name), then the line.
+    """
+    try:
+        return _parse(text, source)
+    except HintsError as error:
+        raise HintsError(f"{source}: {error}") from None
+
+
+def _parse(text: str, source: str) -> RootHints:
     origin = ROOT
     default_ttl: int | None = None
     owner: str | None = None
@@ -143,7 +153,7 @@ def _assemble(
         )
     if not any(server.ipv4 or server.ipv6 for server in servers):
         raise HintsError(
-            f"{source}: no root server with an address (need '. NS name' and 'name A addr' lines)"
+            "no root server with an address (need '. NS name' and 'name A addr' lines)"
         )
     return RootHints(servers, ttl or 3600000, source)
 
@@ -156,7 +166,4 @@ def load_root_hints(path: str | Path = DEFAULT_HINTS) -> RootHints:
         raise HintsError(f"cannot read root hints {path}: {error.strerror}") from None
     except UnicodeDecodeError:
         raise HintsError(f"root hints {path} is not UTF-8 text") from None
-    try:
-        return parse_root_hints(text, str(path))
-    except HintsError as error:
-        raise HintsError(f"{path}: {error}") from None
+    return parse_root_hints(text, str(path))

@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import time
 from collections.abc import Callable, Iterable
@@ -51,6 +52,7 @@ log = structlog.get_logger("resolver.listener")
 
 TCP_IDLE_TIMEOUT = 10.0  # seconds without a query before a TCP connection is closed
 MAX_TCP_CONNECTIONS = 256
+MAX_PIPELINED = 64  # queries of one TCP connection in progress before we stop reading it
 MAX_IN_FLIGHT = 4096  # distinct questions being resolved at once; beyond: SERVFAIL
 
 Address = tuple[Any, ...]
@@ -293,6 +295,9 @@ class TcpListener:
                 task = asyncio.ensure_future(self._answer(packet, peer[0], writer))
                 pending.add(task)
                 task.add_done_callback(pending.discard)
+                if len(pending) >= MAX_PIPELINED:
+                    # Backpressure: a client that sends without reading waits for us.
+                    await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             if pending:
                 await asyncio.wait(pending, timeout=TCP_IDLE_TIMEOUT)
         finally:
@@ -311,3 +316,6 @@ class TcpListener:
                 response = servfail_from_header(packet)  # as over UDP: the client gets an answer
         if response is not None and not writer.is_closing():
             writer.write(len(response).to_bytes(2, "big") + response)
+            with contextlib.suppress(ConnectionError, TimeoutError):
+                async with asyncio.timeout(TCP_IDLE_TIMEOUT):
+                    await writer.drain()  # the write buffer stays bounded

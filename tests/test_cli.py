@@ -8,6 +8,7 @@ Run inside the network sandbox:  /work/shared/tools/offline python -m pytest tes
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -208,3 +209,44 @@ def test_signal_stops_it_with_status_0(signum: int, hints: Path, tmp_path: Path)
     assert wait_for_event(log, "stopping", process)["level"] == "info"
     # Every line is one JSON object (--log-format json).
     assert all(json.loads(line) for line in text.splitlines())
+
+
+def test_workers_share_the_port_and_stop_together(
+    hints: Path, tmp_path: Path, lab: object
+) -> None:
+    """--workers 2: two processes bound with SO_REUSEPORT both answer; SIGTERM ends both."""
+    import dns.message
+    import dns.query
+
+    port = free_port()
+    log = tmp_path / "resolver.log"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "resolver", "--port", str(port), "--root-hints", str(hints),
+             "--upstream-port", "5300", "--log-format", "json", "--workers", "2"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        workers: set[object] = set()
+        while len(workers) < 2 and time.monotonic() < deadline:
+            lines = [json.loads(line) for line in log.read_text().splitlines() if line]
+            workers = {e["worker"] for e in lines if e.get("event") == "started"}
+            time.sleep(0.05)
+        assert len(workers) == 2 and process.pid in workers
+        # Queries from many source ports are spread over both; each one is answered.
+        for i in range(20):
+            query = dns.message.make_query(f"n{i}.wild.example.com.", "A")
+            reply = dns.query.udp(query, "127.0.0.1", port=port, timeout=5)
+            assert reply.rcode() == 0 and len(reply.answer) == 1
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    stopping = [json.loads(line) for line in log.read_text().splitlines() if "stopping" in line]
+    assert {e["worker"] for e in stopping} == workers  # every worker stopped cleanly
+    for pid in workers:  # and none is left behind
+        with pytest.raises(ProcessLookupError):
+            os.kill(int(str(pid)), 0)
