@@ -1,0 +1,173 @@
+"""Unbound as the reference resolver, and our resolver, as processes on a lab's hints.
+
+Unbound runs with one thread and the iterator module only (no DNSSEC validation,
+no trust anchor), ``do-not-query-localhost: no`` so it may walk 127.x.y.z
+servers, and the lab's root hints.  Both run in the foreground, so the PIDs are
+ours to end.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+import dns.exception
+import dns.message
+import dns.query
+
+from tests.interop.nsd_lab import _tool
+
+READY_TIMEOUT = 15.0
+REPO = Path(__file__).resolve().parent.parent.parent
+
+
+def unbound_binary() -> str | None:
+    return _tool("unbound")
+
+
+def unbound_conf(workdir: Path, hints: Path, port: int, cache_entries: int = 0) -> str:
+    extra = ""
+    if cache_entries:
+        # Room for the benchmark's names without eviction (sizes in bytes).
+        extra = "    msg-cache-size: 256m\n    rrset-cache-size: 512m\n"
+    return (
+        "server:\n"
+        f"    interface: 127.0.0.1@{port}\n"
+        f"    port: {port}\n"
+        "    do-ip6: no\n"
+        "    do-daemonize: no\n"
+        '    chroot: ""\n'
+        '    username: ""\n'
+        f'    directory: "{workdir}"\n'
+        f'    pidfile: "{workdir}/unbound.pid"\n'
+        f'    logfile: "{workdir}/unbound.log"\n'
+        "    use-syslog: no\n"
+        "    verbosity: 1\n"
+        "    num-threads: 1\n"
+        '    module-config: "iterator"\n'
+        f'    root-hints: "{hints}"\n'
+        "    do-not-query-localhost: no\n"
+        "    access-control: 127.0.0.0/8 allow\n"
+        "    minimal-responses: yes\n"
+        # The lab's zones have no NS records at some intermediate names, as real ones
+        # do; QNAME minimisation works there too, but costs extra queries that would
+        # make upstream-query counts incomparable with ours (RFC 9156 is optional).
+        "    qname-minimisation: no\n"
+        "    prefetch: no\n"
+        # Unbound answers the reverse zones of documentation networks (RFC 5737) itself,
+        # with NXDOMAIN (RFC 6303 default local zones); the lab delegates this one.
+        '    local-zone: "2.0.192.in-addr.arpa." nodefault\n'
+        f"{extra}"
+        "remote-control:\n"
+        "    control-enable: no\n"
+    )
+
+
+class _Process:
+    """A DNS server process started in the foreground; ready once it answers a query."""
+
+    name = "process"
+
+    def __init__(self, workdir: Path, port: int) -> None:
+        self.workdir = Path(workdir)
+        self.port = port
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self) -> _Process:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            self.command(),
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=(self.workdir / "stderr.log").open("wb"),
+        )
+        deadline = time.monotonic() + READY_TIMEOUT
+        # A CHAOS-class question: answered (or refused) locally, nothing goes upstream.
+        query = dns.message.make_query("version.bind.", "TXT", "CH")
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited: {self.log()}")
+            try:
+                dns.query.udp(query, "127.0.0.1", port=self.port, timeout=0.3)
+                return self
+            except (dns.exception.Timeout, ConnectionError):
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"{self.name} did not start: {self.log()}") from None
+                time.sleep(0.05)
+
+    def log(self) -> str:
+        texts = [p.read_text(errors="replace") for p in self.workdir.glob("*.log")]
+        return " | ".join(t.strip() for t in texts if t.strip())[-3000:]
+
+    def stop(self) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        status = self.process.returncode
+        self.process = None
+        return status
+
+    def __enter__(self) -> _Process:
+        return self.start()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class UnboundProcess(_Process):
+    name = "unbound"
+
+    def __init__(self, workdir: Path, hints: Path, port: int, cache_entries: int = 0) -> None:
+        super().__init__(workdir, port)
+        self.hints = hints
+        self.cache_entries = cache_entries
+
+    def command(self) -> list[str]:
+        conf = self.workdir / "unbound.conf"
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        conf.write_text(unbound_conf(self.workdir, self.hints, self.port, self.cache_entries))
+        return [unbound_binary() or "unbound", "-d", "-c", str(conf)]
+
+
+class OurResolver(_Process):
+    """``python -m resolver`` on the given hints, upstream port 53 (the NSD hierarchy)."""
+
+    name = "resolver"
+
+    def __init__(
+        self, workdir: Path, hints: Path, port: int, *extra: str, upstream_port: int = 53
+    ) -> None:
+        super().__init__(workdir, port)
+        self.hints = hints
+        self.extra = extra
+        self.upstream_port = upstream_port
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable, "-m", "resolver", "--port", str(self.port),
+            "--root-hints", str(self.hints), "--upstream-port", str(self.upstream_port),
+            "--log-format", "json", *self.extra,
+        ]  # fmt: skip
+
+    def start(self) -> _Process:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        return super().start()
