@@ -26,6 +26,11 @@ MODES = {
 }
 
 STATUS = re.compile(r"status: ([A-Z]+)")
+# The transport of the reply shown: dig ";; SERVER: 127.0.0.1#2053(127.0.0.1) (UDP)",
+# kdig ";; From 127.0.0.1@2053(UDP) in 0.4 ms".
+TRANSPORT = re.compile(r"^;; (?:SERVER: \S+ \(|From \S+\()(UDP|TCP)\)", re.MULTILINE)
+TRUNCATED = {"dig": ";; Truncated, retrying in TCP mode.", "kdig": "truncated reply from"}
+EDNS_SHOWN = {"dig": "; EDNS: version: 0", "kdig": ";; Version: 0;"}
 
 
 def parse(output: str) -> tuple[str, Answer]:
@@ -61,6 +66,15 @@ def test_client_gets_the_expected_answer(client: str, mode: str, case_id: str, o
                *patience, *MODES[mode][client]]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+    output = result.stdout + result.stderr
     status, answer = parse(result.stdout)
-    assert status == case.rcode, result.stdout
-    assert answer == case.answer, result.stdout
+    assert status == case.rcode, output
+    assert answer == case.answer, output
+    # Over UDP the big TXT comes back truncated (TC=1) and the client retries over TCP.
+    over_udp = mode.startswith("udp")
+    truncated = over_udp and case_id == "tcp"
+    assert (TRUNCATED[client] in output) == truncated, output
+    transport = TRANSPORT.findall(output)
+    assert transport == ["UDP" if over_udp and not truncated else "TCP"], output
+    # An OPT record in the reply exactly when the query had one (RFC 6891 §7).
+    assert (EDNS_SHOWN[client] in output) == mode.endswith("-edns"), output
