@@ -35,6 +35,13 @@ TTL = 3600
 _SOA = "@ {ttl} IN SOA ns{origin} hostmaster{origin} 1 3600 900 604800 300\n"
 
 
+MEMORY_ZONE = "mem.bench."  # a wildcard: as many distinct names as the memory run needs
+
+
+def memory_names(count: int) -> list[str]:
+    return [f"n{i}.{MEMORY_ZONE}" for i in range(count)]
+
+
 def zone_name(i: int) -> str:
     return f"z{i}.bench."
 
@@ -82,10 +89,12 @@ def write_zones(count: int, directory: Path) -> dict[str, Path]:
             bench.append(f"z{i} NS ns-{i}.hosting.test.\n")
             hosting.append(f"ns-{i} A {GLUELESS_SERVER}\n")
             write(origin, f"@ NS ns-{i}.hosting.test.\nwww A 198.51.100.{i % 250 + 1}\n")
+    bench.append(f"mem NS ns.mem\nns.mem A {GLUED_SERVER}\n")
     write("bench.", "".join(bench))
     write("test.", f"@ NS ns.nic.test.\nns.nic A {TEST_TLD}\n"
                    f"hosting NS ns.hosting\nns.hosting A {HOSTING}\n")  # fmt: skip
     write("hosting.test.", "".join(hosting))
+    write(MEMORY_ZONE, f"@ NS ns\nns A {GLUED_SERVER}\n* A 192.0.2.1\n")
     return files
 
 
@@ -97,6 +106,6 @@ def roles(count: int) -> tuple[ServerRole, ...]:
         ServerRole("ns.nic.bench.", (BENCH_TLD,), ("bench.",)),
         ServerRole("ns.nic.test.", (TEST_TLD,), ("test.",)),
         ServerRole("ns.hosting.test.", (HOSTING,), ("hosting.test.",)),
-        ServerRole("glued.bench.", (GLUED_SERVER,), even),
+        ServerRole("glued.bench.", (GLUED_SERVER,), (*even, MEMORY_ZONE)),
         ServerRole("glueless.bench.", (GLUELESS_SERVER,), odd),
     )

@@ -29,7 +29,7 @@ from recordclass import dataobject
 
 from resolver.cache import NXDOMAIN_TYPE, RecordCache, Trust
 from resolver.classify import Classified, Kind, Referral, classify
-from resolver.events import LogObserver, Observer
+from resolver.events import LogObserver, Observer, wants_every_hop
 from resolver.hints import RootHints
 from resolver.names import ROOT, ancestors, is_subdomain, name_key, parent
 from resolver.rdata import AAAA, CNAME, NS, A
@@ -129,6 +129,7 @@ class IterativeEngine:
         self.selection = selection or ServerSelection()
         self.limits = limits or Limits()
         self.observer: Observer = observer or LogObserver()
+        self.report_hops = wants_every_hop(self.observer)
         self.clock = clock
         self.ipv6 = ipv6
 
@@ -366,27 +367,33 @@ class IterativeEngine:
     ) -> Classified | str:
         """One query to one server: the classified reply, or why to try the next server."""
         budget.spend_query()
-        hop = {"depth": depth, "zone": cut.zone, "server": server, "address": address,
-               "qname": name, "qtype": RRType.text(qtype)}  # fmt: skip
+        where = (depth, cut.zone, server, address, name, qtype)
         try:
             reply = await self.network.exchange(
                 address, name, qtype, self.selection.timeout(address)
             )
         except TransportError as error:
             self.selection.record_failure(address)
-            self.observer("hop", outcome=error.reason, rtt_ms=None, **hop)
+            if self.report_hops:
+                self._report_hop(where, outcome=error.reason, rtt_ms=None)
             return error.reason
         self.selection.record_success(address, reply.rtt)
         step = classify(reply.message, name, qtype, cut.zone)
-        rtt_ms = round(reply.rtt * 1000, 1)
-        self.observer("hop", outcome=Kind(step.kind).name.lower(), rtt_ms=rtt_ms,
-                      tcp=reply.tcp, **hop, **_details(step))  # fmt: skip
+        if self.report_hops or step.kind == Kind.LAME:
+            self._report_hop(where, outcome=Kind(step.kind).name.lower(),
+                             rtt_ms=round(reply.rtt * 1000, 1), tcp=reply.tcp,
+                             **_details(step))  # fmt: skip
         if step.kind == Kind.LAME:
             # Lame for this zone only (Unbound's infra cache keeps lameness per zone too).
             self.selection.mark_lame(address, cut.zone)
             return "lame"
         self._store(step, qtype)
         return step
+
+    def _report_hop(self, where: tuple[int, str, str, str, str, int], **fields: object) -> None:
+        depth, zone, server, address, name, qtype = where
+        self.observer("hop", depth=depth, zone=zone, server=server, address=address,
+                      qname=name, qtype=RRType.text(qtype), **fields)  # fmt: skip
 
     def _store(self, step: Classified, qtype: int) -> None:
         """Cache what a usable reply taught us (already scrubbed by classify)."""

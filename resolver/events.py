@@ -9,6 +9,7 @@ prints.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Protocol
 
 import structlog
@@ -21,11 +22,24 @@ class Observer(Protocol):
     def __call__(self, event: str, **fields: Any) -> None: ...
 
 
+def wants_every_hop(observer: Observer) -> bool:
+    """False when an observer would drop routine hop events (a log above debug level).
+
+    The engine then skips building them, which is most of an event's cost; lame
+    servers and limits are reported all the same.
+    """
+    return bool(getattr(observer, "wants_every_hop", True))
+
+
 class LogObserver:
     """Sends events to structlog: exchanges at debug, lame servers and limits at warning."""
 
     def __init__(self, logger: Any = None) -> None:
         self.log = logger if logger is not None else structlog.get_logger("resolver.engine")
+        try:
+            self.wants_every_hop = bool(self.log.is_enabled_for(logging.DEBUG))
+        except AttributeError:  # a logger without level filtering logs everything
+            self.wants_every_hop = True
 
     def __call__(self, event: str, **fields: Any) -> None:
         if event == "hop" and fields.get("outcome") == "lame":

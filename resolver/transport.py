@@ -61,8 +61,30 @@ class Reply(dataobject, fast_new=True):
     edns: bool
 
 
+class _RandomPool:
+    """Unpredictable 16-bit numbers (RFC 5452 section 9), drawn from the OS in bulk."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self.buffer = b""
+        self.offset = 0
+
+    def u16(self) -> int:
+        if self.offset + 2 > len(self.buffer):
+            self.buffer, self.offset = secrets.token_bytes(self.size), 0
+        value = self.buffer[self.offset] << 8 | self.buffer[self.offset + 1]
+        self.offset += 2
+        return value
+
+
+_random = _RandomPool()
+
+
 def _random_port() -> int:
-    return 1024 + secrets.randbelow(65536 - 1024)
+    while True:
+        port = _random.u16()
+        if port >= 1024:  # not a privileged port
+            return port
 
 
 def _udp_socket(address: str, port: int) -> socket.socket:
@@ -121,9 +143,7 @@ class UpstreamTransport:
         return reply
 
     async def _udp(self, address: str, qname: str, qtype: int, timeout: float, edns: bool) -> Reply:
-        query = make_query(
-            qname, qtype, secrets.randbelow(65536), edns_payload=EDNS_PAYLOAD if edns else None
-        )
+        query = make_query(qname, qtype, _random.u16(), edns_payload=EDNS_PAYLOAD if edns else None)
         loop = asyncio.get_running_loop()
         try:
             sock = _udp_socket(address, self.port)
@@ -131,17 +151,14 @@ class UpstreamTransport:
             raise TransportError(f"socket error {error.strerror}", address) from None
         with sock:
             started = self.clock()
-            deadline = started + timeout
             try:
                 await loop.sock_sendall(sock, write_message(query))
-                while True:
-                    remaining = deadline - self.clock()
-                    if remaining <= 0:
-                        raise TransportError("timeout", address)
-                    data = await asyncio.wait_for(loop.sock_recv(sock, 65535), remaining)
-                    message = self._accept(data, query, address, "udp")
-                    if message is not None:
-                        return Reply(message, self.clock() - started, False, edns)
+                async with asyncio.timeout(timeout):
+                    while True:
+                        data = await loop.sock_recv(sock, 65535)
+                        message = self._accept(data, query, address, "udp")
+                        if message is not None:
+                            return Reply(message, self.clock() - started, False, edns)
             except TimeoutError:
                 raise TransportError("timeout", address) from None
             except ConnectionRefusedError:
@@ -164,9 +181,7 @@ class UpstreamTransport:
         return message
 
     async def _tcp(self, address: str, qname: str, qtype: int, timeout: float, edns: bool) -> Reply:
-        query = make_query(
-            qname, qtype, secrets.randbelow(65536), edns_payload=EDNS_PAYLOAD if edns else None
-        )
+        query = make_query(qname, qtype, _random.u16(), edns_payload=EDNS_PAYLOAD if edns else None)
         wire = write_message(query)
         started = self.clock()
         writer = None
