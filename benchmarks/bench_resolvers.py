@@ -68,10 +68,10 @@ class Run:
         return ordered[min(int(len(ordered) * fraction), len(ordered) - 1)] * 1000
 
 
-def dnsperf(names: list[str], workdir: Path, extra: list[str]) -> Run:
+def dnsperf(names: list[str], workdir: Path, extra: list[str], cpus: str = CLIENT_CPU) -> Run:
     data = workdir / "queries.txt"
     data.write_text("".join(f"{name} A\n" for name in names))
-    command = ["taskset", "-c", CLIENT_CPU, "dnsperf", "-s", "127.0.0.1", "-p", str(PORT),
+    command = ["taskset", "-c", cpus, "dnsperf", "-s", "127.0.0.1", "-p", str(PORT),
                "-d", str(data), "-v", *extra]  # fmt: skip
     print("  $", " ".join(command), flush=True)
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout

@@ -206,7 +206,10 @@ class IterativeEngine:
         self, name: str, qtype: int, budget: ResolutionBudget, depth: int
     ) -> Classified:
         """Walk referrals from the closest known cut until a final reply (or a CNAME)."""
-        cut = self.closest_cut(name)
+        # DS records live on the parent side of a zone cut (RFC 4035 section 3.1.4.1):
+        # start above the name, so the parent's servers are asked, not the child's.
+        above = parent(name) if qtype == RRType.DS and name != ROOT else name
+        cut = self.closest_cut(above)
         for _ in range(self.limits.max_referrals):
             try:
                 step = await self._ask_cut(cut, name, qtype, budget, depth)

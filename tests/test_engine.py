@@ -507,6 +507,19 @@ def test_every_server_failing_is_servfail_with_a_reason() -> None:
     assert result.upstream_queries == 6
 
 
+def test_ds_is_asked_at_the_parent_side_of_the_cut() -> None:
+    """RFC 4035 section 3.1.4.1: DS exists only in the parent zone, so com. is asked."""
+    net = example_world()
+    ds = "example.com. 3600 DS 12345 13 2 " + "ab" * 32
+    net.add(COM, "example.com.", "DS", reply("example.com.", "DS", aa=True, answer=[ds]))
+    engine, _, _ = make_engine(net)
+    resolve(engine, "www.example.com.", "A")  # the example.com. cut is now cached
+    net.log.clear()
+    result = resolve(engine, "example.com.", "DS")
+    assert result.rcode == Rcode.NOERROR and len(result.answer) == 1
+    assert [a for a, _, _ in net.log] == [COM]  # not the child's servers
+
+
 # ---------------------------------------------------------------------- limits
 
 

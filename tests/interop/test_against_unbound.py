@@ -143,14 +143,12 @@ EXTRA = [
     ("com.", "DS"),
 ]
 
-DS_AT_PARENT = {"example.com.": ("com.", "example.com."), "com.": (".", "com.")}
-"""DS questions: the zone whose SOA Unbound's NODATA carries, and the one ours carries.
+DS_AT_PARENT = {"example.com.": "com.", "com.": "."}
+"""DS questions: the zone whose SOA both NODATA answers carry.
 
-Known difference (a gap in our resolver, not a choice): "the DS resource record type
-is unusual in that it appears only on the parent zone's side of a zone cut" (RFC 4035
-§3.1.4.1), so Unbound asks the parent (com. for example.com. DS) while we ask the
-child's servers, which answer NODATA from the child zone.  The lab is unsigned, so
-RCODE and answer agree; for a signed child we would wrongly deny its DS.
+"The DS resource record type is unusual in that it appears only on the parent zone's
+side of a zone cut" (RFC 4035 §3.1.4.1), so the parent's servers are asked (com. for
+example.com. DS), and their negative answer carries the parent's SOA.
 """
 
 
@@ -169,8 +167,6 @@ def test_more_questions_as_unbound(
     check_ttls(zone_ttls, "unbound", theirs.answer)
     check_ttls(zone_ttls, "ours", mine.answer)
     if qtype == "DS":
-        parent, child = DS_AT_PARENT[qname]
-        assert soa_owners(theirs) == {parent}
-        assert soa_owners(mine) == {child}  # the known difference, see DS_AT_PARENT
+        assert soa_owners(theirs) == soa_owners(mine) == {DS_AT_PARENT[qname]}
     elif not mine.answer or rcode(mine) == "NXDOMAIN":
         assert soa_owners(mine) == soa_owners(theirs)
