@@ -27,13 +27,13 @@ from recordclass import dataobject
 
 from resolver.names import name_key
 from resolver.wire import (
+    CLASS_IN,
     HEADER_SIZE,
     Message,
     Rcode,
     WireError,
-    make_query,
     parse_message,
-    write_message,
+    write_query,
 )
 
 EDNS_PAYLOAD = 1232
@@ -109,15 +109,11 @@ def _udp_socket(address: str, port: int) -> socket.socket:
     return sock
 
 
-def _matches(reply: Message, query: Message) -> bool:
+def _matches(reply: Message, qname: str, qtype: int) -> bool:
     if len(reply.question) != 1:
         return False
-    asked, got = query.question[0], reply.question[0]
-    return (
-        got.rrtype == asked.rrtype
-        and got.rrclass == asked.rrclass
-        and name_key(got.name) == name_key(asked.name)
-    )
+    got = reply.question[0]
+    return got.rrtype == qtype and got.rrclass == CLASS_IN and name_key(got.name) == name_key(qname)
 
 
 class UpstreamTransport:
@@ -143,7 +139,8 @@ class UpstreamTransport:
         return reply
 
     async def _udp(self, address: str, qname: str, qtype: int, timeout: float, edns: bool) -> Reply:
-        query = make_query(qname, qtype, _random.u16(), edns_payload=EDNS_PAYLOAD if edns else None)
+        msg_id = _random.u16()
+        query = write_query(qname, qtype, msg_id, edns_payload=EDNS_PAYLOAD if edns else None)
         loop = asyncio.get_running_loop()
         try:
             sock = _udp_socket(address, self.port)
@@ -152,11 +149,11 @@ class UpstreamTransport:
         with sock:
             started = self.clock()
             try:
-                await loop.sock_sendall(sock, write_message(query))
+                await loop.sock_sendall(sock, query)
                 async with asyncio.timeout(timeout):
                     while True:
                         data = await loop.sock_recv(sock, 65535)
-                        message = self._accept(data, query, address, "udp")
+                        message = self._accept(data, msg_id, qname, qtype, address, "udp")
                         if message is not None:
                             return Reply(message, self.clock() - started, False, edns)
             except TimeoutError:
@@ -166,23 +163,25 @@ class UpstreamTransport:
             except OSError as error:
                 raise TransportError(f"network error {error.strerror}", address) from None
 
-    def _accept(self, data: bytes, query: Message, address: str, proto: str) -> Message | None:
+    def _accept(
+        self, data: bytes, msg_id: int, qname: str, qtype: int, address: str, proto: str
+    ) -> Message | None:
         """The parsed reply if it answers ``query``; None (logged) for anything else."""
-        if len(data) < HEADER_SIZE or int.from_bytes(data[:2], "big") != query.header.id:
+        if len(data) < HEADER_SIZE or int.from_bytes(data[:2], "big") != msg_id:
             log.warning("reply_ignored", reason="wrong id", server=address, proto=proto)
             return None
         try:
             message = parse_message(data)
         except WireError as error:
             raise TransportError(f"malformed reply ({error})", address) from None
-        if not message.header.qr or not _matches(message, query):
+        if not message.header.qr or not _matches(message, qname, qtype):
             log.warning("reply_ignored", reason="wrong question", server=address, proto=proto)
             return None
         return message
 
     async def _tcp(self, address: str, qname: str, qtype: int, timeout: float, edns: bool) -> Reply:
-        query = make_query(qname, qtype, _random.u16(), edns_payload=EDNS_PAYLOAD if edns else None)
-        wire = write_message(query)
+        msg_id = _random.u16()
+        wire = write_query(qname, qtype, msg_id, edns_payload=EDNS_PAYLOAD if edns else None)
         started = self.clock()
         writer = None
         try:
@@ -193,7 +192,7 @@ class UpstreamTransport:
                 while True:
                     (length,) = TCP_LENGTH.unpack(await reader.readexactly(2))
                     data = await reader.readexactly(length)
-                    message = self._accept(data, query, address, "tcp")
+                    message = self._accept(data, msg_id, qname, qtype, address, "tcp")
                     if message is not None:
                         return Reply(message, self.clock() - started, True, edns)
         except TimeoutError:

@@ -188,6 +188,25 @@ def make_query(
     return Message(Header(msg_id, 0, 0, 0, 0, int(rd)), [Question(name, rrtype)], [], [], [], edns)
 
 
+_QUERY_HEADER = struct.Struct("!HHHHHH")
+
+
+def write_query(
+    name: str, rrtype: int, msg_id: int, *, rd: bool = False, edns_payload: int | None = 1232
+) -> bytes:
+    """The wire form of ``make_query(...)``, built directly: every upstream query is one."""
+    try:
+        qname = name_to_wire(name)
+    except BadName as error:
+        raise WireError(str(error), HEADER_SIZE) from None
+    flags = 0x0100 if rd else 0
+    wire = _QUERY_HEADER.pack(msg_id, flags, 1, 0, 0, 1 if edns_payload else 0)
+    wire += qname + _QUESTION_FIXED.pack(rrtype, CLASS_IN)
+    if edns_payload:
+        wire += b"\x00" + _RR_FIXED.pack(RRType.OPT, edns_payload, 0, 0)
+    return wire
+
+
 # ---------------------------------------------------------------------- reading
 
 

@@ -33,6 +33,7 @@ from resolver.wire import (
     make_query,
     parse_message,
     write_message,
+    write_query,
 )
 
 # Bounded so these two files stay well under 20 s: 300 examples for the fuzzing, 200 for
@@ -807,3 +808,12 @@ def mutated(draw: st.DrawFn) -> bytes:
 @given(mutated())
 def test_mutated_messages(data: bytes) -> None:
     fuzz_ok(data)
+
+
+@pytest.mark.parametrize("edns", [1232, None])
+@pytest.mark.parametrize("rd", [False, True])
+def test_write_query_is_write_message_of_make_query(rd: bool, edns: int | None) -> None:
+    """The direct query writer the transport uses gives the same bytes as the general one."""
+    for name, rrtype in [("www.Example.com.", RRType.A), (".", RRType.NS), ("a\\.b.c.", 65)]:
+        general = write_message(make_query(name, rrtype, 0xBEEF, rd=rd, edns_payload=edns))
+        assert write_query(name, rrtype, 0xBEEF, rd=rd, edns_payload=edns) == general
