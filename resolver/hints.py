@@ -12,12 +12,21 @@ half-understood.
 from __future__ import annotations
 
 import ipaddress
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from resolver.names import ROOT, BadName, name_key, normalize
 
-DEFAULT_HINTS = Path(__file__).resolve().parent.parent / "named.root"
+
+def _default_hints() -> Path:
+    """The shipped named.root: beside the package in a checkout, or where pip put it."""
+    checkout = Path(__file__).resolve().parent.parent / "named.root"
+    installed = Path(sys.prefix) / "share" / "resolver" / "named.root"
+    return checkout if checkout.exists() or not installed.exists() else installed
+
+
+DEFAULT_HINTS = _default_hints()
 
 
 class HintsError(ValueError):
