@@ -250,3 +250,31 @@ def test_workers_share_the_port_and_stop_together(
     for pid in workers:  # and none is left behind
         with pytest.raises(ProcessLookupError):
             os.kill(int(str(pid)), 0)
+
+
+def test_listens_on_ipv6_too(hints: Path, tmp_path: Path, lab: object) -> None:
+    """--address is repeatable and takes IPv6: answers on ::1 over UDP and TCP."""
+    import dns.message
+    import dns.query
+
+    port = free_port()
+    log = tmp_path / "resolver.log"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "resolver", "--port", str(port), "--root-hints", str(hints),
+             "--upstream-port", "5300", "--log-format", "json",
+             "--address", "127.0.0.1", "--address", "::1"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+        )  # fmt: skip
+    try:
+        assert wait_for_event(log, "started", process)["addresses"] == ["127.0.0.1", "::1"]
+        query = dns.message.make_query("www.example.com.", "A")
+        for ask in (dns.query.udp, dns.query.tcp):
+            reply = ask(query, "::1", port=port, timeout=5)
+            assert reply.rcode() == 0 and len(reply.answer) == 1
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
