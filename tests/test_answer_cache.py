@@ -19,15 +19,8 @@ import dns.rrset
 import pytest
 
 from resolver.answer_cache import UDP_MAX, UDP_PLAIN, AnswerCache, question_key
+from tests.fakes import FakeClock
 from tests.lab.cases import answer_of
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def query(

@@ -7,17 +7,7 @@ import pytest
 from resolver.cache import NXDOMAIN_TYPE, RecordCache, Trust
 from resolver.rdata import AAAA, CNAME, SOA, A
 from resolver.wire import CLASS_IN, ResourceRecord, RRType
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.fakes import FakeClock
 
 
 def a(name: str, address: str, ttl: int = 300) -> ResourceRecord:

@@ -12,36 +12,12 @@ import pytest
 
 from resolver.classify import Classified, Kind, classify
 from resolver.wire import Message, RRType, parse_message
+from tests.fakes import reply
 
 
-def rrset(text: str) -> dns.rrset.RRset:
-    owner, ttl, rrtype, rdata = text.split(None, 3)
-    return dns.rrset.from_text(owner, int(ttl), "IN", rrtype, rdata)
-
-
-def message(
-    qname: str,
-    qtype: str,
-    *,
-    rcode: int = dns.rcode.NOERROR,
-    aa: bool = False,
-    answer: Iterable[str] = (),
-    authority: Iterable[str] = (),
-    additional: Iterable[str] = (),
-) -> Message:
-    query = dns.message.make_query(qname, qtype)
-    reply = dns.message.make_response(query)
-    if aa:
-        reply.flags |= dns.flags.AA
-    reply.set_rcode(rcode)
-    for section, lines in (
-        (reply.answer, answer),
-        (reply.authority, authority),
-        (reply.additional, additional),
-    ):
-        for line in lines:
-            section.append(rrset(line))
-    return parse_message(reply.to_wire())
+def message(qname: str, qtype: str, **sections: object) -> Message:
+    """An authoritative server's reply (see tests.fakes.reply), parsed by our codec."""
+    return parse_message(reply(qname, qtype, **sections).to_wire())  # type: ignore[arg-type]
 
 
 def run(msg: Message, qname: str, qtype: str, zone: str) -> Classified:

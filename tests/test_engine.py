@@ -27,22 +27,10 @@ from resolver.names import name_key
 from resolver.servers import ServerSelection
 from resolver.transport import Reply, TransportError, UpstreamTransport
 from resolver.wire import MessageWriter, Rcode, ResourceRecord, RRType, parse_message
+from tests.fakes import FakeClock, reply
 from tests.lab import CASES, Lab, LabCase
 
 # ---------------------------------------------------------------------- fakes
-
-
-class FakeClock:
-    """Seconds that move only when told to."""
-
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 Handler = Callable[[str, int], dns.message.Message]
@@ -94,40 +82,6 @@ class Recorder:
 
     def named(self, event: str) -> list[dict[str, Any]]:
         return [fields for name, fields in self.events if name == event]
-
-
-def rrset(text: str) -> dns.rrset.RRset:
-    """``"owner ttl TYPE rdata..."`` as a one-record dnspython RRset."""
-    owner, ttl, rrtype, rdata = text.split(None, 3)
-    return dns.rrset.from_text(owner, int(ttl), "IN", rrtype, rdata)
-
-
-def reply(
-    qname: str,
-    qtype: str,
-    *,
-    rcode: int = dns.rcode.NOERROR,
-    aa: bool = False,
-    answer: Iterable[str] = (),
-    authority: Iterable[str] = (),
-    additional: Iterable[str] = (),
-) -> dns.message.Message:
-    """A reply from an authoritative server, sections given as record text lines."""
-    query = dns.message.make_query(qname, qtype)
-    query.flags &= ~dns.flags.RD
-    message = dns.message.make_response(query)
-    message.flags &= ~dns.flags.RA
-    if aa:
-        message.flags |= dns.flags.AA
-    message.set_rcode(rcode)
-    for section, lines in (
-        (message.answer, answer),
-        (message.authority, authority),
-        (message.additional, additional),
-    ):
-        for line in lines:
-            section.append(rrset(line))
-    return message
 
 
 def referral(
