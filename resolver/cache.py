@@ -124,7 +124,8 @@ class RecordCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def _clamp(self, ttl: int) -> int:
+    def clamp_ttl(self, ttl: int) -> int:
+        """The TTL the cache keeps (and clients are told): within [min_ttl, max_ttl]."""
         return min(max(ttl, self.min_ttl), self.max_ttl)
 
     def _lookup(self, key: str) -> CacheEntry | None:
@@ -174,7 +175,7 @@ class RecordCache:
         rdatas = tuple(dict.fromkeys(rr.rdata for rr in records))
         data = rdatas[0] if len(rdatas) == 1 else rdatas
         case = None if first.name == owner else first.name
-        entry = StoredRRset(case, data, now + self._clamp(ttl), int(trust))
+        entry = StoredRRset(case, data, now + self.clamp_ttl(ttl), int(trust))
         self._insert(key, entry)
         return True
 
@@ -196,7 +197,7 @@ class RecordCache:
         ttl = min(soa.ttl, soa.rdata.minimum, self.max_negative_ttl)
         if ttl <= 0:
             return False
-        ttl = self._clamp(ttl)
+        ttl = self.clamp_ttl(ttl)
         entry = CachedNegative(name, rrtype, soa, self.clock() + ttl)
         self._insert(name_key(name) + chr(rrtype), entry)
         return True

@@ -168,12 +168,23 @@ class IterativeEngine:
                     return Resolution(Rcode.SERVFAIL, chain, [], 0, str(error))
             chain += step.records
             if step.kind != Kind.CNAME:
-                return self._finish(step, chain)
+                return self._finish(step, self._clamped(chain))
             name = step.name
             if name_key(name) in seen:
                 raise LimitExceeded("CNAME loop")
             seen.add(name_key(name))
         raise LimitExceeded("CNAME chain length")
+
+    def _clamped(self, records: list[ResourceRecord]) -> list[ResourceRecord]:
+        """Records with TTLs within the cache's bounds, so that clients are never told
+        to keep data longer than --max-ttl (nor, if asked, shorter than --min-ttl);
+        TTL 0 stays 0: it means do not cache (RFC 1035 section 3.2.1)."""
+        clamp = self.cache.clamp_ttl
+        return [
+            rr if rr.ttl == 0 or clamp(rr.ttl) == rr.ttl
+            else ResourceRecord(rr.name, rr.rrtype, rr.rrclass, clamp(rr.ttl), rr.rdata)
+            for rr in records
+        ]  # fmt: skip
 
     @staticmethod
     def _finish(step: Classified, chain: list[ResourceRecord]) -> Resolution:

@@ -666,6 +666,21 @@ def test_cache_hit_answers_without_exchanges_and_counts_ttl_down() -> None:
     assert [a for a, _, _ in net.log] == [EXAMPLE]
 
 
+def test_answer_ttls_are_held_within_the_cache_bounds() -> None:
+    """--max-ttl caps what clients are told, on the first answer as from the cache."""
+    clock = FakeClock()
+    net = example_world(clock)
+    net.answers(EXAMPLE, "long.example.com.", "A", "long.example.com. 604800 A 192.0.2.9")
+    engine, _, _ = make_engine(net)
+    engine.cache.max_ttl = 3600
+    first = resolve(engine, "long.example.com.", "A")
+    assert texts(first.answer) == ["long.example.com. 3600 A 192.0.2.9"]
+    clock.advance(600)
+    assert texts(resolve(engine, "long.example.com.", "A").answer) == [
+        "long.example.com. 3000 A 192.0.2.9"
+    ]
+
+
 def test_nxdomain_is_cached_for_every_type_of_the_name() -> None:
     clock = FakeClock()
     net = example_world(clock)
