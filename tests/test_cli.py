@@ -7,6 +7,7 @@ Run inside the network sandbox:  /work/shared/tools/offline python -m pytest tes
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -14,8 +15,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import dns.message
+import dns.query
 import pytest
 
 from resolver.cli import build_parser
@@ -184,26 +188,34 @@ def wait_for_event(log: Path, event: str, process: subprocess.Popen[bytes]) -> d
     pytest.fail(f"no {event!r} event in time: {log.read_text()}")
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_signal_stops_it_with_status_0(signum: int, hints: Path, tmp_path: Path) -> None:
+@contextlib.contextmanager
+def running(hints: Path, log: Path, *extra: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """The resolver on a free port on the lab's hints, JSON logs to ``log``; killed if
+    a test leaves it running."""
     port = free_port()
-    log = tmp_path / "resolver.log"
     with log.open("wb") as stderr:
         process = subprocess.Popen(
             [sys.executable, "-m", "resolver", "--port", str(port), "--root-hints", str(hints),
-             "--upstream-port", "5300", "--log-format", "json"],
+             "--upstream-port", "5300", "--log-format", "json", *extra],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
         )  # fmt: skip
     try:
+        yield process, port
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_stops_it_with_status_0(signum: int, hints: Path, tmp_path: Path) -> None:
+    log = tmp_path / "resolver.log"
+    with running(hints, log) as (process, port):
         started = wait_for_event(log, "started", process)
         assert started["port"] == port
         assert started["upstream_port"] == 5300
         process.send_signal(signum)
         assert process.wait(timeout=10) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     text = log.read_text()
     assert "Traceback" not in text
     assert wait_for_event(log, "stopping", process)["level"] == "info"
@@ -211,22 +223,10 @@ def test_signal_stops_it_with_status_0(signum: int, hints: Path, tmp_path: Path)
     assert all(json.loads(line) for line in text.splitlines())
 
 
-def test_workers_share_the_port_and_stop_together(
-    hints: Path, tmp_path: Path, lab: object
-) -> None:
+def test_workers_share_the_port_and_stop_together(hints: Path, tmp_path: Path, lab: object) -> None:
     """--workers 2: two processes bound with SO_REUSEPORT both answer; SIGTERM ends both."""
-    import dns.message
-    import dns.query
-
-    port = free_port()
     log = tmp_path / "resolver.log"
-    with log.open("wb") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "resolver", "--port", str(port), "--root-hints", str(hints),
-             "--upstream-port", "5300", "--log-format", "json", "--workers", "2"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
-        )  # fmt: skip
-    try:
+    with running(hints, log, "--workers", "2") as (process, port):
         deadline = time.monotonic() + START_TIMEOUT
         workers: set[object] = set()
         while len(workers) < 2 and time.monotonic() < deadline:
@@ -241,10 +241,6 @@ def test_workers_share_the_port_and_stop_together(
             assert reply.rcode() == 0 and len(reply.answer) == 1
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     stopping = [json.loads(line) for line in log.read_text().splitlines() if "stopping" in line]
     assert {e["worker"] for e in stopping} == workers  # every worker stopped cleanly
     for pid in workers:  # and none is left behind
@@ -254,19 +250,8 @@ def test_workers_share_the_port_and_stop_together(
 
 def test_listens_on_ipv6_too(hints: Path, tmp_path: Path, lab: object) -> None:
     """--address is repeatable and takes IPv6: answers on ::1 over UDP and TCP."""
-    import dns.message
-    import dns.query
-
-    port = free_port()
     log = tmp_path / "resolver.log"
-    with log.open("wb") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "resolver", "--port", str(port), "--root-hints", str(hints),
-             "--upstream-port", "5300", "--log-format", "json",
-             "--address", "127.0.0.1", "--address", "::1"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
-        )  # fmt: skip
-    try:
+    with running(hints, log, "--address", "127.0.0.1", "--address", "::1") as (process, port):
         assert wait_for_event(log, "started", process)["addresses"] == ["127.0.0.1", "::1"]
         query = dns.message.make_query("www.example.com.", "A")
         for ask in (dns.query.udp, dns.query.tcp):
@@ -274,7 +259,3 @@ def test_listens_on_ipv6_too(hints: Path, tmp_path: Path, lab: object) -> None:
             assert reply.rcode() == 0 and len(reply.answer) == 1
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
