@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive,
         default=100_000,
         metavar="ENTRIES",
-        help="most records sets (and answers) kept in the cache (default 100000)",
+        help="most record sets (and answers) kept in the cache (default 100000)",
     )
     add("--min-ttl", type=_ttl, default=0, help="floor for cached TTLs, seconds (default 0)")
     add("--max-ttl", type=_ttl, default=86400, help="ceiling for cached TTLs (default 86400)")
