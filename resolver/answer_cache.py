@@ -118,15 +118,21 @@ class AnswerCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def store(self, key: QuestionKey, response: bytes) -> None:
-        """Keep a response (as sent to a client) for as long as its shortest TTL."""
+    def store(self, key: QuestionKey, response: bytes, lifetime: int | None = None) -> None:
+        """Keep a response (as sent to a client) for as long as its shortest TTL.
+
+        ``lifetime`` is for a response without records to count down, such as a
+        SERVFAIL, which RFC 2308 section 7.1 allows to be cached for a short while.
+        """
         offsets = _ttl_offsets(response, key.end)
         ttls = [_U32.unpack_from(response, o)[0] for o in offsets]
-        if not ttls or min(ttls) <= 0:
-            return  # nothing to count down, or TTL 0 data: never cached
+        if lifetime is None:
+            if not ttls or min(ttls) <= 0:
+                return  # nothing to count down, or TTL 0 data: never cached
+            lifetime = min(ttls)
         packed = b"".join(o.to_bytes(2, "big") for o in offsets)
         wire = response[:HEADER_SIZE] + response[key.end :]
-        entry = CachedAnswer(wire, packed, self.clock(), min(ttls))
+        entry = CachedAnswer(wire, packed, self.clock(), lifetime)
         entries = self._entries
         entries.pop(key.key, None)
         entries[key.key] = entry

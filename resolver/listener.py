@@ -53,6 +53,7 @@ log = structlog.get_logger("resolver.listener")
 TCP_IDLE_TIMEOUT = 10.0  # seconds without a query before a TCP connection is closed
 MAX_TCP_CONNECTIONS = 256
 MAX_PIPELINED = 64  # queries of one TCP connection in progress before we stop reading it
+SERVFAIL_TTL = 5  # seconds a SERVFAIL is answered from the cache (BIND: servfail-ttl 1)
 MAX_IN_FLIGHT = 4096  # distinct questions being resolved at once; beyond: SERVFAIL
 
 Address = tuple[Any, ...]
@@ -164,10 +165,14 @@ class ResolverService:
         resolution, cached = await self._resolve(question.name, question.rrtype)
         response = self._build(query, resolution)
         wire = write_message(response)
-        if resolution.rcode in (Rcode.NOERROR, Rcode.NXDOMAIN):
-            key = question_key(packet)
-            if key is not None:
+        key = question_key(packet)
+        if key is not None:
+            if resolution.rcode in (Rcode.NOERROR, Rcode.NXDOMAIN):
                 self.answers.store(key, wire)
+            elif resolution.rcode == Rcode.SERVFAIL and resolution.reason != "overloaded":
+                # RFC 2308 section 7.1: a failure may be remembered (at most 5 minutes), so
+                # that clients retrying a broken name do not each start the walk again.
+                self.answers.store(key, wire, lifetime=SERVFAIL_TTL)
         if udp:
             wire = self._fit_udp(query, response, wire)
         if self.query_log:

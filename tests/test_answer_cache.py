@@ -362,3 +362,21 @@ def test_clear() -> None:
     cache.clear()
     assert len(cache) == 0
     assert ask(cache, query()) is None
+
+
+def test_a_response_without_records_is_kept_for_the_lifetime_given() -> None:
+    """A SERVFAIL (RFC 2308 section 7.1) has no TTL of its own: the listener gives one."""
+    clock = FakeClock()
+    cache = AnswerCache(clock=clock)
+    packet = query("broken.example.")
+    key = question_key(packet)
+    assert key is not None
+    cache.store(key, response(packet, rcode=dns.rcode.SERVFAIL))  # no lifetime: not kept
+    assert cache.answer(key, packet) is None
+    cache.store(key, response(packet, rcode=dns.rcode.SERVFAIL), lifetime=5)
+    clock.now += 4.9
+    hit = cache.answer(key, query("broken.example.", qid=7))
+    assert hit is not None and dns.message.from_wire(hit).rcode() == dns.rcode.SERVFAIL
+    assert dns.message.from_wire(hit).id == 7
+    clock.now += 0.2
+    assert cache.answer(key, packet) is None

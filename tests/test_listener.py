@@ -312,6 +312,16 @@ def test_second_query_from_cache_with_ttl_counted_down(resolver: ResolverProcess
     assert all(e["rcode"] == "NOERROR" and e["type"] == "A" for e in logged)
 
 
+def test_servfail_is_remembered_for_a_few_seconds(resolver: ResolverProcess) -> None:
+    """RFC 2308 section 7.1: a client retrying a broken name does not restart the walk."""
+    client = new_client()
+    first = dig(resolver.port, "www.loop2.net", "A", source=client)
+    second = dig(resolver.port, "www.loop2.net", "A", source=client)
+    assert first.status == second.status == "SERVFAIL"
+    logged = resolver.queries(client, "www.loop2.net.")
+    assert [(e["cache"], e["upstream"] > 0) for e in logged] == [(False, True), (True, False)]
+
+
 def test_case_of_the_question_is_echoed_by_dig(resolver: ResolverProcess) -> None:
     client = new_client()
     for _ in range(2):  # normal path, then fast path
