@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import ipaddress
 import os
+import resource
 import signal
 import socket
 import sys
@@ -19,7 +20,14 @@ from resolver.answer_cache import AnswerCache
 from resolver.cache import RecordCache
 from resolver.engine import IterativeEngine
 from resolver.hints import DEFAULT_HINTS, HintsError, RootHints, load_root_hints
-from resolver.listener import AccessList, ResolverService, TcpListener, UdpListener
+from resolver.listener import (
+    MAX_IN_FLIGHT,
+    MAX_TCP_CONNECTIONS,
+    AccessList,
+    ResolverService,
+    TcpListener,
+    UdpListener,
+)
 from resolver.logs import LEVELS, configure_logging
 from resolver.servers import ServerSelection
 from resolver.transport import DEFAULT_PORT, UpstreamTransport
@@ -241,10 +249,25 @@ def _run(args: argparse.Namespace, hints: RootHints, sockets: Listening) -> None
         asyncio.run(serve(args, hints, sockets))
 
 
+def raise_file_limit(wanted: int = 8192) -> int:
+    """Room for one upstream socket per question in flight (MAX_IN_FLIGHT) and the TCP
+    clients: raise the soft limit on open files towards the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    return int(soft)
+
+
 def run_workers(args: argparse.Namespace, hints: RootHints) -> None:
     """Serve in ``--workers`` processes, each with its own cache, sharing the port."""
     addresses = args.address or ["127.0.0.1"]
     reuse_port = args.workers > 1
+    files = raise_file_limit()
+    if files < MAX_IN_FLIGHT + MAX_TCP_CONNECTIONS + 64:
+        log.warning("few_open_files", limit=files, needed=MAX_IN_FLIGHT + MAX_TCP_CONNECTIONS + 64)
     sockets = bind_sockets(addresses, args.port, reuse_port)  # port in use: fails here, once
     children = []
     for _ in range(args.workers - 1):
