@@ -15,6 +15,7 @@ import gc
 import os
 import platform
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -82,18 +83,36 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=100_000)
     args = parser.parse_args()
     count = args.entries
-    print(f"# {platform.python_implementation()} {platform.python_version()}, "
-          f"{os.cpu_count()} CPUs, command: python benchmarks/bench_memory.py --entries {count}")
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
+        "?",
+    )
+    print(
+        f"# machine: {os.cpu_count()} CPUs (nproc), {model}; "
+        f"{platform.python_implementation()} {platform.python_version()}, "
+        f"recordclass {version('recordclass')}"
+    )
+    print(f"# command: {' '.join([sys.executable, *sys.argv])}")
     records, grown = fill_record_cache(count)
     assert len(records) == count
-    print(f"record cache: {count} RRsets, RSS +{grown / 1e6:.1f} MB, "
-          f"{grown / count:.0f} bytes per single-record RRset")
+    print(
+        f"record cache: {count} RRsets, RSS +{grown / 1e6:.1f} MB, "
+        f"{grown / count:.0f} bytes per single-record RRset"
+    )
     answers, grown_answers = fill_answer_cache(count)
     assert len(answers) == count
-    print(f"answer cache: {count} answers, RSS +{grown_answers / 1e6:.1f} MB, "
-          f"{grown_answers / count:.0f} bytes per cached answer")
-    print(f"both (what the running resolver keeps per cached question): "
-          f"{(grown + grown_answers) / count:.0f} bytes")
+    print(
+        f"answer cache: {count} answers, RSS +{grown_answers / 1e6:.1f} MB, "
+        f"{grown_answers / count:.0f} bytes per cached answer"
+    )
+    print(
+        f"both (what the running resolver keeps per cached question): "
+        f"{(grown + grown_answers) / count:.0f} bytes"
+    )
 
 
 if __name__ == "__main__":
