@@ -31,7 +31,7 @@ from resolver.cache import NXDOMAIN_TYPE, RecordCache, Trust
 from resolver.classify import Classified, Kind, Referral, classify
 from resolver.events import LogObserver, Observer, wants_every_hop
 from resolver.hints import RootHints
-from resolver.names import ROOT, ancestors, is_subdomain, name_key, parent
+from resolver.names import ROOT, ancestors, is_subdomain, label_count, name_key, parent
 from resolver.rdata import AAAA, CNAME, NS, A
 from resolver.servers import ServerSelection
 from resolver.transport import Reply, TransportError
@@ -331,7 +331,7 @@ class IterativeEngine:
         def cost(ns: str) -> tuple[bool, int]:
             inside = is_subdomain(ns, cut.zone)
             known_cut = self.closest_cut(ns) if not inside else None
-            depth = len(ancestors(known_cut.zone)) if known_cut else 0
+            depth = label_count(known_cut.zone) if known_cut else 0
             return inside, -depth
 
         return sorted(cut.glueless(), key=cost)
