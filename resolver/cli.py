@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import ipaddress
 import os
 import resource
@@ -261,6 +262,16 @@ def raise_file_limit(wanted: int = 8192) -> int:
     return int(soft)
 
 
+def _end_with_parent(parent: int) -> None:
+    """Have the kernel send this worker SIGTERM when the first process dies, even by
+    SIGKILL (Linux prctl PR_SET_PDEATHSIG), so no worker outlives the resolver."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(0)
+
+
 def run_workers(args: argparse.Namespace, hints: RootHints) -> None:
     """Serve in ``--workers`` processes, each with its own cache, sharing the port."""
     addresses = args.address or ["127.0.0.1"]
@@ -269,10 +280,12 @@ def run_workers(args: argparse.Namespace, hints: RootHints) -> None:
     if files < MAX_IN_FLIGHT + MAX_TCP_CONNECTIONS + 64:
         log.warning("few_open_files", limit=files, needed=MAX_IN_FLIGHT + MAX_TCP_CONNECTIONS + 64)
     sockets = bind_sockets(addresses, args.port, reuse_port)  # port in use: fails here, once
+    parent = os.getpid()
     children = []
     for _ in range(args.workers - 1):
         pid = os.fork()
         if pid == 0:  # a worker: its own sockets in the same SO_REUSEPORT group
+            _end_with_parent(parent)
             for pair in sockets:
                 for sock in pair:
                     sock.close()

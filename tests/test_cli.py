@@ -259,3 +259,28 @@ def test_listens_on_ipv6_too(hints: Path, tmp_path: Path, lab: object) -> None:
             assert reply.rcode() == 0 and len(reply.answer) == 1
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
+
+
+def test_workers_do_not_outlive_a_killed_parent(hints: Path, tmp_path: Path) -> None:
+    """Even when the first process is killed outright (SIGKILL), its workers stop."""
+    log = tmp_path / "resolver.log"
+    with running(hints, log, "--workers", "2") as (process, _port):
+        deadline = time.monotonic() + START_TIMEOUT
+        workers: set[int] = set()
+        while len(workers) < 2 and time.monotonic() < deadline:
+            lines = [json.loads(line) for line in log.read_text().splitlines() if line]
+            workers = {int(e["worker"]) for e in lines if e.get("event") == "started"}
+            time.sleep(0.05)
+        assert len(workers) == 2
+        process.kill()
+        process.wait()
+    (child,) = workers - {process.pid}
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    os.kill(child, signal.SIGKILL)  # do not leave it behind, then fail
+    pytest.fail("a worker outlived its killed parent")
