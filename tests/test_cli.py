@@ -223,17 +223,24 @@ def test_signal_stops_it_with_status_0(signum: int, hints: Path, tmp_path: Path)
     assert all(json.loads(line) for line in text.splitlines())
 
 
+def started_workers(log: Path, count: int) -> set[int]:
+    """The PIDs of the workers that logged ``started``, once ``count`` have (bounded wait)."""
+    deadline = time.monotonic() + START_TIMEOUT
+    workers: set[int] = set()
+    while len(workers) < count and time.monotonic() < deadline:
+        lines = [json.loads(line) for line in log.read_text().splitlines() if line]
+        workers = {int(e["worker"]) for e in lines if e.get("event") == "started"}
+        time.sleep(0.05)
+    assert len(workers) == count, log.read_text()
+    return workers
+
+
 def test_workers_share_the_port_and_stop_together(hints: Path, tmp_path: Path, lab: object) -> None:
     """--workers 2: two processes bound with SO_REUSEPORT both answer; SIGTERM ends both."""
     log = tmp_path / "resolver.log"
     with running(hints, log, "--workers", "2") as (process, port):
-        deadline = time.monotonic() + START_TIMEOUT
-        workers: set[object] = set()
-        while len(workers) < 2 and time.monotonic() < deadline:
-            lines = [json.loads(line) for line in log.read_text().splitlines() if line]
-            workers = {e["worker"] for e in lines if e.get("event") == "started"}
-            time.sleep(0.05)
-        assert len(workers) == 2 and process.pid in workers
+        workers = started_workers(log, 2)
+        assert process.pid in workers
         # Queries from many source ports are spread over both; each one is answered.
         for i in range(20):
             query = dns.message.make_query(f"n{i}.wild.example.com.", "A")
@@ -245,7 +252,7 @@ def test_workers_share_the_port_and_stop_together(hints: Path, tmp_path: Path, l
     assert {e["worker"] for e in stopping} == workers  # every worker stopped cleanly
     for pid in workers:  # and none is left behind
         with pytest.raises(ProcessLookupError):
-            os.kill(int(str(pid)), 0)
+            os.kill(pid, 0)
 
 
 def test_listens_on_ipv6_too(hints: Path, tmp_path: Path, lab: object) -> None:
@@ -265,13 +272,7 @@ def test_workers_do_not_outlive_a_killed_parent(hints: Path, tmp_path: Path) -> 
     """Even when the first process is killed outright (SIGKILL), its workers stop."""
     log = tmp_path / "resolver.log"
     with running(hints, log, "--workers", "2") as (process, _port):
-        deadline = time.monotonic() + START_TIMEOUT
-        workers: set[int] = set()
-        while len(workers) < 2 and time.monotonic() < deadline:
-            lines = [json.loads(line) for line in log.read_text().splitlines() if line]
-            workers = {int(e["worker"]) for e in lines if e.get("event") == "started"}
-            time.sleep(0.05)
-        assert len(workers) == 2
+        workers = started_workers(log, 2)
         process.kill()
         process.wait()
     (child,) = workers - {process.pid}
