@@ -20,10 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from resolver.answer_cache import AnswerCache, question_key
-from resolver.cache import RecordCache, Trust
-from resolver.rdata import A
-from resolver.wire import (
+from resolver.cache.answers import AnswerCache, question_key
+from resolver.cache.records import RecordCache, Trust
+from resolver.wire.message import (
     CLASS_IN,
     Header,
     Message,
@@ -33,6 +32,7 @@ from resolver.wire import (
     make_query,
     write_message,
 )
+from resolver.wire.rdata import A
 
 
 def rss_bytes() -> int:

@@ -38,9 +38,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import bulk_zones
-from tests.interop.nsd_lab import NsdLab
-from tests.interop.unbound import OurResolver, UnboundProcess, _Process
+from resolver.lab import bulk_zones
+from resolver.lab.nsd import NsdLab
+from resolver.lab.unbound import OurResolver, UnboundProcess, _Process
 
 RESOLVER_CPU = "1"
 CLIENT_CPU = "0"

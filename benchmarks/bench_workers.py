@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import bulk_zones
 from benchmarks.bench_resolvers import PORT, dnsperf, machine, pinned
-from tests.interop.nsd_lab import NsdLab
-from tests.interop.unbound import OurResolver
+from resolver.lab import bulk_zones
+from resolver.lab.nsd import NsdLab
+from resolver.lab.unbound import OurResolver
 
 
 def main() -> None:

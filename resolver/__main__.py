@@ -1,5 +1,5 @@
 """``python -m resolver``: run the resolver service."""
 
-from resolver.cli import main
+from resolver.serve.cli import main
 
 raise SystemExit(main())

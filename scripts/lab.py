@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.lab import CASES, Lab, LabError  # noqa: E402
+from resolver.lab import CASES, Lab, LabError  # noqa: E402
 
 RESOLVER_PORT = 2053
 EXAMPLE_CASES = ("glue", "cname-chain", "glueless", "nxdomain", "tcp", "ptr", "google-aaaa")

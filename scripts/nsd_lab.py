@@ -31,8 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.interop.nsd_lab import NsdError, NsdLab
-from tests.interop.unbound import unbound_conf
+from resolver.lab.nsd import NsdError, NsdLab
+from resolver.lab.unbound import unbound_conf
 
 
 def routes_off_loopback() -> list[str]:

@@ -32,13 +32,13 @@ if str(ROOT) not in sys.path:
 
 import structlog  # noqa: E402
 
-from resolver.cache import RecordCache  # noqa: E402
-from resolver.engine import IterativeEngine, Limits, Resolution  # noqa: E402
-from resolver.hints import DEFAULT_HINTS, HintsError, load_root_hints  # noqa: E402
-from resolver.names import BadName, normalize  # noqa: E402
-from resolver.servers import ServerSelection  # noqa: E402
-from resolver.transport import UpstreamTransport  # noqa: E402
-from resolver.wire import Rcode, RRType  # noqa: E402
+from resolver.cache.records import RecordCache  # noqa: E402
+from resolver.iterate.engine import IterativeEngine, Limits, Resolution  # noqa: E402
+from resolver.iterate.hints import DEFAULT_HINTS, HintsError, load_root_hints  # noqa: E402
+from resolver.iterate.servers import ServerSelection  # noqa: E402
+from resolver.net.transport import UpstreamTransport  # noqa: E402
+from resolver.wire.message import Rcode, RRType  # noqa: E402
+from resolver.wire.names import BadName, normalize  # noqa: E402
 
 EXIT_RESOLVED = 0
 EXIT_UNRESOLVED = 1

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-# `tests` has no __init__.py: make `import tests.lab` work however pytest is started.
+# `tests` has no __init__.py: make `import resolver.lab` work however pytest is started.
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.lab import Lab  # noqa: E402
+from resolver.lab import Lab  # noqa: E402
 
 
 @pytest.fixture(scope="session")

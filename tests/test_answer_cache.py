@@ -18,9 +18,9 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from resolver.answer_cache import UDP_MAX, UDP_PLAIN, AnswerCache, question_key
+from resolver.cache.answers import UDP_MAX, UDP_PLAIN, AnswerCache, question_key
+from resolver.lab.cases import answer_of
 from tests.fakes import FakeClock
-from tests.lab.cases import answer_of
 
 
 def query(

@@ -1,4 +1,4 @@
-"""Reply classification and bailiwick scrubbing (resolver.classify), from hand-built messages."""
+"""Reply classification and bailiwick scrubbing (resolver.iterate.classify)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import dns.rcode
 import dns.rrset
 import pytest
 
-from resolver.classify import Classified, Kind, classify
-from resolver.wire import Message, RRType, parse_message
+from resolver.iterate.classify import Classified, Kind, classify
+from resolver.wire.message import Message, RRType, parse_message
 from tests.fakes import reply
 
 

@@ -22,8 +22,8 @@ import dns.message
 import dns.query
 import pytest
 
-from resolver.cli import build_parser
-from tests.lab.topology import hints_text
+from resolver.lab.topology import hints_text
+from resolver.serve.cli import build_parser
 
 START_TIMEOUT = 10.0
 

@@ -1,4 +1,4 @@
-"""The iteration engine (resolver.engine).
+"""The iteration engine (resolver.iterate.engine).
 
 Part 1 drives the engine with a fake network (canned dnspython-built replies keyed by
 (address, qname, qtype)) and a fake clock: no sockets.  Part 2 runs it against the lab
@@ -20,15 +20,15 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from resolver.cache import RecordCache, Trust
-from resolver.engine import IterativeEngine, Limits, Resolution
-from resolver.hints import RootHints, load_root_hints, parse_root_hints
-from resolver.names import name_key
-from resolver.servers import ServerSelection
-from resolver.transport import Reply, TransportError, UpstreamTransport
-from resolver.wire import MessageWriter, Rcode, ResourceRecord, RRType, parse_message
+from resolver.cache.records import RecordCache, Trust
+from resolver.iterate.engine import IterativeEngine, Limits, Resolution
+from resolver.iterate.hints import RootHints, load_root_hints, parse_root_hints
+from resolver.iterate.servers import ServerSelection
+from resolver.lab import CASES, Lab, LabCase
+from resolver.net.transport import Reply, TransportError, UpstreamTransport
+from resolver.wire.message import MessageWriter, Rcode, ResourceRecord, RRType, parse_message
+from resolver.wire.names import name_key
 from tests.fakes import FakeClock, reply
-from tests.lab import CASES, Lab, LabCase
 
 # ---------------------------------------------------------------------- fakes
 

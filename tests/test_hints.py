@@ -1,4 +1,4 @@
-"""Root hints parsing (resolver.hints).  Parsing only: nothing here sends a packet."""
+"""Root hints parsing (resolver.iterate.hints).  Parsing only: nothing here sends a packet."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from resolver.hints import DEFAULT_HINTS, HintsError, load_root_hints, parse_root_hints
-from resolver.names import name_key
+from resolver.iterate.hints import DEFAULT_HINTS, HintsError, load_root_hints, parse_root_hints
+from resolver.wire.names import name_key
 
 # ---------------------------------------------------------------------- the shipped file
 

@@ -25,9 +25,9 @@ import dns.rrset
 import dns.zone
 import pytest
 
-from tests.lab import CASES, DEAD_ADDRESSES, ROOT_HINTS, SERVERS, Lab, LabCase, LabError
-from tests.lab.cases import answer_of, answer_tuples
-from tests.lab.topology import all_zones, zone_file
+from resolver.lab import CASES, DEAD_ADDRESSES, ROOT_HINTS, SERVERS, Lab, LabCase, LabError
+from resolver.lab.cases import answer_of, answer_tuples
+from resolver.lab.topology import all_zones, zone_file
 
 TIMEOUT = 1.0
 

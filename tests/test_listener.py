@@ -47,14 +47,14 @@ import dns.rdatatype
 import pytest
 from structlog.testing import capture_logs
 
-import resolver.listener as listener_module
-from resolver.answer_cache import AnswerCache
-from resolver.engine import Resolution
-from resolver.listener import AccessList, ResolverService, TcpListener, UdpListener
-from resolver.rdata import A
-from resolver.wire import CLASS_IN, Rcode, ResourceRecord, RRType
-from tests.lab import CASES, Lab, LabCase, answer_of
-from tests.lab.cases import BIG_TXT, Answer
+import resolver.serve.listener as listener_module
+from resolver.cache.answers import AnswerCache
+from resolver.iterate.engine import Resolution
+from resolver.lab import CASES, Lab, LabCase, answer_of
+from resolver.lab.cases import BIG_TXT, Answer
+from resolver.serve.listener import AccessList, ResolverService, TcpListener, UdpListener
+from resolver.wire.message import CLASS_IN, Rcode, ResourceRecord, RRType
+from resolver.wire.rdata import A
 
 TIMEOUT = 5.0  # seconds a client waits for an answer
 DROP_WAIT = 0.5  # seconds to wait to conclude a packet was dropped

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from resolver.names import (
+from resolver.wire.names import (
     BadName,
     WireError,
     ancestors,

@@ -1,10 +1,10 @@
-"""Server selection by smoothed RTT (resolver.servers)."""
+"""Server selection by smoothed RTT (resolver.iterate.servers)."""
 
 from __future__ import annotations
 
 import pytest
 
-from resolver.servers import (
+from resolver.iterate.servers import (
     FAILURE_RTT,
     LAME_TTL,
     MAX_TIMEOUT,

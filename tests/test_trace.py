@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.lab import Lab
+from resolver.lab import Lab
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "scripts" / "trace.py"

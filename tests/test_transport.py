@@ -1,4 +1,4 @@
-"""Upstream transport (resolver.transport) against tiny servers written here, on loopback.
+"""Upstream transport (resolver.net.transport) against tiny servers written here, on loopback.
 
 Run inside /work/shared/tools/offline.  Every server listens on 127.77.0.1 (UDP, and TCP on
 the same port when a test needs it); nothing else is contacted.
@@ -21,9 +21,9 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-import resolver.transport as transport
-from resolver.transport import EDNS_PAYLOAD, Reply, TransportError, UpstreamTransport
-from resolver.wire import RRType
+import resolver.net.transport as transport
+from resolver.net.transport import EDNS_PAYLOAD, Reply, TransportError, UpstreamTransport
+from resolver.wire.message import RRType
 
 SERVER = "127.77.0.1"
 NOBODY = "127.77.0.2"  # nothing listens there
@@ -148,7 +148,7 @@ def logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
     """Events logged by the transport (with structlog's defaults, whatever ran before)."""
     saved = structlog.get_config()
     structlog.reset_defaults()
-    monkeypatch.setattr(transport, "log", structlog.get_logger("resolver.transport"))
+    monkeypatch.setattr(transport, "log", structlog.get_logger("resolver.net.transport"))
     try:
         with capture_logs() as entries:
             yield entries

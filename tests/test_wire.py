@@ -18,9 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from resolver.names import labels_to_text, name_key, name_to_wire
-from resolver.rdata import AAAA, CNAME, MX, NS, PTR, SOA, SRV, TXT, A, Opaque, Rdata
-from resolver.wire import (
+from resolver.wire.message import (
     Edns,
     Header,
     Message,
@@ -35,6 +33,8 @@ from resolver.wire import (
     write_message,
     write_query,
 )
+from resolver.wire.names import labels_to_text, name_key, name_to_wire
+from resolver.wire.rdata import AAAA, CNAME, MX, NS, PTR, SOA, SRV, TXT, A, Opaque, Rdata
 
 # Bounded so these two files stay well under 20 s: 300 examples for the fuzzing, 200 for
 # the round trips of generated messages (each example is a whole message, slow to draw).

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.interop.nsd_lab import NsdLab, _tool
-from tests.interop.unbound import OurResolver, UnboundProcess
+from resolver.lab.nsd import NsdLab, _tool
+from resolver.lab.unbound import OurResolver, UnboundProcess
 
 TOOLS = ("nsd", "nsd-checkconf", "unbound", "dig", "kdig")
 

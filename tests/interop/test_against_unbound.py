@@ -26,8 +26,8 @@ import dns.rrset
 import dns.zone
 import pytest
 
-from tests.interop.nsd_lab import NsdLab
-from tests.lab.cases import CASES, LabCase, answer_of
+from resolver.lab.cases import CASES, LabCase, answer_of
+from resolver.lab.nsd import NsdLab
 
 pytestmark = pytest.mark.interop
 

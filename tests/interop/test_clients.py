@@ -11,8 +11,8 @@ import dns.rdataclass
 import dns.rdatatype
 import pytest
 
-from tests.interop.nsd_lab import _tool
-from tests.lab.cases import CASES_BY_ID, Answer, LabCase
+from resolver.lab.cases import CASES_BY_ID, Answer, LabCase
+from resolver.lab.nsd import _tool
 
 pytestmark = pytest.mark.interop
 

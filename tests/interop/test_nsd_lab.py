@@ -14,8 +14,8 @@ import dns.query
 import dns.rcode
 import pytest
 
-from tests.interop.nsd_lab import NsdLab
-from tests.lab.topology import DEAD_ADDRESSES, SERVERS, ServerRole
+from resolver.lab.nsd import NsdLab
+from resolver.lab.topology import DEAD_ADDRESSES, SERVERS, ServerRole
 
 pytestmark = pytest.mark.interop
 

@@ -23,9 +23,9 @@ from enum import IntEnum
 
 from recordclass import dataobject
 
-from resolver.names import is_subdomain, name_key
-from resolver.rdata import CNAME, NS, SOA
-from resolver.wire import Message, Rcode, ResourceRecord, RRType
+from resolver.wire.message import Message, Rcode, ResourceRecord, RRType
+from resolver.wire.names import is_subdomain, name_key
+from resolver.wire.rdata import CNAME, NS, SOA
 
 MAX_CHAIN_IN_REPLY = 16
 

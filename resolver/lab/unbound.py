@@ -18,10 +18,9 @@ import dns.exception
 import dns.message
 import dns.query
 
-from tests.interop.nsd_lab import _tool
+from resolver.lab.nsd import _tool
 
 READY_TIMEOUT = 15.0
-REPO = Path(__file__).resolve().parent.parent.parent
 
 
 def unbound_binary() -> str | None:
@@ -110,7 +109,7 @@ class _Process:
         with (self.workdir / "stderr.log").open("wb") as stderr:
             self.process = subprocess.Popen(
                 self.command(),
-                cwd=REPO,
+                cwd=self.workdir,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,

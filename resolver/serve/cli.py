@@ -17,11 +17,13 @@ from typing import NoReturn
 
 import structlog
 
-from resolver.answer_cache import AnswerCache
-from resolver.cache import RecordCache
-from resolver.engine import IterativeEngine
-from resolver.hints import DEFAULT_HINTS, HintsError, RootHints, load_root_hints
-from resolver.listener import (
+from resolver.cache.answers import AnswerCache
+from resolver.cache.records import RecordCache
+from resolver.iterate.engine import IterativeEngine
+from resolver.iterate.hints import DEFAULT_HINTS, HintsError, RootHints, load_root_hints
+from resolver.iterate.servers import ServerSelection
+from resolver.net.transport import DEFAULT_PORT, UpstreamTransport
+from resolver.serve.listener import (
     MAX_IN_FLIGHT,
     MAX_TCP_CONNECTIONS,
     AccessList,
@@ -29,9 +31,7 @@ from resolver.listener import (
     TcpListener,
     UdpListener,
 )
-from resolver.logs import LEVELS, configure_logging
-from resolver.servers import ServerSelection
-from resolver.transport import DEFAULT_PORT, UpstreamTransport
+from resolver.serve.logs import LEVELS, configure_logging
 
 log = structlog.get_logger("resolver")
 

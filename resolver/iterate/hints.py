@@ -16,12 +16,12 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from resolver.names import ROOT, BadName, name_key, normalize
+from resolver.wire.names import ROOT, BadName, name_key, normalize
 
 
 def _default_hints() -> Path:
     """The shipped named.root: beside the package in a checkout, or where pip put it."""
-    checkout = Path(__file__).resolve().parent.parent / "named.root"
+    checkout = Path(__file__).resolve().parents[2] / "named.root"
     installed = Path(sys.prefix) / "share" / "resolver" / "named.root"
     return checkout if checkout.exists() or not installed.exists() else installed
 

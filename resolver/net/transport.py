@@ -25,8 +25,7 @@ from collections.abc import Callable
 import structlog
 from recordclass import dataobject
 
-from resolver.names import name_key
-from resolver.wire import (
+from resolver.wire.message import (
     CLASS_IN,
     HEADER_SIZE,
     Message,
@@ -35,12 +34,13 @@ from resolver.wire import (
     parse_message,
     write_query,
 )
+from resolver.wire.names import name_key
 
 EDNS_PAYLOAD = 1232
 DEFAULT_PORT = 53
 TCP_LENGTH = struct.Struct("!H")
 
-log = structlog.get_logger("resolver.transport")
+log = structlog.get_logger("resolver.net.transport")
 
 
 class TransportError(Exception):

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from recordclass import dataobject
 
-from resolver.wire import HEADER_SIZE, RRType
+from resolver.wire.message import HEADER_SIZE, RRType
 
 _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")

@@ -23,9 +23,9 @@ from enum import IntEnum
 
 from recordclass import dataobject
 
-from resolver.names import name_key
-from resolver.rdata import SOA, Rdata
-from resolver.wire import CLASS_IN, ResourceRecord
+from resolver.wire.message import CLASS_IN, ResourceRecord
+from resolver.wire.names import name_key
+from resolver.wire.rdata import SOA, Rdata
 
 NXDOMAIN_TYPE = 0  # the type slot of an NXDOMAIN entry: it covers every type
 

@@ -1,8 +1,8 @@
 """A simulated DNS internet on loopback for testing the recursive resolver.
 
 Root, TLD and deeper authoritative servers (dnspython based) on 127.x.y.z addresses, all on
-one port (default 5300); see :mod:`tests.lab.topology` for the address scheme and
-:mod:`tests.lab.cases` for the expected answers a recursive resolver should give.
+one port (default 5300); see :mod:`resolver.lab.topology` for the address scheme and
+:mod:`resolver.lab.cases` for the expected answers a recursive resolver should give.
 
     with Lab() as lab:
         lab.write_hints(tmp / "root.hints")

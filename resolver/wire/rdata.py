@@ -16,7 +16,7 @@ from typing import Protocol
 
 from recordclass import dataobject
 
-from resolver.names import NameCache, WireError, read_name
+from resolver.wire.names import NameCache, WireError, read_name
 
 _U16 = struct.Struct("!H")
 _SOA_TIMERS = struct.Struct("!IIIII")
@@ -243,7 +243,7 @@ def parse_rdata(
 ) -> Rdata:
     """Parse one RDATA of ``rrtype`` occupying ``data[start:end]``.
 
-    ``cache`` is the message's :data:`~resolver.names.NameCache`, if any.
+    ``cache`` is the message's :data:`~resolver.wire.names.NameCache`, if any.
     """
     parser = PARSERS.get(rrtype)
     if parser is None:

@@ -19,8 +19,8 @@ from enum import IntEnum
 import bitstruct.c as bitstruct
 from recordclass import dataobject
 
-from resolver.names import BadName, NameCache, WireError, name_to_wire, read_name
-from resolver.rdata import Opaque, Rdata, parse_rdata
+from resolver.wire.names import BadName, NameCache, WireError, name_to_wire, read_name
+from resolver.wire.rdata import Opaque, Rdata, parse_rdata
 
 __all__ = [
     "Edns",

@@ -1,6 +1,6 @@
 """The lab's zone files served by real authoritative software: one NSD per server role.
 
-Each role of a topology (``tests.lab.topology.SERVERS`` by default) gets its own
+Each role of a topology (``resolver.lab.topology.SERVERS`` by default) gets its own
 NSD process bound only to that role's 127.x.y.z addresses on port 53, so a
 resolver walks root -> TLD -> authoritative exactly as on the Internet.  What NSD
 cannot imitate is said here rather than faked (see :data:`NOT_REPRODUCED`):
@@ -11,7 +11,7 @@ cannot imitate is said here rather than faked (see :data:`NOT_REPRODUCED`):
   ICMP port unreachable at once) rather than silent (a timeout);
 - ``poison``, ``wrong_first``: the zones are served normally (NSD does not misbehave).
 
-The addresses in :data:`tests.lab.topology.DEAD_ADDRESSES` are in no role, so
+The addresses in :data:`resolver.lab.topology.DEAD_ADDRESSES` are in no role, so
 nothing is bound there, as in the lab.
 
 NSD's response rate limiting is off (``rrl-ratelimit: 0``): every resolver here
@@ -47,10 +47,10 @@ import dns.message
 import dns.query
 import dns.rcode
 
-from tests.lab.topology import SERVERS, ServerRole, zone_file
-from tests.lab.topology import hints_text as lab_hints_text
+from resolver.lab.topology import SERVERS, ServerRole, zone_file
+from resolver.lab.topology import hints_text as lab_hints_text
 
-ZONES_DIR = Path(__file__).resolve().parent.parent / "lab" / "zones"
+ZONES_DIR = Path(__file__).resolve().parent / "zones"
 READY_TIMEOUT = 20.0
 STOP_TIMEOUT = 5.0
 

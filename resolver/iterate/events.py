@@ -35,7 +35,7 @@ class LogObserver:
     """Sends events to structlog: exchanges at debug, lame servers and limits at warning."""
 
     def __init__(self, logger: Any = None) -> None:
-        self.log = logger if logger is not None else structlog.get_logger("resolver.engine")
+        self.log = logger if logger is not None else structlog.get_logger("resolver.iterate.engine")
         try:
             self.wants_every_hop = bool(self.log.is_enabled_for(logging.DEBUG))
         except AttributeError:  # a logger without level filtering logs everything

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.lab.topology import ServerRole
+from resolver.lab.topology import ServerRole
 
 ROOT_ADDRESS = "127.9.0.1"
 BENCH_TLD = "127.9.1.1"

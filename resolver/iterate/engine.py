@@ -11,7 +11,7 @@ This is RFC 1034 section 5.3.3 as Unbound's iterator and Knot Resolver do it:
    and goes back to 3; a CNAME restarts at 1 for its target, keeping the chain.
 
 The engine does no I/O of its own: it is handed a network (anything with the
-``exchange`` coroutine of :class:`resolver.transport.UpstreamTransport`) and a
+``exchange`` coroutine of :class:`resolver.net.transport.UpstreamTransport`) and a
 clock, so tests drive it with canned replies and a fake clock.  Every client
 question gets one :class:`ResolutionBudget`; running out of it is SERVFAIL,
 quickly (the NXNSAttack limits, CVE-2020-12667).
@@ -27,15 +27,15 @@ from typing import Protocol
 
 from recordclass import dataobject
 
-from resolver.cache import NXDOMAIN_TYPE, RecordCache, Trust
-from resolver.classify import Classified, Kind, Referral, classify
-from resolver.events import LogObserver, Observer, wants_every_hop
-from resolver.hints import RootHints
-from resolver.names import ROOT, ancestors, is_subdomain, label_count, name_key, parent
-from resolver.rdata import AAAA, CNAME, NS, A
-from resolver.servers import ServerSelection
-from resolver.transport import Reply, TransportError
-from resolver.wire import Rcode, ResourceRecord, RRType
+from resolver.cache.records import NXDOMAIN_TYPE, RecordCache, Trust
+from resolver.iterate.classify import Classified, Kind, Referral, classify
+from resolver.iterate.events import LogObserver, Observer, wants_every_hop
+from resolver.iterate.hints import RootHints
+from resolver.iterate.servers import ServerSelection
+from resolver.net.transport import Reply, TransportError
+from resolver.wire.message import Rcode, ResourceRecord, RRType
+from resolver.wire.names import ROOT, ancestors, is_subdomain, label_count, name_key, parent
+from resolver.wire.rdata import AAAA, CNAME, NS, A
 
 
 @dataclass(frozen=True)

@@ -31,10 +31,9 @@ from typing import Any, cast
 
 import structlog
 
-from resolver.answer_cache import UDP_MAX, UDP_PLAIN, AnswerCache, question_key
-from resolver.engine import IterativeEngine, Resolution
-from resolver.names import name_key
-from resolver.wire import (
+from resolver.cache.answers import UDP_MAX, UDP_PLAIN, AnswerCache, question_key
+from resolver.iterate.engine import IterativeEngine, Resolution
+from resolver.wire.message import (
     CLASS_IN,
     HEADER_SIZE,
     Edns,
@@ -47,8 +46,9 @@ from resolver.wire import (
     parse_message,
     write_message,
 )
+from resolver.wire.names import name_key
 
-log = structlog.get_logger("resolver.listener")
+log = structlog.get_logger("resolver.serve.listener")
 
 TCP_IDLE_TIMEOUT = 10.0  # seconds without a query before a TCP connection is closed
 MAX_TCP_CONNECTIONS = 256
