@@ -30,7 +30,7 @@ import dns.rrset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from resolver.wire.message import parse_message, write_message
+from resolver.wire import parse_message, write_message
 
 LETTERS = "abcdefghijklm"
 

@@ -22,15 +22,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from resolver.cache.answers import AnswerCache, question_key
 from resolver.cache.records import RecordCache, Trust
-from resolver.wire.message import (
+from resolver.wire import (
     CLASS_IN,
     Header,
     Message,
     Question,
     ResourceRecord,
     RRType,
-    make_query,
     write_message,
+    write_query,
 )
 from resolver.wire.rdata import A
 
@@ -65,7 +65,7 @@ def fill_answer_cache(count: int) -> tuple[AnswerCache, int]:
     before = rss_bytes()
     cache = AnswerCache(max_entries=count)
     for i, owner in enumerate(owners):
-        query = write_message(make_query(owner, RRType.A, 1, edns_payload=None))
+        query = write_query(owner, RRType.A, 1, edns_payload=None)
         key = question_key(query)
         assert key is not None
         record = ResourceRecord(owner, RRType.A, CLASS_IN, 3600, A(f"198.51.100.{i & 255}"))

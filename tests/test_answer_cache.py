@@ -18,8 +18,10 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from resolver.cache.answers import UDP_MAX, UDP_PLAIN, AnswerCache, question_key
+from resolver.cache.answers import AnswerCache, question_key
 from resolver.lab.cases import answer_of
+from resolver.wire import EDNS_PAYLOAD as UDP_MAX
+from resolver.wire import UDP_PLAIN
 from tests.fakes import FakeClock
 
 

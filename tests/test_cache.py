@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from resolver.cache.records import NXDOMAIN_TYPE, RecordCache, Trust
-from resolver.wire.message import CLASS_IN, ResourceRecord, RRType
+from resolver.wire import CLASS_IN, ResourceRecord, RRType
 from resolver.wire.rdata import AAAA, CNAME, SOA, A
 from tests.fakes import FakeClock
 

@@ -11,7 +11,7 @@ import dns.rrset
 import pytest
 
 from resolver.iterate.classify import Classified, Kind, classify
-from resolver.wire.message import Message, RRType, parse_message
+from resolver.wire import Message, RRType, parse_message
 from tests.fakes import reply
 
 

@@ -49,11 +49,11 @@ from structlog.testing import capture_logs
 
 import resolver.serve.listener as listener_module
 from resolver.cache.answers import AnswerCache
-from resolver.iterate.engine import Resolution
+from resolver.iterate.answer import Answer as EngineAnswer
 from resolver.lab import CASES, Lab, LabCase, answer_of
 from resolver.lab.cases import BIG_TXT, Answer
 from resolver.serve.listener import AccessList, ResolverService, TcpListener, UdpListener
-from resolver.wire.message import CLASS_IN, Rcode, ResourceRecord, RRType
+from resolver.wire import CLASS_IN, Rcode, ResourceRecord, RRType
 from resolver.wire.rdata import A
 
 TIMEOUT = 5.0  # seconds a client waits for an answer
@@ -673,7 +673,7 @@ class FakeEngine:
         self.gate: asyncio.Event | None = None
         self.delays: dict[str, float] = {}
 
-    async def resolve(self, name: str, rrtype: int) -> Resolution:
+    async def resolve(self, name: str, rrtype: int) -> EngineAnswer:
         self.calls.append((name, rrtype))
         if self.gate is not None:
             await self.gate.wait()
@@ -681,7 +681,7 @@ class FakeEngine:
         if name.lower().startswith("boom."):
             raise RuntimeError("engine broke")
         record = ResourceRecord(name.lower(), RRType.A, CLASS_IN, 60, A("192.0.2.1"))
-        return Resolution(Rcode.NOERROR, [record], [], 1)
+        return EngineAnswer(Rcode.NOERROR, [record], [], 1)
 
 
 def service(allow: list[str] | None = None, query_log: bool = True) -> ResolverService:

@@ -22,8 +22,9 @@ import structlog
 from structlog.testing import capture_logs
 
 import resolver.net.transport as transport
-from resolver.net.transport import EDNS_PAYLOAD, Reply, TransportError, UpstreamTransport
-from resolver.wire.message import RRType
+from resolver.net.contract import ExchangeFailed, Failure, Reply
+from resolver.net.transport import UpstreamTransport
+from resolver.wire import EDNS_PAYLOAD, RRType
 
 SERVER = "127.77.0.1"
 NOBODY = "127.77.0.2"  # nothing listens there
@@ -162,7 +163,7 @@ def logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
 def test_a_plain_exchange() -> None:
     reply, server = run(ask(normal))
     assert addresses(reply) == [ANSWER]
-    assert not reply.tcp and reply.edns
+    assert not reply.tcp and reply.message.edns is not None
     assert reply.rtt >= 0
     assert len(server.queries) == 1
 
@@ -292,7 +293,7 @@ def test_formerr_to_edns_is_asked_again_without_edns(rcode: int) -> None:
 
     reply, server = run(ask(old_server))
     assert addresses(reply) == [ANSWER]
-    assert not reply.edns
+    assert reply.message.edns is None
     assert [query.edns for _, query, _ in server.queries] == [0, -1]
 
 
@@ -316,7 +317,7 @@ def test_truncated_reply_is_asked_again_over_tcp() -> None:
         return [answer_to(query)]
 
     reply, server = run(ask(big, tcp=True))
-    assert reply.tcp and reply.edns
+    assert reply.tcp and reply.message.edns is not None
     assert addresses(reply) == [ANSWER]
     assert [proto for proto, _, _ in server.queries] == ["udp", "tcp"]
     assert server.queries[1][1].edns == 0
@@ -342,9 +343,9 @@ def test_tcp_closed_early_is_an_error() -> None:
     def hang_up(query: dns.message.Message, wire: bytes, proto: str) -> list[bytes]:
         return [answer_to(query, tc=True)] if proto == "udp" else []
 
-    with pytest.raises(TransportError) as error:
+    with pytest.raises(ExchangeFailed) as error:
         run(ask(hang_up, tcp=True))
-    assert error.value.reason == "tcp connection closed early"
+    assert error.value.failure is Failure.CONNECTION_CLOSED
 
 
 # ---------------------------------------------------------------------- failures
@@ -354,9 +355,9 @@ def test_timeout_raises_transport_error() -> None:
     def silent(query: dns.message.Message, wire: bytes, proto: str) -> list[bytes]:
         return []
 
-    with pytest.raises(TransportError) as error:
+    with pytest.raises(ExchangeFailed) as error:
         run(ask(silent, timeout=0.2))
-    assert error.value.reason == "timeout"
+    assert error.value.failure is Failure.TIMEOUT
     assert error.value.address == SERVER
 
 
@@ -366,9 +367,9 @@ def test_only_wrong_replies_is_a_timeout(logs: list[dict[str, Any]]) -> None:
         response.id = (query.id + 1) & 0xFFFF
         return [response.to_wire()]
 
-    with pytest.raises(TransportError) as error:
+    with pytest.raises(ExchangeFailed) as error:
         run(ask(liar, timeout=0.2))
-    assert error.value.reason == "timeout"
+    assert error.value.failure is Failure.TIMEOUT
     assert [e["reason"] for e in logs if e["event"] == "reply_ignored"] == ["wrong id"]
 
 
@@ -381,16 +382,16 @@ def test_port_unreachable_raises_transport_error() -> None:
         probe.close()
         return await UpstreamTransport(port=port).exchange(NOBODY, QNAME, RRType.A, 5.0)
 
-    with pytest.raises(TransportError) as error:
+    with pytest.raises(ExchangeFailed) as error:
         run(scenario())
-    assert error.value.reason == "port unreachable"
-    assert str(error.value) == f"port unreachable from {NOBODY}"
+    assert error.value.failure is Failure.UNREACHABLE
+    assert str(error.value) == f"unreachable from {NOBODY} (port unreachable)"
 
 
 def test_malformed_reply_with_the_right_id_is_an_error() -> None:
     def broken(query: dns.message.Message, wire: bytes, proto: str) -> list[bytes]:
         return [answer_to(query) + b"\x00\x01trailing"]
 
-    with pytest.raises(TransportError) as error:
+    with pytest.raises(ExchangeFailed) as error:
         run(ask(broken))
-    assert error.value.reason.startswith("malformed reply")
+    assert error.value.failure is Failure.MALFORMED

@@ -20,13 +20,12 @@ from collections.abc import Callable
 
 from recordclass import dataobject
 
-from resolver.wire.message import HEADER_SIZE, RRType
+from resolver.wire import EDNS_PAYLOAD, HEADER_SIZE, UDP_PLAIN, RRType
+from resolver.wire.header import AA, CD, OPCODE_MASK, QR, RD, TC
 
 _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
 _QUERY_COUNTS = b"\x00\x01\x00\x00\x00\x00"  # QDCOUNT 1, ANCOUNT 0, NSCOUNT 0
-UDP_PLAIN = 512  # RFC 1035 section 4.2.1
-UDP_MAX = 1232  # what we answer over UDP at most, EDNS or not (DNS Flag Day 2020)
 
 
 class CachedAnswer(dataobject, fast_new=True):
@@ -55,7 +54,11 @@ def question_key(packet: bytes) -> QuestionKey | None:
     The key is the question in wire form with ASCII case folded, plus one byte
     saying whether the client used EDNS (its answer carries an OPT record).
     """
-    if len(packet) < HEADER_SIZE + 5 or packet[2] & 0xFA or packet[4:10] != _QUERY_COUNTS:
+    if (
+        len(packet) < HEADER_SIZE + 5
+        or packet[2] & (QR | OPCODE_MASK | TC)
+        or packet[4:10] != _QUERY_COUNTS
+    ):
         return None  # QR, opcode, TC set; or not exactly one question and nothing else
     arcount = packet[10] << 8 | packet[11]
     pos = HEADER_SIZE
@@ -82,7 +85,7 @@ def question_key(packet: bytes) -> QuestionKey | None:
         if packet[end + 6] != 0 or rest != 11 + (packet[end + 9] << 8 | packet[end + 10]):
             return None
         payload = _U16.unpack_from(packet, end + 3)[0]
-        size = min(max(payload, UDP_PLAIN), UDP_MAX)
+        size = min(max(payload, UDP_PLAIN), EDNS_PAYLOAD)
         return QuestionKey(question + b"E", end, size)
     return None
 
@@ -156,8 +159,8 @@ class AnswerCache:
         entries[key.key] = entry
         out = bytearray(wire)
         out[0:2] = packet[0:2]
-        out[2] = 0x80 | (out[2] & 0x7E) | (packet[2] & 0x01)  # QR, the client's RD
-        out[3] = (out[3] & 0xEF) | (packet[3] & 0x10)  # the client's CD
+        out[2] = QR | (out[2] & (OPCODE_MASK | AA | TC)) | (packet[2] & RD)  # the client's RD
+        out[3] = (out[3] & ~CD & 0xFF) | (packet[3] & CD)  # the client's CD
         out[HEADER_SIZE:HEADER_SIZE] = packet[HEADER_SIZE : key.end]  # as the client wrote it
         elapsed = int(age)
         if elapsed:

@@ -23,7 +23,7 @@ from enum import IntEnum
 
 from recordclass import dataobject
 
-from resolver.wire.message import CLASS_IN, ResourceRecord
+from resolver.wire import CLASS_IN, ResourceRecord
 from resolver.wire.names import name_key
 from resolver.wire.rdata import SOA, Rdata
 

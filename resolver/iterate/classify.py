@@ -23,7 +23,7 @@ from enum import IntEnum
 
 from recordclass import dataobject
 
-from resolver.wire.message import Message, Rcode, ResourceRecord, RRType
+from resolver.wire import Message, Rcode, ResourceRecord, RRType
 from resolver.wire.names import is_subdomain, name_key
 from resolver.wire.rdata import CNAME, NS, SOA
 

@@ -13,7 +13,7 @@ This is RFC 1034 section 5.3.3 as Unbound's iterator and Knot Resolver do it:
 The engine does no I/O of its own: it is handed a network (anything with the
 ``exchange`` coroutine of :class:`resolver.net.transport.UpstreamTransport`) and a
 clock, so tests drive it with canned replies and a fake clock.  Every client
-question gets one :class:`ResolutionBudget`; running out of it is SERVFAIL,
+question gets one :class:`AnswerBudget`; running out of it is SERVFAIL,
 quickly (the NXNSAttack limits, CVE-2020-12667).
 """
 
@@ -23,17 +23,16 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
-
-from recordclass import dataobject
 
 from resolver.cache.records import NXDOMAIN_TYPE, RecordCache, Trust
+from resolver.iterate.answer import Answer, FailureKind, servfail
 from resolver.iterate.classify import Classified, Kind, Referral, classify
 from resolver.iterate.events import LogObserver, Observer, wants_every_hop
 from resolver.iterate.hints import RootHints
 from resolver.iterate.servers import ServerSelection
-from resolver.net.transport import Reply, TransportError
-from resolver.wire.message import Rcode, ResourceRecord, RRType
+from resolver.net.contract import ExchangeFailed, Network
+from resolver.net.contract import Failure as ExchangeFailure
+from resolver.wire import Rcode, ResourceRecord, RRType
 from resolver.wire.names import ROOT, ancestors, is_subdomain, label_count, name_key, parent
 from resolver.wire.rdata import AAAA, CNAME, NS, A
 
@@ -56,11 +55,7 @@ class LimitExceeded(Exception):
         self.limit = limit
 
 
-class Network(Protocol):
-    async def exchange(self, address: str, qname: str, qtype: int, timeout: float) -> Reply: ...
-
-
-class ResolutionBudget:
+class AnswerBudget:
     """The work one client question may still cause."""
 
     def __init__(self, limits: Limits, deadline: float, clock: Callable[[], float]) -> None:
@@ -77,16 +72,6 @@ class ResolutionBudget:
         if self.clock() >= self.deadline:
             raise LimitExceeded("time budget")
         self.queries += 1
-
-
-class Resolution(dataobject, fast_new=True):
-    """The outcome of one question: what a client gets back, and what it cost."""
-
-    rcode: int
-    answer: list[ResourceRecord]
-    authority: list[ResourceRecord]  # the SOA of a negative answer, nothing else
-    upstream_queries: int = 0
-    reason: str = ""  # why SERVFAIL
 
 
 class ZoneCut:
@@ -135,26 +120,24 @@ class IterativeEngine:
 
     # ---------------------------------------------------------------- entry point
 
-    async def resolve(self, qname: str, qtype: int) -> Resolution:
+    async def resolve(self, qname: str, qtype: int) -> Answer:
         """Resolve (qname, qtype, IN); never raises for DNS reasons: failures are SERVFAIL."""
-        budget = ResolutionBudget(self.limits, self.clock() + self.limits.time_budget, self.clock)
+        budget = AnswerBudget(self.limits, self.clock() + self.limits.time_budget, self.clock)
         try:
             async with asyncio.timeout(self.limits.time_budget):
                 result = await self._lookup(qname, qtype, budget, 0)
         except LimitExceeded as error:
             self.observer("limit", qname=qname, qtype=RRType.text(qtype), limit=error.limit)
-            result = Resolution(Rcode.SERVFAIL, [], [], 0, f"limit: {error.limit}")
+            result = servfail(FailureKind.LIMIT, f"limit: {error.limit}")
         except TimeoutError:
             self.observer("limit", qname=qname, qtype=RRType.text(qtype), limit="time budget")
-            result = Resolution(Rcode.SERVFAIL, [], [], 0, "limit: time budget")
+            result = servfail(FailureKind.TIME_BUDGET, "limit: time budget")
         result.upstream_queries = budget.queries
         return result
 
     # ---------------------------------------------------------------- the walk
 
-    async def _lookup(
-        self, qname: str, qtype: int, budget: ResolutionBudget, depth: int
-    ) -> Resolution:
+    async def _lookup(self, qname: str, qtype: int, budget: AnswerBudget, depth: int) -> Answer:
         """Steps 1 to 4 for one name, following CNAMEs across zones."""
         chain: list[ResourceRecord] = []
         name = qname
@@ -165,7 +148,7 @@ class IterativeEngine:
                 try:
                     step = await self._iterate(name, qtype, budget, depth)
                 except NoReachableServer as error:
-                    return Resolution(Rcode.SERVFAIL, chain, [], 0, str(error))
+                    return servfail(FailureKind.NO_REACHABLE_AUTHORITY, str(error))
             chain += step.records
             if step.kind != Kind.CNAME:
                 return self._finish(step, self._clamped(chain))
@@ -187,13 +170,13 @@ class IterativeEngine:
         ]  # fmt: skip
 
     @staticmethod
-    def _finish(step: Classified, chain: list[ResourceRecord]) -> Resolution:
+    def _finish(step: Classified, chain: list[ResourceRecord]) -> Answer:
         soa = [step.soa] if step.soa is not None else []
         if step.kind == Kind.NXDOMAIN:
-            return Resolution(Rcode.NXDOMAIN, chain, soa)
+            return Answer(Rcode.NXDOMAIN, chain, soa)
         if step.kind == Kind.NODATA:
-            return Resolution(Rcode.NOERROR, chain, soa)
-        return Resolution(Rcode.NOERROR, chain, [])
+            return Answer(Rcode.NOERROR, chain, soa)
+        return Answer(Rcode.NOERROR, chain, [])
 
     def _from_cache(self, name: str, qtype: int) -> Classified | None:
         now = self.clock()
@@ -213,9 +196,7 @@ class IterativeEngine:
                 return Classified(Kind.CNAME, cname.records(now), target.target)
         return None
 
-    async def _iterate(
-        self, name: str, qtype: int, budget: ResolutionBudget, depth: int
-    ) -> Classified:
+    async def _iterate(self, name: str, qtype: int, budget: AnswerBudget, depth: int) -> Classified:
         """Walk referrals from the closest known cut until a final reply (or a CNAME)."""
         # DS records live on the parent side of a zone cut (RFC 4035 section 3.1.4.1):
         # start above the name, so the parent's servers are asked, not the child's.
@@ -276,7 +257,7 @@ class IterativeEngine:
     # ---------------------------------------------------------------- one zone cut
 
     async def _ask_cut(
-        self, cut: ZoneCut, name: str, qtype: int, budget: ResolutionBudget, depth: int
+        self, cut: ZoneCut, name: str, qtype: int, budget: AnswerBudget, depth: int
     ) -> Classified:
         """Ask the cut's servers in order of expected RTT until one gives a usable reply.
 
@@ -294,9 +275,9 @@ class IterativeEngine:
             for address, server in self._candidates(cut, tried):
                 tried.add(address)
                 step = await self._exchange(cut, server, address, name, qtype, budget, depth)
-                if not isinstance(step, str):
+                if isinstance(step, Classified):
                     return step
-                if step == "timeout":
+                if step is ExchangeFailure.TIMEOUT:
                     timed_out.add(address)
             if glueless and lookups < self.limits.max_glueless_per_cut:
                 ns = glueless.pop(0)
@@ -337,7 +318,7 @@ class IterativeEngine:
         return sorted(cut.glueless(), key=cost)
 
     async def _resolve_server(
-        self, ns: str, zone: str, budget: ResolutionBudget, depth: int
+        self, ns: str, zone: str, budget: AnswerBudget, depth: int
     ) -> list[str]:
         """Addresses of a name server found without glue: a sub-lookup through this engine."""
         if depth + 1 > self.limits.max_sublookup_depth:
@@ -376,9 +357,9 @@ class IterativeEngine:
         address: str,
         name: str,
         qtype: int,
-        budget: ResolutionBudget,
+        budget: AnswerBudget,
         depth: int,
-    ) -> Classified | str:
+    ) -> Classified | ExchangeFailure | None:
         """One query to one server: the classified reply, or why to try the next server."""
         budget.spend_query()
         where = (depth, cut.zone, server, address, name, qtype)
@@ -386,11 +367,11 @@ class IterativeEngine:
             reply = await self.network.exchange(
                 address, name, qtype, self.selection.timeout(address)
             )
-        except TransportError as error:
+        except ExchangeFailed as error:
             self.selection.record_failure(address)
             if self.report_hops:
-                self._report_hop(where, outcome=error.reason, rtt_ms=None)
-            return error.reason
+                self._report_hop(where, outcome=error.failure.value, rtt_ms=None)
+            return error.failure
         self.selection.record_success(address, reply.rtt)
         step = classify(reply.message, name, qtype, cut.zone)
         if self.report_hops or step.kind == Kind.LAME:
@@ -400,7 +381,7 @@ class IterativeEngine:
         if step.kind == Kind.LAME:
             # Lame for this zone only (Unbound's infra cache keeps lameness per zone too).
             self.selection.mark_lame(address, cut.zone)
-            return "lame"
+            return None
         self._store(step, qtype)
         return step
 

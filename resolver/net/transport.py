@@ -23,10 +23,11 @@ import time
 from collections.abc import Callable
 
 import structlog
-from recordclass import dataobject
 
-from resolver.wire.message import (
+from resolver.net.contract import ExchangeFailed, Failure, Reply
+from resolver.wire import (
     CLASS_IN,
+    EDNS_PAYLOAD,
     HEADER_SIZE,
     Message,
     Rcode,
@@ -36,29 +37,10 @@ from resolver.wire.message import (
 )
 from resolver.wire.names import name_key
 
-EDNS_PAYLOAD = 1232
 DEFAULT_PORT = 53
 TCP_LENGTH = struct.Struct("!H")
 
 log = structlog.get_logger("resolver.net.transport")
-
-
-class TransportError(Exception):
-    """No usable reply from a server; ``reason`` is short: timeout, refused, malformed..."""
-
-    def __init__(self, reason: str, address: str) -> None:
-        super().__init__(f"{reason} from {address}")
-        self.reason = reason
-        self.address = address
-
-
-class Reply(dataobject, fast_new=True):
-    """A reply that passed every check, with how it was obtained."""
-
-    message: Message
-    rtt: float  # seconds, for the exchange that produced this message
-    tcp: bool
-    edns: bool
 
 
 class _RandomPool:
@@ -117,54 +99,57 @@ def _matches(reply: Message, qname: str, qtype: int) -> bool:
 
 
 class UpstreamTransport:
-    """Sends one question to one server and returns a checked :class:`Reply`."""
+    """Sends one question to one server and returns a checked :class:`Reply` (a Network)."""
 
     def __init__(self, port: int = DEFAULT_PORT, clock: Callable[[], float] = time.monotonic):
         self.port = port
         self.clock = clock
 
-    async def exchange(self, address: str, qname: str, qtype: int, timeout: float) -> Reply:
-        """Ask ``address`` for (qname, qtype); raises :class:`TransportError`."""
+    async def exchange(
+        self, address: str, qname: str, qtype: int, timeout: float, *, dnssec_ok: bool = False
+    ) -> Reply:
+        """Ask ``address`` for (qname, qtype); raises :class:`ExchangeFailed`."""
         started = self.clock()
-        reply = await self._udp(address, qname, qtype, timeout, edns=True)
-        edns = True
+        query = _Query(qname, qtype, EDNS_PAYLOAD, dnssec_ok)
+        reply = await self._udp(address, query, timeout)
         if reply.message.rcode in (Rcode.FORMERR, Rcode.NOTIMP) and reply.message.edns is None:
             log.debug("edns_fallback", server=address, qname=qname)
-            edns = False
-            remaining = max(timeout - (self.clock() - started), 0.05)
-            reply = await self._udp(address, qname, qtype, remaining, edns=False)
+            query = _Query(qname, qtype, None, False)
+            reply = await self._udp(address, query, self._remaining(started, timeout))
         if reply.message.header.tc:
-            remaining = max(timeout - (self.clock() - started), 0.05)
-            reply = await self._tcp(address, qname, qtype, remaining, edns)
+            reply = await self._tcp(address, query, self._remaining(started, timeout))
         return reply
 
-    async def _udp(self, address: str, qname: str, qtype: int, timeout: float, edns: bool) -> Reply:
+    def _remaining(self, started: float, timeout: float) -> float:
+        return max(timeout - (self.clock() - started), 0.05)
+
+    async def _udp(self, address: str, query: _Query, timeout: float) -> Reply:
         msg_id = _random.u16()
-        query = write_query(qname, qtype, msg_id, edns_payload=EDNS_PAYLOAD if edns else None)
+        wire = query.wire(msg_id)
         loop = asyncio.get_running_loop()
         try:
             sock = _udp_socket(address, self.port)
         except OSError as error:
-            raise TransportError(f"socket error {error.strerror}", address) from None
+            raise ExchangeFailed(Failure.LOCAL_ERROR, address, str(error.strerror)) from None
         with sock:
             started = self.clock()
             try:
-                await loop.sock_sendall(sock, query)
+                await loop.sock_sendall(sock, wire)
                 async with asyncio.timeout(timeout):
                     while True:
                         data = await loop.sock_recv(sock, 65535)
-                        message = self._accept(data, msg_id, qname, qtype, address, "udp")
+                        message = self._accept(data, msg_id, query, address, "udp")
                         if message is not None:
-                            return Reply(message, self.clock() - started, False, edns)
+                            return Reply(message, self.clock() - started, False)
             except TimeoutError:
-                raise TransportError("timeout", address) from None
+                raise ExchangeFailed(Failure.TIMEOUT, address, "udp") from None
             except ConnectionRefusedError:
-                raise TransportError("port unreachable", address) from None
+                raise ExchangeFailed(Failure.UNREACHABLE, address, "port unreachable") from None
             except OSError as error:
-                raise TransportError(f"network error {error.strerror}", address) from None
+                raise ExchangeFailed(Failure.UNREACHABLE, address, str(error.strerror)) from None
 
     def _accept(
-        self, data: bytes, msg_id: int, qname: str, qtype: int, address: str, proto: str
+        self, data: bytes, msg_id: int, query: _Query, address: str, proto: str
     ) -> Message | None:
         """The parsed reply if it answers ``query``; None (logged) for anything else."""
         if len(data) < HEADER_SIZE or int.from_bytes(data[:2], "big") != msg_id:
@@ -173,15 +158,15 @@ class UpstreamTransport:
         try:
             message = parse_message(data)
         except WireError as error:
-            raise TransportError(f"malformed reply ({error})", address) from None
-        if not message.header.qr or not _matches(message, qname, qtype):
+            raise ExchangeFailed(Failure.MALFORMED, address, str(error)) from None
+        if not message.header.qr or not _matches(message, query.qname, query.qtype):
             log.warning("reply_ignored", reason="wrong question", server=address, proto=proto)
             return None
         return message
 
-    async def _tcp(self, address: str, qname: str, qtype: int, timeout: float, edns: bool) -> Reply:
+    async def _tcp(self, address: str, query: _Query, timeout: float) -> Reply:
         msg_id = _random.u16()
-        wire = write_query(qname, qtype, msg_id, edns_payload=EDNS_PAYLOAD if edns else None)
+        wire = query.wire(msg_id)
         started = self.clock()
         writer = None
         try:
@@ -192,15 +177,32 @@ class UpstreamTransport:
                 while True:
                     (length,) = TCP_LENGTH.unpack(await reader.readexactly(2))
                     data = await reader.readexactly(length)
-                    message = self._accept(data, msg_id, qname, qtype, address, "tcp")
+                    message = self._accept(data, msg_id, query, address, "tcp")
                     if message is not None:
-                        return Reply(message, self.clock() - started, True, edns)
+                        return Reply(message, self.clock() - started, True)
         except TimeoutError:
-            raise TransportError("tcp timeout", address) from None
+            raise ExchangeFailed(Failure.TIMEOUT, address, "tcp") from None
         except asyncio.IncompleteReadError:
-            raise TransportError("tcp connection closed early", address) from None
+            raise ExchangeFailed(Failure.CONNECTION_CLOSED, address, "tcp") from None
         except OSError as error:
-            raise TransportError(f"tcp error {error.strerror}", address) from None
+            raise ExchangeFailed(Failure.UNREACHABLE, address, f"tcp: {error.strerror}") from None
         finally:
             if writer is not None:
                 writer.close()
+
+
+class _Query:
+    """The question of one exchange and how it is asked (EDNS or not, the DO bit)."""
+
+    __slots__ = ("dnssec_ok", "edns_payload", "qname", "qtype")
+
+    def __init__(self, qname: str, qtype: int, edns_payload: int | None, dnssec_ok: bool):
+        self.qname = qname
+        self.qtype = qtype
+        self.edns_payload = edns_payload
+        self.dnssec_ok = dnssec_ok
+
+    def wire(self, msg_id: int) -> bytes:
+        return write_query(
+            self.qname, self.qtype, msg_id, edns_payload=self.edns_payload, dnssec_ok=self.dnssec_ok
+        )

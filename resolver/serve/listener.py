@@ -31,11 +31,14 @@ from typing import Any, cast
 
 import structlog
 
-from resolver.cache.answers import UDP_MAX, UDP_PLAIN, AnswerCache, question_key
-from resolver.iterate.engine import IterativeEngine, Resolution
-from resolver.wire.message import (
+from resolver.cache.answers import AnswerCache, question_key
+from resolver.iterate.answer import Answer, FailureKind, servfail
+from resolver.iterate.engine import IterativeEngine
+from resolver.wire import (
     CLASS_IN,
+    EDNS_PAYLOAD,
     HEADER_SIZE,
+    UDP_PLAIN,
     Edns,
     Header,
     Message,
@@ -43,7 +46,10 @@ from resolver.wire.message import (
     Rcode,
     RRType,
     WireError,
+    is_response,
     parse_message,
+    rcode_of,
+    response_from_header,
     write_message,
 )
 from resolver.wire.names import name_key
@@ -81,7 +87,7 @@ class AccessList:
 
 def error_response(query: Message, rcode: int, with_question: bool = True) -> Message:
     header = query.header
-    edns = Edns(UDP_MAX) if query.edns is not None else None
+    edns = Edns(EDNS_PAYLOAD) if query.edns is not None else None
     response = Message(
         Header(header.id, 1, header.opcode, 0, 0, header.rd, 1, 0, 0, header.cd, 0),
         list(query.question) if with_question else [],
@@ -91,18 +97,11 @@ def error_response(query: Message, rcode: int, with_question: bool = True) -> Me
     return response
 
 
-def formerr_from_header(packet: bytes) -> bytes:
-    """FORMERR for a packet whose header is readable but whose body is not."""
-    flags = (packet[2] & 0x79) | 0x80  # keep opcode and RD, set QR
-    return packet[0:2] + bytes((flags, 0x80 | Rcode.FORMERR)) + b"\x00" * 8
-
-
-def servfail_from_header(packet: bytes) -> bytes | None:
+def _servfail(packet: bytes) -> bytes | None:
     """SERVFAIL for a query that broke something of ours; None if it has no header."""
-    if len(packet) < HEADER_SIZE or packet[2] & 0x80:
+    if len(packet) < HEADER_SIZE or is_response(packet):
         return None
-    response = formerr_from_header(packet)
-    return response[:3] + bytes((0x80 | Rcode.SERVFAIL,)) + response[4:]
+    return response_from_header(packet, Rcode.SERVFAIL)
 
 
 class ResolverService:
@@ -121,7 +120,7 @@ class ResolverService:
         self.access = access or AccessList()
         self.query_log = query_log
         self.clock = clock
-        self._in_flight: dict[tuple[str, int], asyncio.Task[Resolution]] = {}
+        self._in_flight: dict[tuple[str, int], asyncio.Task[Answer]] = {}
 
     def fast_answer(self, packet: bytes, client: str, udp: bool) -> bytes | None:
         """A cached answer for a plain query, without parsing it; None for the full path."""
@@ -132,7 +131,7 @@ class ResolverService:
             key.udp_size = 65535
         response = self.answers.answer(key, packet)
         if response is not None and self.query_log:
-            self._log_fast(packet, client, response[3] & 0xF)
+            self._log_fast(packet, client, rcode_of(response))
         return response
 
     def _log_fast(self, packet: bytes, client: str, rcode: int) -> None:
@@ -150,14 +149,14 @@ class ResolverService:
         if len(packet) < HEADER_SIZE:
             log.warning("bad_query", client=client, problem="shorter than a header")
             return None
-        if packet[2] & 0x80:
+        if is_response(packet):
             log.warning("bad_query", client=client, problem="a response (QR=1), not answered")
             return None
         try:
             query = parse_message(packet)
         except WireError as error:
             log.warning("bad_query", client=client, problem=str(error))
-            return formerr_from_header(packet)
+            return response_from_header(packet, Rcode.FORMERR)
         refusal = self._refusal(query, client)
         if refusal is not None:
             return write_message(refusal)
@@ -169,7 +168,9 @@ class ResolverService:
         if key is not None:
             if resolution.rcode in (Rcode.NOERROR, Rcode.NXDOMAIN):
                 self.answers.store(key, wire)
-            elif resolution.rcode == Rcode.SERVFAIL and resolution.reason != "overloaded":
+            elif (
+                resolution.failure is not None and resolution.failure.kind != FailureKind.OVERLOADED
+            ):
                 # RFC 2308 section 7.1: a failure may be remembered (at most 5 minutes), so
                 # that clients retrying a broken name do not each start the walk again.
                 self.answers.store(key, wire, lifetime=SERVFAIL_TTL)
@@ -205,14 +206,14 @@ class ResolverService:
         log.warning("bad_query", client=client, problem=problem, rcode=Rcode.text(rcode))
         return error_response(query, rcode, with_question=len(query.question) == 1)
 
-    async def _resolve(self, name: str, rrtype: int) -> tuple[Resolution, bool]:
+    async def _resolve(self, name: str, rrtype: int) -> tuple[Answer, bool]:
         """Resolve, sharing one resolution among clients asking the same question."""
         key = (name_key(name), rrtype)
         task = self._in_flight.get(key)
         if task is None:
             if len(self._in_flight) >= MAX_IN_FLIGHT:
                 log.warning("overloaded", in_flight=len(self._in_flight))
-                return Resolution(Rcode.SERVFAIL, [], [], 0, "overloaded"), False
+                return servfail(FailureKind.OVERLOADED, "too many questions in flight"), False
             task = asyncio.ensure_future(self.engine.resolve(name, rrtype))
             self._in_flight[key] = task
             task.add_done_callback(lambda _t: self._in_flight.pop(key, None))
@@ -220,7 +221,7 @@ class ResolverService:
         return resolution, resolution.upstream_queries == 0
 
     @staticmethod
-    def _build(query: Message, resolution: Resolution) -> Message:
+    def _build(query: Message, resolution: Answer) -> Message:
         response = error_response(query, resolution.rcode)
         response.answer = resolution.answer
         response.authority = resolution.authority
@@ -229,7 +230,11 @@ class ResolverService:
     @staticmethod
     def _fit_udp(query: Message, response: Message, wire: bytes) -> bytes:
         """Truncate (TC=1, no records) when the answer is larger than the client takes."""
-        limit = UDP_PLAIN if query.edns is None else min(max(query.edns.payload, 512), UDP_MAX)
+        limit = (
+            UDP_PLAIN
+            if query.edns is None
+            else min(max(query.edns.payload, UDP_PLAIN), EDNS_PAYLOAD)
+        )
         if len(wire) <= limit:
             return wire
         response.answer, response.authority, response.additional = [], [], []
@@ -265,7 +270,7 @@ class UdpListener(asyncio.DatagramProtocol):
             response = await self.service.handle(data, addr[0], udp=True)
         except Exception:
             log.exception("internal_error", client=addr[0])
-            response = servfail_from_header(data)
+            response = _servfail(data)
         if response is not None and self.transport is not None:
             self.transport.sendto(response, addr)
 
@@ -318,7 +323,7 @@ class TcpListener:
                 response = await service.handle(packet, client, udp=False)
             except Exception:
                 log.exception("internal_error", client=client)
-                response = servfail_from_header(packet)  # as over UDP: the client gets an answer
+                response = _servfail(packet)  # as over UDP: the client gets an answer
         if response is not None and not writer.is_closing():
             writer.write(len(response).to_bytes(2, "big") + response)
             with contextlib.suppress(ConnectionError, TimeoutError):

@@ -16,35 +16,18 @@ from __future__ import annotations
 import struct
 from enum import IntEnum
 
-import bitstruct.c as bitstruct
 from recordclass import dataobject
 
+from resolver.wire.header import (
+    EDNS_PAYLOAD,
+    HEADER_FORMAT,
+    HEADER_SIZE,
+    UDP_PLAIN,
+    Header,
+    parse_header,
+)
 from resolver.wire.names import BadName, NameCache, WireError, name_to_wire, read_name
 from resolver.wire.rdata import Opaque, Rdata, parse_rdata
-
-__all__ = [
-    "Edns",
-    "Header",
-    "Message",
-    "Opcode",
-    "Question",
-    "RRType",
-    "Rcode",
-    "ResourceRecord",
-    "WireError",
-    "make_query",
-    "parse_message",
-    "write_message",
-]
-
-#                                 1  1  1  1  1  1
-#   0  1  2  3  4  5  6  7  8  9  0  1  2  3  4  5
-# |                      ID                       |
-# |QR|   Opcode  |AA|TC|RD|RA| Z|AD|CD|   RCODE   |
-# |    QDCOUNT    |    ANCOUNT    |    NSCOUNT    |    ARCOUNT    |
-# Z, AD and CD are the three bits RFC 1035 called Z; RFC 4035 named two of them.
-HEADER_FORMAT = bitstruct.compile("u16u1u4u1u1u1u1u1u1u1u4u16u16u16u16")
-HEADER_SIZE = 12
 
 _RR_FIXED = struct.Struct("!HHIH")  # type, class, TTL, RDLENGTH
 _QUESTION_FIXED = struct.Struct("!HH")
@@ -91,47 +74,6 @@ class RRType(IntEnum):
         raise ValueError(f"unknown record type {text!r}")
 
 
-class Rcode(IntEnum):
-    NOERROR = 0
-    FORMERR = 1
-    SERVFAIL = 2
-    NXDOMAIN = 3
-    NOTIMP = 4
-    REFUSED = 5
-    BADVERS = 16
-
-    @staticmethod
-    def text(value: int) -> str:
-        try:
-            return Rcode(value).name
-        except ValueError:
-            return f"RCODE{value}"
-
-
-class Opcode(IntEnum):
-    QUERY = 0
-    IQUERY = 1
-    STATUS = 2
-    NOTIFY = 4
-    UPDATE = 5
-
-
-class Header(dataobject, fast_new=True):
-    """The flags of RFC 1035 section 4.1.1; the counts come from the sections."""
-
-    id: int = 0
-    qr: int = 0
-    opcode: int = 0
-    aa: int = 0
-    tc: int = 0
-    rd: int = 0
-    ra: int = 0
-    z: int = 0
-    ad: int = 0
-    cd: int = 0
-    rcode: int = 0
-
-
 class Question(dataobject, readonly=True, hashable=True, fast_new=True):
     name: str
     rrtype: int
@@ -152,7 +94,7 @@ class ResourceRecord(dataobject, readonly=True, hashable=True, fast_new=True):
 class Edns(dataobject, fast_new=True):
     """The OPT pseudo-record of RFC 6891 section 6.1."""
 
-    payload: int = 1232
+    payload: int = EDNS_PAYLOAD
     ext_rcode: int = 0  # upper 8 bits of the 12-bit RCODE
     version: int = 0
     dnssec_ok: int = 0
@@ -180,19 +122,17 @@ class Message(dataobject, fast_new=True):
             self.edns.ext_rcode = rcode >> 4
 
 
-def make_query(
-    name: str, rrtype: int, msg_id: int, *, rd: bool = False, edns_payload: int | None = 1232
-) -> Message:
-    """A query message; RD is off by default since we talk to authoritative servers."""
-    edns = Edns(edns_payload) if edns_payload else None
-    return Message(Header(msg_id, 0, 0, 0, 0, int(rd)), [Question(name, rrtype)], [], [], [], edns)
-
-
 _QUERY_HEADER = struct.Struct("!HHHHHH")
 
 
 def write_query(
-    name: str, rrtype: int, msg_id: int, *, rd: bool = False, edns_payload: int | None = 1232
+    name: str,
+    rrtype: int,
+    msg_id: int,
+    *,
+    rd: bool = False,
+    edns_payload: int | None = EDNS_PAYLOAD,
+    dnssec_ok: bool = False,
 ) -> bytes:
     """The wire form of ``make_query(...)``, built directly: every upstream query is one."""
     try:
@@ -203,18 +143,12 @@ def write_query(
     wire = _QUERY_HEADER.pack(msg_id, flags, 1, 0, 0, 1 if edns_payload else 0)
     wire += qname + _QUESTION_FIXED.pack(rrtype, CLASS_IN)
     if edns_payload:
-        wire += b"\x00" + _RR_FIXED.pack(RRType.OPT, edns_payload, 0, 0)
+        # RFC 3225: the DO bit is the top bit of the OPT record's TTL field's lower half.
+        wire += b"\x00" + _RR_FIXED.pack(RRType.OPT, edns_payload, 0x8000 if dnssec_ok else 0, 0)
     return wire
 
 
 # ---------------------------------------------------------------------- reading
-
-
-def parse_header(data: bytes) -> tuple[Header, tuple[int, int, int, int]]:
-    if len(data) < HEADER_SIZE:
-        raise WireError("message shorter than a header", len(data))
-    fields = HEADER_FORMAT.unpack(data[:HEADER_SIZE])
-    return Header(*fields[:11]), fields[11:]
 
 
 def parse_message(data: bytes) -> Message:
@@ -279,7 +213,7 @@ def _extract_edns(message: Message, rdata_at: int) -> None:
     message.additional = [rr for rr in message.additional if rr.rrtype != RRType.OPT]
     ttl = opt.ttl
     message.edns = Edns(
-        max(opt.rrclass, 512),  # RFC 6891 section 6.2.3: values below 512 mean 512
+        max(opt.rrclass, UDP_PLAIN),  # RFC 6891 section 6.2.3: values below 512 mean 512
         ttl >> 24,
         (ttl >> 16) & 0xFF,
         (ttl >> 15) & 1,

@@ -1,0 +1,276 @@
+"""Trace one iterative resolution from the root, hop by hop (like ``dig +trace``).
+
+    resolver-trace NAME [TYPE] [--root-hints FILE] [--upstream-port N] [--json] [--timeout S]
+    python scripts/trace.py ...   (the same, from a checkout)
+
+The engine starts from the root hints with an empty cache and reports every
+upstream exchange through an observer; this script prints one line per hop as
+it happens: the zone cut, the server name and address asked, the round-trip
+time and what came back.  Sub-lookups (addresses of name servers that came
+without glue) are indented under the hop that needed them.  A summary line
+ends the trace.
+
+With the default hints (the repository's ``named.root``) this talks to the real
+root servers.  For the test lab: ``--root-hints lab.hints --upstream-port 5300``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import structlog
+
+from resolver.cache.records import RecordCache
+from resolver.iterate.answer import Answer
+from resolver.iterate.engine import IterativeEngine, Limits
+from resolver.iterate.hints import DEFAULT_HINTS, HintsError, load_root_hints
+from resolver.iterate.servers import ServerSelection
+from resolver.net.transport import UpstreamTransport
+from resolver.wire import Rcode, RRType
+from resolver.wire.names import BadName, normalize
+
+EXIT_RESOLVED = 0
+EXIT_UNRESOLVED = 1
+EXIT_USAGE = 2
+
+EPILOG = """\
+exit status:
+  0  the name resolved: NOERROR (with an answer, or NODATA) or NXDOMAIN
+  1  it did not: SERVFAIL (no server answered, or a resolution limit was hit)
+  2  bad usage: unknown type, bad name, unreadable or unusable root hints
+"""
+
+# Column widths of a hop line: zone cut, server name, address, round-trip time.
+ZONE_WIDTH = 22
+SERVER_WIDTH = 22
+RECORD_WIDTH = 80  # a longer record is shortened in hop lines (the summary has it whole)
+ADDRESS_WIDTH = 15
+RTT_WIDTH = 9
+
+
+def _rtt(rtt_ms: float | None) -> str:
+    return "-" if rtt_ms is None else f"{rtt_ms:.1f} ms"
+
+
+def _short(record: str) -> str:
+    if len(record) <= RECORD_WIDTH:
+        return record
+    return f"{record[: RECORD_WIDTH - 3]}... ({len(record)} chars)"
+
+
+def _outcome(fields: dict[str, Any]) -> str:
+    """What came back from one hop, in a few words."""
+    outcome = fields.get("outcome", "")
+    if outcome == "referral":
+        glued = set(fields.get("glue", []))
+        servers = ", ".join(
+            f"{ns}{'' if ns in glued else ' (no glue)'}" for ns in fields.get("ns", [])
+        )
+        return f"referral to {fields.get('referral')}  NS {servers}"
+    if outcome == "lame":
+        return f"lame: {fields.get('reason')}"
+    records = [_short(record) for record in fields.get("records", [])]
+    if outcome == "cname":
+        chain = "; ".join(records)
+        return f"CNAME to {fields.get('target')}: {chain}"
+    if outcome == "answer":
+        return "answer: " + "; ".join(records)
+    if outcome == "nxdomain":
+        return "NXDOMAIN" + (": " + "; ".join(records) if records else "")
+    if outcome == "nodata":
+        return "NODATA" + (": " + "; ".join(records) if records else "")
+    return str(outcome)  # a transport failure: timeout, port unreachable, ...
+
+
+class TextTrace:
+    """Observer printing hops as aligned columns, sub-lookups indented by depth."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.question: tuple[int, str, str] | None = None
+
+    def _print(self, line: str) -> None:
+        print(line.rstrip(), file=self.out, flush=True)
+
+    def header(self, qname: str, qtype: str, hints: str, port: int) -> None:
+        self._print(f";; tracing {qname} {qtype} from the root hints in {hints} (port {port})")
+        self._print(
+            f";; {'zone cut':<{ZONE_WIDTH - 3}} {'server':<{SERVER_WIDTH}} "
+            f"{'address':<{ADDRESS_WIDTH}} {'rtt':>{RTT_WIDTH}}  result"
+        )
+
+    def __call__(self, event: str, **fields: Any) -> None:
+        depth = int(fields.get("depth", 0) or 0)
+        indent = "  " * depth
+        if event == "hop":
+            question = (depth, str(fields.get("qname")), str(fields.get("qtype")))
+            if self.question is not None and question != self.question and depth == 0:
+                self._print(f"{indent};; now asking {question[1]} {question[2]}")
+            self.question = question
+            zone = f"{indent}{fields.get('zone')}"
+            tcp = " (tcp)" if fields.get("tcp") else ""
+            self._print(
+                f"{zone:<{ZONE_WIDTH}} {fields.get('server')!s:<{SERVER_WIDTH}} "
+                f"{fields.get('address')!s:<{ADDRESS_WIDTH}} "
+                f"{_rtt(fields.get('rtt_ms')):>{RTT_WIDTH}}  {_outcome(fields)}{tcp}"
+            )
+        elif event == "sublookup":
+            self.question = (depth, str(fields.get("qname")), str(fields.get("qtype")))
+            self._print(
+                f"{indent}> sub-lookup {fields.get('qname')} {fields.get('qtype')}"
+                f" (a name server of {fields.get('zone')} without glue)"
+            )
+        elif event == "sublookup_done":
+            found = ", ".join(fields.get("addresses", [])) or "no address"
+            self._print(
+                f"{indent}< {fields.get('qname')} {fields.get('qtype')}: "
+                f"{fields.get('rcode')}, {found}"
+            )
+        elif event == "limit":
+            where = f" (a name server of {fields['zone']})" if "zone" in fields else ""
+            limit, qname = fields.get("limit"), fields.get("qname")
+            self._print(f"{indent}!! limit: {limit} at {qname}{where}")
+        else:
+            extra = " ".join(f"{k}={v}" for k, v in fields.items())
+            self._print(f"{indent};; {event} {extra}")
+
+    def summary(self, result: Answer, elapsed_ms: float) -> None:
+        rcode = Rcode.text(result.rcode)
+        cost = f"{elapsed_ms:.1f} ms, {result.upstream_queries} upstream queries"
+        if result.answer:
+            self._print(f";; {rcode}  ({cost})")
+            for rr in result.answer:
+                self._print(f";;   {rr.to_text()}")
+        elif result.authority and rcode in ("NOERROR", "NXDOMAIN"):
+            kind = "NODATA" if rcode == "NOERROR" else rcode
+            self._print(f";; {kind}  ({cost})")
+            for rr in result.authority:
+                self._print(f";;   {rr.to_text()}")
+        else:
+            reason = f": {result.failure.text}" if result.failure else ""
+            self._print(f";; {rcode}{reason}  ({cost})")
+
+
+class JsonTrace:
+    """Observer printing one JSON object per event (and one for the summary)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def _emit(self, obj: dict[str, Any]) -> None:
+        print(json.dumps(obj, default=str), file=self.out, flush=True)
+
+    def header(self, qname: str, qtype: str, hints: str, port: int) -> None:
+        self._emit({"event": "start", "qname": qname, "qtype": qtype, "hints": hints,
+                    "port": port})  # fmt: skip
+
+    def __call__(self, event: str, **fields: Any) -> None:
+        self._emit({"event": event, **fields})
+
+    def summary(self, result: Answer, elapsed_ms: float) -> None:
+        self._emit(
+            {
+                "event": "summary",
+                "rcode": Rcode.text(result.rcode),
+                "answer": [rr.to_text() for rr in result.answer],
+                "authority": [rr.to_text() for rr in result.authority],
+                "reason": result.failure.text if result.failure else "",
+                "elapsed_ms": round(elapsed_ms, 1),
+                "upstream_queries": result.upstream_queries,
+            }
+        )
+
+
+def resolved(result: Answer) -> bool:
+    return result.rcode in (Rcode.NOERROR, Rcode.NXDOMAIN)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Resolve NAME from the root with an empty cache, printing every hop.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("name", help="the name to resolve")
+    parser.add_argument("type", nargs="?", default="A", help="record type (default A)")
+    parser.add_argument(
+        "--root-hints",
+        type=Path,
+        default=DEFAULT_HINTS,
+        help="root hints file in named.root format (default: the repository's named.root, "
+        "that is, the real root servers)",
+    )
+    parser.add_argument(
+        "--upstream-port", type=int, default=53, help="port of every upstream server (default 53)"
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON object per event")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=1.0,
+        help="timeout in seconds of a query to a server not measured yet (default 1.0)",
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=Limits.time_budget,
+        help=f"time budget in seconds for the whole question (default {Limits.time_budget:g})",
+    )
+    return parser
+
+
+def _configure_logging() -> None:
+    """Engine and transport log lines go to stderr, warnings and worse only."""
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        qname = normalize(args.name)
+    except BadName as error:
+        parser.error(f"bad name {args.name!r}: {error}")
+    try:
+        qtype = RRType.from_text(args.type)
+    except ValueError as error:
+        parser.error(str(error))
+    if not 0 < args.upstream_port < 65536:
+        parser.error(f"--upstream-port must be 1..65535, got {args.upstream_port}")
+    if args.timeout <= 0 or args.budget <= 0:
+        parser.error("--timeout and --budget must be positive")
+    try:
+        hints = load_root_hints(args.root_hints)
+    except HintsError as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    _configure_logging()
+
+    trace: TextTrace | JsonTrace = JsonTrace(sys.stdout) if args.json else TextTrace(sys.stdout)
+    engine = IterativeEngine(
+        UpstreamTransport(port=args.upstream_port),
+        RecordCache(),
+        hints,
+        selection=ServerSelection(initial_timeout=args.timeout),
+        limits=Limits(time_budget=args.budget),
+        observer=trace,
+    )
+    trace.header(qname, RRType.text(qtype), str(args.root_hints), args.upstream_port)
+    started = time.monotonic()
+    try:
+        result = asyncio.run(engine.resolve(qname, qtype))
+        trace.summary(result, (time.monotonic() - started) * 1000)
+    except BrokenPipeError:  # the reader went away (``| head``): stop quietly
+        sys.stdout = None  # no flush error at exit
+        return EXIT_UNRESOLVED
+    return EXIT_RESOLVED if resolved(result) else EXIT_UNRESOLVED
