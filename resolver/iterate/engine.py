@@ -135,6 +135,25 @@ class IterativeEngine:
         result.upstream_queries = budget.queries
         return result
 
+    def answer_from_cache(self, qname: str, qtype: int) -> Answer | None:
+        """The answer the cache alone gives (CNAMEs followed inside it), or None.
+
+        For queries with RD=0, which never start upstream work.
+        """
+        chain: list[ResourceRecord] = []
+        name = qname
+        for _ in range(self.limits.max_cname_chain + 1):
+            step = self._from_cache(name, qtype)
+            if step is None:
+                return None
+            chain += step.records
+            if step.kind != Kind.CNAME:
+                answer = self._finish(step, self._clamped(chain))
+                answer.from_cache = True
+                return answer
+            name = step.name
+        return None
+
     # ---------------------------------------------------------------- the walk
 
     async def _lookup(self, qname: str, qtype: int, budget: AnswerBudget, depth: int) -> Answer:
