@@ -1,14 +1,29 @@
-"""Test doubles shared by the unit tests: a clock that moves only when told, and
-authoritative replies built with dnspython (an independent oracle) from record text."""
+"""Test doubles shared by the unit tests: a clock that moves only when told,
+authoritative replies built with dnspython (an independent oracle) from record text,
+and a fake network that answers the engine from canned replies (no sockets)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import dns.flags
 import dns.message
 import dns.rcode
 import dns.rrset
+
+from resolver.cache.records import RecordCache, Trust
+from resolver.iterate.answer import Answer
+from resolver.iterate.engine import IterativeEngine
+from resolver.iterate.hints import RootHints, parse_root_hints
+from resolver.iterate.limits import Limits
+from resolver.iterate.servers import ServerSelection
+from resolver.iterate.zonecut import AddressPolicy
+from resolver.net.contract import ExchangeFailed, Failure, Reply
+from resolver.wire import ResourceRecord, RRType, parse_message
+from resolver.wire.names import name_key
+from resolver.wire.rdata import NS, A
 
 
 class FakeClock:
@@ -36,6 +51,7 @@ def reply(
     *,
     rcode: int = dns.rcode.NOERROR,
     aa: bool = False,
+    ra: bool = False,
     answer: Iterable[str] = (),
     authority: Iterable[str] = (),
     additional: Iterable[str] = (),
@@ -47,6 +63,8 @@ def reply(
     message.flags &= ~dns.flags.RA
     if aa:
         message.flags |= dns.flags.AA
+    if ra:
+        message.flags |= dns.flags.RA
     message.set_rcode(rcode)
     for section, lines in (
         (message.answer, answer),
@@ -56,3 +74,170 @@ def reply(
         for line in lines:
             section.append(rrset(line))
     return message
+
+
+# ---------------------------------------------------------------------- the engine's world
+
+
+Handler = Callable[[str, int], dns.message.Message]
+
+
+class FakeNetwork:
+    """Answers exchanges from canned messages; dead addresses time out at once."""
+
+    def __init__(self, clock: FakeClock | None = None, rtt: float = 0.01) -> None:
+        self.replies: dict[tuple[str, str, int], dns.message.Message] = {}
+        self.servers: dict[str, Handler] = {}  # address -> answers any question
+        self.dead: set[str] = set()  # time out
+        self.failing: dict[str, Failure] = {}  # fail at once with this reason
+        self.log: list[tuple[str, str, int]] = []
+        self.clock = clock
+        self.rtt = rtt
+
+    def add(self, address: str, qname: str, qtype: str, message: dns.message.Message) -> None:
+        self.replies[(address, name_key(qname), RRType.from_text(qtype))] = message
+
+    def answers(self, address: str, qname: str, qtype: str, *records: str) -> None:
+        """An authoritative answer with these records."""
+        self.add(address, qname, qtype, reply(qname, qtype, aa=True, answer=records))
+
+    def count(self, address: str) -> int:
+        return sum(1 for a, _, _ in self.log if a == address)
+
+    async def exchange(
+        self, address: str, qname: str, qtype: int, timeout: float, *, dnssec_ok: bool = False
+    ) -> Reply:
+        self.log.append((address, qname, qtype))
+        if self.clock is not None:
+            self.clock.advance(self.rtt)
+        if address in self.dead:
+            raise ExchangeFailed(Failure.TIMEOUT, address)
+        if address in self.failing:
+            raise ExchangeFailed(self.failing[address], address)
+        message = self.replies.get((address, name_key(qname), qtype))
+        if message is None and address in self.servers:
+            message = self.servers[address](qname, qtype)
+        if message is None:
+            raise AssertionError(f"unexpected query {qname} {RRType.text(qtype)} to {address}")
+        return Reply(parse_message(message.to_wire()), self.rtt, False)
+
+
+class Recorder:
+    """An observer that keeps every event."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def __call__(self, event: str, **fields: Any) -> None:
+        self.events.append((event, fields))
+
+    def named(self, event: str) -> list[dict[str, Any]]:
+        return [fields for name, fields in self.events if name == event]
+
+
+def referral(
+    qname: str, qtype: str, zone: str, servers: Iterable[tuple[str, str | None]]
+) -> dns.message.Message:
+    """A delegation to ``zone``: (NS name, glue address or None) per server."""
+    servers = list(servers)
+    return reply(
+        qname,
+        qtype,
+        authority=[f"{zone} 3600 NS {ns}" for ns, _ in servers],
+        additional=[f"{ns} 3600 A {address}" for ns, address in servers if address],
+    )
+
+
+def priming_reply(root_hints: RootHints, ttl: int = 518400) -> dns.message.Message:
+    """The root's answer to ``. NS``: its servers, with their addresses in additional."""
+    return reply(
+        ".",
+        "NS",
+        aa=True,
+        answer=[f". {ttl} NS {server.name}" for server in root_hints.servers],
+        additional=[
+            f"{server.name} {ttl} A {address}"
+            for server in root_hints.servers
+            for address in server.ipv4
+        ],
+    )
+
+
+def soa(zone: str, ttl: int = 300, minimum: int = 60) -> str:
+    return f"{zone} {ttl} SOA ns1.{zone} hostmaster.{zone} 1 1800 900 604800 {minimum}"
+
+
+HINTS_TEXT = """\
+.                   3600000  NS  a.root-servers.net.
+a.root-servers.net. 3600000  A   127.1.0.1
+.                   3600000  NS  b.root-servers.net.
+b.root-servers.net. 3600000  A   127.1.0.2
+"""
+ROOT_A, ROOT_B = "127.1.0.1", "127.1.0.2"
+COM = "127.2.1.1"
+NET = "127.2.2.1"
+EXAMPLE = "127.3.1.1"
+EXAMPLE2 = "127.3.1.2"
+
+
+def hints() -> RootHints:
+    return parse_root_hints(HINTS_TEXT)
+
+
+def make_engine(
+    net: FakeNetwork,
+    clock: FakeClock | None = None,
+    limits: Limits | None = None,
+    root_hints: RootHints | None = None,
+    *,
+    primed: bool = True,
+    qname_minimisation: bool = False,
+    addresses: AddressPolicy | None = None,
+) -> tuple[IterativeEngine, RecordCache, Recorder]:
+    """An engine on the fake network.  By default as if the root were primed already and
+    without QNAME minimisation, so a test sees only the exchanges it is about; the
+    priming and minimisation tests turn those on."""
+    clock = clock or net.clock or FakeClock()
+    cache = RecordCache(clock=clock)
+    recorder = Recorder()
+    root_hints = root_hints or hints()
+    if primed:
+        prime(cache, root_hints)
+    engine = IterativeEngine(
+        net,
+        cache,
+        root_hints,
+        selection=ServerSelection(clock=clock),
+        limits=limits,
+        observer=recorder,
+        clock=clock,
+        qname_minimisation=qname_minimisation,
+        addresses=addresses,
+    )
+    return engine, cache, recorder
+
+
+def prime(cache: RecordCache, root_hints: RootHints, ttl: int = 518400) -> None:
+    """What a priming reply leaves in the cache: the root NS set and its servers' addresses."""
+    cache.store_rrset(
+        [ResourceRecord(".", RRType.NS, 1, ttl, NS(s.name)) for s in root_hints.servers],
+        Trust.AUTHORITATIVE,
+    )
+    for server in root_hints.servers:
+        if server.ipv4:
+            records = [ResourceRecord(server.name, RRType.A, 1, ttl, A(a)) for a in server.ipv4]
+            cache.store_rrset(records, Trust.GLUE)
+
+
+def why(result: Answer) -> str:
+    """The failure text of a SERVFAIL answer."""
+    assert result.failure is not None
+    return result.failure.text
+
+
+def resolve(engine: IterativeEngine, qname: str, qtype: str) -> Answer:
+    return asyncio.run(engine.resolve(qname, RRType.from_text(qtype)))
+
+
+def texts(records: list[ResourceRecord]) -> list[str]:
+    return [rr.to_text() for rr in records]

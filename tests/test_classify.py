@@ -324,3 +324,42 @@ def test_root_zone_servers_may_answer_for_anything() -> None:
     msg = message(".", "NS", aa=True, answer=[". 3600 NS a.root-servers.net."])
     step = run(msg, ".", "NS", ".")
     assert step.kind == Kind.ANSWER and len(step.records) == 1
+
+
+# ---------------------------------------------------------------------- issue 10's cases
+
+
+def test_recursion_lame_is_lame_with_what_it_would_have_meant() -> None:
+    """AA=0 and RA=1 with data: a recursive server, not an authority (Unbound's rule)."""
+    msg = message("www.example.com.", "A", ra=True, answer=[WWW])
+    step = run(msg, "www.example.com.", "A", "example.com.")
+    assert step.kind == Kind.LAME and "recursion lame" in step.reason
+    assert step.fallback is not None and step.fallback.kind == Kind.ANSWER
+
+
+def test_a_referral_with_ra_set_is_still_a_referral() -> None:
+    msg = message("www.example.com.", "A", ra=True,
+                  authority=["example.com. 300 NS ns1.example.com."])  # fmt: skip
+    assert run(msg, "www.example.com.", "A", "com.").kind == Kind.REFERRAL
+
+
+def test_aa_empty_answer_with_only_the_zone_ns_is_nodata() -> None:
+    msg = message("www.example.com.", "AAAA", aa=True,
+                  authority=["example.com. 300 NS ns1.example.com."])  # fmt: skip
+    step = run(msg, "www.example.com.", "AAAA", "example.com.")
+    assert step.kind == Kind.NODATA and step.soa is None
+
+
+def test_only_another_type_at_the_name_is_nodata() -> None:
+    msg = message("www.example.com.", "AAAA", answer=["www.example.com. 0 A 192.0.2.2"])
+    step = run(msg, "www.example.com.", "AAAA", "example.com.")
+    assert step.kind == Kind.NODATA and step.records == []
+
+
+def test_an_ns_answer_carries_the_in_zone_addresses_of_its_servers() -> None:
+    msg = message(".", "NS", aa=True, answer=[". 518400 NS a.root-servers.net."],
+                  additional=["a.root-servers.net. 518400 A 127.1.0.1"])  # fmt: skip
+    step = run(msg, ".", "NS", ".")
+    assert step.kind == Kind.ANSWER and texts(step.glue or []) == [
+        "a.root-servers.net. 518400 A 127.1.0.1"
+    ]

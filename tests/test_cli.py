@@ -87,8 +87,9 @@ def test_help_lists_every_flag_on_a_line_of_its_own() -> None:
     assert result.stderr == ""
     lines = [line.strip() for line in result.stdout.splitlines()]
     flags = [s for action in build_parser()._actions for s in action.option_strings]
-    expected = {"--port", "--address", "--allow", "--root-hints", "--upstream-port", "--ipv6",
-                "--cache-size", "--min-ttl", "--max-ttl", "--log-format", "--log-level",
+    expected = {"--port", "--address", "--allow", "--root-hints", "--upstream-port",
+                "--ipv4-only", "--ipv6-only", "--no-qname-minimisation", "--cache-size",
+                "--min-ttl", "--max-ttl", "--log-format", "--log-level",
                 "--query-log", "--help"}  # fmt: skip
     assert expected <= set(flags)
     for flag in flags:

@@ -8,7 +8,6 @@ Part 1 drives the engine with a fake network (canned dnspython-built replies key
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
 from typing import Any
 
 import dns.flags
@@ -21,140 +20,32 @@ import dns.rrset
 import pytest
 
 from resolver.cache.records import RecordCache, Trust
-from resolver.iterate.answer import Answer
 from resolver.iterate.engine import IterativeEngine, Limits
-from resolver.iterate.hints import RootHints, load_root_hints, parse_root_hints
+from resolver.iterate.hints import load_root_hints, parse_root_hints
 from resolver.iterate.servers import ServerSelection
 from resolver.lab import CASES, Lab, LabCase
-from resolver.net.contract import ExchangeFailed, Failure, Reply
 from resolver.net.transport import UpstreamTransport
-from resolver.wire import MessageWriter, Rcode, ResourceRecord, RRType, parse_message
+from resolver.wire import MessageWriter, Rcode, ResourceRecord, RRType
 from resolver.wire.names import name_key
-from tests.fakes import FakeClock, reply
-
-# ---------------------------------------------------------------------- fakes
-
-
-Handler = Callable[[str, int], dns.message.Message]
-
-
-class FakeNetwork:
-    """Answers exchanges from canned messages; dead addresses time out at once."""
-
-    def __init__(self, clock: FakeClock | None = None, rtt: float = 0.01) -> None:
-        self.replies: dict[tuple[str, str, int], dns.message.Message] = {}
-        self.servers: dict[str, Handler] = {}  # address -> answers any question
-        self.dead: set[str] = set()
-        self.log: list[tuple[str, str, int]] = []
-        self.clock = clock
-        self.rtt = rtt
-
-    def add(self, address: str, qname: str, qtype: str, message: dns.message.Message) -> None:
-        self.replies[(address, name_key(qname), RRType.from_text(qtype))] = message
-
-    def answers(self, address: str, qname: str, qtype: str, *records: str) -> None:
-        """An authoritative answer with these records."""
-        self.add(address, qname, qtype, reply(qname, qtype, aa=True, answer=records))
-
-    def count(self, address: str) -> int:
-        return sum(1 for a, _, _ in self.log if a == address)
-
-    async def exchange(
-        self, address: str, qname: str, qtype: int, timeout: float, *, dnssec_ok: bool = False
-    ) -> Reply:
-        self.log.append((address, qname, qtype))
-        if self.clock is not None:
-            self.clock.advance(self.rtt)
-        if address in self.dead:
-            raise ExchangeFailed(Failure.TIMEOUT, address)
-        message = self.replies.get((address, name_key(qname), qtype))
-        if message is None and address in self.servers:
-            message = self.servers[address](qname, qtype)
-        if message is None:
-            raise AssertionError(f"unexpected query {qname} {RRType.text(qtype)} to {address}")
-        return Reply(parse_message(message.to_wire()), self.rtt, False)
-
-
-class Recorder:
-    """An observer that keeps every event."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, Any]]] = []
-
-    def __call__(self, event: str, **fields: Any) -> None:
-        self.events.append((event, fields))
-
-    def named(self, event: str) -> list[dict[str, Any]]:
-        return [fields for name, fields in self.events if name == event]
-
-
-def referral(
-    qname: str, qtype: str, zone: str, servers: Iterable[tuple[str, str | None]]
-) -> dns.message.Message:
-    """A delegation to ``zone``: (NS name, glue address or None) per server."""
-    servers = list(servers)
-    return reply(
-        qname,
-        qtype,
-        authority=[f"{zone} 3600 NS {ns}" for ns, _ in servers],
-        additional=[f"{ns} 3600 A {address}" for ns, address in servers if address],
-    )
-
-
-def soa(zone: str, ttl: int = 300, minimum: int = 60) -> str:
-    return f"{zone} {ttl} SOA ns1.{zone} hostmaster.{zone} 1 1800 900 604800 {minimum}"
-
-
-HINTS_TEXT = """\
-.                   3600000  NS  a.root-servers.net.
-a.root-servers.net. 3600000  A   127.1.0.1
-.                   3600000  NS  b.root-servers.net.
-b.root-servers.net. 3600000  A   127.1.0.2
-"""
-ROOT_A, ROOT_B = "127.1.0.1", "127.1.0.2"
-COM = "127.2.1.1"
-NET = "127.2.2.1"
-EXAMPLE = "127.3.1.1"
-EXAMPLE2 = "127.3.1.2"
-
-
-def hints() -> RootHints:
-    return parse_root_hints(HINTS_TEXT)
-
-
-def make_engine(
-    net: FakeNetwork,
-    clock: FakeClock | None = None,
-    limits: Limits | None = None,
-    root_hints: RootHints | None = None,
-) -> tuple[IterativeEngine, RecordCache, Recorder]:
-    clock = clock or net.clock or FakeClock()
-    cache = RecordCache(clock=clock)
-    recorder = Recorder()
-    engine = IterativeEngine(
-        net,
-        cache,
-        root_hints or hints(),
-        selection=ServerSelection(clock=clock),
-        limits=limits,
-        observer=recorder,
-        clock=clock,
-    )
-    return engine, cache, recorder
-
-
-def why(result: Answer) -> str:
-    """The failure text of a SERVFAIL answer."""
-    assert result.failure is not None
-    return result.failure.text
-
-
-def resolve(engine: IterativeEngine, qname: str, qtype: str) -> Answer:
-    return asyncio.run(engine.resolve(qname, RRType.from_text(qtype)))
-
-
-def texts(records: list[ResourceRecord]) -> list[str]:
-    return [rr.to_text() for rr in records]
+from tests.fakes import (
+    COM,
+    EXAMPLE,
+    EXAMPLE2,
+    HINTS_TEXT,
+    NET,
+    ROOT_A,
+    ROOT_B,
+    FakeClock,
+    FakeNetwork,
+    Recorder,
+    make_engine,
+    referral,
+    reply,
+    resolve,
+    soa,
+    texts,
+    why,
+)
 
 
 def example_world(clock: FakeClock | None = None) -> FakeNetwork:
@@ -209,7 +100,8 @@ def test_referral_with_glue_is_followed_and_glue_used() -> None:
     # What the walk learned is in the cache, at the trust of where it came from.
     ns = cache.get_rrset("example.com.", RRType.NS)
     assert ns is not None and ns.trust == Trust.REFERRAL
-    glue = cache.get_rrset("ns1.example.com.", RRType.A)
+    assert cache.get_rrset("ns1.example.com.", RRType.A) is None  # glue is not the child's
+    glue = cache.get_glue("ns1.example.com.", RRType.A)  # but kept as the parent's side
     assert glue is not None and glue.trust == Trust.GLUE
     answer = cache.get_rrset("www.example.com.", RRType.A)
     assert answer is not None and answer.trust == Trust.AUTHORITATIVE
@@ -240,7 +132,8 @@ def test_glueless_ns_triggers_a_sublookup() -> None:
     result = resolve(engine, "www.noglue.org.", "A")
     assert texts(result.answer) == ["www.noglue.org. 300 A 198.51.100.20"]
     assert recorder.named("sublookup") == [
-        {"depth": 1, "qname": "ns1.provider.net.", "qtype": "A", "zone": "noglue.org."}
+        {"depth": 1, "qname": "ns1.provider.net.", "qtype": "A", "zone": "noglue.org.",
+         "purpose": "glueless"}
     ]
     done = recorder.named("sublookup_done")
     assert done[0]["addresses"] == ["127.3.5.1"] and done[0]["rcode"] == "NOERROR"
@@ -441,7 +334,7 @@ def test_out_of_bailiwick_glue_and_answers_are_not_used_or_cached() -> None:
         ("net.", RRType.NS),
     ):
         assert cache.get_rrset(name, rrtype) is None, name
-    assert cache.get_rrset("ns1.example.com.", RRType.A) is not None  # in-bailiwick glue
+    assert cache.get_glue("ns1.example.com.", RRType.A) is not None  # in-bailiwick glue
 
 
 def test_a_dead_server_is_avoided_on_the_second_question() -> None:
@@ -726,7 +619,8 @@ def test_glue_does_not_replace_an_authoritative_answer() -> None:
         else referral(q, RRType.text(t), "example.com.", [("ns1.example.com.", EXAMPLE)])
     )
     net.answers(EXAMPLE, "ns1.example.com.", "A", "ns1.example.com. 300 A 127.3.1.1")
-    net.answers("127.3.1.9", "www.other.com.", "A", "www.other.com. 300 A 192.0.2.9")
+    for address in ("127.3.1.9", "127.3.1.1"):  # the glue's address and the child's
+        net.answers(address, "www.other.com.", "A", "www.other.com. 300 A 192.0.2.9")
     engine, cache, _ = make_engine(net)
 
     # glue first, then the authoritative answer replaces it
@@ -737,7 +631,7 @@ def test_glue_does_not_replace_an_authoritative_answer() -> None:
     # then glue from another referral: used for that delegation, but not cached over it
     result = resolve(engine, "www.other.com.", "A")
     assert texts(result.answer) == ["www.other.com. 300 A 192.0.2.9"]
-    assert net.count("127.3.1.9") == 1
+    assert cache.get_glue("ns1.example.com.", RRType.A) is not None  # kept apart
     cached = cache.get_rrset("ns1.example.com.", RRType.A)
     assert cached is not None and cached.trust == Trust.AUTHORITATIVE
     assert [r.to_text() for r in cached.rdatas] == ["127.3.1.1"]
@@ -805,16 +699,18 @@ def test_lab_case(case: LabCase, lab: Lab, lab_hints: Any) -> None:
     assert result.upstream_queries == len(recorder.named("hop"))
 
 
-def test_lab_glue_takes_three_queries_from_the_root(lab: Lab, lab_hints: Any) -> None:
+def test_lab_glue_takes_priming_and_three_minimised_queries(lab: Lab, lab_hints: Any) -> None:
     engine = lab_engine(lab, lab_hints)
     lab.reset_queries()
     result = asyncio.run(engine.resolve("www.example.com.", RRType.A))
-    assert result.upstream_queries == 3
-    servers = [q.server for q in lab.queries]
-    assert len(servers) == 3
-    assert servers[0] == "127.1.0.1"  # the first hint
-    assert servers[1] in ("127.2.1.1", "127.2.1.2")  # com
-    assert servers[2] in ("127.3.1.1", "127.3.1.2")  # example.com
+    assert result.upstream_queries == 4
+    asked = [(q.server, q.qname, q.qtype) for q in lab.queries]
+    assert len(asked) == 4
+    assert asked[0] == ("127.1.0.1", ".", "NS")  # priming, at the first hint (RFC 8109)
+    assert asked[1][0] in ("127.1.0.1", "127.1.0.2") and asked[1][1:] == ("com.", "NS")
+    assert asked[2][0] in ("127.2.1.1", "127.2.1.2") and asked[2][1:] == ("example.com.", "NS")
+    assert asked[3][0] in ("127.3.1.1", "127.3.1.2")  # example.com, the whole question
+    assert asked[3][1:] == ("www.example.com.", "A")
 
 
 def test_lab_dead_root_hint_avoided_on_the_second_question(lab: Lab, lab_hints: Any) -> None:

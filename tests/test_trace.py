@@ -39,14 +39,20 @@ def test_glueless_trace_shows_hops_and_the_nested_sublookup(lab: Lab, lab_hints:
     assert run.stderr == ""
     lines = run.stdout.splitlines()
     assert lines[0].startswith(";; tracing www.noglue.org. A from the root hints")
+    assert lines[2] == "> sub-lookup . NS (priming the root, RFC 8109)"
     hops = hop_lines(run.stdout)
-    # from the root: zone cut, server, address, rtt, result in columns
+    # priming: the root's NS set from the first hint (RFC 8109)
     assert hops[0].split()[:3] == [".", "a.root-servers.net.", "127.1.0.1"]
-    assert "referral to org." in hops[0]
-    assert hops[1].split()[0] == "org."
-    assert "referral to noglue.org." in hops[1] and "ns1.provider.net. (no glue)" in hops[1]
+    assert hops[0].split()[5:8] == [".", "NS", "answer:"]
+    # from the root: zone cut, server, address, rtt, question, result in columns; with
+    # QNAME minimisation each server is asked for one more label only
+    assert hops[1].split()[0] == "."
+    assert hops[1].split()[5:7] == ["org.", "NS"] and "referral to org." in hops[1]
+    assert hops[2].split()[0] == "org."
+    assert hops[2].split()[5:7] == ["noglue.org.", "NS"]
+    assert "referral to noglue.org." in hops[2] and "ns1.provider.net. (no glue)" in hops[2]
     # the sub-lookup, indented under the hop that needed it
-    start = next(i for i, line in enumerate(lines) if "> sub-lookup" in line)
+    start = next(i for i, line in enumerate(lines) if "> sub-lookup ns1" in line)
     end = next(i for i, line in enumerate(lines) if "< ns1.provider.net." in line)
     assert lines[start] == (
         "  > sub-lookup ns1.provider.net. A (a name server of noglue.org. without glue)"
@@ -60,8 +66,9 @@ def test_glueless_trace_shows_hops_and_the_nested_sublookup(lab: Lab, lab_hints:
     # then the question itself, at the top level, and the summary
     final = hops[-1]
     assert final.split()[:3] == ["noglue.org.", "ns1.provider.net.", "127.3.5.1"]
+    assert final.split()[5:7] == ["www.noglue.org.", "A"]
     assert "answer: www.noglue.org. 300 A 198.51.100.20" in final
-    assert ";; NOERROR" in lines[-2] and "6 upstream queries" in lines[-2]
+    assert ";; NOERROR" in lines[-2] and "7 upstream queries" in lines[-2]
     assert lines[-1] == ";;   www.noglue.org. 300 A 198.51.100.20"
 
 
@@ -73,12 +80,12 @@ def test_columns_are_aligned(lab: Lab, lab_hints: Path) -> None:
     assert len(results) == 1  # the result column starts at the same place on every line
 
 
-def test_glue_case_is_three_hops_and_exit_0(lab: Lab, lab_hints: Path) -> None:
+def test_glue_case_is_priming_and_three_hops_and_exit_0(lab: Lab, lab_hints: Path) -> None:
     run = trace("www.example.com.", "A", hints=lab_hints, port=lab.port)
     assert run.returncode == 0, run.stderr
     hops = hop_lines(run.stdout)
-    assert [line.split()[0] for line in hops] == [".", "com.", "example.com."]
-    assert "3 upstream queries" in run.stdout
+    assert [line.split()[0] for line in hops] == [".", ".", "com.", "example.com."]
+    assert "4 upstream queries" in run.stdout
     assert ";;   www.example.com. 300 A 192.0.2.1" in run.stdout
 
 
@@ -88,25 +95,28 @@ def test_json_is_one_object_per_line(lab: Lab, lab_hints: Path) -> None:
     events: list[dict[str, Any]] = [json.loads(line) for line in run.stdout.splitlines()]
     kinds = [event["event"] for event in events]
     assert kinds[0] == "start" and kinds[-1] == "summary"
-    assert kinds.count("sublookup") == 1 and kinds.count("sublookup_done") == 1
+    assert kinds.count("sublookup") == 2 and kinds.count("sublookup_done") == 2
+    priming, sub = [event for event in events if event["event"] == "sublookup"]
+    assert priming["purpose"] == "priming" and priming["qname"] == "." and priming["qtype"] == "NS"
     hops = [event for event in events if event["event"] == "hop"]
-    assert hops[0]["zone"] == "." and hops[0]["address"] == "127.1.0.1"
-    assert hops[0]["outcome"] == "referral" and hops[0]["referral"] == "org."
-    assert hops[1]["glue"] == [] and hops[1]["ns"] == ["ns1.provider.net."]
-    sub = events[kinds.index("sublookup")]
+    assert hops[0]["qname"] == "." and hops[0]["outcome"] == "answer"
+    assert hops[1]["zone"] == "." and hops[1]["address"] == "127.1.0.1"
+    assert hops[1]["outcome"] == "referral" and hops[1]["referral"] == "org."
+    assert hops[2]["glue"] == [] and hops[2]["ns"] == ["ns1.provider.net."]
     assert sub == {
         "event": "sublookup",
         "depth": 1,
         "qname": "ns1.provider.net.",
         "qtype": "A",
         "zone": "noglue.org.",
+        "purpose": "glueless",
     }
-    assert [hop["depth"] for hop in hops] == [0, 0, 1, 1, 1, 0]
+    assert [hop["depth"] for hop in hops] == [0, 0, 0, 1, 1, 1, 0]
     assert all(isinstance(hop["rtt_ms"], float) for hop in hops)
     summary = events[-1]
     assert summary["rcode"] == "NOERROR"
     assert summary["answer"] == ["www.noglue.org. 300 A 198.51.100.20"]
-    assert summary["upstream_queries"] == len(hops) == 6
+    assert summary["upstream_queries"] == len(hops) == 7
 
 
 def test_loop_case_hits_its_limit_and_exits_1(lab: Lab, lab_hints: Path) -> None:

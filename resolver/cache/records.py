@@ -11,8 +11,12 @@
   answer can be given again from the cache.
 - TTLs are clamped to [min_ttl, max_ttl]; data that arrived with TTL 0 is used
   for the answer at hand and never stored (RFC 1035 section 3.2.1).
-- Bounded by an entry count: a plain dict kept in use order is the LRU list
-  (a hit moves the key to the end; the first key is the least recently used).
+- Parent-side glue (the addresses a delegation gave for its name servers) is
+  kept apart from the child's own address records, never replacing them nor
+  replaced by them: when the child's addresses for a server fail, the parent's
+  are still there to try (Unbound and Knot keep both, RFC 2181 section 5.4.1).
+- Bounded by an entry count (:class:`LruDict`): glue and negative entries count
+  like RRsets.
 """
 
 from __future__ import annotations
@@ -23,11 +27,18 @@ from enum import IntEnum
 
 from recordclass import dataobject
 
+from resolver.cache.lru import LruDict
 from resolver.wire import CLASS_IN, ResourceRecord
 from resolver.wire.names import name_key
 from resolver.wire.rdata import SOA, Rdata
 
 NXDOMAIN_TYPE = 0  # the type slot of an NXDOMAIN entry: it covers every type
+GLUE = "\x00"  # first character of a parent-side glue key (no folded name starts with it)
+
+
+def remaining_ttl(expires: float, now: float) -> int:
+    """Seconds left until ``expires``, counted down to whole seconds, never negative."""
+    return max(int(expires - now), 0)
 
 
 class Trust(IntEnum):
@@ -70,7 +81,7 @@ class CachedRRset(dataobject, fast_new=True):
 
     def records(self, now: float) -> list[ResourceRecord]:
         """The RRset with its TTL counted down to ``now``."""
-        ttl = max(int(self.expires - now), 0)
+        ttl = remaining_ttl(self.expires, now)
         return [ResourceRecord(self.name, self.rrtype, CLASS_IN, ttl, r) for r in self.rdatas]
 
 
@@ -89,7 +100,7 @@ class CachedNegative(dataobject, fast_new=True):
     def soa_record(self, now: float) -> list[ResourceRecord]:
         if self.soa is None:
             return []
-        ttl = max(int(self.expires - now), 0)
+        ttl = remaining_ttl(self.expires, now)
         soa = self.soa
         return [ResourceRecord(soa.name, soa.rrtype, soa.rrclass, ttl, soa.rdata)]
 
@@ -106,60 +117,69 @@ class RecordCache:
         max_negative_ttl: int = 3600,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if max_entries < 1:
-            raise ValueError("the cache needs room for at least one entry")
-        self.max_entries = max_entries
         self.min_ttl = min_ttl
         self.max_ttl = max_ttl
         self.max_negative_ttl = max_negative_ttl
         self.clock = clock
         # Key: the owner with case folded, then one character for the type (chr(0) for
-        # NXDOMAIN).  One string per entry instead of a tuple and a string saves memory;
-        # a name and type hold either an RRset or a NODATA entry, never both.
-        self._entries: dict[str, CacheEntry] = {}
+        # NXDOMAIN); glue keys start with GLUE.  One string per entry instead of a tuple
+        # and a string saves memory; a name and type hold either an RRset or a NODATA
+        # entry, never both.
+        self._entries: LruDict[str, CacheEntry] = LruDict(max_entries)
         self.hits = 0
         self.misses = 0
-        self.evictions = 0
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    @property
+    def max_entries(self) -> int:
+        return self._entries.max_entries
+
+    @property
+    def evictions(self) -> int:
+        return self._entries.evictions
 
     def clamp_ttl(self, ttl: int) -> int:
         """The TTL the cache keeps (and clients are told): within [min_ttl, max_ttl]."""
         return min(max(ttl, self.min_ttl), self.max_ttl)
 
     def _lookup(self, key: str) -> CacheEntry | None:
-        entries = self._entries
-        entry = entries.pop(key, None)
+        entry = self._entries.get(key)
         if entry is None:
             self.misses += 1
             return None
         if entry.expires <= self.clock():
+            self._entries.pop(key)
             self.misses += 1
-            return None  # expired: already removed by the pop
-        entries[key] = entry  # back at the end: most recently used
+            return None
         self.hits += 1
         return entry
-
-    def _insert(self, key: str, entry: CacheEntry) -> None:
-        entries = self._entries
-        entries.pop(key, None)
-        entries[key] = entry
-        while len(entries) > self.max_entries:
-            del entries[next(iter(entries))]
-            self.evictions += 1
 
     # ------------------------------------------------------------ positive data
 
     def get_rrset(self, name: str, rrtype: int) -> CachedRRset | None:
-        key = name_key(name)
-        entry = self._lookup(key + chr(rrtype))
+        return self._get_rrset(name_key(name), rrtype, "")
+
+    def get_glue(self, name: str, rrtype: int) -> CachedRRset | None:
+        """The parent-side addresses (A or AAAA) a delegation gave for name server ``name``."""
+        return self._get_rrset(name_key(name), rrtype, GLUE)
+
+    def _get_rrset(self, key: str, rrtype: int, prefix: str) -> CachedRRset | None:
+        entry = self._lookup(prefix + key + chr(rrtype))
         if not isinstance(entry, StoredRRset):
             return None
         return CachedRRset(entry.owner or key, rrtype, entry.data, entry.expires, entry.trust)
 
     def store_rrset(self, records: list[ResourceRecord], trust: Trust) -> bool:
         """Store one RRset (all records share owner and type); False if not stored."""
+        return self._store_rrset(records, trust, "")
+
+    def store_glue(self, records: list[ResourceRecord]) -> bool:
+        """Keep a delegation's glue for one name server, apart from the child's own data."""
+        return self._store_rrset(records, Trust.GLUE, GLUE)
+
+    def _store_rrset(self, records: list[ResourceRecord], trust: Trust, prefix: str) -> bool:
         first = records[0]
         if first.rrclass != CLASS_IN:
             return False
@@ -167,16 +187,15 @@ class RecordCache:
         if ttl <= 0:
             return False
         owner = name_key(first.name)
-        key = owner + chr(first.rrtype)
+        key = prefix + owner + chr(first.rrtype)
         now = self.clock()
-        current = self._entries.get(key)
+        current = self._entries.peek(key)
         if isinstance(current, StoredRRset) and current.expires > now and current.trust > trust:
             return False  # RFC 2181 section 5.4.1: never replace better data with worse
         rdatas = tuple(dict.fromkeys(rr.rdata for rr in records))
         data = rdatas[0] if len(rdatas) == 1 else rdatas
         case = None if first.name == owner else first.name
-        entry = StoredRRset(case, data, now + self.clamp_ttl(ttl), int(trust))
-        self._insert(key, entry)
+        self._entries.put(key, StoredRRset(case, data, now + self.clamp_ttl(ttl), int(trust)))
         return True
 
     # ------------------------------------------------------------ negative data
@@ -199,7 +218,7 @@ class RecordCache:
             return False
         ttl = self.clamp_ttl(ttl)
         entry = CachedNegative(name, rrtype, soa, self.clock() + ttl)
-        self._insert(name_key(name) + chr(rrtype), entry)
+        self._entries.put(name_key(name) + chr(rrtype), entry)
         return True
 
     def clear(self) -> None:

@@ -7,9 +7,13 @@ A reply from a server of zone ``zone`` (the zone cut we asked at) is one of:
   known cut for its target (RFC 1034 section 5.3.3 step 4c);
 - ``REFERRAL``: NS records for a zone below ``zone`` that contains the name;
 - ``NXDOMAIN`` / ``NODATA``: a negative answer, with the SOA from the authority
-  section when there is one (RFC 2308 sections 2.1 and 2.2);
-- ``LAME``: anything else: an error RCODE, a referral that does not get
-  closer, or a non-answer from a server that should be authoritative.
+  section when there is one (RFC 2308 sections 2.1 and 2.2).  Also NODATA: an
+  authoritative empty answer whose authority holds only the zone's own NS
+  (RFC 2308 section 2.2 type 3), and an answer holding only other types than the
+  one asked for at the name (Deckard's iter_unexpectedrrtype: never lameness);
+- ``LAME``: anything else: an error RCODE, a referral that does not get closer
+  or leaves the zone, a non-answer, or data from a recursive server that is not
+  authoritative for the zone (AA=0 with RA=1: Unbound's "recursion lame").
 
 Before that, the reply is scrubbed: a server is trusted only for names at or
 below the zone it was asked as (RFC 2181 section 5.4.1 and the bailiwick rule,
@@ -28,6 +32,7 @@ from resolver.wire.names import is_subdomain, name_key
 from resolver.wire.rdata import CNAME, NS, SOA
 
 MAX_CHAIN_IN_REPLY = 16
+ADDRESS_TYPES = (RRType.A, RRType.AAAA)
 
 
 class Kind(IntEnum):
@@ -58,7 +63,13 @@ class Classified(dataobject, fast_new=True):
     soa: ResourceRecord | None = None
     referral: Referral | None = None
     authoritative: bool = False
-    reason: str = ""
+    reason: str = ""  # why LAME, for logs
+    # Addresses of the name servers of an NS answer, from its additional section
+    # (a priming reply's root server addresses, RFC 8109 section 3).
+    glue: list[ResourceRecord] | None = None
+    # For a recursion-lame reply: what it would have meant from an authority, to use
+    # when every server of the zone turns out to be like that (Unbound does the same).
+    fallback: Classified | None = None
 
 
 def _lame(reason: str, name: str) -> Classified:
@@ -117,35 +128,63 @@ def _referral(message: Message, zone: str, name: str) -> Referral | str | None:
         return f"referral to {child} which does not contain the name"
     if name_key(child) == name_key(zone):
         return f"referral to {child} which does not get closer"
+    return Referral(child, ns_records, _glue(message, ns_records, zone))
+
+
+def _glue(message: Message, ns_records: list[ResourceRecord], zone: str) -> list[ResourceRecord]:
+    """Addresses in the additional section for these NS targets, only inside ``zone``.
+
+    RFC 2181 section 5.4.1: a server is believed about addresses only for names
+    in its own zone; glue for a name elsewhere could hijack that name.
+    """
     targets = {name_key(rr.rdata.target) for rr in ns_records if isinstance(rr.rdata, NS)}
-    # RFC 2181 section 5.4.1: glue only for NS names inside the zone we asked.
-    glue = [
+    return [
         rr
         for rr in message.additional
-        if rr.rrtype in (RRType.A, RRType.AAAA)
+        if rr.rrtype in ADDRESS_TYPES
         and name_key(rr.name) in targets
         and is_subdomain(rr.name, zone)
     ]
-    return Referral(child, ns_records, glue)
+
+
+def _only_zone_ns(message: Message, zone: str) -> bool:
+    """The authority section holds the zone's own NS RRset (and nothing proves more)."""
+    owners = {name_key(rr.name) for rr in message.authority if rr.rrtype == RRType.NS}
+    return owners == {name_key(zone)}
 
 
 def classify(message: Message, qname: str, qtype: int, zone: str) -> Classified:
     """Classify a reply to (qname, qtype) from a server asked as authoritative for ``zone``."""
     rcode = message.rcode
-    authoritative = bool(message.header.aa)
     if rcode not in (Rcode.NOERROR, Rcode.NXDOMAIN):
         return _lame(Rcode.text(rcode), qname)
     if not is_subdomain(qname, zone):
         # Not the server's to answer: what it says (even NXDOMAIN, or AA with nothing
         # left after scrubbing) would otherwise pass for a negative answer.
         return _lame(f"{qname} is outside {zone}", qname)
+    step = _meaning(message, qname, qtype, zone)
+    header = message.header
+    if step.kind != Kind.REFERRAL and step.kind != Kind.LAME and not header.aa and header.ra:
+        # A recursive server answering for a zone it was delegated: its data comes from
+        # some cache, not from the zone (Unbound's recursion lame, iter_utils.c).
+        lame = _lame("recursion lame: AA=0, RA=1", qname)
+        lame.fallback = step
+        return lame
+    return step
+
+
+def _meaning(message: Message, qname: str, qtype: int, zone: str) -> Classified:
+    authoritative = bool(message.header.aa)
     answer = [rr for rr in message.answer if is_subdomain(rr.name, zone)]
     records, name, found = _follow_chain(answer, qname, qtype)
     if found:
-        return Classified(Kind.ANSWER, records, name, None, None, authoritative)
+        glue = None
+        if qtype == RRType.NS:
+            glue = _glue(message, [rr for rr in records if rr.rrtype == RRType.NS], zone)
+        return Classified(Kind.ANSWER, records, name, None, None, authoritative, "", glue)
     in_zone = is_subdomain(name, zone)
     soa = _negative_soa(message, zone, name) if in_zone else None
-    if rcode == Rcode.NXDOMAIN:
+    if message.rcode == Rcode.NXDOMAIN:
         if records and not in_zone:
             # The server cannot speak for a target outside its zone: follow it ourselves.
             return Classified(Kind.CNAME, records, name, None, None, authoritative)
@@ -157,14 +196,18 @@ def classify(message: Message, qname: str, qtype: int, zone: str) -> Classified:
         return Classified(Kind.CNAME, records, name, None, None, authoritative)
     if soa is not None:
         return Classified(Kind.NODATA, records, name, soa, None, authoritative)
+    if any(name_key(rr.name) == name_key(name) for rr in answer):
+        # Data at the name, of other types only: the type asked for is not there.
+        return Classified(Kind.NODATA, records, name, None, None, authoritative)
     referral = _referral(message, zone, name)
     if isinstance(referral, Referral):
         if records:
             return Classified(Kind.CNAME, records, name, None, None, authoritative)
         return Classified(Kind.REFERRAL, [], name, None, referral, False)
+    if authoritative and (referral is None or _only_zone_ns(message, zone)):
+        # NOERROR, AA, no data and no SOA (perhaps the zone's own NS in authority):
+        # a NODATA without the proof, which nobody caches (RFC 2308 section 5).
+        return Classified(Kind.NODATA, records, name, None, None, True)
     if isinstance(referral, str):
         return _lame(referral, qname)
-    if authoritative:
-        # NOERROR, AA, no data and no SOA: a NODATA without the proof (cached by nobody).
-        return Classified(Kind.NODATA, records, name, None, None, True)
     return _lame("no answer, referral or negative proof", qname)

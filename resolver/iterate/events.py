@@ -48,14 +48,3 @@ class LogObserver:
             self.log.warning(event, **fields)
         else:
             self.log.debug(event, **fields)
-
-
-class FanOut:
-    """Passes each event to several observers (for example the log and a trace)."""
-
-    def __init__(self, *observers: Observer) -> None:
-        self.observers = observers
-
-    def __call__(self, event: str, **fields: Any) -> None:
-        for observer in self.observers:
-            observer(event, **fields)

@@ -50,14 +50,9 @@ class RootHints:
     ttl: int
     source: str
 
-    def addresses(self, ipv6: bool = False) -> list[tuple[str, str]]:
-        """(server name, address) pairs in file order."""
-        pairs = []
-        for server in self.servers:
-            pairs += [(server.name, a) for a in server.ipv4]
-            if ipv6:
-                pairs += [(server.name, a) for a in server.ipv6]
-        return pairs
+    def addresses(self) -> list[str]:
+        """Every address of every root server, IPv4 and IPv6, in file order."""
+        return [a for server in self.servers for a in server.ipv4 + server.ipv6]
 
 
 def _absolute(name: str, origin: str, lineno: int) -> str:

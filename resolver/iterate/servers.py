@@ -11,10 +11,12 @@ worse, so a server that comes back is noticed.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 from recordclass import dataobject
+
+from resolver.cache.lru import LruDict
+from resolver.wire.names import name_key
 
 UNKNOWN_RTT = 0.376  # Unbound's UNKNOWN_SERVER_NICENESS: an untried server looks this fast
 MIN_TIMEOUT = 0.05
@@ -41,15 +43,14 @@ class ServerSelection:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.initial_timeout = initial_timeout
-        self.max_entries = max_entries
         self.clock = clock
-        self._stats: OrderedDict[str, ServerStats] = OrderedDict()
-        self._lame: OrderedDict[tuple[str, str], float] = OrderedDict()  # -> until when
+        self._stats: LruDict[str, ServerStats] = LruDict(max_entries)
+        self._lame: LruDict[tuple[str, str], float] = LruDict(max_entries)  # -> until when
 
     def _get(self, address: str) -> ServerStats | None:
-        stats = self._stats.get(address)
+        stats = self._stats.peek(address)
         if stats is not None and self.clock() - stats.updated > STATS_TTL:
-            del self._stats[address]
+            self._stats.pop(address)
             return None
         return stats
 
@@ -95,24 +96,18 @@ class ServerSelection:
         self._store(address, stats)
 
     def _store(self, address: str, stats: ServerStats) -> None:
-        self._stats[address] = stats
-        self._stats.move_to_end(address)
-        while len(self._stats) > self.max_entries:
-            self._stats.popitem(last=False)
+        self._stats.put(address, stats)
 
     def mark_lame(self, address: str, zone: str) -> None:
         """The server answered for ``zone`` without authority (REFUSED, SERVFAIL, ...)."""
-        key = (address, zone.lower())
-        self._lame[key] = self.clock() + LAME_TTL
-        self._lame.move_to_end(key)
-        while len(self._lame) > self.max_entries:
-            self._lame.popitem(last=False)
+        self._lame.put((address, name_key(zone)), self.clock() + LAME_TTL)
 
     def is_lame(self, address: str, zone: str) -> bool:
-        until = self._lame.get((address, zone.lower()))
+        key = (address, name_key(zone))
+        until = self._lame.peek(key)
         if until is None:
             return False
         if until <= self.clock():
-            del self._lame[(address, zone.lower())]
+            self._lame.pop(key)
             return False
         return True

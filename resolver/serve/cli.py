@@ -32,6 +32,7 @@ from resolver.serve.listener import (
     UdpListener,
 )
 from resolver.serve.logs import LEVELS, configure_logging
+from resolver.serve.upstream import upstream_addresses
 
 log = structlog.get_logger("resolver")
 
@@ -133,7 +134,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_PORT,
         help="port of every upstream server (default 53; for labs that cannot bind 53)",
     )
-    add("--ipv6", action="store_true", help="also query upstream servers over IPv6")
+    family = parser.add_mutually_exclusive_group()
+    family.add_argument(
+        "--ipv4-only", action="store_true", help="query upstream servers over IPv4 only"
+    )
+    family.add_argument(
+        "--ipv6-only", action="store_true", help="query upstream servers over IPv6 only"
+    )
+    add(
+        "--no-qname-minimisation",
+        dest="qname_minimisation",
+        action="store_false",
+        help="ask every server the whole name, not only the next label (RFC 9156)",
+    )
     add(
         "--cache-size",
         type=_positive,
@@ -174,7 +187,8 @@ def build_service(args: argparse.Namespace, hints: RootHints) -> ResolverService
         cache,
         hints,
         selection=ServerSelection(),
-        ipv6=args.ipv6,
+        addresses=upstream_addresses(hints, args.ipv4_only, args.ipv6_only),
+        qname_minimisation=args.qname_minimisation,
     )
     answers = AnswerCache(args.cache_size)
     return ResolverService(engine, answers, AccessList(args.allow), query_log=args.query_log)

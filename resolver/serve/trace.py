@@ -29,10 +29,12 @@ import structlog
 
 from resolver.cache.records import RecordCache
 from resolver.iterate.answer import Answer
-from resolver.iterate.engine import IterativeEngine, Limits
+from resolver.iterate.engine import IterativeEngine
 from resolver.iterate.hints import DEFAULT_HINTS, HintsError, load_root_hints
+from resolver.iterate.limits import Limits
 from resolver.iterate.servers import ServerSelection
 from resolver.net.transport import UpstreamTransport
+from resolver.serve.upstream import upstream_addresses
 from resolver.wire import Rcode, RRType
 from resolver.wire.names import BadName, normalize
 
@@ -53,6 +55,7 @@ SERVER_WIDTH = 22
 RECORD_WIDTH = 80  # a longer record is shortened in hop lines (the summary has it whole)
 ADDRESS_WIDTH = 15
 RTT_WIDTH = 9
+QUESTION_WIDTH = 24  # what was asked: with QNAME minimisation, often less than the name
 
 
 def _rtt(rtt_ms: float | None) -> str:
@@ -94,7 +97,6 @@ class TextTrace:
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
-        self.question: tuple[int, str, str] | None = None
 
     def _print(self, line: str) -> None:
         print(line.rstrip(), file=self.out, flush=True)
@@ -103,30 +105,30 @@ class TextTrace:
         self._print(f";; tracing {qname} {qtype} from the root hints in {hints} (port {port})")
         self._print(
             f";; {'zone cut':<{ZONE_WIDTH - 3}} {'server':<{SERVER_WIDTH}} "
-            f"{'address':<{ADDRESS_WIDTH}} {'rtt':>{RTT_WIDTH}}  result"
+            f"{'address':<{ADDRESS_WIDTH}} {'rtt':>{RTT_WIDTH}}  "
+            f"{'question':<{QUESTION_WIDTH}} result"
         )
 
     def __call__(self, event: str, **fields: Any) -> None:
         depth = int(fields.get("depth", 0) or 0)
         indent = "  " * depth
         if event == "hop":
-            question = (depth, str(fields.get("qname")), str(fields.get("qtype")))
-            if self.question is not None and question != self.question and depth == 0:
-                self._print(f"{indent};; now asking {question[1]} {question[2]}")
-            self.question = question
             zone = f"{indent}{fields.get('zone')}"
+            question = f"{fields.get('qname')} {fields.get('qtype')}"
             tcp = " (tcp)" if fields.get("tcp") else ""
             self._print(
                 f"{zone:<{ZONE_WIDTH}} {fields.get('server')!s:<{SERVER_WIDTH}} "
                 f"{fields.get('address')!s:<{ADDRESS_WIDTH}} "
-                f"{_rtt(fields.get('rtt_ms')):>{RTT_WIDTH}}  {_outcome(fields)}{tcp}"
+                f"{_rtt(fields.get('rtt_ms')):>{RTT_WIDTH}}  "
+                f"{question:<{QUESTION_WIDTH}} {_outcome(fields)}{tcp}"
             )
         elif event == "sublookup":
-            self.question = (depth, str(fields.get("qname")), str(fields.get("qtype")))
-            self._print(
-                f"{indent}> sub-lookup {fields.get('qname')} {fields.get('qtype')}"
-                f" (a name server of {fields.get('zone')} without glue)"
+            why = (
+                "priming the root, RFC 8109"
+                if fields.get("purpose") == "priming"
+                else f"a name server of {fields.get('zone')} without glue"
             )
+            self._print(f"{indent}> sub-lookup {fields.get('qname')} {fields.get('qtype')} ({why})")
         elif event == "sublookup_done":
             found = ", ".join(fields.get("addresses", [])) or "no address"
             self._print(
@@ -212,6 +214,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per event")
     parser.add_argument(
+        "--no-qname-minimisation",
+        dest="qname_minimisation",
+        action="store_false",
+        help="ask every server the whole name, not only the next label (RFC 9156)",
+    )
+    family = parser.add_mutually_exclusive_group()
+    family.add_argument("--ipv4-only", action="store_true", help="query over IPv4 only")
+    family.add_argument("--ipv6-only", action="store_true", help="query over IPv6 only")
+    parser.add_argument(
         "--timeout",
         type=float,
         default=1.0,
@@ -264,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         selection=ServerSelection(initial_timeout=args.timeout),
         limits=Limits(time_budget=args.budget),
         observer=trace,
+        addresses=upstream_addresses(hints, args.ipv4_only, args.ipv6_only),
+        qname_minimisation=args.qname_minimisation,
     )
     trace.header(qname, RRType.text(qtype), str(args.root_hints), args.upstream_port)
     started = time.monotonic()

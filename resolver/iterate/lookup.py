@@ -1,0 +1,451 @@
+"""One lookup of (name, type) as an explicit state machine: RFC 1034 section 5.3.3, step by step.
+
+A client question is resolved by a plan of lookups (:mod:`resolver.iterate.resolution`):
+its own, and the sub-lookups it needs (a name server's address when a
+delegation came without glue; the root's NS set when the hints need priming).
+A lookup never does I/O: :meth:`Lookup.advance` says what it needs next (an
+:class:`Exchange` with one server, or a sub-lookup) and the replies come back
+through :meth:`Lookup.take_reply` and :meth:`Lookup.take_sublookup`.
+
+Its states (:class:`Step`):
+
+    CHECK_CACHE  step 1: an answer, a negative answer or a CNAME to follow, from the cache
+    FIND_CUT     step 2: the closest known zone cut (priming the root first if needed)
+    ASK          step 3: the best untried server of the cut, or a sub-lookup for the
+                 address of a name server without glue; when all fail, the cut above
+    WAIT_REPLY   an exchange is out; its reply is classified, (validated,) cached and acted
+                 on (step 4): an answer ends the lookup, a referral moves the cut down, a
+                 CNAME goes back to CHECK_CACHE for its target
+    WAIT_LOOKUP  a sub-lookup is running
+    DONE         ``answer`` holds the result
+
+QNAME minimisation (RFC 9156) happens in ASK: a server is asked only for the
+next label below its zone (type NS, as Knot Resolver does), until the name is
+reached; the replies to those questions steer the walk the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import Enum, auto
+
+from recordclass import dataobject
+
+from resolver.cache.records import RecordCache
+from resolver.iterate.answer import Answer, FailureKind, servfail
+from resolver.iterate.classify import Classified, Kind, Referral, classify
+from resolver.iterate.events import Observer
+from resolver.iterate.limits import Limit, LimitExceeded, Limits, ResolutionBudget
+from resolver.iterate.minimise import Minimiser
+from resolver.iterate.remember import clamped, hop_details, recall, remember
+from resolver.iterate.servers import ServerSelection
+from resolver.iterate.zonecut import CutFinder, CutSource, ZoneCut
+from resolver.net.contract import ExchangeFailed, Failure, Reply
+from resolver.wire import Rcode, ResourceRecord, RRType
+from resolver.wire.names import ROOT, is_subdomain, label_count, name_key, parent
+from resolver.wire.rdata import AAAA, A
+
+
+class Step(Enum):
+    CHECK_CACHE = auto()
+    FIND_CUT = auto()
+    ASK = auto()
+    WAIT_REPLY = auto()
+    WAIT_LOOKUP = auto()
+    DONE = auto()
+
+
+class Purpose(Enum):
+    """Why a lookup is in the plan."""
+
+    QUESTION = "question"  # the client's question
+    NS_ADDRESS = "glueless"  # the address of a name server that came without glue
+    PRIMING = "priming"  # the root's NS set and addresses, from the root (RFC 8109)
+
+
+class Environment:
+    """What every lookup of an engine shares: the cache, the cuts, the servers, the rules."""
+
+    def __init__(
+        self,
+        cache: RecordCache,
+        finder: CutFinder,
+        selection: ServerSelection,
+        limits: Limits,
+        observer: Observer,
+        report_hops: bool,
+        clock: Callable[[], float],
+        qname_minimisation: bool,
+    ) -> None:
+        self.cache = cache
+        self.finder = finder
+        self.selection = selection
+        self.limits = limits
+        self.observer = observer
+        self.report_hops = report_hops
+        self.clock = clock
+        self.qname_minimisation = qname_minimisation
+
+
+class Exchange(dataobject, fast_new=True):
+    """One question to one server address: what a lookup asks the network for."""
+
+    address: str
+    server: str  # the NS name the address belongs to
+    zone: str  # the zone cut the server was asked as
+    qname: str
+    qtype: int
+    timeout: float
+    depth: int  # of the lookup asking, for the trace's indentation
+    minimised: bool  # a QNAME-minimised question, not the lookup's own
+
+
+class ServerRound:
+    """Which servers of one zone cut were tried, and which name servers still need an address."""
+
+    def __init__(self, cut: ZoneCut, glueless: list[str], types: tuple[int, ...]) -> None:
+        self.cut = cut
+        self.tried: set[str] = set()
+        self.timed_out: set[str] = set()
+        self.retried = False
+        self.types = types
+        # (NS name, address type) to look up, likeliest first; A first, AAAA if A finds none.
+        self.pending = [(ns, types[0]) for ns in glueless]
+        self.names_looked_up = 0
+
+    def next_server(self, selection: ServerSelection) -> tuple[str, str] | None:
+        """The best untried (address, NS name); servers lame for the zone go last."""
+        known = [(a, ns) for a, ns in self.cut.known() if a not in self.tried]
+        if not known:
+            return None
+        server_of = dict(reversed(known))  # first NS name listed for each address
+        ordered = selection.order(dict.fromkeys(a for a, _ in known))
+        ordered.sort(key=lambda address: selection.is_lame(address, self.cut.zone))
+        return ordered[0], server_of[ordered[0]]
+
+    def next_glueless(self, limit: int) -> tuple[str, int] | None:
+        """The next (NS name, type) to look up; ``limit`` bounds the names per cut."""
+        while self.pending:
+            ns, rrtype = self.pending[0]
+            if self.cut.addresses.get(name_key(ns)):
+                self.pending.pop(0)  # found meanwhile (another lookup, the other type)
+                continue
+            if rrtype == self.types[0]:
+                if self.names_looked_up >= limit:
+                    return None
+                self.names_looked_up += 1
+            return self.pending.pop(0)
+        return None
+
+    def found_nothing(self, ns: str, rrtype: int) -> None:
+        """A lookup of ``ns`` gave no address of that type: try the next type (an
+        IPv6-only name server, Deckard's iter_pc_aaaa)."""
+        later = self.types[self.types.index(rrtype) + 1 :] if rrtype in self.types else ()
+        if later:
+            self.pending.insert(0, (ns, later[0]))
+
+    def retry_timeouts(self) -> bool:
+        """Servers that timed out get one more chance (a lost packet is not a dead server)."""
+        if self.retried or not self.timed_out:
+            return False
+        self.retried = True
+        self.tried -= self.timed_out
+        return True
+
+
+class Lookup:
+    """The walk for one (name, type), following CNAMEs; see the module docstring."""
+
+    def __init__(
+        self,
+        name: str,
+        qtype: int,
+        env: Environment,
+        budget: ResolutionBudget,
+        *,
+        depth: int = 0,
+        purpose: Purpose = Purpose.QUESTION,
+        for_zone: str = "",
+    ) -> None:
+        self.qname = name
+        self.name = name  # the name being resolved now: the end of the CNAME chain
+        self.qtype = qtype
+        self.env = env
+        self.budget = budget
+        self.depth = depth
+        self.purpose = purpose
+        self.for_zone = for_zone  # the zone cut a name server address is wanted for
+        self.chain: list[ResourceRecord] = []
+        self.seen = {name_key(name)}
+        self.cut: ZoneCut | None = None
+        self.round: ServerRound | None = None
+        self.passed_over: set[str] = set()  # zones found unusable by this lookup
+        self.minimiser = Minimiser(env.qname_minimisation, env.limits)
+        self.referrals = 0
+        self.failures: list[Failure] = []
+        self.limits_before = len(budget.limits_hit)
+        self.waiting_for: tuple[str, int] | None = None  # the sub-lookup asked for
+        self.recursion_lame: tuple[Exchange, Classified] | None = None  # a last resort
+        self.answer: Answer | None = None
+        self.step = Step.CHECK_CACHE
+        if purpose is Purpose.PRIMING:
+            self._enter(env.finder.hints_cut())  # the cache is what priming replaces
+
+    # ------------------------------------------------------------ what to do next
+
+    def advance(self) -> Exchange | Lookup | None:
+        """Move on until an exchange or a sub-lookup is needed; None once DONE."""
+        while True:
+            step = self.step
+            if step is Step.CHECK_CACHE:
+                self._check_cache()
+            elif step is Step.FIND_CUT:
+                priming = self._find_cut()
+                if priming is not None:
+                    return priming
+            elif step is Step.ASK:
+                action = self._ask()
+                if action is not None:
+                    return action
+            elif step is Step.DONE:
+                return None
+            else:
+                raise RuntimeError(f"lookup of {self.name} advanced while in {step}")
+
+    def _check_cache(self) -> None:
+        step = recall(self.env.cache, self.name, self.qtype, self.env.clock())
+        if step is None:
+            self.step = Step.FIND_CUT
+        elif step.kind == Kind.CNAME:
+            self._follow(step)
+        else:
+            self._finish(step)
+
+    def _find_cut(self) -> Lookup | None:
+        cut = self.env.finder.closest(self._target(), self.passed_over)
+        if cut.source is CutSource.HINTS and not self.budget.primed:
+            # RFC 8109: learn the root's NS set and addresses from the root itself before
+            # using the hints, then look at the cache again (it may hold the answer now).
+            self.budget.primed = True
+            self.step = Step.WAIT_LOOKUP
+            return Lookup(ROOT, RRType.NS, self.env, self.budget, depth=self.depth,
+                          purpose=Purpose.PRIMING)  # fmt: skip
+        self._enter(cut)
+        return None
+
+    def _target(self) -> str:
+        """Where the walk goes: the name, or for DS its parent, since DS records live on
+        the parent side of a zone cut (RFC 4035 section 3.1.4.1)."""
+        if self.qtype == RRType.DS and self.name != ROOT:
+            return parent(self.name)
+        return self.name
+
+    def _enter(self, cut: ZoneCut) -> None:
+        self.cut = cut
+        self.round = ServerRound(cut, self._glueless_order(cut), self.env.finder.policy.types)
+        self.minimiser.enter(cut)
+        self.step = Step.ASK
+
+    def _glueless_order(self, cut: ZoneCut) -> list[str]:
+        """NS names to look up, likeliest to answer first.
+
+        A name inside the cut's own zone cannot be found without the glue we lack,
+        so it goes last; names whose own zone cut we already know come first,
+        since their lookup is short.
+        """
+
+        def cost(ns: str) -> tuple[bool, int]:
+            inside = is_subdomain(ns, cut.zone)
+            known = self.env.finder.closest(ns) if not inside else None
+            return inside, -(label_count(known.zone) if known else 0)
+
+        return sorted(cut.glueless(), key=cost)
+
+    def _ask(self) -> Exchange | Lookup | None:
+        cut, servers, env = self.cut, self.round, self.env
+        assert cut is not None and servers is not None
+        chosen = servers.next_server(env.selection)
+        if chosen is not None:
+            address, server = chosen
+            qname, qtype, minimised = self.minimiser.question(self.name, self.qtype,
+                                                              self._target())  # fmt: skip
+            self.budget.spend_query()
+            servers.tried.add(address)
+            self.step = Step.WAIT_REPLY
+            timeout = env.selection.timeout(address)
+            return Exchange(address, server, cut.zone, qname, qtype, timeout, self.depth,
+                            minimised)  # fmt: skip
+        wanted = servers.next_glueless(env.limits.max_glueless_per_cut)
+        if wanted is not None:
+            self.step = Step.WAIT_LOOKUP
+            self.waiting_for = wanted
+            ns, rrtype = wanted
+            return Lookup(ns, rrtype, env, self.budget, depth=self.depth + 1,
+                          purpose=Purpose.NS_ADDRESS, for_zone=cut.zone)  # fmt: skip
+        if servers.retry_timeouts():
+            return None
+        self._cut_failed(cut)
+        return None
+
+    def _cut_failed(self, cut: ZoneCut) -> None:
+        """Every server of the cut failed.  A cut from the cache may be stale (its glue
+        expired, its servers moved): try the one above it.  One just learned from a
+        referral, or the hints, is the end."""
+        if self.recursion_lame is not None:
+            # Every server answered like a recursive resolver: better their data than none.
+            exchange, step = self.recursion_lame
+            self.recursion_lame = None
+            self._take(exchange, step)
+            return
+        if cut.source is CutSource.CACHE:
+            self.passed_over.add(name_key(cut.zone))
+            self.step = Step.FIND_CUT
+            return
+        hit = self.budget.limits_hit[self.limits_before :]
+        limits = ", ".join(dict.fromkeys(limit.value for limit in hit))
+        why = f" (limit: {limits})" if limits else ""
+        network = self.failures and all(
+            f in (Failure.UNREACHABLE, Failure.LOCAL_ERROR) for f in self.failures
+        )
+        kind = FailureKind.NETWORK_ERROR if network else FailureKind.NO_REACHABLE_AUTHORITY
+        self._fail(kind, f"no server of {cut.zone} answered{why}")
+
+    # ------------------------------------------------------------ what came back
+
+    def take_reply(self, exchange: Exchange, outcome: Reply | ExchangeFailed) -> None:
+        """Step 4: act on the reply to the exchange this lookup asked for."""
+        assert self.step is Step.WAIT_REPLY and self.cut is not None and self.round is not None
+        selection = self.env.selection
+        self.step = Step.ASK
+        if isinstance(outcome, ExchangeFailed):
+            selection.record_failure(exchange.address)
+            self.failures.append(outcome.failure)
+            if outcome.failure is Failure.TIMEOUT:
+                self.round.timed_out.add(exchange.address)
+            if self.env.report_hops:
+                self._report(exchange, outcome=outcome.failure.value, rtt_ms=None)
+            return
+        selection.record_success(exchange.address, outcome.rtt)
+        step = classify(outcome.message, exchange.qname, exchange.qtype, exchange.zone)
+        if self.env.report_hops or step.kind == Kind.LAME:
+            self._report(exchange, outcome=Kind(step.kind).name.lower(),
+                         rtt_ms=round(outcome.rtt * 1000, 1), tcp=outcome.tcp,
+                         **hop_details(step))  # fmt: skip
+        if exchange.minimised:
+            self._take_minimised(exchange, step)
+        else:
+            self._take(exchange, step)
+
+    def _take(self, exchange: Exchange, step: Classified) -> None:
+        if step.kind == Kind.LAME:
+            # Lame for this zone only (Unbound's infra cache keeps lameness per zone too).
+            self.env.selection.mark_lame(exchange.address, exchange.zone)
+            if step.fallback is not None and self.recursion_lame is None:
+                self.recursion_lame = (exchange, step.fallback)
+            return
+        step = self._validated(step)
+        remember(self.env.cache, step, exchange.qtype)
+        if step.referral is not None:
+            self._descend(step.referral)
+        elif step.kind == Kind.CNAME:
+            self._follow(step)
+        else:
+            self._finish(step)
+
+    def _take_minimised(self, exchange: Exchange, step: Classified) -> None:
+        """A reply to a minimised question (RFC 9156 section 2.3 for the fallbacks)."""
+        assert self.round is not None
+        kind = step.kind
+        if step.referral is not None:
+            remember(self.env.cache, step, exchange.qtype)
+            self._descend(step.referral)
+        elif (
+            kind == Kind.ANSWER
+            and step.authoritative
+            and all(rr.rrtype == RRType.NS for rr in step.records)
+        ):
+            # The child's own NS records, authoritatively: a zone cut on the same servers.
+            remember(self.env.cache, step, exchange.qtype)
+            self._descend(Referral(exchange.qname, step.records, step.glue or []))
+        elif kind in (Kind.NODATA, Kind.ANSWER):
+            # The name exists (perhaps an empty non-terminal) and is no cut (NS data
+            # without AA proves none either): ask one label more of the same servers.
+            if kind == Kind.NODATA:
+                remember(self.env.cache, step, exchange.qtype)
+            self.minimiser.deepen(exchange.qname)
+            self.round.tried.discard(exchange.address)
+        else:
+            # NXDOMAIN (servers that deny empty non-terminals), a CNAME, an error: stop
+            # minimising and ask the same servers the whole question, as Unbound's
+            # relaxed mode and Knot Resolver do.
+            self.minimiser.stop()
+            self.round.tried.discard(exchange.address)
+
+    def _validated(self, step: Classified) -> Classified:
+        """DNSSEC validation belongs here (issue 14): between "reply classified" and
+        "records cached", so that bogus data never reaches the cache."""
+        return step
+
+    def _descend(self, referral: Referral) -> None:
+        self.referrals += 1
+        if self.referrals >= self.env.limits.max_referrals:
+            raise LimitExceeded(Limit.REFERRAL_DEPTH)
+        self._enter(self.env.finder.from_referral(referral))
+
+    def take_sublookup(self, sub: Lookup | None) -> None:
+        """A sub-lookup ended (None: a limit kept it from starting)."""
+        assert self.step is Step.WAIT_LOOKUP
+        self.step = Step.ASK
+        if self.waiting_for is None:  # it was priming: the cache may answer now
+            self.step = Step.CHECK_CACHE
+            return
+        ns, rrtype = self.waiting_for
+        self.waiting_for = None
+        assert self.cut is not None and self.round is not None
+        finder = self.env.finder
+        found = []
+        if sub is not None and sub.answer is not None:
+            found = [rr.rdata.address for rr in sub.answer.answer if isinstance(rr.rdata, A | AAAA)]
+        usable = [a for a in found if finder.policy.usable(a)]
+        self.cut.add_addresses(ns, usable + finder.addresses_of(ns))
+        if sub is not None and not self.cut.addresses.get(name_key(ns)):
+            self.round.found_nothing(ns, rrtype)
+
+    # ------------------------------------------------------------ endings
+
+    def _follow(self, step: Classified) -> None:
+        """A CNAME: keep the chain and go back to step 1 for its target."""
+        self.chain += step.records
+        if len(self.seen) > self.env.limits.max_cname_chain:
+            raise LimitExceeded(Limit.CNAME_CHAIN)
+        target = step.name
+        if name_key(target) in self.seen:
+            raise LimitExceeded(Limit.CNAME_LOOP)
+        self.seen.add(name_key(target))
+        self.name = target
+        self.cut = self.round = None
+        self.passed_over.clear()
+        self.minimiser = Minimiser(self.env.qname_minimisation, self.env.limits)
+        self.step = Step.CHECK_CACHE
+
+    def _finish(self, step: Classified) -> None:
+        chain = clamped(self.env.cache, self.chain + step.records)
+        soa = [step.soa] if step.soa is not None else []
+        if step.kind == Kind.NXDOMAIN:
+            self.answer = Answer(Rcode.NXDOMAIN, chain, soa)
+        elif step.kind == Kind.NODATA:
+            self.answer = Answer(Rcode.NOERROR, chain, soa)
+        else:
+            self.answer = Answer(Rcode.NOERROR, chain, [])
+        self.step = Step.DONE
+
+    def _fail(self, kind: FailureKind, text: str) -> None:
+        self.answer = servfail(kind, text)
+        self.answer.answer = list(self.chain)
+        self.step = Step.DONE
+
+    def _report(self, exchange: Exchange, **fields: object) -> None:
+        self.env.observer("hop", depth=exchange.depth, zone=exchange.zone,
+                          server=exchange.server, address=exchange.address,
+                          qname=exchange.qname, qtype=RRType.text(exchange.qtype),
+                          **fields)  # fmt: skip
