@@ -244,7 +244,7 @@ def is_subdomain(name: str, zone: str) -> bool:
     """
     if zone == ROOT:
         return True
-    name, zone = name.lower(), zone.lower()
+    name, zone = name_key(name), name_key(zone)
     if name == zone:
         return True
     if not name.endswith(zone) or len(name) <= len(zone):
