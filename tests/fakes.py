@@ -16,6 +16,7 @@ import dns.rrset
 from resolver.cache.records import RecordCache, Trust
 from resolver.iterate.answer import Answer
 from resolver.iterate.engine import IterativeEngine
+from resolver.iterate.forwarding import ConfiguredZones
 from resolver.iterate.hints import RootHints, parse_root_hints
 from resolver.iterate.limits import Limits
 from resolver.iterate.servers import ServerSelection
@@ -91,6 +92,7 @@ class FakeNetwork:
         self.dead: set[str] = set()  # time out
         self.failing: dict[str, Failure] = {}  # fail at once with this reason
         self.log: list[tuple[str, str, int]] = []
+        self.how: list[dict[str, Any]] = []  # port, RD and DO of each exchange in the log
         self.clock = clock
         self.rtt = rtt
 
@@ -105,9 +107,18 @@ class FakeNetwork:
         return sum(1 for a, _, _ in self.log if a == address)
 
     async def exchange(
-        self, address: str, qname: str, qtype: int, timeout: float, *, dnssec_ok: bool = False
+        self,
+        address: str,
+        qname: str,
+        qtype: int,
+        timeout: float,
+        *,
+        port: int | None = None,
+        recursion_desired: bool = False,
+        dnssec_ok: bool = False,
     ) -> Reply:
         self.log.append((address, qname, qtype))
+        self.how.append({"port": port, "rd": recursion_desired, "do": dnssec_ok})
         if self.clock is not None:
             self.clock.advance(self.rtt)
         if address in self.dead:
@@ -193,6 +204,7 @@ def make_engine(
     primed: bool = True,
     qname_minimisation: bool = False,
     addresses: AddressPolicy | None = None,
+    zones: ConfiguredZones | None = None,
 ) -> tuple[IterativeEngine, RecordCache, Recorder]:
     """An engine on the fake network.  By default as if the root were primed already and
     without QNAME minimisation, so a test sees only the exchanges it is about; the
@@ -213,6 +225,7 @@ def make_engine(
         clock=clock,
         qname_minimisation=qname_minimisation,
         addresses=addresses,
+        zones=zones,
     )
     return engine, cache, recorder
 

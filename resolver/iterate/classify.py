@@ -211,3 +211,24 @@ def _meaning(message: Message, qname: str, qtype: int, zone: str) -> Classified:
     if isinstance(referral, str):
         return _lame(referral, qname)
     return _lame("no answer, referral or negative proof", qname)
+
+
+def classify_forwarded(message: Message, qname: str, qtype: int) -> Classified:
+    """Classify a forwarder's reply: a recursive resolver that answered the whole question.
+
+    Nothing is scrubbed by zone (the forwarder speaks for every name, as the operator
+    chose), there are no referrals, and AA=0 is expected.  A chain that leaves the
+    reply without data or a negative proof is followed as usual.
+    """
+    rcode = message.rcode
+    if rcode not in (Rcode.NOERROR, Rcode.NXDOMAIN):
+        return _lame(Rcode.text(rcode), qname)
+    records, name, found = _follow_chain(message.answer, qname, qtype)
+    if found:
+        return Classified(Kind.ANSWER, records, name)
+    soa = _negative_soa(message, ".", name)
+    if rcode == Rcode.NXDOMAIN:
+        return Classified(Kind.NXDOMAIN, records, name, soa)
+    if records and soa is None:
+        return Classified(Kind.CNAME, records, name)
+    return Classified(Kind.NODATA, records, name, soa)

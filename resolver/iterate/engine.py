@@ -26,6 +26,7 @@ from resolver.cache.records import RecordCache
 from resolver.iterate.answer import Answer, FailureKind
 from resolver.iterate.classify import Kind
 from resolver.iterate.events import LogObserver, Observer, wants_every_hop
+from resolver.iterate.forwarding import ConfiguredZones
 from resolver.iterate.hints import RootHints
 from resolver.iterate.limits import Limit, Limits
 from resolver.iterate.lookup import Environment, Exchange
@@ -37,7 +38,7 @@ from resolver.net.contract import ExchangeFailed, Failure, Network, Reply
 from resolver.wire import Rcode, ResourceRecord
 from resolver.wire.names import name_key
 
-ExchangeKey = tuple[str, str, int]
+ExchangeKey = tuple[str, int | None, str, int]
 
 
 def hints_on_loopback(hints: RootHints) -> bool:
@@ -58,6 +59,7 @@ class IterativeEngine:
         clock: Callable[[], float] = time.time,
         addresses: AddressPolicy | None = None,
         qname_minimisation: bool = True,
+        zones: ConfiguredZones | None = None,
     ) -> None:
         """``addresses`` says which upstream addresses may be used (default: IPv4, and
         loopback only when the root hints are on loopback, that is, in a lab)."""
@@ -70,7 +72,7 @@ class IterativeEngine:
         policy = addresses or AddressPolicy(loopback=hints_on_loopback(hints))
         self.env = Environment(
             cache,
-            CutFinder(cache, hints, policy),
+            CutFinder(cache, hints, policy, zones),
             selection or ServerSelection(),
             self.limits,
             self.observer,
@@ -100,7 +102,7 @@ class IterativeEngine:
 
     async def _send(self, exchange: Exchange) -> Reply | ExchangeFailed:
         """One exchange, shared with any identical one already in flight."""
-        key = (exchange.address, name_key(exchange.qname), exchange.qtype)
+        key = (exchange.address, exchange.port, name_key(exchange.qname), exchange.qtype)
         waiting = self._in_flight.get(key)
         if waiting is not None:
             return await asyncio.shield(waiting)
@@ -111,8 +113,9 @@ class IterativeEngine:
         )
         try:
             outcome = await self.network.exchange(
-                exchange.address, exchange.qname, exchange.qtype, exchange.timeout
-            )
+                exchange.address, exchange.qname, exchange.qtype, exchange.timeout,
+                port=exchange.port, recursion_desired=exchange.forwarded,
+            )  # fmt: skip
         except ExchangeFailed as failed:
             outcome = failed
         finally:

@@ -33,7 +33,7 @@ from recordclass import dataobject
 
 from resolver.cache.records import RecordCache
 from resolver.iterate.answer import Answer, FailureKind, servfail
-from resolver.iterate.classify import Classified, Kind, Referral, classify
+from resolver.iterate.classify import Classified, Kind, Referral, classify, classify_forwarded
 from resolver.iterate.events import Observer
 from resolver.iterate.limits import Limit, LimitExceeded, Limits, ResolutionBudget
 from resolver.iterate.minimise import Minimiser
@@ -98,6 +98,8 @@ class Exchange(dataobject, fast_new=True):
     timeout: float
     depth: int  # of the lookup asking, for the trace's indentation
     minimised: bool  # a QNAME-minimised question, not the lookup's own
+    port: int | None = None  # a configured server's port; None: the network's default
+    forwarded: bool = False  # to a forwarder: RD=1, and its answer is final
 
 
 class ServerRound:
@@ -181,6 +183,7 @@ class Lookup:
         self.round: ServerRound | None = None
         self.passed_over: set[str] = set()  # zones found unusable by this lookup
         self.minimiser = Minimiser(env.qname_minimisation, env.limits)
+        self.forwarding = True  # False once the forwarders failed and a fallback is allowed
         self.referrals = 0
         self.failures: list[Failure] = []
         self.limits_before = len(budget.limits_hit)
@@ -222,7 +225,7 @@ class Lookup:
             self._finish(step)
 
     def _find_cut(self) -> Lookup | None:
-        cut = self.env.finder.closest(self._target(), self.passed_over)
+        cut = self.env.finder.closest(self._target(), self.passed_over, self.forwarding)
         if cut.source is CutSource.HINTS and not self.budget.primed:
             # RFC 8109: learn the root's NS set and addresses from the root itself before
             # using the hints, then look at the cache again (it may hold the answer now).
@@ -267,14 +270,18 @@ class Lookup:
         chosen = servers.next_server(env.selection)
         if chosen is not None:
             address, server = chosen
-            qname, qtype, minimised = self.minimiser.question(self.name, self.qtype,
-                                                              self._target())  # fmt: skip
+            forwarded = cut.source is CutSource.FORWARD
+            if forwarded:  # a forwarder resolves the whole question: nothing to minimise
+                qname, qtype, minimised = self.name, self.qtype, False
+            else:
+                qname, qtype, minimised = self.minimiser.question(self.name, self.qtype,
+                                                                  self._target())  # fmt: skip
             self.budget.spend_query()
             servers.tried.add(address)
             self.step = Step.WAIT_REPLY
             timeout = env.selection.timeout(address)
             return Exchange(address, server, cut.zone, qname, qtype, timeout, self.depth,
-                            minimised)  # fmt: skip
+                            minimised, cut.ports.get(address), forwarded)  # fmt: skip
         wanted = servers.next_glueless(env.limits.max_glueless_per_cut)
         if wanted is not None:
             self.step = Step.WAIT_LOOKUP
@@ -301,6 +308,11 @@ class Lookup:
             self.passed_over.add(name_key(cut.zone))
             self.step = Step.FIND_CUT
             return
+        configured = self.env.finder.configured.closest(cut.zone)
+        if cut.source is CutSource.FORWARD and configured is not None and configured.fallback:
+            self.forwarding = False  # forward-first: resolve it ourselves after all
+            self.step = Step.FIND_CUT
+            return
         hit = self.budget.limits_hit[self.limits_before :]
         limits = ", ".join(dict.fromkeys(limit.value for limit in hit))
         why = f" (limit: {limits})" if limits else ""
@@ -308,7 +320,8 @@ class Lookup:
             f in (Failure.UNREACHABLE, Failure.LOCAL_ERROR) for f in self.failures
         )
         kind = FailureKind.NETWORK_ERROR if network else FailureKind.NO_REACHABLE_AUTHORITY
-        self._fail(kind, f"no server of {cut.zone} answered{why}")
+        servers = "forwarder" if cut.source is CutSource.FORWARD else "server"
+        self._fail(kind, f"no {servers} of {cut.zone} answered{why}")
 
     # ------------------------------------------------------------ what came back
 
@@ -326,7 +339,10 @@ class Lookup:
                 self._report(exchange, outcome=outcome.failure.value, rtt_ms=None)
             return
         selection.record_success(exchange.address, outcome.rtt)
-        step = classify(outcome.message, exchange.qname, exchange.qtype, exchange.zone)
+        if exchange.forwarded:
+            step = classify_forwarded(outcome.message, exchange.qname, exchange.qtype)
+        else:
+            step = classify(outcome.message, exchange.qname, exchange.qtype, exchange.zone)
         if self.env.report_hops or step.kind == Kind.LAME:
             self._report(exchange, outcome=Kind(step.kind).name.lower(),
                          rtt_ms=round(outcome.rtt * 1000, 1), tcp=outcome.tcp,

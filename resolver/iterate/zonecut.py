@@ -20,6 +20,7 @@ from enum import Enum
 
 from resolver.cache.records import RecordCache
 from resolver.iterate.classify import Referral
+from resolver.iterate.forwarding import ConfiguredZone, ConfiguredZones, ZoneKind
 from resolver.iterate.hints import RootHints
 from resolver.wire import RRType
 from resolver.wire.names import ROOT, ancestors, is_subdomain, name_key
@@ -30,6 +31,8 @@ class CutSource(Enum):
     HINTS = "hints"  # the root hints file
     CACHE = "cache"  # NS records cached from earlier replies
     REFERRAL = "referral"  # the delegation in the reply just received
+    STUB = "stub"  # a stub zone's configured authoritative servers
+    FORWARD = "forward"  # a forward zone's configured resolvers (asked with RD=1)
 
 
 class AddressPolicy:
@@ -56,6 +59,15 @@ class AddressPolicy:
                 self._decided.clear()
             self._decided[address] = decided
         return decided
+
+    def usable_configured(self, address: str) -> bool:
+        """A server the operator listed (a forwarder, a stub zone's server): loopback is
+        fine there (a local resolver is a common forwarder); the family must be usable."""
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return (self.ipv4 if ip.version == 4 else self.ipv6) or ip.is_loopback
 
     def _decide(self, address: str) -> bool:
         try:
@@ -85,6 +97,7 @@ class ZoneCut:
         self.nameservers = nameservers
         self.source = source
         self.addresses: dict[str, list[str]] = {}  # NS name key -> addresses
+        self.ports: dict[str, int] = {}  # address -> port, for configured servers only
 
     def known(self) -> list[tuple[str, str]]:
         """(address, server name) for every address known, in NS order."""
@@ -106,19 +119,41 @@ class ZoneCut:
 class CutFinder:
     """Builds zone cuts from the cache, referrals and the root hints."""
 
-    def __init__(self, cache: RecordCache, hints: RootHints, policy: AddressPolicy) -> None:
+    def __init__(
+        self,
+        cache: RecordCache,
+        hints: RootHints,
+        policy: AddressPolicy,
+        configured: ConfiguredZones | None = None,
+    ) -> None:
         self.cache = cache
         self.hints = hints
         self.policy = policy
+        self.configured = configured or ConfiguredZones()
 
-    def closest(self, name: str, passed_over: set[str] | frozenset[str] = frozenset()) -> ZoneCut:
-        """The deepest usable cut at or above ``name`` the cache knows, else the hints.
-
-        ``passed_over`` holds zones already found unusable by this lookup.
+    def closest(
+        self,
+        name: str,
+        passed_over: set[str] | frozenset[str] = frozenset(),
+        forwarding: bool = True,
+    ) -> ZoneCut:
+        """The deepest usable cut at or above ``name``: a configured zone, a cut the cache
+        knows, else the hints.  A forward zone covers every name below it; a stub zone
+        only up to the deeper cuts its servers taught us.  ``passed_over`` holds zones
+        already found unusable by this lookup; ``forwarding`` False iterates instead.
         """
+        configured = self.configured.closest(name)
+        if configured is not None and configured.kind is ZoneKind.FORWARD and not forwarding:
+            configured = None
         for zone in ancestors(name):
-            if name_key(zone) in passed_over:
+            key = name_key(zone)
+            if key in passed_over:
                 continue
+            if configured is not None:
+                if key == name_key(configured.zone):
+                    return self.configured_cut(configured)
+                if configured.kind is ZoneKind.FORWARD:
+                    continue  # below a forward zone: the forwarders, not the cache
             ns_rrset = self.cache.get_rrset(zone, RRType.NS)
             if ns_rrset is None:
                 continue
@@ -131,6 +166,18 @@ class CutFinder:
             if cut.usable():
                 return cut
         return self.hints_cut()
+
+    def configured_cut(self, zone: ConfiguredZone) -> ZoneCut:
+        source = CutSource.FORWARD if zone.kind is ZoneKind.FORWARD else CutSource.STUB
+        names = [f"{server.address}@{server.port}" if server.port else server.address
+                 for server in zone.servers]  # fmt: skip
+        cut = ZoneCut(zone.zone, names, source)
+        for name, server in zip(names, zone.servers, strict=True):
+            if self.policy.usable_configured(server.address):
+                cut.add_addresses(name, [server.address])
+                if server.port:
+                    cut.ports[server.address] = server.port
+        return cut
 
     def hints_cut(self) -> ZoneCut:
         cut = ZoneCut(ROOT, [s.name for s in self.hints.servers], CutSource.HINTS)

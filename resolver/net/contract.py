@@ -50,7 +50,16 @@ class Network(Protocol):
     """Anything that can put one question to one server."""
 
     async def exchange(
-        self, address: str, qname: str, qtype: int, timeout: float, *, dnssec_ok: bool = False
+        self,
+        address: str,
+        qname: str,
+        qtype: int,
+        timeout: float,
+        *,
+        port: int | None = None,
+        recursion_desired: bool = False,
+        dnssec_ok: bool = False,
     ) -> Reply:
-        """Ask ``address`` for (qname, qtype, IN); raises :class:`ExchangeFailed`."""
+        """Ask ``address`` (on ``port``, or the network's default) for (qname, qtype, IN),
+        with RD set for a forwarder; raises :class:`ExchangeFailed`."""
         ...

@@ -106,29 +106,39 @@ class UpstreamTransport:
         self.clock = clock
 
     async def exchange(
-        self, address: str, qname: str, qtype: int, timeout: float, *, dnssec_ok: bool = False
+        self,
+        address: str,
+        qname: str,
+        qtype: int,
+        timeout: float,
+        *,
+        port: int | None = None,
+        recursion_desired: bool = False,
+        dnssec_ok: bool = False,
     ) -> Reply:
         """Ask ``address`` for (qname, qtype); raises :class:`ExchangeFailed`."""
         started = self.clock()
-        query = _Query(qname, qtype, EDNS_PAYLOAD, dnssec_ok)
-        reply = await self._udp(address, query, timeout)
+        server = (address, port or self.port)
+        query = _Query(qname, qtype, recursion_desired, EDNS_PAYLOAD, dnssec_ok)
+        reply = await self._udp(server, query, timeout)
         if reply.message.rcode in (Rcode.FORMERR, Rcode.NOTIMP) and reply.message.edns is None:
             log.debug("edns_fallback", server=address, qname=qname)
-            query = _Query(qname, qtype, None, False)
-            reply = await self._udp(address, query, self._remaining(started, timeout))
+            query = _Query(qname, qtype, recursion_desired, None, False)
+            reply = await self._udp(server, query, self._remaining(started, timeout))
         if reply.message.header.tc:
-            reply = await self._tcp(address, query, self._remaining(started, timeout))
+            reply = await self._tcp(server, query, self._remaining(started, timeout))
         return reply
 
     def _remaining(self, started: float, timeout: float) -> float:
         return max(timeout - (self.clock() - started), 0.05)
 
-    async def _udp(self, address: str, query: _Query, timeout: float) -> Reply:
+    async def _udp(self, server: tuple[str, int], query: _Query, timeout: float) -> Reply:
+        address = server[0]
         msg_id = _random.u16()
         wire = query.wire(msg_id)
         loop = asyncio.get_running_loop()
         try:
-            sock = _udp_socket(address, self.port)
+            sock = _udp_socket(*server)
         except OSError as error:
             raise ExchangeFailed(Failure.LOCAL_ERROR, address, str(error.strerror)) from None
         with sock:
@@ -164,14 +174,15 @@ class UpstreamTransport:
             return None
         return message
 
-    async def _tcp(self, address: str, query: _Query, timeout: float) -> Reply:
+    async def _tcp(self, server: tuple[str, int], query: _Query, timeout: float) -> Reply:
+        address = server[0]
         msg_id = _random.u16()
         wire = query.wire(msg_id)
         started = self.clock()
         writer = None
         try:
             async with asyncio.timeout(timeout):
-                reader, writer = await asyncio.open_connection(address, self.port)
+                reader, writer = await asyncio.open_connection(*server)
                 writer.write(TCP_LENGTH.pack(len(wire)) + wire)
                 await writer.drain()
                 while True:
@@ -194,15 +205,17 @@ class UpstreamTransport:
 class _Query:
     """The question of one exchange and how it is asked (EDNS or not, the DO bit)."""
 
-    __slots__ = ("dnssec_ok", "edns_payload", "qname", "qtype")
+    __slots__ = ("dnssec_ok", "edns_payload", "qname", "qtype", "rd")
 
-    def __init__(self, qname: str, qtype: int, edns_payload: int | None, dnssec_ok: bool):
+    def __init__(
+        self, qname: str, qtype: int, rd: bool, edns_payload: int | None, dnssec_ok: bool
+    ) -> None:
         self.qname = qname
         self.qtype = qtype
+        self.rd = rd
         self.edns_payload = edns_payload
         self.dnssec_ok = dnssec_ok
 
     def wire(self, msg_id: int) -> bytes:
-        return write_query(
-            self.qname, self.qtype, msg_id, edns_payload=self.edns_payload, dnssec_ok=self.dnssec_ok
-        )
+        return write_query(self.qname, self.qtype, msg_id, rd=self.rd,
+                           edns_payload=self.edns_payload, dnssec_ok=self.dnssec_ok)  # fmt: skip

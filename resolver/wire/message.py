@@ -134,7 +134,11 @@ def write_query(
     edns_payload: int | None = EDNS_PAYLOAD,
     dnssec_ok: bool = False,
 ) -> bytes:
-    """The wire form of ``make_query(...)``, built directly: every upstream query is one."""
+    """A query in wire form, built directly (every upstream query is one).
+
+    RD is off by default: we ask authoritative servers (RFC 1035 section 4.1.1), and
+    set it only for forwarders, which are recursive resolvers themselves.
+    """
     try:
         qname = name_to_wire(name)
     except BadName as error:
