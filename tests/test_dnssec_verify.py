@@ -1,5 +1,4 @@
-"""RRSIG verification and DNSKEY RRsets, with signatures made by dnspython and by the
-real root and cz. zones of 2015 (as recorded in Deckard's iter_validate scenario)."""
+"""RRSIG verification and DNSKEY RRsets, with signatures made by dnspython."""
 
 from __future__ import annotations
 
@@ -26,7 +25,6 @@ from resolver.dnssec import (
 from resolver.dnssec.verify import validity
 from resolver.wire import ResourceRecord
 from resolver.wire.rdata import DNSKEY, DS, RRSIG, parse_rdata
-from resolver.wire.zonefile import parse_zone
 
 IN = 1
 NOW = 1_700_000_000
@@ -390,116 +388,3 @@ def test_dnskey_trust_anchors(ed: Signer) -> None:
     unsupported = parse_trust_anchors("example. DNSKEY 257 3 3 AAAA")
     verdict = validate_dnskeys("example.", ours(keys), sigs, unsupported.for_zone("example."), NOW)
     assert verdict.status is KeyStatus.INSECURE
-
-
-# ---------------------------------------------------------------- real signatures of 2015
-
-# The root and cz. as Deckard recorded them for its iter_validate scenario (CZ.NIC, BSD
-# licence), with its trust anchor (root KSK-2010, tag 19036) and its validation time.
-DECKARD_TIME = 1437625000
-DECKARD_ANCHOR = (
-    ". 3600 IN DS 19036 8 2 49AAC11D7B6F6446702E54A1607371607A1A41855200FD2CE1CDDE32F24E8FB5"
-)
-DECKARD_RECORDS = (
-    ". 172800 IN DNSKEY 256 3 8 (\n"
-    "    AwEAAa67bQck1JjopOOFc+iMISFcp/osWrEst2wbKbuQSUWu77QC9UHL\n"
-    "    ipiHgWN7JlqVAEjKITZz49hhkLmOpmLK55pTq+RD2kwoyNWk9cvpc+tS\n"
-    "    nIxT7i93O+3oVeLYjMWrkDAz7K45rObbHDuSBwYZKrcSIUCZnCpNMUtn PFl/04cb )\n"
-    ". 172800 IN DNSKEY 257 3 8 (\n"
-    "    AwEAAagAIKlVZrpC6Ia7gEzahOR+9W29euxhJhVVLOyQbSEW0O8gcCjF\n"
-    "    FVQUTf6v58fLjwBd0YI0EzrAcQqBGCzh/RStIoO8g0NfnfL2MTJRkxoX\n"
-    "    bfDaUeVPQuYEhg37NZWAJQ9VnMVDxP/VHL496M/QZxkjf5/Efucp2gaD\n"
-    "    X6RS6CXpoY68LsvPVjR0ZSwzz1apAzvN9dlzEheX7ICJBBtuA6G3LQpz\n"
-    "    W5hOA2hzCTMjJPJ8LbqF6dsV6DoBQzgul0sGIcGOYl7OyQdXfZ57relS\n"
-    "    Qageu+ipAdTTJ25AsRTAoub8ONGcLmqrAmRLKBP1dfwhYB4N7knNnulq QxA+Uk1ihz0= )\n"
-    ". 172800 IN RRSIG DNSKEY 8 0 172800 20150804235959 20150721000000 19036 . (\n"
-    "    n9FwNj80Zik2Rr2zTB4F17ydFpiZfUIv8v/XAz4EbSgRxQgFT+TCz3FW\n"
-    "    i4O7tW5REXUVNHtULiS7fxKLsHZNDPev8DA20DXAw3eEIDi9pDi01O/e\n"
-    "    4GnljpkPnP8d5zA62Dob4cxgmhjjFTvhIjtDsH5Dd4jmyHsgBboy4grZ\n"
-    "    uJNdsez76gD4Ad6WlosZn5Hj5JwqaxZlRph/6I3va4rkp4c32w5DwaQ7\n"
-    "    WSne8ffMHX9r7Dn6EbT3FfvnXFDNPE1P6r+qzTzC0t+M/F4R3H+VOdqg\n"
-    "    cRJcBG6zGCh9ZErhAeoiJh1WAfpjpzx+TUMzqxZCjSC/XL+l2YMKVHtF 8WNg/w== )\n"
-    ". 518400 IN NS a.root-servers.net.\n"
-    ". 518400 IN NS b.root-servers.net.\n"
-    ". 518400 IN NS c.root-servers.net.\n"
-    ". 518400 IN NS d.root-servers.net.\n"
-    ". 518400 IN NS e.root-servers.net.\n"
-    ". 518400 IN NS f.root-servers.net.\n"
-    ". 518400 IN NS g.root-servers.net.\n"
-    ". 518400 IN NS h.root-servers.net.\n"
-    ". 518400 IN NS i.root-servers.net.\n"
-    ". 518400 IN NS j.root-servers.net.\n"
-    ". 518400 IN NS k.root-servers.net.\n"
-    ". 518400 IN NS l.root-servers.net.\n"
-    ". 518400 IN NS m.root-servers.net.\n"
-    ". 518400 IN RRSIG NS 8 0 518400 20150802050000 20150723040000 1518 . (\n"
-    "    JSoL4/wQXh7vzoY/m98WYbpr2/S66u4RQi/UhkSrR3JmPZaWRRERDFm6\n"
-    "    RRrFY6GWt4CP61X9rvshuVT+0OhluXqYpEatoHEDgur+PKf3+dTAmcgQ\n"
-    "    4RzsahwhQ42Y9fDgJ2nNVMcN97HEIH+qMv0FWjU9b7wJ2iYlDL1ZoAVu TKE= )\n"
-    "cz. 18000 IN DNSKEY 256 3 10 (\n"
-    "    AwEAAbwKeyKB5fuLe16/N5MR6OoG/PO8uxEob7HoIjK0w0wNjwINYb2w\n"
-    "    edLtzhVlA4HJ0AUUBuZiNj41hlJ474SOBlsAA7BQdtbL1V0Ksk8IC5Z8\n"
-    "    3ldU9Mp+ynkj9p9Cl2UOBmoVFYfkbwz0BsOptcXruYA52Ayc9rHrmDPI /0Y8gZAL )\n"
-    "cz. 18000 IN DNSKEY 257 3 10 (\n"
-    "    AwEAAay0hi4HN2r/BqMQTpIPIVDyjmyF+9ZWvr5Lewx+q+947o/GrRv4\n"
-    "    FGFfkZxf9CFfYVUf0jG5Yq4i06pGVNwJl81HS9Ux2oeHRXUvgtLnl5He\n"
-    "    RVLL+zgI5byx9HSNr4bPO8ZEn5OjoayhkNyGSFr4VWrzQk/K02vLP4d1\n"
-    "    cCEzUQy30eyZto2/tG5ZwCU/iRkS1PJOcOW98hiFIfFDZv1XjbEpqEYh\n"
-    "    T2PATs6rt+BKwSHKGISmg1PNdg+y0rItemYMWr1f9BGAdtTWoPCPCYPj\n"
-    "    OZMPoIyA4tMscD+ww54Jf/QNoHccY4hO1yHiuAXG7SUn8jo0IKQ9W7JJ xES0aqFCX/0= )\n"
-    "cz. 18000 IN NS a.ns.nic.cz.\n"
-    "cz. 18000 IN NS b.ns.nic.cz.\n"
-    "cz. 18000 IN NS c.ns.nic.cz.\n"
-    "cz. 18000 IN NS d.ns.nic.cz.\n"
-    "cz. 18000 IN RRSIG DNSKEY 10 1 18000 20150802000000 20150719000000 54576 cz. (\n"
-    "    K04ONpLX3wseqHhUu2QLBY7wzSUszVlut5mC6jpCAqbfhgIvGMnyoWP5\n"
-    "    lKwSvCLmjie0j1HSv8Q4OmoYGz8L+P/FGAzK4LhMturHrDtHkpuGvQJ6\n"
-    "    //UsHQhf4iwCg5tEeHI4ZvaMmqRZI3FhBnSh0OyFjGO73FRbBU9nDrOM\n"
-    "    sPB1iCUfRfZhQU0sB/rj82ykBUma280sO1aRp3gmQHc/SVNbFfCL1Z8D\n"
-    "    htBP6sy4Jh0z3Z40d4CFZ8ZCBsIloHO44/GvXGePtr2dW4gJsoU1619B\n"
-    "    Jz+6cuTRh5RJBiweUNb/nwjBP8fNRkzH1CbjomC2FpDMnBXw7jE1GUiY vLW9Gg== )\n"
-    "cz. 18000 IN RRSIG DNSKEY 10 1 18000 20150805131929 20150723140842 39788 cz. (\n"
-    "    KhyRPt4TYVYH7VAsfn39tY66+5P8bgZhG83d33oogLuqQEPgsxt/tu0c\n"
-    "    snrUA11Ub+4wOK3MslD5/gTyBuDtT9dk4FbRr3WeUZ4DNn5laYO3AcYx\n"
-    "    SAU3Vn3dZ8orWFxEwTKNhH5QthPdHj8p8097KRHiPo/DGEnFpYdocEws WJ4= )\n"
-    "cz. 18000 IN RRSIG NS 10 1 18000 20150802132511 20150721120844 39788 cz. (\n"
-    "    pf5UzinUesHzGQTav/1NxGW0AifCmzLW3S8X9tWDRwx7XSKGac7QVXgp\n"
-    "    nMNyb/NiSho9oj+ZTaQpBZQaTri+brHT4W/nE0TofqZlyYiaABb9xgxJ\n"
-    "    LgjLkt+OVcJsM3a+q+QEGSt+skNlZVDQeR+sztbuORiZXAqhxumxD8iy zZ8= )\n"
-    "cz. 86400 IN DS 54576 10 2 (\n"
-    "    397E50C85EDE9CDE33F363A9E66FD1B216D788F8DD438A57A423A386 869C8F06 )\n"
-    "cz. 86400 IN RRSIG DS 8 1 86400 20150802050000 20150723040000 1518 . (\n"
-    "    fEz3NpYRzgeBjKrLMpht3KFOQ0t6U2wikIaOt1HcmFvurxtPkZVvqdb0\n"
-    "    QBQfvh8DoEXDbvpcikzMIO9XYLzzs10X/m91ybGiWzcTVcU+prVGZJP9\n"
-    "    zZrvYAIWrpxoC4deKD+vOoNZXGnLfffi6lmGn7QRZaH0LVKjn33cIaPQ 9EM= )\n"
-)
-
-
-def rrset_of(records: list[ResourceRecord], owner: str, rrtype: int) -> list[ResourceRecord]:
-    return [r for r in records if r.name == owner and r.rrtype == rrtype]
-
-
-def test_the_2015_root_and_cz_validate() -> None:
-    records = parse_zone(DECKARD_RECORDS, source="iter_validate.rpl")
-    sigs = rrset_of(records, ".", 46) + rrset_of(records, "cz.", 46)
-    anchors = parse_trust_anchors(DECKARD_ANCHOR).for_zone(".")
-    root = validate_dnskeys(".", rrset_of(records, ".", 48), sigs, anchors, DECKARD_TIME)
-    assert root.status is KeyStatus.SECURE  # RSASHA256, KSK 19036
-    assert verify_rrset(rrset_of(records, ".", 2), sigs, root.keys, DECKARD_TIME).valid
-    cz_ds = rrset_of(records, "cz.", 43)
-    assert verify_rrset(cz_ds, sigs, root.keys, DECKARD_TIME).valid  # signed by the root ZSK
-    cz = validate_dnskeys("cz.", rrset_of(records, "cz.", 48), sigs, cz_ds, DECKARD_TIME)
-    assert cz.status is KeyStatus.SECURE  # RSASHA512, KSK 54576
-    ns = verify_rrset(rrset_of(records, "cz.", 2), sigs, cz.keys, DECKARD_TIME)
-    assert ns.valid and ns.ttl == 18000
-    # A week after the signatures expired, the same data is expired.
-    later = DECKARD_TIME + 14 * 86400
-    assert validate_dnskeys(".", rrset_of(records, ".", 48), sigs, anchors, later).reason is (
-        SigStatus.EXPIRED
-    )
-    # And the shipped root anchors (KSK-2017 and KSK-2024) do not vouch for KSK-2010.
-    from resolver.dnssec import root_trust_anchors
-
-    today = root_trust_anchors().for_zone(".")
-    verdict = validate_dnskeys(".", rrset_of(records, ".", 48), sigs, today, DECKARD_TIME)
-    assert (verdict.status, verdict.reason) == (KeyStatus.BOGUS, SigStatus.NO_MATCHING_KEY)
