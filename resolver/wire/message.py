@@ -52,6 +52,8 @@ class RRType(IntEnum):
     RRSIG = 46
     NSEC = 47
     DNSKEY = 48
+    NSEC3 = 50
+    NSEC3PARAM = 51
     IXFR = 251
     AXFR = 252
     ANY = 255
