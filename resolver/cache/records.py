@@ -204,3 +204,61 @@ class RecordCache:
 
     def clear(self) -> None:
         self._entries.clear()
+
+    # ------------------------------------------------------------ the operator's commands
+    # (resolver-control flush, flush-zone, flush-negative, dump; a reload's cache size)
+
+    def _remove_keys(self, doomed: list[str]) -> int:
+        for key in doomed:
+            del self._entries[key]
+        return len(doomed)
+
+    def flush_name(self, name: str) -> int:
+        """Drop every entry of ``name``, any type, positive or negative; how many."""
+        from resolver.wire.names import normalize
+
+        owner = name_key(normalize(name))
+        return self._remove_keys([k for k in self._entries if k[:-1] == owner])
+
+    def flush_zone(self, zone: str) -> int:
+        """Drop every entry of ``zone`` and of the names below it (label by label)."""
+        from resolver.wire.names import is_subdomain, normalize
+
+        zone = normalize(zone)
+        return self._remove_keys([k for k in self._entries if is_subdomain(k[:-1], zone)])
+
+    def flush_negative(self) -> int:
+        """Drop every NXDOMAIN and NODATA entry."""
+        entries = self._entries
+        return self._remove_keys([k for k, e in entries.items() if isinstance(e, CachedNegative)])
+
+    def resize(self, max_entries: int) -> int:
+        """Hold at most ``max_entries`` from now on, evicting the least recently used
+        beyond that; how many were evicted."""
+        if max_entries < 1:
+            raise ValueError("the cache needs room for at least one entry")
+        self.max_entries = max_entries
+        entries = self._entries
+        evicted = 0
+        while len(entries) > max_entries:
+            del entries[next(iter(entries))]
+            evicted += 1
+        self.evictions += evicted
+        return evicted
+
+    def dump(self) -> list[CachedRRset | CachedNegative]:
+        """Every live entry, least recently used first, as lookups would return them; a
+        snapshot taken without touching the use order or the hit and miss counters."""
+        now = self.clock()
+        live: list[CachedRRset | CachedNegative] = []
+        for key, entry in list(self._entries.items()):
+            if entry.expires <= now:
+                continue
+            if isinstance(entry, StoredRRset):
+                owner = entry.owner or key[:-1]
+                live.append(
+                    CachedRRset(owner, ord(key[-1]), entry.data, entry.expires, entry.trust)
+                )
+            else:
+                live.append(entry)
+        return live
