@@ -1,0 +1,263 @@
+"""The settings (resolver/serve/config.py): defaults, the TOML file, the command line over it,
+and one clear error for every mistake; the example resolver.toml documents every key.
+
+In-process for the rules; through ``python -m resolver`` for what a user sees (one line on
+stderr, exit status 2).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from resolver.serve import config as config_module
+from resolver.serve.config import (
+    OPTIONS,
+    Settings,
+    SettingsError,
+    build_parser,
+    changed_keys,
+    default_control_socket,
+    load_settings,
+    metrics_endpoint,
+    parse_command_line,
+    split_host_port,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "resolver.toml"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "resolver.toml"
+    path.write_text(text)
+    return path
+
+
+def error_of(path: Path, flags: dict[str, object] | None = None) -> str:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(path, flags or {})
+    return str(caught.value)
+
+
+# -- layering: defaults <- file <- flags ---------------------------------------------------
+
+
+def test_defaults_are_the_flags_defaults() -> None:
+    settings = load_settings(None, {})
+    assert settings == Settings()
+    assert (settings.port, settings.address, settings.cache_size) == (2053, ("127.0.0.1",), 100000)
+    assert settings.control_socket is None and settings.metrics is None
+
+
+def test_file_overrides_defaults_and_flags_override_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, 'port = 5353\nallow = ["10.0.0.0/8", "192.0.2.7"]\nquery-log = true\n'
+                           'address = "::1"\nlog-level = "debug"\n')  # fmt: skip
+    from_file = load_settings(path, {})
+    assert from_file.port == 5353
+    assert from_file.allow == ("10.0.0.0/8", "192.0.2.7/32")  # normalised as networks
+    assert from_file.address == ("::1",)  # one string where a list goes: a list of one
+    assert from_file.query_log is True and from_file.log_level == "debug"
+    assert from_file.config == path
+    _, flags = parse_command_line(["--port", "6000", "--allow", "172.16.0.0/12", "--no-query-log"])
+    both = load_settings(path, flags)
+    assert both.port == 6000
+    assert both.allow == ("172.16.0.0/12",)  # replaced, not appended
+    assert both.query_log is False
+    assert both.log_level == "debug"  # not given on the command line: the file's
+
+
+def test_command_line_gives_only_what_was_typed() -> None:
+    config, flags = parse_command_line(["--cache-size", "10", "--address", "127.0.0.2",
+                                        "--address", "::1", "--config", "x.toml"])  # fmt: skip
+    assert flags == {"cache_size": 10, "address": ("127.0.0.2", "::1")}
+    assert config == Path("x.toml").resolve()
+
+
+def test_every_option_is_a_flag_and_a_key() -> None:
+    flags = {s for action in build_parser()._actions for s in action.option_strings}
+    for option in OPTIONS:
+        assert f"--{option.key}" in flags
+        assert hasattr(Settings(), option.field)
+    assert {"--config", "--query-log", "--no-query-log", "--ipv6", "--no-ipv6"} <= flags
+
+
+# -- the example file ------------------------------------------------------------------------
+
+
+def test_example_documents_every_key_and_changes_nothing() -> None:
+    text = EXAMPLE.read_text()
+    for option in OPTIONS:
+        set_or_shown = re.search(rf"^#? ?{re.escape(option.key)} = ", text, re.MULTILINE)
+        assert set_or_shown, f"{option.key} is not in resolver.toml"
+        # a comment right above it says what it does and whether a reload applies it
+        before = text[: set_or_shown.start()].rstrip("\n").rsplit("\n\n", 1)[-1]
+        assert before.startswith("#") and "reload: " in before, option.key
+    settings = load_settings(EXAMPLE, {})
+    assert changed_keys(Settings(), settings) == []
+
+
+def test_example_commented_values_are_valid(tmp_path: Path) -> None:
+    """The values shown commented out (paths, the metrics address) load when uncommented."""
+    text = EXAMPLE.read_text()
+    shown = re.findall(r"^# ([a-z-]+ = .+)$", text, re.MULTILINE)
+    assert {line.split(" = ")[0] for line in shown} == {"root-hints", "control-socket", "metrics"}
+    path = write(tmp_path, "\n".join(line for line in shown if not line.startswith("root-hints")))
+    settings = load_settings(path, {})
+    assert settings.metrics == "127.0.0.1:9153"
+    assert settings.control_socket == "/run/resolver/control.sock"
+
+
+# -- mistakes --------------------------------------------------------------------------------
+
+
+def test_unknown_key_names_it_its_line_and_a_suggestion(tmp_path: Path) -> None:
+    path = write(tmp_path, "# comment\nport = 53\n\ncache_size = 10\n")
+    assert error_of(path) == f"{path} line 4: unknown key 'cache_size' (did you mean 'cache-size'?)"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        ("port = 70000", 1, "port: 70000 is not a port number"),
+        ("port = '53'", 1, "port: must be a whole number, not '53'"),
+        ("ipv6 = 1", 1, "ipv6: must be true or false, not 1"),
+        ("cache-size = 0", 1, "cache-size: must be at least 1, not 0"),
+        ("\nmax-ttl = -5", 2, "max-ttl: a TTL is between 0 and 2147483647 seconds"),
+        ("address = ['127.0.0.1', 'localhost']", 1, "address: 'localhost' is not an IP address"),
+        ("allow = [10]", 1, "allow: must be a list of strings, not [10]"),
+        ("log-format = 'xml'", 1, "log-format: 'xml' is not one of console, json"),
+        ("metrics = '9153'", 1, "metrics: '9153' is not ADDRESS:PORT (IPv6 as [ADDRESS]:PORT)"),
+        ("workers = true", 1, "workers: must be a whole number, not True"),
+        ("control-socket = '/tmp/" + "x" * 120 + "'", 1,
+         "control-socket: a Unix socket path is at most 107 bytes"),
+    ],
+)  # fmt: skip
+def test_bad_value_names_the_key_and_line(tmp_path: Path, text: str, line: int,
+                                          message: str) -> None:  # fmt: skip
+    path = write(tmp_path, text + "\n")
+    assert error_of(path) == f"{path} line {line}: {message}"
+
+
+def test_syntax_error_has_tomllibs_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "port = 53\nallow = [\n\ncache-size 5\n")
+    message = error_of(path)
+    assert message.startswith(f"{path}: ")
+    assert "(at line 4, column 1)" in message
+
+
+def test_unknown_section_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "port = 53\n\n[local-zones]\nexample = 'static'\n")
+    assert error_of(path) == (
+        f"{path} line 3: unknown section [local-zones] (known sections: none yet)"
+    )
+
+
+def test_a_registered_section_is_one_line_away(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def forward_zones(table: dict[str, object]) -> dict[str, object]:
+        if not all(isinstance(v, list) for v in table.values()):
+            raise ValueError("each zone takes a list of addresses")
+        return table
+
+    monkeypatch.setitem(config_module.SECTIONS, "forward-zones", forward_zones)
+    path = write(tmp_path, "[forward-zones]\n'corp.example.' = ['192.0.2.53']\n")
+    settings = load_settings(path, {})
+    assert settings.sections == {"forward-zones": {"corp.example.": ["192.0.2.53"]}}
+    assert changed_keys(Settings(), settings) == ["[forward-zones]"]
+    bad = write(tmp_path, "port = 1\n[forward-zones]\n'corp.example.' = '192.0.2.53'\n")
+    assert error_of(bad) == f"{bad} line 2: [forward-zones]: each zone takes a list of addresses"
+
+
+def test_min_ttl_above_max_ttl(tmp_path: Path) -> None:
+    path = write(tmp_path, "min-ttl = 600\n")
+    with pytest.raises(SettingsError, match=r"^min-ttl \(600\) is larger than max-ttl \(60\)$"):
+        load_settings(path, {"max_ttl": 60})
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "absent.toml"
+    assert error_of(path) == f"cannot read configuration {path}: No such file or directory"
+
+
+# -- through the command ---------------------------------------------------------------------
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "resolver", *args], capture_output=True,
+                          text=True, timeout=20, stdin=subprocess.DEVNULL)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["portt = 53\n", "port = 'x'\n", "[dnssec]\n", "port = \n", "min-ttl = 9\nmax-ttl = 8\n"],
+    ids=["unknown-key", "bad-type", "unknown-section", "syntax", "min-above-max"],
+)
+def test_a_bad_file_is_one_line_and_status_2(tmp_path: Path, text: str) -> None:
+    path = write(tmp_path, text)
+    result = run("--config", str(path))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"resolver: {path}") or line.startswith("resolver: min-ttl")
+
+
+def test_config_file_missing_through_the_command(tmp_path: Path) -> None:
+    result = run("--config", str(tmp_path / "nope.toml"))
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"resolver: cannot read configuration {tmp_path / 'nope.toml'}: No such file or directory\n"
+    )
+
+
+# -- small parts -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("127.0.0.1:9153", ("127.0.0.1", 9153)), ("[::1]:80", ("::1", 80)),
+     ("[2001:DB8::1]:9", ("2001:db8::1", 9))],
+)  # fmt: skip
+def test_split_host_port(text: str, expected: tuple[str, int]) -> None:
+    assert split_host_port(text) == expected
+
+
+@pytest.mark.parametrize("text", ["::1:80", "localhost:80", "[127.0.0.1]:80", "1.2.3.4:70000",
+                                  "1.2.3.4", ":80"])  # fmt: skip
+def test_split_host_port_rejects(text: str) -> None:
+    with pytest.raises(ValueError):
+        split_host_port(text)
+
+
+def test_metrics_off_unless_asked() -> None:
+    assert metrics_endpoint(Settings()) is None
+    assert metrics_endpoint(Settings(metrics="none")) is None
+    assert metrics_endpoint(Settings(metrics="[::1]:9153")) == ("::1", 9153)
+
+
+def test_default_control_socket(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    runtime = tmp_path / "user"
+    runtime.mkdir()
+    assert default_control_socket(0, {}, str(run_dir)) == f"{run_dir}/resolver/control.sock"
+    unwritable = str(tmp_path / "no-such-run")
+    assert default_control_socket(0, {}, unwritable) == "/tmp/resolver-control-0.sock"
+    env = {"XDG_RUNTIME_DIR": str(runtime)}
+    assert default_control_socket(1000, env, str(run_dir)) == f"{runtime}/resolver-control.sock"
+    assert default_control_socket(1000, {}, str(run_dir)) == "/tmp/resolver-control-1000.sock"
+    gone = {"XDG_RUNTIME_DIR": str(tmp_path / "gone")}
+    assert default_control_socket(1000, gone, str(run_dir)) == "/tmp/resolver-control-1000.sock"
+
+
+def test_changed_keys() -> None:
+    old = Settings()
+    new = Settings(port=1, allow=("10.0.0.0/8",), log_level="debug")
+    assert changed_keys(old, new) == ["port", "allow", "log-level"]
+    assert changed_keys(old, old) == []
