@@ -10,10 +10,18 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import dns.message
+import dns.rrset
 import pytest
+from structlog.testing import capture_logs
 
+from resolver.cache.answers import question_key
+from resolver.cache.records import RecordCache, Trust
+from resolver.iterate.hints import RootHints, load_root_hints
+from resolver.lab.topology import hints_text
 from resolver.serve import config as config_module
 from resolver.serve.config import (
     OPTIONS,
@@ -27,6 +35,9 @@ from resolver.serve.config import (
     parse_command_line,
     split_host_port,
 )
+from resolver.serve.runtime import build_service
+from resolver.wire import CLASS_IN, ResourceRecord, RRType
+from resolver.wire.rdata import A
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "resolver.toml"
@@ -261,3 +272,107 @@ def test_changed_keys() -> None:
     new = Settings(port=1, allow=("10.0.0.0/8",), log_level="debug")
     assert changed_keys(old, new) == ["port", "allow", "log-level"]
     assert changed_keys(old, old) == []
+
+
+# -- a reload, in-process (Runtime): what changes, what stays ----------------------------------
+
+
+@pytest.fixture
+def hints(tmp_path: Path) -> RootHints:
+    path = tmp_path / "lab.hints"
+    path.write_text(hints_text())
+    return load_root_hints(path)
+
+
+def _fill(records: RecordCache, count: int) -> None:
+    for i in range(count):
+        rr = ResourceRecord(f"n{i}.example.", RRType.A, CLASS_IN, 300, A("192.0.2.1"))
+        records.store_rrset([rr], Trust.AUTHORITATIVE)
+
+
+def test_reload_applies_what_it_can_in_place(tmp_path: Path, hints: RootHints) -> None:
+    config = write(tmp_path, "cache-size = 10\n")
+    runtime = build_service(load_settings(config, {}), hints)
+    records, service = runtime.records, runtime.service
+    _fill(records, 10)
+    answers_before = runtime.answers
+    config.write_text("cache-size = 4\nallow = ['192.0.2.0/24']\nquery-log = true\n"
+                      "min-ttl = 30\nmax-ttl = 600\nworkers = 3\n")  # fmt: skip
+    with capture_logs() as logs:
+        ok, text = runtime.reload()
+    assert ok, text
+    assert text == (f"reloaded ({config}): allow, cache-size, min-ttl, max-ttl, query-log; "
+                    "needs a restart: workers")  # fmt: skip
+    assert runtime.records is records and runtime.answers is answers_before  # not rebuilt
+    assert len(records) == 4 and records.max_entries == 4 and records.evictions == 6
+    assert (records.min_ttl, records.max_ttl) == (30, 600)
+    assert service.access.allows("192.0.2.7") and service.query_log
+    assert runtime.settings.workers == 1  # what runs, not what the file says
+    assert runtime.settings.cache_size == 4
+    events = [(e["event"], e["log_level"]) for e in logs]
+    assert events == [("needs_restart", "warning"), ("reloaded", "info")]
+
+
+def test_a_bad_reload_changes_nothing(tmp_path: Path, hints: RootHints) -> None:
+    config = write(tmp_path, "query-log = true\n")
+    runtime = build_service(load_settings(config, {}), hints)
+    before = runtime.settings
+    config.write_text("query-log = false\ncache-size = 'big'\n")
+    with capture_logs() as logs:
+        ok, text = runtime.reload()
+    assert not ok
+    assert text == ("configuration not reloaded, the old one stays: "
+                    f"{config} line 2: cache-size: must be a whole number, not 'big'")  # fmt: skip
+    assert runtime.settings is before and runtime.service.query_log is True
+    assert [(e["event"], e["log_level"]) for e in logs] == [("reload_failed", "warning")]
+    assert runtime.stats.reloads == {"error": 1}
+
+
+def test_command_line_still_wins_at_a_reload(tmp_path: Path, hints: RootHints) -> None:
+    config = write(tmp_path, "query-log = true\n")
+    runtime = build_service(load_settings(config, {"query_log": False}), hints,
+                            {"query_log": False})  # fmt: skip
+    config.write_text("query-log = true\nallow = ['10.0.0.0/8']\n")
+    ok, _ = runtime.reload()
+    assert ok and runtime.service.query_log is False
+    assert runtime.service.access.allows("10.1.2.3")
+
+
+def test_reload_hooks_are_all_prepared_before_any_applies(tmp_path: Path,
+                                                          hints: RootHints) -> None:  # fmt: skip
+    config = write(tmp_path, "")
+    runtime = build_service(load_settings(config, {}), hints)
+    applied: list[str] = []
+
+    def accepting(settings: Settings) -> Callable[[], None]:
+        return lambda: applied.append("local data")
+
+    def rejecting(settings: Settings) -> Callable[[], None]:
+        if settings.query_log:
+            raise ValueError("forward zone example.: no addresses")
+        return lambda: applied.append("forward zones")
+
+    runtime.reload_hooks += [accepting, rejecting]
+    config.write_text("query-log = true\n")
+    ok, text = runtime.reload()
+    assert not ok and text.endswith("forward zone example.: no addresses")
+    assert applied == [] and runtime.service.query_log is False
+    config.write_text("")
+    assert runtime.reload()[0]
+    assert applied == ["local data", "forward zones"]
+
+
+def test_ttl_bounds_at_a_reload_empty_the_wire_cache(tmp_path: Path, hints: RootHints) -> None:
+    config = write(tmp_path, "")
+    runtime = build_service(load_settings(config, {}), hints)
+    packet = dns.message.make_query("www.example.", "A").to_wire()
+    key = question_key(packet)
+    assert key is not None
+    reply = dns.message.make_response(dns.message.from_wire(packet))
+    reply.answer.append(dns.rrset.from_text("www.example.", 3600, "IN", "A", "192.0.2.1"))
+    runtime.answers.store(key, reply.to_wire())
+    _fill(runtime.records, 3)
+    config.write_text("max-ttl = 60\n")
+    assert runtime.reload()[0]
+    assert len(runtime.answers) == 0  # its TTLs were written with the old ceiling
+    assert len(runtime.records) == 3  # the records stay
