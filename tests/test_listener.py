@@ -98,7 +98,8 @@ class ResolverProcess:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "resolver", "--port", str(self.port),
                  "--root-hints", str(hints), "--upstream-port", str(lab.port),
-                 "--query-log", "--log-format", "json", *flags],
+                 "--query-log", "--log-format", "json",
+                 "--control-socket", str(directory / "control.sock"), *flags],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
             )  # fmt: skip
         deadline = time.monotonic() + START_TIMEOUT
