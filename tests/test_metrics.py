@@ -9,6 +9,8 @@ Run inside the network sandbox:
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -217,3 +219,26 @@ def test_families_from_samples() -> None:
     assert histogram[("resolver_answer_duration_seconds_bucket", "+Inf")] == 3
     assert histogram[("resolver_answer_duration_seconds_count", None)] == 3
     assert histogram[("resolver_answer_duration_seconds_sum", None)] == pytest.approx(12.3002)
+
+
+def test_a_lost_worker_is_an_error_not_a_smaller_sum(lab: Lab, tmp_path: Path) -> None:
+    """If a worker is gone, neither /metrics nor `stats` passes off the others' sum as the
+    whole: 503 and exit status 1, naming the worker."""
+    port = free_port()
+    running = ResolverProcess(lab, tmp_path, "--workers", "2", "--metrics", f"127.0.0.1:{port}")
+    try:
+        scrape(port)
+        (worker,) = {int(e["worker"]) for e in running.events()
+                     if e["event"] == "started"} - {running.process.pid}  # fmt: skip
+        os.kill(worker, signal.SIGKILL)
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=40)
+        assert caught.value.code == 503
+        assert f"worker {worker} did not answer" in caught.value.read().decode()
+        done = subprocess.run([sys.executable, "-m", "resolver.serve.control", "--control-socket",
+                               str(tmp_path / "control.sock"), "stats"],
+                              capture_output=True, text=True, timeout=40)  # fmt: skip
+        assert done.returncode == 1
+        assert f"worker {worker} did not answer" in done.stderr
+    finally:
+        assert running.stop() == 0

@@ -181,8 +181,13 @@ async def serve(process: Process) -> None:
 
 
 def _run(process: Process) -> None:
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(process))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve(process))
+    finally:
+        # The loop put SIGHUP back to its default action (ending the process) as it
+        # closed; while the workers are stopped, a reload has nothing left to do.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
 
 def raise_file_limit(wanted: int = 8192) -> int:

@@ -150,29 +150,41 @@ async def serve_link(sock: socket.socket, runtime: Runtime) -> None:
 
 
 class WorkerLink:
-    """The first process's side of one worker's link: one command at a time."""
+    """The first process's side of one worker's link: one command at a time.
+
+    A link that failed once (the worker died, or answered too late) stays failed: a
+    late answer must never be taken for the answer to the next command.
+    """
 
     def __init__(self, pid: int, sock: socket.socket) -> None:
         self.pid = pid
         self.sock = sock
+        self.broken = ""  # why the link no longer works
         self._lock = asyncio.Lock()
         self._stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
 
     async def ask(self, command: str, name: str | None) -> Any:
         async with self._lock:
-            try:
-                async with asyncio.timeout(LINK_TIMEOUT):
-                    if self._stream is None:
-                        self._stream = await asyncio.open_unix_connection(sock=self.sock)
-                    reader, writer = self._stream
-                    writer.write(_frame([command, name]))
-                    await writer.drain()
-                    reply = await _read_frame(reader)
-            except (TimeoutError, asyncio.IncompleteReadError, ConnectionError) as error:
-                raise CommandError(f"worker {self.pid} did not answer ({error!r})") from None
+            if not self.broken:
+                try:
+                    reply = await asyncio.wait_for(self._exchange(command, name), LINK_TIMEOUT)
+                except (TimeoutError, asyncio.IncompleteReadError, OSError, RuntimeError) as error:
+                    self.broken = type(error).__name__
+                    if self._stream is not None:
+                        self._stream[1].close()
+            if self.broken:
+                raise CommandError(f"worker {self.pid} did not answer ({self.broken})")
         if not reply["ok"]:
             raise CommandError(f"worker {self.pid}: {reply['error']}")
         return reply["result"]
+
+    async def _exchange(self, command: str, name: str | None) -> Any:
+        if self._stream is None:
+            self._stream = await asyncio.open_unix_connection(sock=self.sock)
+        reader, writer = self._stream
+        writer.write(_frame([command, name]))
+        await writer.drain()
+        return await _read_frame(reader)
 
 
 class Front:

@@ -95,22 +95,25 @@ class MetricsServer:
     def __init__(self, gather: Gather) -> None:
         self.gather = gather
 
+    async def _respond(self, method: str, path: str) -> tuple[str, str, bytes]:
+        """(status, content type, body) for a request."""
+        if method not in ("GET", "HEAD"):
+            return "405 Method Not Allowed", "text/plain", b"GET only\n"
+        if path != "/metrics":
+            return "404 Not Found", "text/plain", b"see /metrics\n"
+        try:
+            return "200 OK", CONTENT_TYPE_LATEST, await exposition(self.gather)
+        except Exception as error:  # a worker that does not answer, say
+            log.warning("metrics_unavailable", error=str(error))
+            return "503 Service Unavailable", "text/plain", f"{error}\n".encode()
+
     async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             async with asyncio.timeout(10):
                 request = await reader.readuntil(b"\r\n\r\n")
                 method, _, rest = request.decode("latin-1").partition(" ")
                 path = rest.split(" ", 1)[0].split("?", 1)[0]
-                if method not in ("GET", "HEAD"):
-                    status, body, kind = "405 Method Not Allowed", b"GET only\n", "text/plain"
-                elif path == "/metrics":
-                    status, body, kind = (
-                        "200 OK",
-                        await exposition(self.gather),
-                        CONTENT_TYPE_LATEST,
-                    )
-                else:
-                    status, body, kind = "404 Not Found", b"see /metrics\n", "text/plain"
+                status, kind, body = await self._respond(method, path)
             head = (f"HTTP/1.1 {status}\r\nContent-Type: {kind}\r\n"
                     f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")  # fmt: skip
             writer.write(head.encode() + (body if method != "HEAD" else b""))
