@@ -138,13 +138,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("root-hints", str, "root hints file in named.root format (default: the shipped "
            "named.root)", _path, metavar="FILE"),
     Option("upstream-port", int, "port of every upstream server (default 53; for labs that "
-           "cannot bind 53)", _port),
+           "cannot bind 53)", _port, metavar="PORT"),
     Option("ipv6", bool, "also query upstream servers over IPv6 (default off)"),
     Option("cache-size", int, "most record sets (and answers) kept in the cache (default "
            "100000); lowering it at a reload evicts", _positive, metavar="ENTRIES",
            reloadable=True),
-    Option("min-ttl", int, "floor for cached TTLs, seconds (default 0)", _ttl, reloadable=True),
-    Option("max-ttl", int, "ceiling for cached TTLs (default 86400)", _ttl, reloadable=True),
+    Option("min-ttl", int, "floor for cached TTLs, seconds (default 0)", _ttl,
+           metavar="SECONDS", reloadable=True),
+    Option("max-ttl", int, "ceiling for cached TTLs (default 86400)", _ttl, metavar="SECONDS",
+           reloadable=True),
     Option("log-format", str, "key=value lines for a terminal, or one JSON object per line",
            choices=LOG_FORMATS, reloadable=True),
     Option("log-level", str, "least severe events logged (default info)", choices=LEVELS,
@@ -152,7 +154,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("query-log", bool, "log one line per client query at info (default off)",
            reloadable=True),
     Option("workers", int, "processes answering on the port (SO_REUSEPORT), each with its own "
-           "cache (default 1)", _positive),
+           "cache (default 1)", _positive, metavar="N"),
     Option("control-socket", str, "Unix socket for resolver-control, mode 0600 (default "
            "/run/resolver/control.sock as root, else in $XDG_RUNTIME_DIR or /tmp; "
            f"'{OFF}': no control socket)", _socket_path, metavar="PATH"),

@@ -334,8 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="resolver-control",
         description="Send a command to a running resolver over its control socket.",
-        epilog="commands: " + "; ".join(f"{c}{' NAME' if n else ''}: {h}"
-                                        for c, (n, h) in COMMANDS.items()),
+        epilog="commands:\n" + "\n".join(f"  {c + (' NAME' if n else ''):<20}{h}"
+                                         for c, (n, h) in COMMANDS.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
