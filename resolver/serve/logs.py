@@ -46,6 +46,9 @@ class LevelFilteredLogger(structlog.BoundLoggerBase):
     def error(self, event: str | None = None, **kw: Any) -> Any:
         return self._proxy_to_logger("error", event, **kw)
 
+    def critical(self, event: str | None = None, **kw: Any) -> Any:
+        return self._proxy_to_logger("critical", event, **kw)
+
     def exception(self, event: str | None = None, **kw: Any) -> Any:
         kw.setdefault("exc_info", True)
         return self._proxy_to_logger("error", event, **kw)
