@@ -382,3 +382,92 @@ def test_a_response_without_records_is_kept_for_the_lifetime_given() -> None:
     assert dns.message.from_wire(hit).id == 7
     clock.now += 0.2
     assert cache.answer(key, packet) is None
+
+
+# -- counters and the operator's commands ------------------------------------------------
+
+
+def test_hits_misses_and_evictions_are_counted() -> None:
+    clock = FakeClock()
+    cache = AnswerCache(max_entries=1, clock=clock)
+    assert ask(cache, query()) is None  # nothing stored: a miss
+    stored(cache, query(), ["www.example.com. 10 A 192.0.2.1"])
+    assert ask(cache, query()) is not None
+    clock.now += 11
+    assert ask(cache, query()) is None  # expired: a miss
+    stored(cache, query("a.example.com."), ["a.example.com. 300 A 192.0.2.1"])
+    stored(cache, query("b.example.com."), ["b.example.com. 300 A 192.0.2.2"])
+    assert (cache.hits, cache.misses, cache.evictions) == (1, 2, 1)
+
+
+def _store_with_names(cache: AnswerCache, packet: bytes, answer: list[str]) -> None:
+    """As the listener stores a CNAME chain: with the other owners named."""
+    key = question_key(packet)
+    assert key is not None
+    asked = dns.message.from_wire(packet).question[0].name.to_text().lower()
+    owners = {line.split()[0].lower() for line in answer} - {asked}
+    cache.store(key, response(packet, answer), names=owners)
+
+
+def test_flush_name_drops_every_type_and_chains_through_it() -> None:
+    cache = AnswerCache(clock=FakeClock())
+    stored(cache, query("www.example.com.", "A"), WWW_A)
+    stored(cache, query("WWW.example.com.", "AAAA", edns=0), ["www.example.com. 300 AAAA ::1"])
+    _store_with_names(cache, query("alias.example.net."),
+                      ["alias.example.net. 300 CNAME www.example.com.", *WWW_A])  # fmt: skip
+    stored(cache, query("mail.example.com."), ["mail.example.com. 300 A 192.0.2.25"])
+    stored(cache, query("sub.www.example.com."), ["sub.www.example.com. 300 A 192.0.2.26"])
+    assert cache.flush_name("WWW.Example.com") == 3  # A, AAAA (EDNS), the alias's chain
+    assert ask(cache, query("www.example.com.")) is None
+    assert ask(cache, query("alias.example.net.")) is None
+    assert ask(cache, query("mail.example.com.")) is not None
+    assert ask(cache, query("sub.www.example.com.")) is not None  # below it: not the name
+    assert cache.flush_name("nothing.example.") == 0
+
+
+def test_flush_zone_is_label_by_label() -> None:
+    cache = AnswerCache(clock=FakeClock())
+    for name in ("example.com.", "www.example.com.", "a.b.example.com.", "myexample.com.",
+                 "www.example.org."):  # fmt: skip
+        stored(cache, query(name), [f"{name} 300 A 192.0.2.1"])
+    # A label that holds the zone's wire bytes (\x07example\x03com\x00) is not below it.
+    tricky = "a\\007example.com."
+    stored(cache, query(tricky), [f"{tricky} 300 A 192.0.2.2"])
+    _store_with_names(cache, query("alias.example.org."),
+                      ["alias.example.org. 300 CNAME x.example.com.",
+                       "x.example.com. 300 A 192.0.2.3"])  # fmt: skip
+    assert cache.flush_zone("example.com.") == 4
+    left = {name for name in ("myexample.com.", "www.example.org.", tricky)
+            if ask(cache, query(name)) is not None}  # fmt: skip
+    assert left == {"myexample.com.", "www.example.org.", tricky}
+    assert ask(cache, query("alias.example.org.")) is None
+    assert cache.flush_zone(".") == 3
+    assert len(cache) == 0
+
+
+def test_flush_negative_drops_nxdomain_nodata_and_servfail() -> None:
+    cache = AnswerCache(clock=FakeClock())
+    soa = "example.com. 60 SOA ns1.example.com. hostmaster.example.com. 1 1800 900 604800 60"
+    stored(cache, query("nx.example.com."), [], authority=[soa], rcode=dns.rcode.NXDOMAIN)
+    stored(cache, query("www.example.com.", "MX"), [], authority=[soa])
+    failing = query("broken.example.")
+    key = question_key(failing)
+    assert key is not None
+    cache.store(key, response(failing, rcode=dns.rcode.SERVFAIL), lifetime=5)
+    stored(cache, query(), WWW_A)
+    assert [(name, qtype) for name, qtype, _left in cache.failures()] == [("broken.example.", 1)]
+    assert cache.flush_negative() == 3
+    assert len(cache) == 1 and ask(cache, query()) is not None
+    assert list(cache.failures()) == []
+
+
+def test_resize_evicts_the_least_recently_used() -> None:
+    cache = AnswerCache(max_entries=10, clock=FakeClock())
+    names = [f"n{i}.example.com." for i in range(5)]
+    for name in names:
+        stored(cache, query(name), [f"{name} 300 A 192.0.2.1"])
+    assert ask(cache, query(names[0])) is not None  # n0 is now the most recently used
+    assert cache.resize(2) == 3
+    assert {n for n in names if ask(cache, query(n)) is not None} == {names[0], names[4]}
+    assert cache.evictions == 3
+    assert cache.resize(100) == 0 and len(cache) == 2

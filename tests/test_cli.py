@@ -14,12 +14,18 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import dns.flags
 import dns.message
+import dns.name
 import dns.query
+import dns.rdatatype
+import dns.rrset
 import pytest
 
 from resolver.lab.topology import hints_text
@@ -88,9 +94,10 @@ def test_help_lists_every_flag_on_a_line_of_its_own() -> None:
     lines = [line.strip() for line in result.stdout.splitlines()]
     flags = [s for action in build_parser()._actions for s in action.option_strings]
     expected = {"--port", "--address", "--allow", "--root-hints", "--upstream-port",
-                "--ipv4-only", "--ipv6-only", "--no-qname-minimisation", "--cache-size",
-                "--min-ttl", "--max-ttl", "--log-format", "--log-level",
-                "--query-log", "--help"}  # fmt: skip
+                "--ipv4-only", "--ipv6-only", "--no-qname-minimisation",
+                "--cache-size", "--min-ttl", "--max-ttl", "--log-format", "--log-level",
+                "--query-log", "--help", "--config", "--control-socket", "--metrics",
+                "--workers", "--no-query-log"}  # fmt: skip
     assert expected <= set(flags)
     for flag in flags:
         described = [line for line in lines if flag in leading_options(line)]
@@ -197,7 +204,8 @@ def running(hints: Path, log: Path, *extra: str) -> Iterator[tuple[subprocess.Po
     with log.open("wb") as stderr:
         process = subprocess.Popen(
             [sys.executable, "-m", "resolver", "--port", str(port), "--root-hints", str(hints),
-             "--upstream-port", "5300", "--log-format", "json", *extra],
+             "--upstream-port", "5300", "--log-format", "json",
+             "--control-socket", str(log.parent / "control.sock"), *extra],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
         )  # fmt: skip
     try:
@@ -286,3 +294,160 @@ def test_workers_do_not_outlive_a_killed_parent(hints: Path, tmp_path: Path) -> 
         time.sleep(0.05)
     os.kill(child, signal.SIGKILL)  # do not leave it behind, then fail
     pytest.fail("a worker outlived its killed parent")
+
+
+# -- SIGHUP: reload, never die -----------------------------------------------------------
+
+
+def events(log: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+
+
+def wait_for(
+    log: Path, event: str, count: int = 1, timeout: float = START_TIMEOUT
+) -> list[dict[str, object]]:
+    """The first ``count`` events named ``event`` (bounded wait, failing if they never come)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [e for e in events(log) if e.get("event") == event]
+        if len(found) >= count:
+            return found[:count]
+        time.sleep(0.05)
+    pytest.fail(f"fewer than {count} {event!r} events: {log.read_text()}")
+
+
+def ask(port: int, name: str, source: str = "127.0.0.1") -> dns.message.Message:
+    query = dns.message.make_query(name, "A")
+    return dns.query.udp(query, "127.0.0.1", port=port, timeout=5, source=source)
+
+
+def test_sighup_reloads_the_configuration(hints: Path, tmp_path: Path, lab: object) -> None:
+    """SIGHUP used to kill the resolver (exit 129); now it reads the file again: what can
+    change does, what cannot is reported, and a broken file leaves the old one in force."""
+    config = tmp_path / "resolver.toml"
+    config.write_text("query-log = false\n")
+    log = tmp_path / "resolver.log"
+    with running(hints, log, "--config", str(config)) as (process, port):
+        wait_for_event(log, "started", process)
+        process.send_signal(signal.SIGHUP)
+        assert wait_for(log, "reloaded")[0]["changed"] == []
+        assert process.poll() is None
+        assert ask(port, "www.example.com.").rcode() == 0
+        assert [e for e in events(log) if e["event"] == "query"] == []  # query log off
+
+        config.write_text("query-log = true\n")
+        process.send_signal(signal.SIGHUP)
+        assert wait_for(log, "reloaded", 2)[1]["changed"] == ["query-log"]
+        ask(port, "mail.example.com.", source="127.8.0.1")
+        assert wait_for(log, "query")[0]["client"] == "127.8.0.1"
+
+        config.write_text("query-log = false\nportt = 53\n")  # a typo: the old one stays
+        process.send_signal(signal.SIGHUP)
+        failed = wait_for(log, "reload_failed")[0]
+        assert failed["level"] == "warning"
+        assert failed["error"] == f"{config} line 2: unknown key 'portt' (did you mean 'port'?)"
+        ask(port, "sip.example.com.", source="127.8.0.2")
+        assert wait_for(log, "query", 2)[1]["client"] == "127.8.0.2"  # still logging queries
+
+        # --port on the command line wins over the file; ipv6-only is the file's, bound at start.
+        config.write_text(f"query-log = true\nport = {port + 1}\nipv6-only = true\n"
+                          "log-level = 'warning'\n")  # fmt: skip
+        process.send_signal(signal.SIGHUP)
+        assert wait_for(log, "needs_restart")[0]["keys"] == ["ipv6-only"]
+        assert ask(port, "www.example.com.").rcode() == 0
+        time.sleep(0.2)
+        assert [e for e in events(log) if e["event"] == "query"][2:] == []  # info is off now
+
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+
+
+class SlowRoot:
+    """A root server that takes ``delay`` seconds to answer anything, authoritatively:
+    every name has A 192.0.2.77.  Resolutions through it stay in flight for that long."""
+
+    ADDRESS = "127.99.0.1"
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((self.ADDRESS, 0))
+        self.port = int(self.sock.getsockname()[1])
+        self.received: list[float] = []
+        self.sent: list[float] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def hints(self, path: Path) -> Path:
+        path.write_text(f".  3600000  NS  a.slow-root.\na.slow-root.  3600000  A  {self.ADDRESS}\n")
+        return path
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                wire, peer = self.sock.recvfrom(4096)
+            except OSError:
+                return
+            self.received.append(time.monotonic())
+            threading.Timer(self.delay, self._answer, (wire, peer)).start()
+
+    def _answer(self, wire: bytes, peer: tuple[str, int]) -> None:
+        query = dns.message.from_wire(wire)
+        response = dns.message.make_response(query)
+        response.flags |= dns.flags.AA
+        question = query.question[0]
+        if question.rdtype == dns.rdatatype.NS and question.name == dns.name.root:
+            response.answer.append(dns.rrset.from_text(".", 300, "IN", "NS", "a.slow-root."))
+            response.additional.append(
+                dns.rrset.from_text("a.slow-root.", 300, "IN", "A", self.ADDRESS)
+            )
+        elif question.rdtype == dns.rdatatype.A:
+            response.answer.append(dns.rrset.from_text(question.name, 300, "IN", "A", "192.0.2.77"))
+        with contextlib.suppress(OSError):
+            self.sock.sendto(response.to_wire(), peer)
+            if question.rdtype == dns.rdatatype.A:  # the answers, not the priming replies
+                self.sent.append(time.monotonic())
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.parametrize("workers", [1, 2], ids=["one-process", "workers-2"])
+def test_sighup_with_queries_in_flight_loses_none(tmp_path: Path, workers: int) -> None:
+    """Queries whose resolutions are in flight when SIGHUP arrives are all answered; with
+    --workers, every worker reloads."""
+    root = SlowRoot(delay=0.6)  # less than the first upstream timeout (1 s): no retries
+    config = tmp_path / "resolver.toml"
+    # Without minimisation each question is one query at the root, after one priming query
+    # that every resolution shares (identical exchanges in flight are sent once).
+    settings = f"upstream-port = {root.port}\nworkers = {workers}\nqname-minimisation = false\n"
+    config.write_text(settings)
+    log = tmp_path / "resolver.log"
+    try:
+        with running(root.hints(tmp_path / "slow.hints"), log, "--config", str(config),
+                     "--upstream-port", str(root.port)) as (process, port):  # fmt: skip
+            started_workers(log, workers)
+            names = [f"q{i}.inflight.test." for i in range(24)]
+            with ThreadPoolExecutor(max_workers=len(names)) as pool:
+                replies = [pool.submit(ask, port, name) for name in names]
+                deadline = time.monotonic() + 5
+                upstream = len(names) + workers  # and one priming query per process
+                while len(root.received) < upstream and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                assert len(root.received) >= upstream  # every question is upstream now
+                config.write_text(settings + "query-log = true\n")
+                hup = time.monotonic()
+                process.send_signal(signal.SIGHUP)
+                results = [future.result(timeout=15) for future in replies]
+            reloads = wait_for(log, "reloaded", workers)
+            assert {e["worker"] for e in reloads} == started_workers(log, workers)
+            assert all(e["changed"] == ["query-log"] for e in reloads)
+            assert max(root.received) < hup < min(root.sent)  # in flight across the reload
+            for name, reply in zip(names, results, strict=True):
+                assert reply.rcode() == 0
+                assert [rr.to_text() for rr in reply.answer[0]] == ["192.0.2.77"], name
+            assert process.poll() is None
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=10) == 0
+    finally:
+        root.close()

@@ -50,6 +50,7 @@ from structlog.testing import capture_logs
 import resolver.serve.listener as listener_module
 from resolver.cache.answers import AnswerCache
 from resolver.iterate.answer import Answer as EngineAnswer
+from resolver.iterate.answer import FailureKind, servfail
 from resolver.lab import CASES, Lab, LabCase, answer_of
 from resolver.lab.cases import BIG_TXT, Answer
 from resolver.serve.listener import AccessList, ResolverService, TcpListener, UdpListener
@@ -97,7 +98,8 @@ class ResolverProcess:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "resolver", "--port", str(self.port),
                  "--root-hints", str(hints), "--upstream-port", str(lab.port),
-                 "--query-log", "--log-format", "json", *flags],
+                 "--query-log", "--log-format", "json",
+                 "--control-socket", str(directory / "control.sock"), *flags],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
             )  # fmt: skip
         deadline = time.monotonic() + START_TIMEOUT
@@ -172,6 +174,7 @@ class DigResult:
     counts: tuple[int, int, int, int] = (0, 0, 0, 0)
     question: str = ""  # the owner as echoed in the response, case kept
     edns: bool = False
+    ede: str = ""  # dig's line for an Extended DNS Error: "22 (No Reachable Authority): (why)"
     sections: dict[str, list[tuple[str, int, str, str]]] = field(default_factory=dict)
 
     @property
@@ -198,6 +201,8 @@ def dig(port: int, *args: str, source: str = "127.0.0.1") -> DigResult:
     result.flags = set(flags[1].split())
     result.counts = (int(counts[1]), int(counts[2]), int(counts[3]), int(counts[4]))
     result.edns = "; EDNS: version: 0" in done.stdout
+    ede = re.search(r"^; EDE: (.*)$", done.stdout, re.MULTILINE)
+    result.ede = ede[1] if ede else ""
     section = None
     for line in done.stdout.splitlines():
         heading = re.match(r";; (\w+) SECTION:", line)
@@ -346,6 +351,8 @@ def test_response_shape_positive(resolver: ResolverProcess, edns: int | bool, rd
     client = new_client()
     n = next(_names)
     name = f"ShApE-{n}.WiLd.ExAmple.COM."  # wildcard: uncached until now
+    if not rd:  # RD=0 is answered from the cache only: put it in the record cache first
+        udp(resolver.port, make_query(name, edns=0 if edns is False else False), new_client())
     responses = []
     for qname in (name, name.swapcase()):
         query = make_query(qname, edns=edns, rd=rd, cd=cd)
@@ -357,7 +364,7 @@ def test_response_shape_positive(resolver: ResolverProcess, edns: int | bool, rd
     assert responses[1].answer[0].ttl <= responses[0].answer[0].ttl <= 300
     logged = resolver.queries(client)
     assert [e["name"] for e in logged] == [name, name.swapcase()]
-    assert [e["cache"] for e in logged] == [False, True]
+    assert [e["cache"] for e in logged] == [not rd, True]
     assert logged[1]["upstream"] == 0
 
 
@@ -670,6 +677,7 @@ class FakeEngine:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, int]] = []
+        self.cache_calls: list[tuple[str, int]] = []
         self.gate: asyncio.Event | None = None
         self.delays: dict[str, float] = {}
 
@@ -680,8 +688,18 @@ class FakeEngine:
         await asyncio.sleep(self.delays.get(name.lower(), 0))
         if name.lower().startswith("boom."):
             raise RuntimeError("engine broke")
+        if name.lower().startswith("fail-"):  # fail-<kind>.example.: SERVFAIL of that kind
+            kind = FailureKind[name.split(".")[0][5:].upper().replace("-", "_")]
+            return servfail(kind, f"{kind.value} for {name}")
         record = ResourceRecord(name.lower(), RRType.A, CLASS_IN, 60, A("192.0.2.1"))
         return EngineAnswer(Rcode.NOERROR, [record], [], 1)
+
+    def answer_from_cache(self, name: str, rrtype: int) -> EngineAnswer | None:
+        self.cache_calls.append((name, rrtype))
+        if not name.lower().startswith("cached."):
+            return None
+        record = ResourceRecord(name.lower(), RRType.A, CLASS_IN, 30, A("192.0.2.30"))
+        return EngineAnswer(Rcode.NOERROR, [record], [], 0, from_cache=True)
 
 
 def service(allow: list[str] | None = None, query_log: bool = True) -> ResolverService:
@@ -703,8 +721,8 @@ def test_client_outside_allow_is_refused_without_resolving() -> None:
     svc = service(["192.0.2.0/24"])
     query = make_query("www.example.")
     with capture_logs() as logs:
-        refused = asyncio.run(svc.handle(query.to_wire(), "198.51.100.7", udp=True))
-        allowed = asyncio.run(svc.handle(query.to_wire(), "192.0.2.7", udp=True))
+        refused = asyncio.run(svc.respond(query.to_wire(), "198.51.100.7"))
+        allowed = asyncio.run(svc.respond(query.to_wire(), "192.0.2.7"))
     assert refused is not None and allowed is not None
     response = dns.message.from_wire(refused)
     assert response.rcode() == dns.rcode.REFUSED
@@ -761,7 +779,7 @@ def test_identical_questions_in_flight_are_resolved_once() -> None:
 
     async def scenario() -> list[bytes | None]:
         engine.gate = asyncio.Event()
-        tasks = [asyncio.ensure_future(svc.handle(q.to_wire(), "127.0.0.1", udp=True))
+        tasks = [asyncio.ensure_future(svc.respond(q.to_wire(), "127.0.0.1"))
                  for q in queries]  # fmt: skip
         for _ in range(5):
             await asyncio.sleep(0)
@@ -787,7 +805,7 @@ def test_different_questions_are_not_coalesced() -> None:
     async def scenario() -> None:
         engine.gate = asyncio.Event()
         tasks = [
-            asyncio.ensure_future(svc.handle(make_query(n, t).to_wire(), "127.0.0.1", True))
+            asyncio.ensure_future(svc.respond(make_query(n, t).to_wire(), "127.0.0.1"))
             for n, t in [("a.example.", "A"), ("b.example.", "A"), ("a.example.", "AAAA")]
         ]
         for _ in range(5):
@@ -912,3 +930,209 @@ def test_internal_error_is_servfail_over_udp_and_tcp() -> None:
         assert reply.rcode() == dns.rcode.SERVFAIL
         assert reply.flags & dns.flags.QR
     assert [e["event"] for e in logs].count("internal_error") == 2
+
+
+# -- Extended DNS Errors (RFC 8914) ----------------------------------------------------------
+
+
+def test_servfail_says_why_with_an_extended_error(resolver: ResolverProcess) -> None:
+    """dig shows the INFO-CODE and the engine's reason; the SERVFAIL kept for 5 s keeps it;
+    a client without EDNS gets no OPT, so no EDE."""
+    client = new_client()
+    first = dig(resolver.port, "www.loop1.com", "A", source=client)
+    again = dig(resolver.port, "www.loop1.com", "A", source=client)
+    assert first.status == again.status == "SERVFAIL"
+    assert re.fullmatch(r"22 \(No Reachable Authority\): \(.*loop.*\)", first.ede), first.text
+    assert again.ede == first.ede
+    assert [e["cache"] for e in resolver.queries(client)][-1] is True  # the second: the cache
+    plain = dig(resolver.port, "+noedns", "www.loop1.com", "A", source=client)
+    assert plain.status == "SERVFAIL" and not plain.edns and plain.ede == ""
+
+
+def _ede(response: dns.message.Message) -> list[tuple[int, str | None]]:
+    return [(int(o.code), o.text) for o in response.options if isinstance(o, dns.edns.EDEOption)]
+
+
+@pytest.mark.parametrize(
+    ("kind", "code"),
+    [(FailureKind.NO_REACHABLE_AUTHORITY, 22), (FailureKind.NETWORK_ERROR, 23),
+     (FailureKind.TIME_BUDGET, 22), (FailureKind.LIMIT, 0)],
+)  # fmt: skip
+def test_failure_kind_to_info_code(kind: FailureKind, code: int) -> None:
+    svc = service()
+    name = f"fail-{kind.name.lower().replace('_', '-')}.example."
+    for edns in (0, False):
+        wire = asyncio.run(svc.respond(make_query(name, edns=edns).to_wire(), "127.0.0.1"))
+        assert wire is not None
+        response = dns.message.from_wire(wire)
+        assert response.rcode() == dns.rcode.SERVFAIL
+        expected = [(code, f"{kind.value} for {name}")] if edns is not False else []
+        assert _ede(response) == expected
+
+
+def test_overloaded_is_not_ready() -> None:
+    svc = service()
+    engine = fake_engine(svc)
+
+    async def scenario() -> bytes | None:
+        engine.gate = asyncio.Event()
+        busy = [asyncio.ensure_future(svc.respond(make_query(f"q{i}.example.").to_wire(),
+                                                  "127.0.0.1")) for i in range(3)]  # fmt: skip
+        await asyncio.sleep(0)
+        over = await svc.respond(make_query("one-more.example.", edns=0).to_wire(), "127.0.0.1")
+        engine.gate.set()
+        await asyncio.gather(*busy)
+        return over
+
+    original = listener_module.MAX_IN_FLIGHT
+    listener_module.MAX_IN_FLIGHT = 3
+    try:
+        wire = asyncio.run(scenario())
+    finally:
+        listener_module.MAX_IN_FLIGHT = original
+    assert wire is not None
+    response = dns.message.from_wire(wire)
+    assert response.rcode() == dns.rcode.SERVFAIL
+    assert _ede(response) == [(14, "too many questions in flight")]
+    assert len(svc.answers) == 3  # the three answers, not the refusal to start
+
+
+@pytest.mark.parametrize(
+    ("query", "client", "code"),
+    [(make_query("www.example.", edns=0), "198.51.100.7", 18),
+     (dns.message.make_query("version.bind.", "TXT", "CH", use_edns=0), "127.0.0.1", 21),
+     (make_query("example.", "AXFR", edns=0), "127.0.0.1", 21)],
+    ids=["outside-allow", "class-ch", "axfr"],
+)  # fmt: skip
+def test_refused_says_why(query: dns.message.Message, client: str, code: int) -> None:
+    svc = service(["192.0.2.0/24"])
+    wire = asyncio.run(svc.respond(query.to_wire(), client))
+    assert wire is not None
+    response = dns.message.from_wire(wire)
+    assert response.rcode() == dns.rcode.REFUSED
+    assert [c for c, _text in _ede(response)] == [code]
+    query.use_edns(False)
+    plain = asyncio.run(svc.respond(query.to_wire(), client))
+    assert plain is not None and dns.message.from_wire(plain).options == ()
+
+
+# -- RD=0: never any upstream work -----------------------------------------------------------
+
+
+def test_rd0_is_answered_from_the_cache_or_refused(resolver: ResolverProcess, lab: Lab) -> None:
+    client = new_client()
+    name = f"norec-{next(_names)}.wild.example.com."
+    refused = dig(resolver.port, "+norec", name, "A", source=client)
+    assert refused.status == "REFUSED"
+    assert refused.ede.startswith("20 (Not Authoritative): (recursion not desired (RD=0)")
+    assert "rd" not in refused.flags and "ra" in refused.flags
+    assert [q for q in lab.queries if q.qname.lower() == name] == []  # nothing was asked
+    resolved = dig(resolver.port, name, "A", source=client)  # RD=1 resolves it
+    assert resolved.answer == {(name, "A", "192.0.2.99")}
+    for _ in range(2):  # then RD=0 gets it: record cache (normal path), then the fast path
+        cached = dig(resolver.port, "+norec", "+noedns", name, "A", source=client)
+        assert cached.status == "NOERROR" and cached.answer == {(name, "A", "192.0.2.99")}
+        assert "rd" not in cached.flags
+    logged = resolver.queries(client, name)
+    assert [(e["rcode"], e["cache"], e["upstream"]) for e in logged] == [
+        ("REFUSED", False, 0), ("NOERROR", False, logged[1]["upstream"]),
+        ("NOERROR", True, 0), ("NOERROR", True, 0),
+    ]  # fmt: skip
+
+
+def test_rd0_in_process_never_calls_resolve() -> None:
+    svc = service()
+    engine = fake_engine(svc)
+    for name, rcode in (
+        ("cached.example.", dns.rcode.NOERROR),
+        ("new.example.", dns.rcode.REFUSED),
+    ):
+        wire = asyncio.run(svc.respond(make_query(name, rd=False).to_wire(), "127.0.0.1"))
+        assert wire is not None
+        assert dns.message.from_wire(wire).rcode() == rcode
+    assert engine.calls == []
+    assert engine.cache_calls == [("cached.example.", RRType.A), ("new.example.", RRType.A)]
+
+
+# -- one way through per packet --------------------------------------------------------------
+
+
+def test_each_packet_is_keyed_checked_and_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The question key and the access check once per packet; a fast-path hit is not
+    parsed, even to be logged."""
+    counts = {"key": 0, "allows": 0, "parse": 0}
+
+    def counting(name: str, function: Any) -> Any:
+        def counted(*args: Any) -> Any:
+            counts[name] += 1
+            return function(*args)
+
+        return counted
+
+    monkeypatch.setattr(listener_module, "question_key",
+                        counting("key", listener_module.question_key))  # fmt: skip
+    monkeypatch.setattr(listener_module, "parse_message",
+                        counting("parse", listener_module.parse_message))  # fmt: skip
+    monkeypatch.setattr(AccessList, "allows", counting("allows", AccessList.allows))
+    svc = service(query_log=True)
+    listener = UdpListener(svc)
+    transport = FakeDatagramTransport()
+    listener.connection_made(transport)  # type: ignore[arg-type]
+
+    async def one(name: str) -> None:
+        listener.datagram_received(make_query(name).to_wire(), ("127.0.0.1", 1053))
+        while listener.tasks:
+            await asyncio.sleep(0.01)
+
+    seen = []
+    with capture_logs() as logs:
+        for name in ("www.example.", "WWW.example."):  # the full path, then a cache hit
+            asyncio.run(one(name))
+            seen.append(dict(counts))
+    assert seen == [{"key": 1, "allows": 1, "parse": 1}, {"key": 2, "allows": 2, "parse": 1}]
+    hit = [e for e in logs if e["event"] == "query"][1]
+    assert (hit["name"], hit["type"], hit["rcode"], hit["cache"]) == (
+        "WWW.example.", "A", "NOERROR", True)  # fmt: skip
+
+
+def test_counters_see_both_paths() -> None:
+    svc = service()
+    for _ in range(3):
+        asyncio.run(svc.respond(make_query("www.example.").to_wire(), "127.0.0.1", "tcp"))
+    asyncio.run(svc.respond(b"\x00\x01", "127.0.0.1"))  # shorter than a header: dropped
+    assert svc.stats.queries == {(RRType.A, Rcode.NOERROR, "tcp"): 3}
+    assert svc.stats.dropped == 1
+    assert sum(svc.stats.latency) == 3
+    assert (svc.answers.hits, svc.answers.misses) == (2, 1)
+
+
+# -- TCP: idle from the last answer ----------------------------------------------------------
+
+
+def test_tcp_idle_timeout_counts_from_the_last_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """RFC 7766 section 6.2.3: idle means no query outstanding.  A slow answer (longer than
+    the idle timeout) is followed by a query the connection still takes; then, with nothing
+    outstanding, it closes one timeout after the last answer."""
+    monkeypatch.setattr(listener_module, "TCP_IDLE_TIMEOUT", 0.5)
+    svc = service()
+    fake_engine(svc).delays = {"slow.example.": 0.7}
+
+    async def scenario() -> tuple[list[int], float, float]:
+        server, port = await _tcp_server(svc)
+        async with server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(_framed(make_query("slow.example.")))
+            first = await asyncio.wait_for(_read_reply(reader), TIMEOUT)  # at ~0.7 s
+            await asyncio.sleep(0.3)  # 1.0 s after the query, 0.3 s after the answer
+            writer.write(_framed(make_query("quick.example.")))
+            second = await asyncio.wait_for(_read_reply(reader), TIMEOUT)
+            answered = time.monotonic()
+            closed = await asyncio.wait_for(reader.read(), TIMEOUT)  # EOF once idle
+            idle = time.monotonic() - answered
+            writer.close()
+            assert closed == b""
+            return [first.rcode(), second.rcode()], idle, answered
+
+    rcodes, idle, _ = asyncio.run(scenario())
+    assert rcodes == [dns.rcode.NOERROR, dns.rcode.NOERROR]
+    assert 0.4 <= idle <= 1.5

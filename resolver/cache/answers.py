@@ -9,19 +9,23 @@ options, a second record, an answer too large for the client's UDP size) is
 left to the normal path, which parses and checks everything.
 
 Entries expire with the smallest TTL of the records they contain and are bounded
-in number (least recently used first out).
+in number (least recently used first out).  The operator's flushes (``resolver-control
+flush``, ``flush-zone``, ``flush-negative``) remove the answers that hold a name: the
+question's own, and the names further down a CNAME chain, which each entry keeps.
 """
 
 from __future__ import annotations
 
+import itertools
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 
 from recordclass import dataobject
 
-from resolver.wire import EDNS_PAYLOAD, HEADER_SIZE, UDP_PLAIN, RRType
-from resolver.wire.header import AA, CD, OPCODE_MASK, QR, RD, TC
+from resolver.wire import EDNS_PAYLOAD, HEADER_SIZE, UDP_PLAIN, Rcode, RRType, WireError
+from resolver.wire.header import AA, CD, OPCODE_MASK, QR, RCODE_MASK, RD, TC
+from resolver.wire.names import is_subdomain, name_key, name_to_wire, normalize, read_name
 
 _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
@@ -38,6 +42,7 @@ class CachedAnswer(dataobject, fast_new=True):
     ttl_offsets: bytes  # 2 bytes per record: where its TTL field is (OPT has none)
     stored: float
     lifetime: int  # the smallest TTL: the entry is dropped once that has passed
+    names: tuple[str, ...]  # other owners in it (a CNAME chain's targets), case folded
 
 
 class QuestionKey(dataobject, fast_new=True):
@@ -117,15 +122,26 @@ class AnswerCache:
         self.max_entries = max_entries
         self.clock = clock
         self._entries: dict[bytes, CachedAnswer] = {}
+        self.hits = 0
+        self.misses = 0
+        self.evictions = 0
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def store(self, key: QuestionKey, response: bytes, lifetime: int | None = None) -> None:
+    def store(
+        self,
+        key: QuestionKey,
+        response: bytes,
+        lifetime: int | None = None,
+        names: Iterable[str] = (),
+    ) -> None:
         """Keep a response (as sent to a client) for as long as its shortest TTL.
 
         ``lifetime`` is for a response without records to count down, such as a
         SERVFAIL, which RFC 2308 section 7.1 allows to be cached for a short while.
+        ``names`` are the owners in the answer besides the question's (the targets of
+        a CNAME chain), so that flushing one of them drops this answer too.
         """
         offsets = _ttl_offsets(response, key.end)
         ttls = [_U32.unpack_from(response, o)[0] for o in offsets]
@@ -135,28 +151,32 @@ class AnswerCache:
             lifetime = min(ttls)
         packed = b"".join(o.to_bytes(2, "big") for o in offsets)
         wire = response[:HEADER_SIZE] + response[key.end :]
-        entry = CachedAnswer(wire, packed, self.clock(), lifetime)
+        entry = CachedAnswer(wire, packed, self.clock(), lifetime, tuple(names))
         entries = self._entries
         entries.pop(key.key, None)
         entries[key.key] = entry
         if len(entries) > self.max_entries:
             del entries[next(iter(entries))]
+            self.evictions += 1
 
     def answer(self, key: QuestionKey, packet: bytes) -> bytes | None:
         """The stored response patched for this query, or None (miss, expired, too big)."""
         entries = self._entries
         entry = entries.get(key.key)
         if entry is None:
+            self.misses += 1
             return None
         wire = entry.wire
         age = self.clock() - entry.stored
         if age >= entry.lifetime:
             del entries[key.key]
+            self.misses += 1
             return None
         if len(wire) + key.end - HEADER_SIZE > key.udp_size:
             return None  # the normal path truncates
         del entries[key.key]  # a hit moves the entry to the most recently used end
         entries[key.key] = entry
+        self.hits += 1
         out = bytearray(wire)
         out[0:2] = packet[0:2]
         out[2] = QR | (out[2] & (OPCODE_MASK | AA | TC)) | (packet[2] & RD)  # the client's RD
@@ -173,3 +193,72 @@ class AnswerCache:
 
     def clear(self) -> None:
         self._entries.clear()
+
+    # ------------------------------------------------------------ the operator's commands
+
+    def resize(self, max_entries: int) -> int:
+        """Hold at most ``max_entries`` from now on; evict the least recently used beyond
+        that.  Returns how many were evicted."""
+        self.max_entries = max_entries
+        entries = self._entries
+        excess = max(len(entries) - max_entries, 0)
+        for key in list(itertools.islice(entries, excess)):
+            del entries[key]
+        self.evictions += excess
+        return excess
+
+    def _remove(self, doomed: Callable[[bytes, CachedAnswer], bool]) -> int:
+        keys = [key for key, entry in self._entries.items() if doomed(key, entry)]
+        for key in keys:
+            del self._entries[key]
+        return len(keys)
+
+    def flush_name(self, name: str) -> int:
+        """Drop every answer that holds ``name`` (any type); how many were dropped."""
+        wire = name_to_wire(name).lower()
+        folded = name_key(normalize(name))
+        return self._remove(lambda key, entry: key[:-5] == wire or folded in entry.names)
+
+    def flush_zone(self, zone: str) -> int:
+        """Drop every answer that holds ``zone`` or a name below it."""
+        wire = name_to_wire(zone).lower()
+        zone = normalize(zone)
+        return self._remove(
+            lambda key, entry: (
+                _wire_in_zone(key[:-5], wire) or any(is_subdomain(n, zone) for n in entry.names)
+            )
+        )
+
+    def flush_negative(self) -> int:
+        """Drop NXDOMAIN, NODATA (no answer records) and SERVFAIL answers."""
+        return self._remove(
+            lambda _key, entry: (
+                entry.wire[3] & RCODE_MASK != Rcode.NOERROR or entry.wire[6:8] == b"\x00\x00"
+            )
+        )
+
+    def failures(self) -> Iterator[tuple[str, int, int]]:
+        """(name, type, seconds left) of every live SERVFAIL kept (RFC 2308 section 7.1)."""
+        now = self.clock()
+        for key, entry in list(self._entries.items()):
+            left = int(entry.stored + entry.lifetime - now)
+            if left <= 0 or entry.wire[3] & RCODE_MASK != Rcode.SERVFAIL:
+                continue
+            try:
+                name, end = read_name(key, 0)
+            except WireError:
+                continue
+            yield name, _U16.unpack_from(key, end)[0], left
+
+
+def _wire_in_zone(name: bytes, zone: bytes) -> bool:
+    """True when the wire name ``name`` is ``zone`` or below it (label by label: a byte
+    suffix test would let a label that contains the zone's bytes pass)."""
+    pos = 0
+    while pos < len(name):
+        if name[pos:] == zone:
+            return True
+        if name[pos] == 0:
+            return False
+        pos += name[pos] + 1
+    return False

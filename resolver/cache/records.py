@@ -29,7 +29,7 @@ from recordclass import dataobject
 
 from resolver.cache.lru import LruDict
 from resolver.wire import CLASS_IN, ResourceRecord
-from resolver.wire.names import name_key
+from resolver.wire.names import is_subdomain, name_key, normalize
 from resolver.wire.rdata import SOA, Rdata
 
 NXDOMAIN_TYPE = 0  # the type slot of an NXDOMAIN entry: it covers every type
@@ -223,3 +223,56 @@ class RecordCache:
 
     def clear(self) -> None:
         self._entries.clear()
+
+    # ------------------------------------------------------------ the operator's commands
+    # (resolver-control flush, flush-zone, flush-negative, dump; a reload's cache size)
+
+    def _remove_keys(self, doomed: list[str]) -> int:
+        for key in doomed:
+            self._entries.pop(key)
+        return len(doomed)
+
+    @staticmethod
+    def _owner_of(key: str) -> str:
+        """The folded owner name of a key (glue keys start with GLUE)."""
+        return key[1:-1] if key.startswith(GLUE) else key[:-1]
+
+    def flush_name(self, name: str) -> int:
+        """Drop every entry of ``name``, any type, positive or negative, glue too; how many."""
+        owner = name_key(normalize(name))
+        return self._remove_keys([k for k in self._entries if self._owner_of(k) == owner])
+
+    def flush_zone(self, zone: str) -> int:
+        """Drop every entry of ``zone`` and of the names below it (label by label)."""
+        zone = normalize(zone)
+        owner_of = self._owner_of
+        return self._remove_keys([k for k in self._entries if is_subdomain(owner_of(k), zone)])
+
+    def flush_negative(self) -> int:
+        """Drop every NXDOMAIN and NODATA entry."""
+        entries = self._entries
+        return self._remove_keys([k for k, e in entries.items() if isinstance(e, CachedNegative)])
+
+    def resize(self, max_entries: int) -> int:
+        """Hold at most ``max_entries`` from now on, evicting the least recently used
+        beyond that; how many were evicted."""
+        before = self._entries.evictions
+        self._entries.resize(max_entries)
+        return self._entries.evictions - before
+
+    def dump(self) -> list[CachedRRset | CachedNegative]:
+        """Every live entry, least recently used first, as lookups would return them; a
+        snapshot taken without touching the use order or the hit and miss counters."""
+        now = self.clock()
+        live: list[CachedRRset | CachedNegative] = []
+        for key, entry in self._entries.items():
+            if entry.expires <= now or key.startswith(GLUE):
+                continue  # expired, or the parent's side of a name server's addresses
+            if isinstance(entry, StoredRRset):
+                owner = entry.owner or key[:-1]
+                live.append(
+                    CachedRRset(owner, ord(key[-1]), entry.data, entry.expires, entry.trust)
+                )
+            else:
+                live.append(entry)
+        return live

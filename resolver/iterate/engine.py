@@ -88,6 +88,9 @@ class IterativeEngine:
 
     async def resolve(self, qname: str, qtype: int) -> Answer:
         """Resolve (qname, qtype, IN); never raises for DNS reasons: failures are SERVFAIL."""
+        # Asked per question: a reload may have changed the log level (hop events are
+        # built only when an observer wants them).
+        self.env.report_hops = wants_every_hop(self.observer)
         resolution = Resolution(qname, qtype, self.env)
         try:
             async with asyncio.timeout(self.limits.time_budget):
@@ -105,6 +108,7 @@ class IterativeEngine:
         key = (exchange.address, exchange.port, name_key(exchange.qname), exchange.qtype)
         waiting = self._in_flight.get(key)
         if waiting is not None:
+            exchange.shared = True
             return await asyncio.shield(waiting)
         shared: asyncio.Future[Reply | ExchangeFailed] = asyncio.get_running_loop().create_future()
         self._in_flight[key] = shared

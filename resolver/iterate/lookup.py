@@ -100,6 +100,7 @@ class Exchange(dataobject, fast_new=True):
     minimised: bool  # a QNAME-minimised question, not the lookup's own
     port: int | None = None  # a configured server's port; None: the network's default
     forwarded: bool = False  # to a forwarder: RD=1, and its answer is final
+    shared: bool = False  # answered by an identical exchange another question sent
 
 
 class ServerRound:
@@ -328,17 +329,21 @@ class Lookup:
     def take_reply(self, exchange: Exchange, outcome: Reply | ExchangeFailed) -> None:
         """Step 4: act on the reply to the exchange this lookup asked for."""
         assert self.step is Step.WAIT_REPLY and self.cut is not None and self.round is not None
-        selection = self.env.selection
+        # One measurement per exchange sent: a reply shared with other questions (identical
+        # exchanges in flight are sent once) must not count once per question.
+        selection = self.env.selection if not exchange.shared else None
         self.step = Step.ASK
         if isinstance(outcome, ExchangeFailed):
-            selection.record_failure(exchange.address)
+            if selection is not None:
+                selection.record_failure(exchange.address)
             self.failures.append(outcome.failure)
             if outcome.failure is Failure.TIMEOUT:
                 self.round.timed_out.add(exchange.address)
             if self.env.report_hops:
                 self._report(exchange, outcome=outcome.failure.value, rtt_ms=None)
             return
-        selection.record_success(exchange.address, outcome.rtt)
+        if selection is not None:
+            selection.record_success(exchange.address, outcome.rtt)
         if exchange.forwarded:
             step = classify_forwarded(outcome.message, exchange.qname, exchange.qtype)
         else:

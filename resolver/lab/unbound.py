@@ -203,7 +203,8 @@ class OurResolver(_Process):
         return [
             sys.executable, "-m", "resolver", "--port", str(self.port),
             "--root-hints", str(self.hints), "--upstream-port", str(self.upstream_port),
-            "--log-format", "json", *self.extra,
+            "--log-format", "json", "--control-socket", str(self.workdir / "control.sock"),
+            *self.extra,
         ]  # fmt: skip
 
     def start(self) -> _Process:

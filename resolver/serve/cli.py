@@ -1,58 +1,59 @@
-"""The command line: ``python -m resolver --port 2053`` (or the installed ``resolver``)."""
+"""The command line: ``python -m resolver --port 2053`` (or the installed ``resolver``).
+
+The settings come from :mod:`resolver.serve.config` (defaults, then ``--config
+FILE``, then the flags).  This module binds what the resolver listens on, forks
+the ``--workers``, and runs each process's event loop with its signals: SIGINT
+and SIGTERM stop it, SIGHUP reloads the configuration (the first process passes
+the signal on to every worker, so each reloads).  Everything that cannot be
+bound (a port in use, a control socket another resolver holds) is one line on
+stderr and exit status 2, before any worker starts.
+"""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import ctypes
-import ipaddress
 import os
 import resource
 import signal
 import socket
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from dataclasses import dataclass, field
 
 import structlog
 
-from resolver.cache.answers import AnswerCache
-from resolver.cache.records import RecordCache
-from resolver.iterate.engine import IterativeEngine
-from resolver.iterate.hints import DEFAULT_HINTS, HintsError, RootHints, load_root_hints
-from resolver.iterate.servers import ServerSelection
-from resolver.net.transport import DEFAULT_PORT, UpstreamTransport
-from resolver.serve.listener import (
-    MAX_IN_FLIGHT,
-    MAX_TCP_CONNECTIONS,
-    AccessList,
-    ResolverService,
-    TcpListener,
-    UdpListener,
+from resolver.iterate.hints import HintsError, RootHints, load_root_hints
+from resolver.serve.config import (
+    Settings,
+    SettingsError,
+    build_parser,
+    control_socket_path,
+    load_settings,
+    metrics_endpoint,
+    parse_command_line,
 )
-from resolver.serve.logs import LEVELS, configure_logging
-from resolver.serve.upstream import upstream_addresses
+from resolver.serve.control import (
+    ControlServer,
+    ControlSocket,
+    Front,
+    WorkerLink,
+    bind_control_socket,
+    serve_link,
+)
+from resolver.serve.listener import MAX_IN_FLIGHT, MAX_TCP_CONNECTIONS, TcpListener, UdpListener
+from resolver.serve.logs import configure_logging
+from resolver.serve.metrics import MetricsServer, bind_metrics_socket
+from resolver.serve.runtime import build_service
+
+__all__ = ["build_parser", "main"]
 
 log = structlog.get_logger("resolver")
 
 
 class UsageError(Exception):
     """A problem with how the resolver was started: one line, exit status 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr (no usage block), status 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: {message} (see --help)\n")
-
-
-def _integer(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
 
 
 def _reason(error: OSError) -> str:
@@ -65,133 +66,11 @@ def _reason(error: OSError) -> str:
     return str(error)
 
 
-def _port(text: str) -> int:
-    value = _integer(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{text} is not a port number")
-    return value
-
-
-def _address(text: str) -> str:
-    try:
-        return str(ipaddress.ip_address(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an IP address") from None
-
-
-def _network(text: str) -> str:
-    try:
-        return str(ipaddress.ip_network(text, strict=False))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a CIDR network") from None
-
-
-def _positive(text: str) -> int:
-    value = _integer(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def _ttl(text: str) -> int:
-    value = _integer(text)
-    if not 0 <= value <= 2**31 - 1:
-        raise argparse.ArgumentTypeError("a TTL is between 0 and 2147483647 seconds")
-    return value
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="resolver",
-        description="Iterative recursive DNS resolver: answers clients by walking from the "
-        "root servers down to the authoritative ones.",
-    )
-    add = parser.add_argument
-    add("--port", type=_port, default=2053, help="port to listen on, UDP and TCP (default 2053)")
-    add(
-        "--address",
-        type=_address,
-        action="append",
-        help="address to listen on; repeat for several, IPv6 too (default 127.0.0.1)",
-    )
-    add(
-        "--allow",
-        type=_network,
-        action="append",
-        default=[],
-        metavar="CIDR",
-        help="clients allowed besides loopback; others get REFUSED (repeatable)",
-    )
-    add(
-        "--root-hints",
-        metavar="FILE",
-        default=str(DEFAULT_HINTS),
-        help="root hints file in named.root format (default: the shipped named.root)",
-    )
-    add(
-        "--upstream-port",
-        type=_port,
-        default=DEFAULT_PORT,
-        help="port of every upstream server (default 53; for labs that cannot bind 53)",
-    )
-    family = parser.add_mutually_exclusive_group()
-    family.add_argument(
-        "--ipv4-only", action="store_true", help="query upstream servers over IPv4 only"
-    )
-    family.add_argument(
-        "--ipv6-only", action="store_true", help="query upstream servers over IPv6 only"
-    )
-    add(
-        "--no-qname-minimisation",
-        dest="qname_minimisation",
-        action="store_false",
-        help="ask every server the whole name, not only the next label (RFC 9156)",
-    )
-    add(
-        "--cache-size",
-        type=_positive,
-        default=100_000,
-        metavar="ENTRIES",
-        help="most record sets (and answers) kept in the cache (default 100000)",
-    )
-    add("--min-ttl", type=_ttl, default=0, help="floor for cached TTLs, seconds (default 0)")
-    add("--max-ttl", type=_ttl, default=86400, help="ceiling for cached TTLs (default 86400)")
-    add(
-        "--log-format",
-        choices=("console", "json"),
-        default="console",
-        help="key=value lines for a terminal, or one JSON object per line",
-    )
-    add("--log-level", choices=LEVELS, default="info", help="least severe events logged")
-    add("--query-log", action="store_true", help="log one line per client query at info")
-    add(
-        "--workers",
-        type=_positive,
-        default=1,
-        help="processes answering on the port (SO_REUSEPORT), each with its own cache",
-    )
-    return parser  # fmt: skip
-
-
 def _load_hints(path: str) -> RootHints:
     try:
         return load_root_hints(path)
     except HintsError as error:
         raise UsageError(str(error)) from None
-
-
-def build_service(args: argparse.Namespace, hints: RootHints) -> ResolverService:
-    cache = RecordCache(args.cache_size, min_ttl=args.min_ttl, max_ttl=args.max_ttl)
-    engine = IterativeEngine(
-        UpstreamTransport(port=args.upstream_port),
-        cache,
-        hints,
-        selection=ServerSelection(),
-        addresses=upstream_addresses(hints, args.ipv4_only, args.ipv6_only),
-        qname_minimisation=args.qname_minimisation,
-    )
-    answers = AnswerCache(args.cache_size)
-    return ResolverService(engine, answers, AccessList(args.allow), query_log=args.query_log)
 
 
 UDP_RECEIVE_BUFFER = 4 << 20  # room for bursts while the loop is busy (capped by rmem_max)
@@ -236,32 +115,79 @@ def bind_sockets(addresses: list[str], port: int, reuse_port: bool) -> Listening
     return bound
 
 
-async def serve(args: argparse.Namespace, hints: RootHints, sockets: Listening) -> None:
-    """Answer on the given sockets until SIGINT or SIGTERM."""
-    service = build_service(args, hints)
+@dataclass
+class Process:
+    """What one process serves with: its settings, its sockets, and its place among the
+    workers (the first process has the control socket, the metrics endpoint and a link
+    to each worker; a worker has its end of one link)."""
+
+    settings: Settings
+    flags: dict[str, object]
+    hints: RootHints
+    sockets: Listening
+    control: ControlSocket | None = None
+    metrics: socket.socket | None = None
+    links: list[WorkerLink] = field(default_factory=list)
+    link: socket.socket | None = None  # a worker's end of its link to the first process
+    children: list[int] = field(default_factory=list)
+
+
+async def serve(process: Process) -> None:
+    """Answer on the process's sockets until SIGINT or SIGTERM; reload on SIGHUP."""
+    settings = process.settings
+    runtime = build_service(settings, process.hints, process.flags)
+    service = runtime.service
     loop = asyncio.get_running_loop()
     closers: list[Callable[[], object]] = []
-    for udp_sock, tcp_sock in sockets:
+    for udp_sock, tcp_sock in process.sockets:
         udp, _ = await loop.create_datagram_endpoint(lambda: UdpListener(service), sock=udp_sock)
         tcp = await asyncio.start_server(TcpListener(service), sock=tcp_sock)
         closers += [udp.close, tcp.close]
+    front = Front(runtime, process.links)
+    if process.control is not None:
+        server = await asyncio.start_unix_server(ControlServer(front), sock=process.control.sock)
+        closers.append(server.close)
+    if process.metrics is not None:
+        metrics = await asyncio.start_server(MetricsServer(front.samples), sock=process.metrics)
+        closers.append(metrics.close)
+    if process.link is not None:
+        linked = asyncio.ensure_future(serve_link(process.link, runtime))
+        closers.append(linked.cancel)
+    first: dict[str, object] = {}
+    if process.link is None:  # the first process says where it can be reached
+        control = process.control.path if process.control is not None else None
+        first = {"control": control, "metrics": settings.metrics}
     log.info(
-        "started", addresses=args.address or ["127.0.0.1"], port=args.port,
-        hints=hints.source, roots=len(hints.servers), upstream_port=args.upstream_port,
-        cache_size=args.cache_size, worker=os.getpid(),
+        "started", addresses=list(settings.address), port=settings.port,
+        hints=process.hints.source, roots=len(process.hints.servers),
+        upstream_port=settings.upstream_port, cache_size=settings.cache_size,
+        config=str(settings.config) if settings.config else None, worker=os.getpid(), **first,
     )  # fmt: skip
+
+    def hang_up() -> None:
+        for pid in process.children:  # every worker reloads, each for itself
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGHUP)
+        runtime.reload()
+
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, hang_up)
     await stop.wait()
     log.info("stopping", worker=os.getpid())
     for close in closers:
         close()
 
 
-def _run(args: argparse.Namespace, hints: RootHints, sockets: Listening) -> None:
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args, hints, sockets))
+def _run(process: Process) -> None:
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve(process))
+    finally:
+        # The loop put SIGHUP back to its default action (ending the process) as it
+        # closed; while the workers are stopped, a reload has nothing left to do.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
 
 def raise_file_limit(wanted: int = 8192) -> int:
@@ -286,54 +212,93 @@ def _end_with_parent(parent: int) -> None:
         os._exit(0)
 
 
-def run_workers(args: argparse.Namespace, hints: RootHints) -> None:
+def _bind_extras(settings: Settings) -> tuple[ControlSocket | None, socket.socket | None]:
+    """The control socket and the metrics socket of the first process (None: not wanted,
+    or the default control socket is held by another resolver)."""
+    control = None
+    path = control_socket_path(settings)
+    if path is not None:
+        control = bind_control_socket(path, explicit=settings.control_socket is not None)
+    endpoint = metrics_endpoint(settings)
+    if endpoint is None:
+        return control, None
+    try:
+        return control, bind_metrics_socket(*endpoint)
+    except OSError as error:
+        if control is not None:
+            control.remove()
+        raise UsageError(f"cannot serve metrics on {settings.metrics}: {_reason(error)}") from None
+
+
+def run_workers(settings: Settings, flags: dict[str, object], hints: RootHints) -> None:
     """Serve in ``--workers`` processes, each with its own cache, sharing the port."""
-    addresses = args.address or ["127.0.0.1"]
-    reuse_port = args.workers > 1
+    addresses = list(settings.address)
+    reuse_port = settings.workers > 1
     files = raise_file_limit()
     if files < MAX_IN_FLIGHT + MAX_TCP_CONNECTIONS + 64:
         log.warning("few_open_files", limit=files, needed=MAX_IN_FLIGHT + MAX_TCP_CONNECTIONS + 64)
-    sockets = bind_sockets(addresses, args.port, reuse_port)  # port in use: fails here, once
+    sockets = bind_sockets(addresses, settings.port, reuse_port)  # port in use: fails here, once
+    try:
+        control, metrics = _bind_extras(settings)
+    except BaseException:
+        for pair in sockets:
+            for sock in pair:
+                sock.close()
+        raise
+    first = Process(settings, flags, hints, sockets, control, metrics)
     parent = os.getpid()
-    children = []
-    for _ in range(args.workers - 1):
+    ours: list[socket.socket] = [s for pair in sockets for s in pair]
+    ours += [control.sock] if control is not None else []
+    ours += [metrics] if metrics is not None else []
+    for _ in range(settings.workers - 1):
+        parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         pid = os.fork()
         if pid == 0:  # a worker: its own sockets in the same SO_REUSEPORT group
             _end_with_parent(parent)
-            for pair in sockets:
-                for sock in pair:
-                    sock.close()
+            for sock in [*ours, parent_end]:
+                sock.close()
             status = 0
             try:
-                _run(args, hints, bind_sockets(addresses, args.port, reuse_port))
+                own = bind_sockets(addresses, settings.port, reuse_port)
+                _run(Process(settings, flags, hints, own, link=child_end))
             except BaseException:
                 status = 1
             os._exit(status)
-        children.append(pid)
+        child_end.close()
+        ours.append(parent_end)
+        first.children.append(pid)
+        first.links.append(WorkerLink(pid, parent_end))
     try:
-        _run(args, hints, sockets)
+        _run(first)
     finally:
-        for pid in children:
+        for pid in first.children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-        for pid in children:
+        for pid in first.children:
             os.waitpid(pid, 0)
+        if control is not None:
+            control.remove()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)  # exits with status 2 and one line on a bad flag
-    if args.min_ttl > args.max_ttl:
-        parser.error("--min-ttl is larger than --max-ttl")
-    configure_logging(args.log_format, args.log_level)
+    # Until the event loop handles SIGHUP, one arriving must not kill the process (its
+    # default action): the configuration is being read anyway.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    config, flags = parse_command_line(argv)  # exits with status 2 and one line on a bad flag
     try:
-        hints = _load_hints(args.root_hints)
+        settings = load_settings(config, flags)
+    except SettingsError as error:
+        print(f"resolver: {error}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_format, settings.log_level)
+    try:
+        hints = _load_hints(settings.root_hints)
         with contextlib.suppress(ImportError):
-            import uvloop  # optional: pip install .[fast]
+            import uvloop
 
             asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-        run_workers(args, hints)
-    except UsageError as error:
+        run_workers(settings, flags, hints)
+    except (UsageError, SettingsError) as error:
         print(f"resolver: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -8,16 +8,23 @@
   the Internet class); AXFR/IXFR -> REFUSED (zone transfers are for
   authoritative servers); EDNS version above 0 -> BADVERS (RFC 6891 section
   6.1.3).  Each case is logged at warning with the client address.
-- Responses copy the client's ID, RD and CD, set QR and RA, never AA, echo the
-  question as written, and carry EDNS only if the query did.  They are minimal,
-  as Unbound's by default: the answer section, the SOA in authority for
-  NXDOMAIN/NODATA, nothing else.  A UDP answer larger than the client takes
-  (512, or its EDNS size capped at 1232) is sent with TC=1 and no records.
+- Responses are built by :mod:`resolver.serve.responses` (header rules, EDNS,
+  Extended DNS Errors, truncation).  They are minimal, as Unbound's by default:
+  the answer section, the SOA in authority for NXDOMAIN/NODATA, nothing else.
+- One way through per packet: :meth:`ResolverService.take` checks the header and
+  the access list and computes the question key once, answers from the wire
+  cache if it can, and otherwise hands a :class:`Pending` (what it decided) to
+  :meth:`ResolverService.finish`, which parses, resolves and answers.
+- Queries with RD=0 never start upstream work: they are answered from the cache
+  or REFUSED (Extended DNS Error 20, Not Authoritative: RFC 8914 section 4.21
+  says a resolver SHOULD send it for RD=0 queries it refuses), as Unbound, which
+  refuses them outright by default.
 - The same question asked by several clients while it is being resolved is
   resolved once and answered to all (in-flight coalescing).
 - TCP follows RFC 7766: 2-byte length prefix, several queries per connection
-  answered as they complete (possibly out of order), an idle timeout, and a cap
-  on open connections.
+  answered as they complete (possibly out of order), a cap on open connections,
+  and an idle timeout that counts from the last answer sent (section 6.2.3: a
+  connection is idle when no query is outstanding), not from the last query.
 """
 
 from __future__ import annotations
@@ -30,17 +37,16 @@ from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 import structlog
+from recordclass import dataobject
 
-from resolver.cache.answers import AnswerCache, question_key
+from resolver.cache.answers import AnswerCache, QuestionKey, question_key
 from resolver.iterate.answer import Answer, FailureKind, servfail
 from resolver.iterate.engine import IterativeEngine
+from resolver.serve.responses import EdeCode, failure_error, fit_udp, make_response
+from resolver.serve.stats import ServiceStats
 from resolver.wire import (
     CLASS_IN,
-    EDNS_PAYLOAD,
     HEADER_SIZE,
-    UDP_PLAIN,
-    Edns,
-    Header,
     Message,
     Opcode,
     Rcode,
@@ -52,15 +58,16 @@ from resolver.wire import (
     response_from_header,
     write_message,
 )
-from resolver.wire.names import name_key
+from resolver.wire.names import name_key, read_name
 
 log = structlog.get_logger("resolver.serve.listener")
 
-TCP_IDLE_TIMEOUT = 10.0  # seconds without a query before a TCP connection is closed
+TCP_IDLE_TIMEOUT = 10.0  # seconds a TCP connection may stay open with no query outstanding
 MAX_TCP_CONNECTIONS = 256
 MAX_PIPELINED = 64  # queries of one TCP connection in progress before we stop reading it
 SERVFAIL_TTL = 5  # seconds a SERVFAIL is answered from the cache (BIND: servfail-ttl 1)
 MAX_IN_FLIGHT = 4096  # distinct questions being resolved at once; beyond: SERVFAIL
+NOT_RECURSING = "recursion not desired (RD=0) and the answer is not in the cache"
 
 Address = tuple[Any, ...]
 
@@ -75,7 +82,10 @@ class AccessList:
     def allows(self, host: str) -> bool:
         decided = self._decided.get(host)
         if decided is None:
-            address = ipaddress.ip_address(host.split("%", 1)[0])
+            try:
+                address = ipaddress.ip_address(host.split("%", 1)[0])
+            except ValueError:
+                return False  # no usable peer address (a TCP peer that is already gone)
             if address.version == 6 and address.ipv4_mapped is not None:
                 address = address.ipv4_mapped
             decided = address.is_loopback or any(address in net for net in self.networks)
@@ -85,16 +95,15 @@ class AccessList:
         return decided
 
 
-def error_response(query: Message, rcode: int, with_question: bool = True) -> Message:
-    header = query.header
-    edns = Edns(EDNS_PAYLOAD) if query.edns is not None else None
-    response = Message(
-        Header(header.id, 1, header.opcode, 0, 0, header.rd, 1, 0, 0, header.cd, 0),
-        list(query.question) if with_question else [],
-        [], [], [], edns,
-    )  # fmt: skip
-    response.set_rcode(rcode)
-    return response
+class Pending(dataobject, fast_new=True):
+    """A query the wire cache did not answer, with what was decided about it on arrival."""
+
+    packet: bytes
+    client: str
+    transport: str  # "udp" or "tcp"
+    allowed: bool  # the access list's verdict, taken once
+    key: QuestionKey | None  # the wire cache's key, None if the query is not plain
+    started: float  # the service clock when it arrived
 
 
 def _servfail(packet: bytes) -> bytes | None:
@@ -114,132 +123,188 @@ class ResolverService:
         access: AccessList | None = None,
         query_log: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        stats: ServiceStats | None = None,
     ) -> None:
         self.engine = engine
         self.answers = answers
         self.access = access or AccessList()
         self.query_log = query_log
         self.clock = clock
+        self.stats = stats or ServiceStats()
         self._in_flight: dict[tuple[str, int], asyncio.Task[Answer]] = {}
 
-    def fast_answer(self, packet: bytes, client: str, udp: bool) -> bytes | None:
-        """A cached answer for a plain query, without parsing it; None for the full path."""
-        key = question_key(packet)
-        if key is None:
-            return None
-        if not udp:
-            key.udp_size = 65535
-        response = self.answers.answer(key, packet)
-        if response is not None and self.query_log:
-            self._log_fast(packet, client, rcode_of(response))
-        return response
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
 
-    def _log_fast(self, packet: bytes, client: str, rcode: int) -> None:
-        try:
-            message = parse_message(packet)
-        except WireError:
-            return
-        question = message.question[0]
-        log.info("query", client=client, name=question.name, type=RRType.text(question.rrtype),
-                 rcode=Rcode.text(rcode), cache=True, upstream=0, ms=0.0)  # fmt: skip
+    # ---------------------------------------------------------------- the way through
 
-    async def handle(self, packet: bytes, client: str, udp: bool) -> bytes | None:
-        """The response to one query packet, or None when it must be dropped."""
+    def take(self, packet: bytes, client: str, transport: str) -> bytes | Pending | None:
+        """A packet's arrival: the answer at once from the wire cache (bytes), None to drop
+        it, or the :class:`Pending` query for :meth:`finish`."""
         started = self.clock()
-        if len(packet) < HEADER_SIZE:
-            log.warning("bad_query", client=client, problem="shorter than a header")
+        if len(packet) < HEADER_SIZE or is_response(packet):
+            problem = "shorter than a header" if len(packet) < HEADER_SIZE else "a response (QR=1)"
+            log.warning("bad_query", client=client, problem=problem + ", not answered")
+            self.stats.dropped += 1
             return None
-        if is_response(packet):
-            log.warning("bad_query", client=client, problem="a response (QR=1), not answered")
-            return None
+        # Access first: a client outside --allow is not answered (nor logged) from the cache.
+        allowed = self.access.allows(client)
+        key = question_key(packet) if allowed else None
+        if key is not None:
+            if transport == "tcp":
+                key.udp_size = 65535
+            response = self.answers.answer(key, packet)
+            if response is not None:
+                qtype = packet[key.end - 4] << 8 | packet[key.end - 3]
+                rcode = rcode_of(response)
+                self.stats.answered(qtype, rcode, transport, self.clock() - started)
+                if self.query_log:
+                    self._log_cache_hit(packet, client, qtype, rcode)
+                return response
+        return Pending(packet, client, transport, allowed, key, started)
+
+    async def finish(self, pending: Pending) -> bytes | None:
+        """The response to a query the wire cache did not answer."""
+        packet = pending.packet
         try:
             query = parse_message(packet)
         except WireError as error:
-            log.warning("bad_query", client=client, problem=str(error))
+            log.warning("bad_query", client=pending.client, problem=str(error))
+            self.stats.answered(0, Rcode.FORMERR, pending.transport, self.clock() - pending.started)
             return response_from_header(packet, Rcode.FORMERR)
-        refusal = self._refusal(query, client)
+        refusal = self._refusal(query, pending)
         if refusal is not None:
-            return write_message(refusal)
+            return self._send(pending, query, refusal)
         question = query.question[0]
-        resolution, cached = await self._resolve(question.name, question.rrtype)
-        response = self._build(query, resolution)
+        if query.header.rd:
+            resolution = await self._resolve(question.name, question.rrtype)
+        else:
+            cached = self.engine.answer_from_cache(question.name, question.rrtype)
+            if cached is None:
+                refused = make_response(
+                    query, Rcode.REFUSED, error=(EdeCode.NOT_AUTHORITATIVE, NOT_RECURSING)
+                )
+                return self._send(pending, query, refused, logged=True)
+            resolution = cached
+        failed = resolution.rcode == Rcode.SERVFAIL
+        response = make_response(
+            query, resolution.rcode, resolution.answer, resolution.authority,
+            error=failure_error(resolution.failure) if failed else None,
+        )  # fmt: skip
+        return self._send(pending, query, response, resolution)
+
+    async def respond(self, packet: bytes, client: str, transport: str = "udp") -> bytes | None:
+        """:meth:`take` then, if needed, :meth:`finish`: the whole way for one packet."""
+        outcome = self.take(packet, client, transport)
+        if isinstance(outcome, Pending):
+            return await self.finish(outcome)
+        return outcome
+
+    def failed(self, pending: Pending) -> bytes | None:
+        """SERVFAIL for a query whose handling raised (logged by the caller), counted."""
+        self.stats.answered(0, Rcode.SERVFAIL, pending.transport, self.clock() - pending.started)
+        return _servfail(pending.packet)
+
+    # ---------------------------------------------------------------- steps
+
+    def _send(
+        self,
+        pending: Pending,
+        query: Message,
+        response: Message,
+        resolution: Answer | None = None,
+        logged: bool = False,
+    ) -> bytes:
+        """Write the response, keep it in the wire cache if it may be, fit it to UDP, count
+        and log it."""
         wire = write_message(response)
-        key = question_key(packet)
-        if key is not None:
-            if resolution.rcode in (Rcode.NOERROR, Rcode.NXDOMAIN):
-                self.answers.store(key, wire)
-            elif (
-                resolution.failure is not None and resolution.failure.kind != FailureKind.OVERLOADED
-            ):
-                # RFC 2308 section 7.1: a failure may be remembered (at most 5 minutes), so
-                # that clients retrying a broken name do not each start the walk again.
-                self.answers.store(key, wire, lifetime=SERVFAIL_TTL)
-        if udp:
-            wire = self._fit_udp(query, response, wire)
-        if self.query_log:
-            log.info("query", client=client, name=question.name,
-                     type=RRType.text(question.rrtype), rcode=Rcode.text(resolution.rcode),
-                     cache=cached, upstream=resolution.upstream_queries,
-                     ms=round((self.clock() - started) * 1000, 2))  # fmt: skip
+        if resolution is not None:
+            self._remember(pending.key, query, resolution, wire)
+            logged = True
+        if pending.transport == "udp":
+            wire = fit_udp(query, response, wire)
+        question = query.question[0] if query.question else None
+        rcode = response.rcode
+        qtype = question.rrtype if question is not None else 0
+        self.stats.answered(qtype, rcode, pending.transport, self.clock() - pending.started)
+        if logged and self.query_log and question is not None:
+            upstream = resolution.upstream_queries if resolution is not None else 0
+            cached = resolution is not None and (resolution.from_cache or upstream == 0)
+            log.info("query", client=pending.client, name=question.name,
+                     type=RRType.text(qtype), rcode=Rcode.text(rcode), cache=cached,
+                     upstream=upstream,
+                     ms=round((self.clock() - pending.started) * 1000, 2))  # fmt: skip
         return wire
 
-    def _refusal(self, query: Message, client: str) -> Message | None:
+    def _remember(
+        self, key: QuestionKey | None, query: Message, resolution: Answer, wire: bytes
+    ) -> None:
+        """Keep an answer for the fast path: answers and negative answers for their TTL, a
+        SERVFAIL for a few seconds (not one we gave because we were overloaded)."""
+        if key is None:
+            return
+        names: tuple[str, ...] = ()
+        if len(resolution.answer) > 1:  # a CNAME chain names other owners: flushes find them
+            asked = name_key(query.question[0].name)
+            names = tuple({name_key(rr.name) for rr in resolution.answer} - {asked})
+        if resolution.rcode in (Rcode.NOERROR, Rcode.NXDOMAIN):
+            self.answers.store(key, wire, names=names)
+        elif resolution.failure is not None and resolution.failure.kind != FailureKind.OVERLOADED:
+            # RFC 2308 section 7.1: a failure may be remembered (at most 5 minutes), so
+            # that clients retrying a broken name do not each start the walk again.
+            self.answers.store(key, wire, lifetime=SERVFAIL_TTL)
+
+    def _refusal(self, query: Message, pending: Pending) -> Message | None:
         """The error response a query gets instead of resolution, if any (logged)."""
-        problem, rcode = None, Rcode.NOERROR
+        problem, rcode, error = None, Rcode.NOERROR, None
         header = query.header
-        if not self.access.allows(client):
+        question = query.question[0] if len(query.question) == 1 else None
+        if not pending.allowed:
             problem, rcode = "client not in --allow", Rcode.REFUSED
+            error = (EdeCode.PROHIBITED, "client not allowed")
         elif header.opcode != Opcode.QUERY:
             problem, rcode = f"opcode {header.opcode}", Rcode.NOTIMP
-        elif len(query.question) != 1:
+        elif question is None:
             problem, rcode = f"{len(query.question)} questions", Rcode.FORMERR
         elif query.edns is not None and query.edns.version != 0:
             problem, rcode = f"EDNS version {query.edns.version}", Rcode.BADVERS
-        elif query.question[0].rrclass != CLASS_IN:
-            problem, rcode = f"class {query.question[0].rrclass}", Rcode.REFUSED
-        elif query.question[0].rrtype in (RRType.AXFR, RRType.IXFR):
+        elif question.rrclass != CLASS_IN:
+            problem, rcode = f"class {question.rrclass}", Rcode.REFUSED
+            error = (EdeCode.NOT_SUPPORTED, "only class IN is served")
+        elif question.rrtype in (RRType.AXFR, RRType.IXFR):
             problem, rcode = "zone transfer", Rcode.REFUSED
-        elif query.question[0].rrtype == RRType.OPT or 128 <= query.question[0].rrtype <= 254:
-            problem, rcode = f"meta type {query.question[0].rrtype}", Rcode.FORMERR
+            error = (EdeCode.NOT_SUPPORTED, "zone transfers are for authoritative servers")
+        elif question.rrtype == RRType.OPT or 128 <= question.rrtype <= 254:
+            problem, rcode = f"meta type {question.rrtype}", Rcode.FORMERR
         if problem is None:
             return None
-        log.warning("bad_query", client=client, problem=problem, rcode=Rcode.text(rcode))
-        return error_response(query, rcode, with_question=len(query.question) == 1)
+        log.warning("bad_query", client=pending.client, problem=problem, rcode=Rcode.text(rcode))
+        return make_response(query, rcode, error=error, with_question=question is not None)
 
-    async def _resolve(self, name: str, rrtype: int) -> tuple[Answer, bool]:
+    async def _resolve(self, name: str, rrtype: int) -> Answer:
         """Resolve, sharing one resolution among clients asking the same question."""
         key = (name_key(name), rrtype)
         task = self._in_flight.get(key)
         if task is None:
             if len(self._in_flight) >= MAX_IN_FLIGHT:
                 log.warning("overloaded", in_flight=len(self._in_flight))
-                return servfail(FailureKind.OVERLOADED, "too many questions in flight"), False
+                return servfail(FailureKind.OVERLOADED, "too many questions in flight")
             task = asyncio.ensure_future(self.engine.resolve(name, rrtype))
             self._in_flight[key] = task
             task.add_done_callback(lambda _t: self._in_flight.pop(key, None))
-        resolution = await asyncio.shield(task)
-        return resolution, resolution.upstream_queries == 0
+        return await asyncio.shield(task)
 
     @staticmethod
-    def _build(query: Message, resolution: Answer) -> Message:
-        response = error_response(query, resolution.rcode)
-        response.answer = resolution.answer
-        response.authority = resolution.authority
-        return response
+    def _log_cache_hit(packet: bytes, client: str, qtype: int, rcode: int) -> None:
+        """A fast-path answer in the query log: the name read from the question, as written
+        (the key checked it is plain labels, so this cannot fail), nothing else parsed."""
+        name = read_name(packet, HEADER_SIZE)[0]
+        log.info("query", client=client, name=name, type=RRType.text(qtype),
+                 rcode=Rcode.text(rcode), cache=True, upstream=0, ms=0.0)  # fmt: skip
 
-    @staticmethod
-    def _fit_udp(query: Message, response: Message, wire: bytes) -> bytes:
-        """Truncate (TC=1, no records) when the answer is larger than the client takes."""
-        limit = (
-            UDP_PLAIN
-            if query.edns is None
-            else min(max(query.edns.payload, UDP_PLAIN), EDNS_PAYLOAD)
-        )
-        if len(wire) <= limit:
-            return wire
-        response.answer, response.authority, response.additional = [], [], []
-        response.header.tc = 1
-        return write_message(response)
+
+# -------------------------------------------------------------------- transports
 
 
 class UdpListener(asyncio.DatagramProtocol):
@@ -253,24 +318,22 @@ class UdpListener(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
-        service = self.service
-        # Access first: a client outside --allow must not be answered (nor logged) from the cache.
-        allowed = service.access.allows(addr[0])
-        fast = service.fast_answer(data, addr[0], udp=True) if allowed else None
-        if fast is not None:
-            assert self.transport is not None
-            self.transport.sendto(fast, addr)
+        outcome = self.service.take(data, addr[0], "udp")
+        if outcome is None:
             return
-        task = asyncio.ensure_future(self._answer(data, addr))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        if isinstance(outcome, Pending):
+            task = asyncio.ensure_future(self._answer(outcome, addr))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        elif self.transport is not None:
+            self.transport.sendto(outcome, addr)
 
-    async def _answer(self, data: bytes, addr: Address) -> None:
+    async def _answer(self, pending: Pending, addr: Address) -> None:
         try:
-            response = await self.service.handle(data, addr[0], udp=True)
+            response = await self.service.finish(pending)
         except Exception:
             log.exception("internal_error", client=addr[0])
-            response = _servfail(data)
+            response = self.service.failed(pending)
         if response is not None and self.transport is not None:
             self.transport.sendto(response, addr)
 
@@ -293,39 +356,81 @@ class TcpListener:
             writer.close()
             return
         self.open += 1
-        pending: set[asyncio.Task[None]] = set()
         try:
-            while True:
-                try:
-                    async with asyncio.timeout(TCP_IDLE_TIMEOUT):
-                        prefix = await reader.readexactly(2)
-                        packet = await reader.readexactly(int.from_bytes(prefix, "big"))
-                except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
-                    break
-                task = asyncio.ensure_future(self._answer(packet, peer[0], writer))
-                pending.add(task)
-                task.add_done_callback(pending.discard)
-                if len(pending) >= MAX_PIPELINED:
-                    # Backpressure: a client that sends without reading waits for us.
-                    await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            if pending:
-                await asyncio.wait(pending, timeout=TCP_IDLE_TIMEOUT)
+            await _TcpConnection(self.service, reader, writer, str(peer[0])).serve()
         finally:
             self.open -= 1
             writer.close()
 
-    async def _answer(self, packet: bytes, client: str, writer: asyncio.StreamWriter) -> None:
-        service = self.service
-        allowed = service.access.allows(client)
-        response = service.fast_answer(packet, client, udp=False) if allowed else None
-        if response is None:
+
+class _TcpConnection:
+    """One client connection: reads queries, answers each as soon as it is ready.
+
+    It is idle when no query is outstanding (RFC 7766 section 6.2.3); the idle timeout
+    starts then, that is from the last answer sent (or the connection's opening), and a
+    read in progress has its deadline moved when an answer goes out.
+    """
+
+    def __init__(
+        self,
+        service: ResolverService,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        client: str,
+    ) -> None:
+        self.service = service
+        self.reader = reader
+        self.writer = writer
+        self.client = client
+        self.loop = asyncio.get_running_loop()
+        self.outstanding = 0
+        self.idle_since = self.loop.time()
+        self.read_timeout: asyncio.Timeout | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def serve(self) -> None:
+        reader = self.reader
+        while True:
+            deadline = None if self.outstanding else self.idle_since + TCP_IDLE_TIMEOUT
             try:
-                response = await service.handle(packet, client, udp=False)
-            except Exception:
-                log.exception("internal_error", client=client)
-                response = _servfail(packet)  # as over UDP: the client gets an answer
+                async with asyncio.timeout_at(deadline) as self.read_timeout:
+                    prefix = await reader.readexactly(2)
+                    packet = await reader.readexactly(int.from_bytes(prefix, "big"))
+            except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+                break
+            finally:
+                self.read_timeout = None
+            self.outstanding += 1
+            outcome = self.service.take(packet, self.client, "tcp")
+            if isinstance(outcome, Pending):
+                task = asyncio.ensure_future(self._finish(outcome))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+                if len(self.tasks) >= MAX_PIPELINED:
+                    # Backpressure: a client that sends without reading waits for us.
+                    await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)
+            else:
+                await self._write(outcome)
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=TCP_IDLE_TIMEOUT)
+
+    async def _finish(self, pending: Pending) -> None:
+        try:
+            response = await self.service.finish(pending)
+        except Exception:
+            log.exception("internal_error", client=self.client)
+            response = self.service.failed(pending)  # as over UDP: the client gets an answer
+        await self._write(response)
+
+    async def _write(self, response: bytes | None) -> None:
+        writer = self.writer
         if response is not None and not writer.is_closing():
             writer.write(len(response).to_bytes(2, "big") + response)
             with contextlib.suppress(ConnectionError, TimeoutError):
                 async with asyncio.timeout(TCP_IDLE_TIMEOUT):
                     await writer.drain()  # the write buffer stays bounded
+        self.outstanding -= 1
+        if self.outstanding == 0:
+            self.idle_since = self.loop.time()
+            if self.read_timeout is not None:
+                self.read_timeout.reschedule(self.idle_since + TCP_IDLE_TIMEOUT)

@@ -1,0 +1,414 @@
+"""The resolver's settings: built-in defaults, then a TOML file (``--config``), then flags.
+
+One table, :data:`OPTIONS`, declares every setting once: its key (the TOML key,
+and the command-line flag ``--key``), its type, how its value is checked, its
+help text, and whether a reload (SIGHUP, ``resolver-control reload``) may change
+it.  The command line and the file are both read through that table, so they
+cannot drift apart, and :class:`Settings` is the one typed value the rest of
+the service is built from.
+
+A flag replaces the file's value (for lists too: ``--allow`` on the command line
+replaces the file's ``allow``).  Every mistake in a file is one
+:class:`SettingsError` naming the file, the line (tomllib gives it for syntax
+errors; for a key or a value it is found by reading the file's lines) and the
+key; the command line turns it into one line on stderr and exit status 2.
+
+Sections (``[name]`` tables) are for what later features bring (local zones,
+forward zones, DNSSEC, a shared cache): each is a parser registered in
+:data:`SECTIONS`, so adding one is one line there.  A section nobody registered
+is an error, as an unknown key is: a typo must not be silently ignored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import ipaddress
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, NoReturn
+
+from resolver.iterate.hints import DEFAULT_HINTS
+
+LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("console", "json")
+OFF = "none"  # the value that turns the control socket or the metrics endpoint off
+UNIX_PATH_MAX = 107  # sun_path holds 108 bytes, one for the terminating NUL (unix(7))
+
+
+class SettingsError(Exception):
+    """A setting that cannot be used: one line saying where and why (exit status 2)."""
+
+
+# -- checks: a typed value in, the value kept out, or ValueError with the reason ----------
+
+
+def _port(value: int) -> int:
+    if not 0 <= value <= 65535:
+        raise ValueError(f"{value} is not a port number")
+    return value
+
+
+def _positive(value: int) -> int:
+    if value < 1:
+        raise ValueError(f"must be at least 1, not {value}")
+    return value
+
+
+def _ttl(value: int) -> int:
+    if not 0 <= value <= 2**31 - 1:
+        raise ValueError("a TTL is between 0 and 2147483647 seconds")
+    return value
+
+
+def _address(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address") from None
+
+
+def _network(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=False))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a CIDR network") from None
+
+
+def _path(value: str) -> str:
+    if not value:
+        raise ValueError("an empty path")
+    return value
+
+
+def _socket_path(value: str) -> str:
+    if value != OFF and len(os.fsencode(_path(value))) > UNIX_PATH_MAX:
+        raise ValueError(f"a Unix socket path is at most {UNIX_PATH_MAX} bytes")
+    return value
+
+
+def split_host_port(value: str) -> tuple[str, int]:
+    """``ADDR:PORT`` or ``[IPv6]:PORT`` as (address, port); ValueError if it is neither."""
+    match = re.fullmatch(r"\[([^\]]+)\]:(\d+)|([^:\[\]]+):(\d+)", value)
+    if match is None:
+        raise ValueError(f"{value!r} is not ADDRESS:PORT (IPv6 as [ADDRESS]:PORT)")
+    host = match[1] or match[3]
+    if match[1] and ":" not in host:
+        raise ValueError(f"{value!r}: brackets are for IPv6 addresses")
+    return _address(host), _port(int(match[2] or match[4]))
+
+
+def _endpoint(value: str) -> str:
+    if value == OFF:
+        return value
+    host, port = split_host_port(value)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+# -- the table ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: TOML key ``key``, flag ``--key``, field ``key`` with dashes as underscores."""
+
+    key: str
+    kind: type  # int, str, bool, or list (of str)
+    help: str
+    check: Callable[[Any], Any] | None = None  # applied to each element of a list
+    choices: tuple[str, ...] = ()
+    metavar: str | None = None
+    reloadable: bool = False  # a reload applies it; otherwise a change needs a restart
+
+    @property
+    def field(self) -> str:
+        return self.key.replace("-", "_")
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("port", int, "port to listen on, UDP and TCP (default 2053)", _port),
+    Option("address", list, "address to listen on; repeat for several, IPv6 too "
+           "(default 127.0.0.1)", _address),
+    Option("allow", list, "clients allowed besides loopback; others get REFUSED (repeatable)",
+           _network, metavar="CIDR", reloadable=True),
+    Option("root-hints", str, "root hints file in named.root format (default: the shipped "
+           "named.root)", _path, metavar="FILE"),
+    Option("upstream-port", int, "port of every upstream server (default 53; for labs that "
+           "cannot bind 53)", _port, metavar="PORT"),
+    Option("ipv4-only", bool, "query upstream servers over IPv4 only (default: IPv4 and IPv6 "
+           "wherever the host has a route)"),
+    Option("ipv6-only", bool, "query upstream servers over IPv6 only"),
+    Option("qname-minimisation", bool, "ask each server only for the next label of the name "
+           "(RFC 9156; default on)", reloadable=True),
+    Option("cache-size", int, "most record sets (and answers) kept in the cache (default "
+           "100000); lowering it at a reload evicts", _positive, metavar="ENTRIES",
+           reloadable=True),
+    Option("min-ttl", int, "floor for cached TTLs, seconds (default 0)", _ttl,
+           metavar="SECONDS", reloadable=True),
+    Option("max-ttl", int, "ceiling for cached TTLs (default 86400)", _ttl, metavar="SECONDS",
+           reloadable=True),
+    Option("log-format", str, "key=value lines for a terminal, or one JSON object per line",
+           choices=LOG_FORMATS, reloadable=True),
+    Option("log-level", str, "least severe events logged (default info)", choices=LEVELS,
+           reloadable=True),
+    Option("query-log", bool, "log one line per client query at info (default off)",
+           reloadable=True),
+    Option("workers", int, "processes answering on the port (SO_REUSEPORT), each with its own "
+           "cache (default 1)", _positive, metavar="N"),
+    Option("control-socket", str, "Unix socket for resolver-control, mode 0600 (default "
+           "/run/resolver/control.sock as root, else in $XDG_RUNTIME_DIR or /tmp; "
+           f"'{OFF}': no control socket)", _socket_path, metavar="PATH"),
+    Option("metrics", str, "serve Prometheus metrics at http://ADDR:PORT/metrics (default "
+           "off)", _endpoint, metavar="ADDR:PORT"),
+)  # fmt: skip
+BY_KEY: Mapping[str, Option] = {option.key: option for option in OPTIONS}
+
+# Sections a configuration file may have: name -> parser of the table's contents (raising
+# ValueError with the reason).  Registering one is the only change a new section needs;
+# its parsed value is in Settings.sections under the same name.
+SECTIONS: dict[str, Callable[[dict[str, Any]], object]] = {}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of one running resolver, checked; built by :func:`load_settings`."""
+
+    port: int = 2053
+    address: tuple[str, ...] = ("127.0.0.1",)
+    allow: tuple[str, ...] = ()
+    root_hints: str = str(DEFAULT_HINTS)
+    upstream_port: int = 53
+    ipv4_only: bool = False
+    ipv6_only: bool = False
+    qname_minimisation: bool = True
+    cache_size: int = 100_000
+    min_ttl: int = 0
+    max_ttl: int = 86400
+    log_format: str = "console"
+    log_level: str = "info"
+    query_log: bool = False
+    workers: int = 1
+    control_socket: str | None = None  # None: the default place; OFF: none
+    metrics: str | None = None  # ADDR:PORT, or None: off
+    config: Path | None = None  # the file they were read from, read again at a reload
+    sections: Mapping[str, object] = field(default_factory=dict, hash=False)
+
+    def value(self, key: str) -> object:
+        return getattr(self, BY_KEY[key].field)
+
+
+def changed_keys(old: Settings, new: Settings) -> list[str]:
+    """The keys (and section names) whose values differ between two settings."""
+    keys = [o.key for o in OPTIONS if old.value(o.key) != new.value(o.key)]
+    names = sorted(set(old.sections) | set(new.sections))
+    return keys + [f"[{n}]" for n in names if old.sections.get(n) != new.sections.get(n)]
+
+
+# -- reading a file -----------------------------------------------------------------------
+
+
+def _line_of(text: str, key: str, section: str | None) -> int | None:
+    """The line where ``key`` is set (in ``[section]``, or at the top when None)."""
+    current: str | None = None
+    quoted = re.escape(key)
+    setting = re.compile(rf"\s*(?:{quoted}|\"{quoted}\"|'{quoted}')\s*=")
+    header = re.compile(r"\s*\[+\s*([^\]]*?)\s*\]+")
+    for number, line in enumerate(text.splitlines(), 1):
+        opened = header.match(line)
+        if opened:
+            if section is None and opened[1].strip("\"'") == key:
+                return number  # the header of a table named like the key
+            current = opened[1].strip("\"'")
+        elif current == section and setting.match(line):
+            return number
+    return None
+
+
+def _fail(path: Path, text: str, key: str, message: str, section: str | None = None) -> NoReturn:
+    line = _line_of(text, key, section)
+    where = f"{path} line {line}" if line is not None else str(path)
+    raise SettingsError(f"{where}: {message}")
+
+
+def _typed(option: Option, value: object) -> object:
+    """The file's value checked against the option's type and rules; ValueError if bad."""
+    kind_name = {int: "a whole number", str: "a string", bool: "true or false",
+                 list: "a list of strings"}[option.kind]  # fmt: skip
+    if option.kind is list and isinstance(value, str):
+        value = [value]  # one address where a list is expected: a list of one
+    if option.kind is list:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"must be {kind_name}, not {value!r}")
+        check = option.check or (lambda v: v)
+        return tuple(check(v) for v in value)
+    if not isinstance(value, option.kind) or (option.kind is int and isinstance(value, bool)):
+        raise ValueError(f"must be {kind_name}, not {value!r}")
+    if option.choices and value not in option.choices:
+        raise ValueError(f"{value!r} is not one of {', '.join(option.choices)}")
+    return option.check(value) if option.check else value
+
+
+def read_file(path: Path) -> tuple[dict[str, Any], dict[str, object]]:
+    """(field -> value, section -> parsed) from a TOML file; SettingsError if anything is off."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+        raise SettingsError(f"cannot read configuration {path}: {reason}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsError(f"{path}: {error}") from None  # the message has line and column
+    values: dict[str, Any] = {}
+    sections: dict[str, object] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            parse = SECTIONS.get(key)
+            if parse is None:
+                known = ", ".join(f"[{s}]" for s in SECTIONS) or "none yet"
+                _fail(path, text, key, f"unknown section [{key}] (known sections: {known})")
+            try:
+                sections[key] = parse(value)
+            except ValueError as error:
+                _fail(path, text, key, f"[{key}]: {error}")
+            continue
+        option = BY_KEY.get(key)
+        if option is None:
+            close = difflib.get_close_matches(key.replace("_", "-"), list(BY_KEY), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            _fail(path, text, key, f"unknown key {key!r}{hint}")
+        try:
+            values[option.field] = _typed(option, value)
+        except ValueError as error:
+            _fail(path, text, key, f"{key}: {error}")
+    return values, sections
+
+
+def load_settings(config: Path | None, flags: Mapping[str, object]) -> Settings:
+    """Defaults, overridden by the file ``config`` (if any), overridden by ``flags``
+    (field -> value, only the flags given); SettingsError if the result is not usable."""
+    values: dict[str, Any] = {}
+    sections: dict[str, object] = {}
+    if config is not None:
+        values, sections = read_file(config)
+    values.update(flags)
+    settings = replace(Settings(), **values, config=config, sections=sections)
+    if settings.ipv4_only and settings.ipv6_only:
+        raise SettingsError("ipv4-only and ipv6-only exclude each other")
+    if settings.min_ttl > settings.max_ttl:
+        where = " on the command line" if {"min_ttl", "max_ttl"} <= set(flags) else ""
+        raise SettingsError(
+            f"min-ttl ({settings.min_ttl}) is larger than max-ttl ({settings.max_ttl}){where}"
+        )
+    return settings
+
+
+# -- the command line ---------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (no usage block), status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+
+def _flag_type(option: Option) -> Callable[[str], object]:
+    """Text from the command line to the option's value, with the same checks as a file."""
+
+    def convert(text: str) -> object:
+        value: object = text
+        if option.kind is int:
+            try:
+                value = int(text)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        try:
+            return option.check(value) if option.check else value
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    convert.__name__ = option.key  # argparse names the type in some messages
+    return convert
+
+
+def add_option(parser: argparse.ArgumentParser, option: Option) -> None:
+    flag = f"--{option.key}"
+    common: dict[str, Any] = {"dest": option.field, "default": argparse.SUPPRESS,
+                              "help": option.help}  # fmt: skip
+    if option.kind is bool:
+        parser.add_argument(flag, action=argparse.BooleanOptionalAction, **common)
+    elif option.kind is list:
+        parser.add_argument(flag, action="append", type=_flag_type(option),
+                            metavar=option.metavar, **common)  # fmt: skip
+    elif option.choices:
+        parser.add_argument(flag, choices=option.choices, **common)
+    else:
+        parser.add_argument(flag, type=_flag_type(option), metavar=option.metavar, **common)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="resolver",
+        description="Iterative recursive DNS resolver: answers clients by walking from the "
+        "root servers down to the authoritative ones.",
+        epilog="Every option can also be set in the --config file (the key is the option "
+        "without its dashes); the command line wins.  SIGHUP reloads the file.",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="TOML configuration file (see resolver.toml); flags override it",
+    )
+    for option in OPTIONS:
+        add_option(parser, option)
+    return parser
+
+
+def parse_command_line(argv: Sequence[str] | None) -> tuple[Path | None, dict[str, object]]:
+    """(--config, the other flags given as field -> value); exits 2 on a bad flag."""
+    given = dict(vars(build_parser().parse_args(argv)))
+    config = given.pop("config", None)
+    for key, value in given.items():
+        if isinstance(value, list):
+            given[key] = tuple(value)
+    return (config.resolve() if config is not None else None), given
+
+
+# -- the control socket's default place ---------------------------------------------------
+
+
+def default_control_socket(
+    euid: int | None = None,
+    environ: Mapping[str, str] | None = None,
+    run_dir: str = "/run",
+) -> str:
+    """Where the control socket is when nobody says: like unbound's and kresd's run
+    directories for root, the user's runtime directory otherwise, /tmp as a last resort."""
+    euid = os.geteuid() if euid is None else euid
+    environ = os.environ if environ is None else environ
+    if euid == 0 and os.access(run_dir, os.W_OK):
+        return f"{run_dir}/resolver/control.sock"
+    runtime = environ.get("XDG_RUNTIME_DIR", "")
+    if runtime and os.path.isdir(runtime):
+        return f"{runtime}/resolver-control.sock"
+    return f"/tmp/resolver-control-{euid}.sock"
+
+
+def control_socket_path(settings: Settings) -> str | None:
+    """The control socket of these settings: None when it is turned off."""
+    if settings.control_socket == OFF:
+        return None
+    return settings.control_socket or default_control_socket()
+
+
+def metrics_endpoint(settings: Settings) -> tuple[str, int] | None:
+    if settings.metrics in (None, OFF):
+        return None
+    return split_host_port(settings.metrics)

@@ -1,0 +1,126 @@
+"""Building the responses the service sends: header rules, EDNS, Extended DNS Errors, size.
+
+- Responses copy the client's ID, opcode, RD and CD, set QR and RA, never AA,
+  echo the question as written, and carry EDNS only if the query did (RFC 1035
+  section 4.1.1, RFC 6891 section 7).
+- Every SERVFAIL and REFUSED to a client that used EDNS says why in an Extended
+  DNS Error (RFC 8914): an INFO-CODE, and words for people as EXTRA-TEXT.
+- A UDP answer larger than the client takes (512, or its EDNS size capped at
+  1232) is sent with TC=1 and no records (RFC 1035 section 4.2.1, RFC 6891
+  section 6.2.5), so the client asks again over TCP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import IntEnum
+
+from resolver.iterate.answer import Failure, FailureKind
+from resolver.wire import (
+    EDNS_PAYLOAD,
+    UDP_PLAIN,
+    Edns,
+    Header,
+    Message,
+    ResourceRecord,
+    write_message,
+)
+
+EDE_OPTION = 15  # RFC 8914 section 2: the OPTION-CODE of an Extended DNS Error
+MAX_EXTRA_TEXT = 200  # octets of EXTRA-TEXT at most: the reason, not an essay
+
+
+class EdeCode(IntEnum):
+    """The INFO-CODEs we send (RFC 8914 section 4; IANA "Extended DNS Error Codes")."""
+
+    OTHER = 0  # 4.1: none of the others fits; the EXTRA-TEXT says what happened
+    NOT_READY = 14  # 4.15: the server cannot answer now (it is not fully functional)
+    PROHIBITED = 18  # 4.19: the client is not allowed (here: outside --allow)
+    NOT_AUTHORITATIVE = 20  # 4.21: RD=0 and no answer we could give without recursion
+    NOT_SUPPORTED = 21  # 4.22: the query asks for something we do not do
+    NO_REACHABLE_AUTHORITY = 22  # 4.23: no authoritative server could be reached
+    NETWORK_ERROR = 23  # 4.24: an unrecoverable error talking to other servers
+
+
+# Why a resolution failed -> the INFO-CODE of its SERVFAIL.
+#  - NO_REACHABLE_AUTHORITY: every server of a zone failed, was lame or unusable: 4.23 says
+#    exactly that ("could not reach any of the authoritative name servers (or they
+#    potentially refused to reply)").
+#  - NETWORK_ERROR: the servers could not be reached at all (unreachable, no route): 4.24.
+#  - TIME_BUDGET: no authoritative answer came within the question's time budget, which in
+#    practice means servers that do not answer: 4.23 again, the text saying "time budget".
+#  - LIMIT: a bound of ours (upstream queries, referrals, a delegation or CNAME loop) ended
+#    the walk; no code says "the data forms a loop", so 4.1 Other, with the limit as text,
+#    which RFC 8914 asks for with Other.
+#  - OVERLOADED: the question was never started (too many in flight): 4.15 Not Ready, the
+#    server is not able to take it now; a retry later may work.
+# A kind added later and not listed here is sent as Other with its text.
+FAILURE_CODES: dict[FailureKind, EdeCode] = {
+    FailureKind.NO_REACHABLE_AUTHORITY: EdeCode.NO_REACHABLE_AUTHORITY,
+    FailureKind.NETWORK_ERROR: EdeCode.NETWORK_ERROR,
+    FailureKind.TIME_BUDGET: EdeCode.NO_REACHABLE_AUTHORITY,
+    FailureKind.LIMIT: EdeCode.OTHER,
+    FailureKind.OVERLOADED: EdeCode.NOT_READY,
+}
+
+ExtendedError = tuple[EdeCode, str]
+
+
+def failure_error(failure: Failure | None) -> ExtendedError:
+    if failure is None:  # a SERVFAIL without a reason should not happen; still say so
+        return EdeCode.OTHER, "no reason given"
+    return FAILURE_CODES.get(failure.kind, EdeCode.OTHER), failure.text
+
+
+def ede_option(error: ExtendedError) -> tuple[int, bytes]:
+    """The EDNS option (RFC 8914 section 2): INFO-CODE, then EXTRA-TEXT in UTF-8 (no NUL)."""
+    code, text = error
+    extra = text.encode("utf-8")[:MAX_EXTRA_TEXT].decode("utf-8", "ignore").encode("utf-8")
+    return EDE_OPTION, int(code).to_bytes(2, "big") + extra
+
+
+def make_response(
+    query: Message,
+    rcode: int,
+    answer: Sequence[ResourceRecord] = (),
+    authority: Sequence[ResourceRecord] = (),
+    *,
+    error: ExtendedError | None = None,
+    with_question: bool = True,
+) -> Message:
+    """The response to a parsed query, with ``rcode`` and the given sections.
+
+    ``error`` is added as an Extended DNS Error when the client used EDNS (a client
+    without EDNS cannot receive one).  ``with_question`` is False when the query's
+    question section is not one question (FORMERR).
+    """
+    header = query.header
+    edns = None
+    if query.edns is not None:
+        options = (ede_option(error),) if error is not None else ()
+        edns = Edns(EDNS_PAYLOAD, options=options)
+    response = Message(
+        Header(header.id, 1, header.opcode, 0, 0, header.rd, 1, 0, 0, header.cd, 0),
+        list(query.question) if with_question else [],
+        list(answer), list(authority), [], edns,
+    )  # fmt: skip
+    response.set_rcode(rcode)
+    return response
+
+
+def udp_limit(query: Message) -> int:
+    """The largest UDP response this client takes: 512 without EDNS, else its size
+    within [512, 1232]."""
+    if query.edns is None:
+        return UDP_PLAIN
+    return min(max(query.edns.payload, UDP_PLAIN), EDNS_PAYLOAD)
+
+
+def fit_udp(query: Message, response: Message, wire: bytes) -> bytes:
+    """``wire`` if it fits the client's UDP size, else the response truncated: TC=1 and
+    no records (the OPT and its Extended DNS Error kept)."""
+    if len(wire) <= udp_limit(query):
+        return wire
+    response.answer, response.authority, response.additional = [], [], []
+    response.header.tc = 1
+    return write_message(response)

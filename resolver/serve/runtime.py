@@ -1,0 +1,146 @@
+"""One resolver process: the service built from :class:`Settings`, and what a reload changes.
+
+:func:`build_service` is the one place the pieces are put together (caches,
+engine, network, listener service); a new engine option is added there.
+
+A reload (SIGHUP, or ``resolver-control reload``) reads the configuration file
+again, the command line still overriding it, and changes in place what can be
+changed without a restart: log level and format, the query log, the access list,
+the TTL bounds (for data stored from then on; the wire answer cache, whose TTLs
+were written with the old bounds, is emptied), the cache size (shrinking evicts
+the least recently used), and whatever the reload hooks own (local data and
+forward zones, once they exist).  Nothing is rebuilt, so the cache stays and
+queries in flight finish as they started.  Addresses, ports, workers, the root
+hints, the address families, the control socket and the metrics endpoint are bound at start-up:
+a change to them is logged as needing a restart.  A configuration that does not
+load is logged with its error, and the one in force stays.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any
+
+import structlog
+
+from resolver.cache.answers import AnswerCache
+from resolver.cache.records import RecordCache
+from resolver.iterate.engine import IterativeEngine
+from resolver.iterate.hints import RootHints
+from resolver.iterate.servers import ServerSelection
+from resolver.net.transport import UpstreamTransport
+from resolver.serve.config import BY_KEY, Settings, SettingsError, changed_keys, load_settings
+from resolver.serve.listener import AccessList, ResolverService
+from resolver.serve.logs import set_format, set_level
+from resolver.serve.stats import CountingNetwork, Sample, ServiceStats, cache_samples
+from resolver.serve.upstream import upstream_addresses
+
+log = structlog.get_logger("resolver.serve.runtime")
+
+# A reload hook gets the new settings, loads what it owns from them (raising ValueError
+# or SettingsError to reject the reload, nothing changed yet) and returns the function
+# that puts it in force.  Every hook is prepared before any is applied.
+ReloadHook = Callable[[Settings], Callable[[], None]]
+
+
+class Runtime:
+    """The service of one process with its caches, counters and the settings in force."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        flags: Mapping[str, object],
+        stats: ServiceStats,
+        records: RecordCache,
+        answers: AnswerCache,
+        engine: IterativeEngine,
+        service: ResolverService,
+    ) -> None:
+        self.settings = settings
+        self.flags = dict(flags)  # the command line: it overrides the file at every reload
+        self.stats = stats
+        self.records = records
+        self.answers = answers
+        self.engine = engine
+        self.service = service
+        self.reload_hooks: list[ReloadHook] = []
+
+    def samples(self) -> list[Sample]:
+        """Every counter of this process, for ``stats`` and ``/metrics``."""
+        records, answers = self.records, self.answers
+        return [
+            *self.stats.samples(),
+            *cache_samples("records", records.hits, records.misses, records.evictions,
+                           len(records)),
+            *cache_samples("answers", answers.hits, answers.misses, answers.evictions,
+                           len(answers)),
+            ("resolutions_in_flight", (), self.service.in_flight),
+        ]  # fmt: skip
+
+    def reload(self) -> tuple[bool, str]:
+        """Read the configuration again and apply it: (True, what changed) or (False, why
+        not, the old configuration staying in force).  Logged either way."""
+        worker = os.getpid()
+        try:
+            new = load_settings(self.settings.config, self.flags)
+            appliers = [hook(new) for hook in self.reload_hooks]
+        except (SettingsError, ValueError) as error:
+            self.stats.reloads["error"] = self.stats.reloads.get("error", 0) + 1
+            log.warning("reload_failed", error=str(error), worker=worker)
+            return False, f"configuration not reloaded, the old one stays: {error}"
+        changed = changed_keys(self.settings, new)
+        fixed = [k for k in changed if k in BY_KEY and not BY_KEY[k].reloadable]
+        applied = [k for k in changed if k not in fixed]
+        self._apply(new)
+        for apply in appliers:
+            apply()
+        kept: dict[str, Any] = {BY_KEY[k].field: self.settings.value(k) for k in fixed}
+        self.settings = replace(new, **kept)
+        self.stats.reloads["ok"] = self.stats.reloads.get("ok", 0) + 1
+        if fixed:
+            log.warning("needs_restart", keys=fixed, worker=worker)
+        source = str(new.config) if new.config else "no configuration file"
+        log.info("reloaded", config=source, changed=applied, worker=worker)
+        text = f"reloaded ({source}): " + (", ".join(applied) or "nothing changed")
+        if fixed:
+            text += f"; needs a restart: {', '.join(fixed)}"
+        return True, text
+
+    def _apply(self, new: Settings) -> None:
+        old = self.settings
+        set_format(new.log_format)
+        set_level(new.log_level)
+        self.service.query_log = new.query_log
+        self.engine.env.qname_minimisation = new.qname_minimisation
+        if new.allow != old.allow:
+            self.service.access = AccessList(new.allow)
+        if (new.min_ttl, new.max_ttl) != (old.min_ttl, old.max_ttl):
+            self.records.min_ttl, self.records.max_ttl = new.min_ttl, new.max_ttl
+            self.answers.clear()  # its TTLs were clamped with the old bounds
+        if new.cache_size != old.cache_size:
+            self.records.resize(new.cache_size)
+            self.answers.resize(new.cache_size)
+
+
+def build_service(
+    settings: Settings, hints: RootHints, flags: Mapping[str, object] | None = None
+) -> Runtime:
+    """Everything one process answers with, from its settings."""
+    stats = ServiceStats()
+    records = RecordCache(settings.cache_size, min_ttl=settings.min_ttl, max_ttl=settings.max_ttl)
+    network = CountingNetwork(UpstreamTransport(port=settings.upstream_port), stats)
+    engine = IterativeEngine(
+        network,
+        records,
+        hints,
+        selection=ServerSelection(),
+        addresses=upstream_addresses(hints, settings.ipv4_only, settings.ipv6_only),
+        qname_minimisation=settings.qname_minimisation,
+    )
+    answers = AnswerCache(settings.cache_size)
+    service = ResolverService(
+        engine, answers, AccessList(settings.allow), query_log=settings.query_log, stats=stats
+    )
+    return Runtime(settings, flags or {}, stats, records, answers, engine, service)

@@ -1,0 +1,189 @@
+"""The service's counters: kept as plain numbers, read by ``resolver-control stats`` and
+``/metrics``.
+
+Counting costs a dictionary update per answer (no lock, no library call on the
+hot path); the numbers are turned into :data:`Sample` values only when someone
+asks.  A sample is ``(name, labels, value)``, the shape Prometheus uses, and
+samples from several processes (``--workers``) add up key by key
+(:func:`merge`), so the first process can answer for all of them.
+
+Upstream work is counted by :class:`CountingNetwork`, a
+:class:`resolver.net.contract.Network` wrapped around the transport: the engine
+and the transport know nothing of it.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable
+from typing import Any
+
+from resolver.net.contract import ExchangeFailed, Failure, Network, Reply
+from resolver.wire import Rcode, RRType
+
+Labels = tuple[tuple[str, str], ...]  # sorted (name, value) pairs
+Sample = tuple[str, Labels, float]
+
+# Answer latency buckets, seconds: a cache hit is well under a millisecond, a cold walk
+# tens to hundreds of milliseconds, and the engine gives up after 10 s.
+LATENCY_BOUNDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                  2.5, 5.0, 10.0)  # fmt: skip
+
+# name -> (Prometheus type, help); the Prometheus name is "resolver_" + name (+ "_total").
+METRICS: dict[str, tuple[str, str]] = {
+    "queries": ("counter", "Client queries answered, by query type, RCODE and transport"),
+    "queries_dropped": ("counter", "Client packets dropped unanswered (too short, or a response)"),
+    "cache_hits": ("counter", "Cache lookups that found a live entry, by cache"),
+    "cache_misses": ("counter", "Cache lookups that found nothing live, by cache"),
+    "cache_evictions": ("counter", "Entries evicted to stay within the cache size, by cache"),
+    "cache_entries": ("gauge", "Entries in the cache now, by cache"),
+    "upstream_queries": ("counter", "Exchanges with authoritative servers"),
+    "upstream_timeouts": ("counter", "Upstream exchanges that timed out (UDP or TCP)"),
+    "upstream_tcp_fallbacks": ("counter", "Upstream answers that came over TCP after TC=1"),
+    "upstream_failures": ("counter", "Upstream exchanges without a usable reply, by reason"),
+    "resolutions_in_flight": ("gauge", "Questions being resolved now"),
+    "answer_duration_seconds": ("histogram", "Time from a query's arrival to its answer"),
+    "reloads": ("counter", "Configuration reloads, by result"),
+    "processes": ("gauge", "Processes answering (--workers)"),
+}
+
+_KNOWN_TYPES = {int(t): t.name for t in RRType}
+
+
+def type_label(rrtype: int) -> str:
+    """A query type as a label; the ones we do not name share one (clients choose the type,
+    and every distinct label value is a new series)."""
+    return _KNOWN_TYPES.get(rrtype, "other")
+
+
+class ServiceStats:
+    """What one process counts while it answers."""
+
+    def __init__(self) -> None:
+        self.queries: dict[tuple[int, int, str], int] = {}  # (qtype, rcode, transport)
+        self.dropped = 0
+        self.latency = [0] * (len(LATENCY_BOUNDS) + 1)  # the last bucket: above every bound
+        self.latency_sum = 0.0
+        self.upstream_queries = 0
+        self.upstream_tcp = 0
+        self.upstream_failures: dict[str, int] = {}
+        self.reloads: dict[str, int] = {}
+
+    def answered(self, qtype: int, rcode: int, transport: str, seconds: float) -> None:
+        key = (qtype, rcode, transport)
+        queries = self.queries
+        queries[key] = queries.get(key, 0) + 1
+        self.latency[bisect.bisect_left(LATENCY_BOUNDS, seconds)] += 1
+        self.latency_sum += seconds
+
+    def samples(self) -> list[Sample]:
+        out: list[Sample] = []
+        for (qtype, rcode, transport), count in self.queries.items():
+            labels = (("qtype", type_label(qtype)), ("rcode", Rcode.text(rcode)),
+                      ("transport", transport))  # fmt: skip
+            out.append(("queries", labels, count))
+        out.append(("queries_dropped", (), self.dropped))
+        cumulative = 0
+        for bound, count in zip((*LATENCY_BOUNDS, float("inf")), self.latency, strict=True):
+            cumulative += count
+            le = "+Inf" if bound == float("inf") else repr(bound)
+            out.append(("answer_duration_seconds_bucket", (("le", le),), cumulative))
+        out.append(("answer_duration_seconds_count", (), cumulative))
+        out.append(("answer_duration_seconds_sum", (), self.latency_sum))
+        out.append(("upstream_queries", (), self.upstream_queries))
+        out.append(("upstream_timeouts", (), self.upstream_failures.get(Failure.TIMEOUT.value, 0)))
+        out.append(("upstream_tcp_fallbacks", (), self.upstream_tcp))
+        for reason, count in self.upstream_failures.items():
+            out.append(("upstream_failures", (("reason", reason),), count))
+        for result, count in self.reloads.items():
+            out.append(("reloads", (("result", result),), count))
+        out.append(("processes", (), 1))
+        return out
+
+
+class CountingNetwork:
+    """The engine's network, counting exchanges, timeouts, TCP fallbacks and failures."""
+
+    def __init__(self, inner: Network, stats: ServiceStats) -> None:
+        self.inner = inner
+        self.stats = stats
+
+    async def exchange(
+        self,
+        address: str,
+        qname: str,
+        qtype: int,
+        timeout: float,
+        *,
+        port: int | None = None,
+        recursion_desired: bool = False,
+        dnssec_ok: bool = False,
+    ) -> Reply:
+        stats = self.stats
+        stats.upstream_queries += 1
+        try:
+            reply = await self.inner.exchange(
+                address, qname, qtype, timeout,
+                port=port, recursion_desired=recursion_desired, dnssec_ok=dnssec_ok,
+            )  # fmt: skip
+        except ExchangeFailed as error:
+            reason = error.failure.value
+            stats.upstream_failures[reason] = stats.upstream_failures.get(reason, 0) + 1
+            raise
+        if reply.tcp:
+            stats.upstream_tcp += 1
+        return reply
+
+
+def cache_samples(name: str, hits: int, misses: int, evictions: int, entries: int) -> list[Sample]:
+    labels = (("cache", name),)
+    return [("cache_hits", labels, hits), ("cache_misses", labels, misses),
+            ("cache_evictions", labels, evictions), ("cache_entries", labels, entries)]  # fmt: skip
+
+
+def merge(groups: Iterable[Iterable[Sample]]) -> list[Sample]:
+    """Samples of several processes added up series by series (first-seen order)."""
+    total: dict[tuple[str, Labels], float] = {}
+    for samples in groups:
+        for name, labels, value in samples:
+            key = (name, labels)
+            total[key] = total.get(key, 0) + value
+    return [(name, labels, value) for (name, labels), value in total.items()]
+
+
+def to_json(samples: Iterable[Sample]) -> list[list[Any]]:
+    return [[name, [list(pair) for pair in labels], value] for name, labels, value in samples]
+
+
+def from_json(data: Iterable[Any]) -> list[Sample]:
+    return [(str(n), tuple((str(k), str(v)) for k, v in labels), float(value))
+            for n, labels, value in data]  # fmt: skip
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:.6f}"
+
+
+def as_text(samples: Iterable[Sample]) -> list[str]:
+    """``key=value`` lines, as ``unbound-control stats`` prints: for each series without
+    labels its value; for each labelled one its total and its sums by each label
+    (``queries.total``, ``queries.qtype.A``, ``queries.rcode.NOERROR``...); histogram
+    buckets as ``answer_duration_seconds.le.0.001`` (cumulative, as Prometheus counts)."""
+    sums: dict[str, float] = {}
+
+    def add(key: str, value: float) -> None:
+        sums[key] = sums.get(key, 0) + value
+
+    for name, labels, value in samples:
+        if name.endswith("_bucket"):
+            add(f"{name.removesuffix('_bucket')}.le.{labels[0][1]}", value)
+        elif name.endswith(("_count", "_sum")) and name.rsplit("_", 1)[0] in METRICS:
+            base, part = name.rsplit("_", 1)
+            add(f"{base}.{part}", value)
+        elif not labels:
+            add(name, value)
+        else:
+            add(f"{name}.total", value)
+            for label, label_value in labels:
+                add(f"{name}.{label}.{label_value}", value)
+    return [f"{key}={_number(value)}" for key, value in sorted(sums.items())]
