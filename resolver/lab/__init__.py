@@ -10,8 +10,8 @@ one port (default 5300); see :mod:`resolver.lab.topology` for the address scheme
 """
 
 from .cases import CASES, LabCase, answer_of
-from .server import DEFAULT_PORT, ZONES_DIR, Lab, LabError, QueryRecord
-from .topology import DEAD_ADDRESSES, ROOT_HINTS, SERVERS, ServerRole
+from .server import DEFAULT_PORT, Lab, LabError, QueryRecord
+from .topology import DEAD_ADDRESSES, ROOT_HINTS, SERVERS, ZONES_DIR, ServerRole
 
 __all__ = [
     "CASES",
