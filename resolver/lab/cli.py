@@ -49,9 +49,11 @@ def routes_off_loopback(proc_net: Path = Path("/proc/net")) -> list[str]:
     return sorted(interfaces)
 
 
-def refuse_unless_loopback_only(allow_routes: bool) -> str | None:
+def refuse_unless_loopback_only(
+    allow_routes: bool, proc_net: Path = Path("/proc/net")
+) -> str | None:
     """Why the lab must not start here, or None when it may."""
-    outside = routes_off_loopback()
+    outside = routes_off_loopback(proc_net)
     if not outside or allow_routes:
         return None
     return (
@@ -69,12 +71,15 @@ def stop_event() -> threading.Event:
     return stop
 
 
-def print_tour(hints: str, upstream_port: int) -> None:
+def print_tour(hints: Path | None, upstream_port: int) -> None:
     """How to point the resolver at the lab, and a few dig commands worth trying."""
     from resolver.lab.cases import CASES_BY_ID
 
-    print(f"; root hints: {hints}")
-    flags = f"--root-hints {hints} --upstream-port {upstream_port}"
+    if hints is None:
+        print("; root hints: printed above (save them as FILE, or run with --hints FILE)")
+    else:
+        print(f"; root hints: {hints}")
+    flags = f"--root-hints {hints or 'FILE'} --upstream-port {upstream_port}"
     print(f"; run:  resolver --port {RESOLVER_PORT} {flags}")
     print(f"; then: resolver-trace www.noglue.org {flags}")
     for case_id in EXAMPLE_CASES:
@@ -99,7 +104,7 @@ def run_dnspython_lab(args: argparse.Namespace) -> int:
             lab.write_hints(args.hints)  # written once every server answers
         addresses = sum(len(role.addresses) for role in lab.servers)
         print(f"; lab: {len(lab.servers)} servers on {addresses} addresses, port {lab.port}")
-        print_tour(str(args.hints or "FILE (the hints above)"), lab.port)
+        print_tour(args.hints, lab.port)
         print("; Ctrl-C or SIGTERM stops the lab", flush=True)
         while not stop.wait(0.5):
             pass
@@ -128,7 +133,7 @@ def run_nsd_lab(args: argparse.Namespace) -> int:
             for name, reason in lab.not_started.items():
                 print(f"; {name}: {reason}")
             print(f"; {len(lab.processes)} NSD instances on port 53; configs, logs: {workdir}")
-            print_tour(str(hints), lab.port)
+            print_tour(hints, lab.port)
             print(f"; unbound: unbound -d -c {conf}   (127.0.0.1 port {args.unbound_port})")
             print("; Ctrl-C or SIGTERM stops every NSD", flush=True)
             while not stop.wait(1.0):
