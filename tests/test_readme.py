@@ -146,14 +146,16 @@ def test_install_gives_the_commands_and_the_lab_without_the_test_extra(
     assert venv_python(checkout, "import pytest", tmp_path).returncode != 0  # no test extra
 
 
-def ask(port: int, qname: str, deadline: float) -> dns.message.Message:
+def ask(port: int, qname: str, server: subprocess.Popen[str]) -> dns.message.Message:
+    """The server's reply, once it answers (bounded; fails at once if it exited)."""
     query = dns.message.make_query(qname, "A")
+    deadline = time.monotonic() + 15
     while True:
+        assert server.poll() is None, server.communicate()
         try:
             return dns.query.udp(query, "127.0.0.1", port=port, timeout=1.0)
         except (dns.exception.Timeout, ConnectionError):
-            if time.monotonic() > deadline:
-                raise
+            assert time.monotonic() < deadline, "no answer in 15 s"
             time.sleep(0.1)
 
 
@@ -167,7 +169,7 @@ def test_the_resolver_command_serves_and_dig_gets_the_answer(
         command, cwd=checkout, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     try:
-        ask(RESOLVER_PORT, "www.google.com.", time.monotonic() + 15)
+        ask(RESOLVER_PORT, "www.google.com.", resolver)
         dig = run(readme_blocks()["query"].strip(), checkout, dict(os.environ), 30)
         assert re.search(r"^www\.google\.com\.\s+\d+\s+IN\s+A\s+198\.51\.100\.14$", dig, re.M), dig
         assert "status: NOERROR" in dig
