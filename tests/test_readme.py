@@ -62,14 +62,30 @@ def offline_pip_environment() -> dict[str, str]:
     return env
 
 
+NOT_IN_A_CLONE = (
+    ".git",
+    ".venv",
+    "build",
+    "dist",
+    "*.egg-info",
+    "__pycache__",
+    ".*_cache",
+    ".hypothesis",
+)
+
+
 def copy_checkout(destination: Path) -> Path:
     """The working tree as a fresh clone would have it: tracked and unignored files only
     (no .venv, build/ or caches of this checkout)."""
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, capture_output=True, check=True,
-    ).stdout  # fmt: skip
-    for name in filter(None, listed.decode().split("\0")):
+        cwd=ROOT, capture_output=True, check=False,
+    ) if shutil.which("git") else None  # fmt: skip
+    if listed is None or listed.returncode != 0:  # a tarball, or no git: the same by hand
+        return Path(
+            shutil.copytree(ROOT, destination, ignore=shutil.ignore_patterns(*NOT_IN_A_CLONE))
+        )
+    for name in filter(None, listed.stdout.decode().split("\0")):
         source = ROOT / name
         if source.is_file():
             target = destination / name
