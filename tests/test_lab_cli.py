@@ -146,3 +146,16 @@ def test_lab_prints_the_hints_when_no_file_is_given(tmp_path: Path) -> None:
     assert "a.root-servers.net.      3600000      A     127.1.0.1" in stdout
     assert "; root hints: printed above (save them as FILE, or run with --hints FILE)" in stdout
     assert f"--root-hints FILE --upstream-port {port}" in stdout
+
+
+def test_hints_that_cannot_be_written_are_one_error_line_and_the_lab_stops(
+    tmp_path: Path,
+) -> None:
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--port", str(free_port()),
+         "--hints", str(tmp_path / "no-such-directory" / "lab.root")],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.startswith("resolver-lab: cannot write the hints:")
+    assert "Traceback" not in done.stderr

@@ -101,7 +101,11 @@ def run_dnspython_lab(args: argparse.Namespace) -> int:
         if args.hints is None:
             print(lab.hints_text(), end="")
         else:
-            lab.write_hints(args.hints)  # written once every server answers
+            try:
+                lab.write_hints(args.hints)  # written once every server answers
+            except OSError as error:
+                print(f"resolver-lab: cannot write the hints: {error}", file=sys.stderr)
+                return 1
         addresses = sum(len(role.addresses) for role in lab.servers)
         print(f"; lab: {len(lab.servers)} servers on {addresses} addresses, port {lab.port}")
         print_tour(args.hints, lab.port)
@@ -118,10 +122,10 @@ def run_nsd_lab(args: argparse.Namespace) -> int:
     from resolver.lab.nsd import NsdError, NsdLab
     from resolver.lab.unbound import unbound_conf
 
-    workdir: Path = args.workdir or Path(tempfile.mkdtemp(prefix="nsd-lab-"))
-    workdir.mkdir(parents=True, exist_ok=True)
     stop = stop_event()
     try:
+        workdir: Path = args.workdir or Path(tempfile.mkdtemp(prefix="nsd-lab-"))
+        workdir.mkdir(parents=True, exist_ok=True)
         with NsdLab(workdir) as lab:
             hints = args.hints or workdir / "lab.root"
             if args.hints is None:
@@ -141,7 +145,7 @@ def run_nsd_lab(args: argparse.Namespace) -> int:
                 if dead:
                     print(f"resolver-lab: NSD exited: {', '.join(dead)}", file=sys.stderr)
                     return 1
-    except NsdError as error:
+    except (NsdError, OSError) as error:  # OSError: the workdir or the hints not writable
         print(f"resolver-lab: {error}", file=sys.stderr)
         return 1
     print("; every NSD stopped", file=sys.stderr)
