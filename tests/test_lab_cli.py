@@ -159,3 +159,28 @@ def test_hints_that_cannot_be_written_are_one_error_line_and_the_lab_stops(
     assert done.returncode == 1
     assert done.stderr.startswith("resolver-lab: cannot write the hints:")
     assert "Traceback" not in done.stderr
+
+
+WITHOUT_DNSPYTHON = """import sys
+sys.modules["dns"] = None  # as if dnspython were not installed: `import dns` fails
+from resolver.lab.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("nsd", [False, True], ids=["dnspython-lab", "nsd"])
+def test_without_dnspython_help_works_and_starting_says_what_to_install(nsd: bool) -> None:
+    """`pip install .` without the [lab] extra: the command is there, and says what it needs."""
+    prefix = ["nsd"] if nsd else []
+
+    def lab(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-c", WITHOUT_DNSPYTHON, *prefix, *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=30, cwd=ROOT)
+
+    assert lab("--help").returncode == 0
+    done = lab("--hints", "/nonexistent/never-written")
+    assert done.returncode == 2
+    assert done.stderr == (
+        "resolver-lab: the lab needs dnspython: pip install 'resolver[lab]' "
+        "(from a checkout: pip install '.[lab]')\n"
+    )
