@@ -195,22 +195,28 @@ def test_the_resolver_command_serves_and_dig_gets_the_answer(
     assert resolver.returncode == 0, stderr
 
 
-def sorted_names(names: str) -> str:
-    return ", ".join(sorted(names.split(", ")))
+NAME_LIST = r"(?:[\w-]+\.)+(?:, (?:[\w-]+\.)+)+"  # "ns1.nic.net., ns2.nic.net."
+
+
+def sorted_items(items: str, separator: str) -> str:
+    return separator.join(sorted(items.split(separator)))
 
 
 def trace_lines(text: str) -> list[str]:
-    """Trace output as far as it is deterministic: round-trip times blanked, the columns'
-    spacing collapsed, on each hop the server asked blanked (a resolver picks among a
-    zone's equally unknown servers at random: ns1 or ns2, a or b root) and the name
-    servers of a referral sorted (the lab sends an RRset in no fixed order)."""
+    """Trace output as far as it is deterministic: round-trip times blanked, the spacing
+    between columns collapsed, on each hop the server asked blanked (a resolver picks among a
+    zone's equally unknown servers at random: ns1 or ns2, a or b root), and the items of
+    a list sorted (the lab sends an RRset's records in no fixed order)."""
     lines = []
     for line in text.splitlines():
-        names = re.sub(r"(?<=NS )[^\s,]+(?:, [^\s,]+)+", lambda m: sorted_names(m[0]), line)
-        fields = re.sub(r"\d+\.\d+ ms", "_ ms", names).split()
+        line = re.sub(r"\d+\.\d+ ms", "_ ms", line)
+        line = re.sub(r"(?<=answer: ).*; .*$", lambda m: sorted_items(m[0], "; "), line)
+        line = re.sub(NAME_LIST, lambda m: sorted_items(m[0], ", "), line)
+        fields = line.split()
         if len(fields) > 4 and fields[3:5] == ["_", "ms"]:  # cut, server, address, rtt
             fields[1:3] = ["_", "_"]
-        lines.append(" ".join(fields))
+        indent = line[: len(line) - len(line.lstrip())]  # sub-lookups are nested
+        lines.append(indent + " ".join(fields))
     return lines
 
 
