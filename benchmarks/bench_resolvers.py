@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from resolver.lab import bulk_zones
 from resolver.lab.nsd import NsdLab
-from resolver.lab.unbound import OurResolver, UnboundProcess, _Process
+from resolver.lab.unbound import OurResolver, ServerProcess, UnboundProcess
 
 RESOLVER_CPU = "1"
 CLIENT_CPU = "0"
@@ -127,13 +127,13 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
-def pinned(process: _Process) -> _Process:
+def pinned(process: ServerProcess) -> ServerProcess:
     original = process.command
     process.command = lambda: ["taskset", "-c", RESOLVER_CPU, *original()]  # type: ignore[method-assign]
     return process
 
 
-def make(kind: str, workdir: Path, hints: Path, cache: int) -> _Process:
+def make(kind: str, workdir: Path, hints: Path, cache: int) -> ServerProcess:
     if kind == "unbound":
         return pinned(UnboundProcess(workdir, hints, PORT, cache_entries=cache))
     return pinned(OurResolver(workdir, hints, PORT, "--log-level", "warning",

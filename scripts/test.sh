@@ -4,9 +4,30 @@
 # Needs root, or unprivileged user namespaces; without either it says so and runs
 # the tests as they are (they only ever use loopback addresses).
 # Extra arguments go to pytest:  scripts/test.sh -k listener -x
+# PYTHON names the interpreter with the dev extra installed (default: python3).
 set -e
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
+
+# tests/test_readme.py installs the README's commands into a fresh virtual environment
+# inside the namespace, where no package index answers.  Fill a wheelhouse with what
+# `pip install '.[lab]'` needs (the dependencies and the build backend) while the
+# network is still there; it is kept until pyproject.toml or the interpreter changes.
+WHEELHOUSE=${RESOLVER_WHEELHOUSE:-$PWD/build/wheelhouse}
+filled_for=$("$PYTHON" -c 'import sys; print(sys.version)')
+if [ ! -f "$WHEELHOUSE/filled" ] || [ pyproject.toml -nt "$WHEELHOUSE/filled" ] ||
+  [ "$(cat "$WHEELHOUSE/filled")" != "$filled_for" ]; then
+  rm -rf "$WHEELHOUSE"
+  if "$PYTHON" -m pip wheel -q --wheel-dir "$WHEELHOUSE" 'setuptools>=68' wheel '.[lab]'; then
+    rm -f "$WHEELHOUSE"/resolver-*.whl  # the README builds the project itself
+    echo "$filled_for" >"$WHEELHOUSE/filled"
+  else
+    echo "scripts/test.sh: could not fill $WHEELHOUSE (no package index?);" \
+      "tests/test_readme.py will say so" >&2
+  fi
+fi
+export RESOLVER_WHEELHOUSE="$WHEELHOUSE"
+
 inner="ip link set lo up && exec \"\$0\" -m pytest \"\$@\""
 if [ "$(id -u)" = 0 ] && unshare --net true 2>/dev/null; then
   exec unshare --net -- sh -c "$inner" "$PYTHON" "$@"

@@ -1,4 +1,4 @@
-"""Shared pytest fixtures: the loopback DNS lab (tests/lab)."""
+"""Shared pytest fixtures: the loopback DNS lab (resolver.lab)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from resolver.lab import Lab  # noqa: E402
 
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:
-    """The whole lab on port 5300 (run the tests inside /work/shared/tools/offline)."""
+    """The whole lab on port 5300 (run the tests through scripts/test.sh: loopback only)."""
     with Lab() as running:
         yield running
 

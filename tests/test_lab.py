@@ -1,6 +1,6 @@
 """The lab servers themselves behave like the authoritative servers they simulate.
 
-Run inside the network sandbox:  /work/shared/tools/offline python -m pytest tests/test_lab.py
+Run through scripts/test.sh (a namespace with only loopback):  scripts/test.sh tests/test_lab.py
 """
 
 from __future__ import annotations

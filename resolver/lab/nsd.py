@@ -47,10 +47,9 @@ import dns.message
 import dns.query
 import dns.rcode
 
-from resolver.lab.topology import SERVERS, ServerRole, zone_file
+from resolver.lab.topology import SERVERS, ZONES_DIR, ServerRole, write_hints_file, zone_file
 from resolver.lab.topology import hints_text as lab_hints_text
 
-ZONES_DIR = Path(__file__).resolve().parent / "zones"
 READY_TIMEOUT = 20.0
 STOP_TIMEOUT = 5.0
 
@@ -66,7 +65,7 @@ class NsdError(RuntimeError):
     """NSD could not be started (the message includes its log)."""
 
 
-def _tool(name: str) -> str | None:
+def find_tool(name: str) -> str | None:
     """A Debian tool by name; /usr/sbin is not on every user's PATH."""
     found = shutil.which(name)
     if found is None and Path("/usr/sbin", name).exists():
@@ -75,7 +74,7 @@ def _tool(name: str) -> str | None:
 
 
 def nsd_binary() -> str | None:
-    return _tool("nsd")
+    return find_tool("nsd")
 
 
 def nsd_conf(role: ServerRole, workdir: Path, zone_paths: Mapping[str, Path], port: int) -> str:
@@ -196,7 +195,7 @@ class NsdLab:
         paths = {origin: self.zone_path(origin) for origin in role.zones}
         conf = directory / "nsd.conf"
         conf.write_text(nsd_conf(role, directory, paths, self.port))
-        checker = _tool("nsd-checkconf") or "nsd-checkconf"
+        checker = find_tool("nsd-checkconf") or "nsd-checkconf"
         check = subprocess.run([checker, str(conf)], capture_output=True, text=True, check=False)
         if check.returncode != 0:
             raise NsdError(f"nsd-checkconf {conf}: {check.stderr or check.stdout}")
@@ -282,9 +281,7 @@ class NsdLab:
         return self._hints if self._hints is not None else lab_hints_text()
 
     def write_hints(self, path: Path) -> Path:
-        path = Path(path)
-        path.write_text(self.hints_text())
-        return path
+        return write_hints_file(path, self.hints_text())
 
     def addresses(self) -> list[str]:
         """Every address an NSD of this lab listens on."""

@@ -25,11 +25,10 @@ import dns.rrset
 
 from . import topology
 from .authority import AuthoritativeData, Zone, make_reply
-from .topology import ServerRole
+from .topology import ZONES_DIR, ServerRole, write_hints_file
 
 log = logging.getLogger(__name__)
 
-ZONES_DIR = Path(__file__).resolve().parent / "zones"
 DEFAULT_PORT = 5300
 TCP_IDLE_TIMEOUT = 3.0
 START_TIMEOUT = 10.0
@@ -214,9 +213,7 @@ class Lab:
         return topology.hints_text()
 
     def write_hints(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.write_text(self.hints_text())
-        return path
+        return write_hints_file(path, self.hints_text())
 
     # -- life cycle --------------------------------------------------------------------
     @property

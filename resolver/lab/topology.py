@@ -33,8 +33,15 @@ for those addresses, or leave those cases out of that tier).
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
+
+ZONES_DIR = Path(__file__).resolve().parent / "zones"
+"""The lab's zone files, installed with the package (package data of ``resolver.lab``)."""
 
 Behaviour = Literal["normal", "refused", "silent", "wrong_first", "poison"]
 """How a server role answers.
@@ -127,7 +134,7 @@ def all_zones() -> tuple[str, ...]:
 def hints_text() -> str:
     """Root hints in the InterNIC ``named.root`` format (including the dead hint)."""
     lines = [
-        ";       Root hints for the resolver test lab (tests/lab), InterNIC named.root format.",
+        ";       Root hints for the resolver test lab (resolver.lab), InterNIC named.root format.",
         ";       c.root-servers.net (127.1.0.3) is deliberately dead: nothing listens there.",
         ";",
     ]
@@ -137,3 +144,20 @@ def hints_text() -> str:
         lines.append(";")
     lines.append("; End of file")
     return "\n".join(lines) + "\n"
+
+
+def write_hints_file(path: str | Path, text: str) -> Path:
+    """Write hints atomically (a temporary file renamed into place), so a script that
+    waits for ``path`` to appear never reads half a file."""
+    path = Path(path)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(text)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    return path

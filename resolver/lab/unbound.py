@@ -18,13 +18,13 @@ import dns.exception
 import dns.message
 import dns.query
 
-from resolver.lab.nsd import _tool
+from resolver.lab.nsd import find_tool
 
 READY_TIMEOUT = 15.0
 
 
 def unbound_binary() -> str | None:
-    return _tool("unbound")
+    return find_tool("unbound")
 
 
 NODEFAULT_ZONES: tuple[str, ...] = (
@@ -91,7 +91,7 @@ def unbound_conf(
     )
 
 
-class _Process:
+class ServerProcess:
     """A DNS server process started in the foreground; ready once it answers a query."""
 
     name = "process"
@@ -104,7 +104,7 @@ class _Process:
     def command(self) -> list[str]:
         raise NotImplementedError
 
-    def start(self) -> _Process:
+    def start(self) -> ServerProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         with (self.workdir / "stderr.log").open("wb") as stderr:
             self.process = subprocess.Popen(
@@ -147,7 +147,7 @@ class _Process:
         self.process = None
         return status
 
-    def __enter__(self) -> _Process:
+    def __enter__(self) -> ServerProcess:
         return self.start()
 
     def __exit__(
@@ -159,7 +159,7 @@ class _Process:
         self.stop()
 
 
-class UnboundProcess(_Process):
+class UnboundProcess(ServerProcess):
     name = "unbound"
 
     def __init__(
@@ -186,7 +186,7 @@ class UnboundProcess(_Process):
         return [unbound_binary() or "unbound", "-d", "-c", str(conf)]
 
 
-class OurResolver(_Process):
+class OurResolver(ServerProcess):
     """``python -m resolver`` on the given hints, upstream port 53 (the NSD hierarchy)."""
 
     name = "resolver"
@@ -207,6 +207,6 @@ class OurResolver(_Process):
             *self.extra,
         ]  # fmt: skip
 
-    def start(self) -> _Process:
+    def start(self) -> ServerProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         return super().start()

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from resolver.lab.nsd import NsdLab, _tool
+from resolver.lab.nsd import NsdLab, find_tool
 from resolver.lab.unbound import OurResolver, UnboundProcess
 
 TOOLS = ("nsd", "nsd-checkconf", "unbound", "dig", "kdig")
 
 
 def _missing() -> str | None:
-    absent = [tool for tool in TOOLS if _tool(tool) is None]
+    absent = [tool for tool in TOOLS if find_tool(tool) is None]
     if absent:
         packages = "nsd unbound bind9-dnsutils knot-dnsutils"
         return f"missing {', '.join(absent)} (apt-get install {packages})"

@@ -7,7 +7,7 @@ must be at most the zone's for that record, and both must give what the lab case
 expects.
 
 Where NSD cannot imitate a lab server (:data:`NOT_EXERCISED`: silent, poison,
-wrong-first, see tests/interop/nsd_lab.py) the case still runs and must still give
+wrong-first, see resolver/lab/nsd.py) the case still runs and must still give
 the lab's answer, but the misbehaviour itself is only tested against the
 dnspython lab (tests/test_lab.py, tests/test_engine.py).
 """

@@ -12,7 +12,7 @@ import dns.rdatatype
 import pytest
 
 from resolver.lab.cases import CASES_BY_ID, Answer, LabCase
-from resolver.lab.nsd import _tool
+from resolver.lab.nsd import find_tool
 
 pytestmark = pytest.mark.interop
 
@@ -59,7 +59,7 @@ def parse(output: str) -> tuple[str, Answer]:
 @pytest.mark.parametrize("case_id", CASE_IDS)
 def test_client_gets_the_expected_answer(client: str, mode: str, case_id: str, ours: int) -> None:
     case: LabCase = CASES_BY_ID[case_id]
-    binary = _tool(client)
+    binary = find_tool(client)
     assert binary is not None
     patience = ["+tries=1", "+time=10"] if client == "dig" else ["+retry=0", "+timeout=10"]
     command = [binary, "@127.0.0.1", "-p", str(ours), case.qname, case.qtype,

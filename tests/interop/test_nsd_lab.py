@@ -4,7 +4,10 @@ and a hierarchy can be extended programmatically (as the benchmark does)."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import dns.exception
@@ -18,6 +21,8 @@ from resolver.lab.nsd import NsdLab
 from resolver.lab.topology import DEAD_ADDRESSES, SERVERS, ServerRole
 
 pytestmark = pytest.mark.interop
+
+ROOT = Path(__file__).resolve().parents[2]
 
 SERVED = [(role, address) for role in SERVERS if role.zones for address in role.addresses]
 
@@ -107,3 +112,44 @@ def test_extended_hierarchy(interop_ready: None, tmp_path: Path) -> None:
     assert not lab.processes
     with pytest.raises(dns.exception.Timeout):
         dns.query.udp(query, "127.77.0.1", port=53, timeout=0.5)
+
+
+NSD_LAB_IN_ITS_OWN_NAMESPACE = """set -e
+ip link set lo up
+"$PYTHON" "$SCRIPT" --hints "$DIR/nsd.root" --workdir "$DIR/work" >"$DIR/out" 2>"$DIR/err" &
+LAB=$!
+tries=0
+until [ -e "$DIR/nsd.root" ] || [ $tries -ge 300 ] || ! kill -0 $LAB; do
+  tries=$((tries + 1)); sleep 0.1
+done
+dig @127.2.1.1 com. SOA +norec +tries=1 +time=2 >"$DIR/dig" || true
+kill $LAB
+status=0; wait $LAB || status=$?
+echo $status >"$DIR/status"
+"""
+
+
+def test_resolver_lab_nsd_serves_until_sigterm(interop_ready: None, tmp_path: Path) -> None:
+    """`resolver-lab nsd` through scripts/nsd_lab.py, as a user runs it, in a loopback-only
+    namespace of its own (the session's NSD lab holds port 53 on these addresses here)."""
+    env = {
+        "PATH": os.environ["PATH"],
+        "PYTHON": sys.executable,
+        "SCRIPT": str(ROOT / "scripts" / "nsd_lab.py"),
+        "DIR": str(tmp_path),
+    }
+    done = subprocess.run(
+        ["unshare", "-rn", "sh", "-c", NSD_LAB_IN_ITS_OWN_NAMESPACE],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out, err = (tmp_path / "out").read_text(), (tmp_path / "err").read_text()
+    assert (tmp_path / "status").read_text().strip() == "0", err
+    dig = (tmp_path / "dig").read_text()
+    assert "status: NOERROR" in dig and " aa" in dig.split("flags:")[1].split(";")[0], dig
+    hints = tmp_path / "nsd.root"
+    assert "a.root-servers.net." in hints.read_text()
+    assert f"; root hints: {hints}" in out.splitlines()
+    assert f"--root-hints {hints} --upstream-port 53" in out
+    assert "NSD instances on port 53" in out
+    assert "; every NSD stopped" in err
