@@ -32,13 +32,18 @@ def query(
     qid: int = 0x1234,
     rd: bool = True,
     cd: bool = False,
+    ad: bool = False,
     edns: int | bool = False,
     payload: int = 1232,
     options: list[dns.edns.Option] | None = None,
+    want_dnssec: bool = False,
 ) -> bytes:
-    message = dns.message.make_query(name, rdtype, use_edns=edns, payload=payload, options=options)
+    message = dns.message.make_query(name, rdtype, use_edns=edns, payload=payload,
+                                     options=options, want_dnssec=want_dnssec)  # fmt: skip
     message.id = qid
-    message.flags = (dns.flags.RD if rd else 0) | (dns.flags.CD if cd else 0)
+    message.flags = (
+        (dns.flags.RD if rd else 0) | (dns.flags.CD if cd else 0) | (dns.flags.AD if ad else 0)
+    )
     return message.to_wire()
 
 
@@ -104,7 +109,16 @@ def test_plain_query_key_and_udp_size() -> None:
     assert key is not None
     assert key.udp_size == UDP_PLAIN
     assert key.end == len(query())
-    assert key.key.endswith(b"N")
+    assert key.key.endswith(b"\x00")  # no EDNS, no DO, no AD
+
+
+def test_do_and_ad_make_keys_of_their_own_and_cd_takes_the_normal_path() -> None:
+    plain = question_key(query(edns=0))
+    dnssec = question_key(query(edns=0, want_dnssec=True))
+    ad = question_key(query(ad=True))
+    assert plain is not None and dnssec is not None and ad is not None
+    assert len({plain.key, dnssec.key, ad.key}) == 3
+    assert question_key(query(cd=True)) is None
 
 
 @pytest.mark.parametrize(("payload", "size"), [(4096, UDP_MAX), (1232, 1232), (1000, 1000),
@@ -113,7 +127,7 @@ def test_edns_query_key_takes_the_clients_size_within_bounds(payload: int, size:
     key = question_key(query(edns=0, payload=payload))
     assert key is not None
     assert key.udp_size == size
-    assert key.key.endswith(b"E")
+    assert key.key.endswith(b"\x01")  # EDNS, no DO, no AD
     assert key.end == len(query())  # the question ends where it does without EDNS
 
 
@@ -271,11 +285,13 @@ def test_entry_expires_with_its_smallest_ttl() -> None:
     assert len(cache) == 0  # dropped, not just skipped
 
 
-def test_id_rd_cd_and_question_case_come_from_the_new_query() -> None:
+def test_id_rd_and_question_case_come_from_the_new_query() -> None:
     clock = FakeClock()
     cache = AnswerCache(clock=clock)
     stored(cache, query("www.example.com.", qid=1, rd=True, cd=False), WWW_A)
-    packet = query("WwW.ExAmple.COM.", qid=0xBEEF, rd=False, cd=True)
+    # CD=1 (the client validates itself) takes the normal path: its answer is not validated.
+    assert question_key(query("www.example.com.", qid=2, rd=True, cd=True)) is None
+    packet = query("WwW.ExAmple.COM.", qid=0xBEEF, rd=False, cd=False)
     key = question_key(packet)
     assert key is not None
     wire = cache.answer(key, packet)
@@ -285,17 +301,16 @@ def test_id_rd_cd_and_question_case_come_from_the_new_query() -> None:
     assert hit.flags & dns.flags.QR
     assert hit.flags & dns.flags.RA
     assert not hit.flags & dns.flags.RD
-    assert hit.flags & dns.flags.CD
+    assert not hit.flags & dns.flags.CD
     assert not hit.flags & dns.flags.AA
     assert hit.question[0].name.to_text() == "WwW.ExAmple.COM."
     assert wire[12 : key.end] == packet[12 : key.end]  # the question byte for byte
     assert answer_of(hit) == {("www.example.com.", "A", "192.0.2.1")}
-    # And back: RD set, CD clear.
+    # And back: RD set.
     hit = ask(cache, query(qid=7, rd=True, cd=False))
     assert hit is not None
     assert hit.id == 7
     assert hit.flags & dns.flags.RD
-    assert not hit.flags & dns.flags.CD
 
 
 def test_answer_too_large_for_the_client_falls_back() -> None:

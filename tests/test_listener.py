@@ -681,7 +681,9 @@ class FakeEngine:
         self.gate: asyncio.Event | None = None
         self.delays: dict[str, float] = {}
 
-    async def resolve(self, name: str, rrtype: int) -> EngineAnswer:
+    async def resolve(
+        self, name: str, rrtype: int, *, checking_disabled: bool = False
+    ) -> EngineAnswer:
         self.calls.append((name, rrtype))
         if self.gate is not None:
             await self.gate.wait()

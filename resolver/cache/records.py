@@ -33,6 +33,10 @@ from resolver.wire.names import is_subdomain, name_key, normalize
 from resolver.wire.rdata import SOA, Rdata
 
 NXDOMAIN_TYPE = 0  # the type slot of an NXDOMAIN entry: it covers every type
+RRSIG_TYPE = 46  # RFC 4034 section 3
+DS_TYPE = 43
+BOGUS_TTL = 60  # seconds bogus data is kept, so it is not fetched again per query
+# (Unbound's val-bogus-ttl)
 GLUE = "\x00"  # first character of a parent-side glue key (no folded name starts with it)
 
 
@@ -51,28 +55,44 @@ class Trust(IntEnum):
     AUTHORITATIVE = 5  # answer section of an authoritative reply
 
 
+class Security(IntEnum):
+    """What DNSSEC validation made of cached data (RFC 4033 section 5), kept with it."""
+
+    UNCHECKED = 0  # not validated (validation off, or not judged yet: say, a referral's DS)
+    INSECURE = 1  # provably unsigned (an insecure delegation above it), or no trust anchor
+    SECURE = 2  # validated from a trust anchor
+    BOGUS = 3  # should have validated and did not: kept briefly, answered with SERVFAIL
+
+
 class StoredRRset(dataobject, fast_new=True):
     """What the cache keeps per RRset, kept small: it is the bulk of a resolver's memory.
 
     The owner name and type are in the dictionary key already, so ``owner`` is
     only kept when its case differs from the key's (folded) form.  ``data`` is the
     single Rdata of a one-record set (the common case: no tuple), or a tuple.
+    ``sigs`` are the RRSIG rdata that came with it (for DO=1 clients and for
+    validating later), None for unsigned data.
     """
 
     owner: str | None
     data: Rdata | tuple[Rdata, ...]
     expires: float
     trust: int
+    security: int = Security.UNCHECKED
+    sigs: tuple[Rdata, ...] | None = None
 
 
 class CachedRRset(dataobject, fast_new=True):
-    """A cached RRset as lookups return it: owner (case kept), type, data, expiry, trust."""
+    """A cached RRset as lookups return it: owner (case kept), type, data, expiry, trust,
+    validation state and signatures."""
 
     name: str
     rrtype: int
     data: Rdata | tuple[Rdata, ...]
     expires: float
     trust: int
+    security: int = Security.UNCHECKED
+    sigs: tuple[Rdata, ...] | None = None
 
     @property
     def rdatas(self) -> tuple[Rdata, ...]:
@@ -84,14 +104,24 @@ class CachedRRset(dataobject, fast_new=True):
         ttl = remaining_ttl(self.expires, now)
         return [ResourceRecord(self.name, self.rrtype, CLASS_IN, ttl, r) for r in self.rdatas]
 
+    def signature_records(self, now: float) -> list[ResourceRecord]:
+        """Its RRSIG records, with the RRset's TTL counted down to ``now``."""
+        if not self.sigs:
+            return []
+        ttl = remaining_ttl(self.expires, now)
+        return [ResourceRecord(self.name, RRSIG_TYPE, CLASS_IN, ttl, r) for r in self.sigs]
+
 
 class CachedNegative(dataobject, fast_new=True):
-    """An NXDOMAIN (rrtype 0) or NODATA answer, with the SOA that proved it."""
+    """An NXDOMAIN (rrtype 0) or NODATA answer, with the SOA that proved it and, in a
+    signed zone, the NSEC or NSEC3 records (and RRSIGs) that prove it (RFC 4035)."""
 
     name: str
     rrtype: int
     soa: ResourceRecord | None
     expires: float
+    security: int = Security.UNCHECKED
+    proof: tuple[ResourceRecord, ...] = ()
 
     @property
     def nxdomain(self) -> bool:
@@ -103,6 +133,12 @@ class CachedNegative(dataobject, fast_new=True):
         ttl = remaining_ttl(self.expires, now)
         soa = self.soa
         return [ResourceRecord(soa.name, soa.rrtype, soa.rrclass, ttl, soa.rdata)]
+
+    def proof_records(self, now: float) -> list[ResourceRecord]:
+        """The proof's records, TTLs counted down with the entry."""
+        ttl = remaining_ttl(self.expires, now)
+        return [ResourceRecord(rr.name, rr.rrtype, rr.rrclass, min(rr.ttl, ttl), rr.rdata)
+                for rr in self.proof]  # fmt: skip
 
 
 CacheEntry = StoredRRset | CachedNegative
@@ -169,21 +205,38 @@ class RecordCache:
         entry = self._lookup(prefix + key + chr(rrtype))
         if not isinstance(entry, StoredRRset):
             return None
-        return CachedRRset(entry.owner or key, rrtype, entry.data, entry.expires, entry.trust)
+        return CachedRRset(entry.owner or key, rrtype, entry.data, entry.expires, entry.trust,
+                           entry.security, entry.sigs)  # fmt: skip
 
-    def store_rrset(self, records: list[ResourceRecord], trust: Trust) -> bool:
-        """Store one RRset (all records share owner and type); False if not stored."""
-        return self._store_rrset(records, trust, "")
+    def store_rrset(
+        self,
+        records: list[ResourceRecord],
+        trust: Trust,
+        security: Security = Security.UNCHECKED,
+        sigs: list[ResourceRecord] | None = None,
+    ) -> bool:
+        """Store one RRset (all records share owner and type) with its validation state
+        and its RRSIG records; False if not stored."""
+        return self._store_rrset(records, trust, "", security, sigs)
 
     def store_glue(self, records: list[ResourceRecord]) -> bool:
         """Keep a delegation's glue for one name server, apart from the child's own data."""
         return self._store_rrset(records, Trust.GLUE, GLUE)
 
-    def _store_rrset(self, records: list[ResourceRecord], trust: Trust, prefix: str) -> bool:
+    def _store_rrset(
+        self,
+        records: list[ResourceRecord],
+        trust: Trust,
+        prefix: str,
+        security: Security = Security.UNCHECKED,
+        sigs: list[ResourceRecord] | None = None,
+    ) -> bool:
         first = records[0]
         if first.rrclass != CLASS_IN:
             return False
         ttl = min(rr.ttl for rr in records)  # RFC 2181 section 5.2: one TTL per RRset
+        if security == Security.BOGUS:
+            ttl = min(ttl, BOGUS_TTL)
         if ttl <= 0:
             return False
         owner = name_key(first.name)
@@ -195,7 +248,10 @@ class RecordCache:
         rdatas = tuple(dict.fromkeys(rr.rdata for rr in records))
         data = rdatas[0] if len(rdatas) == 1 else rdatas
         case = None if first.name == owner else first.name
-        self._entries.put(key, StoredRRset(case, data, now + self.clamp_ttl(ttl), int(trust)))
+        signatures = tuple(rr.rdata for rr in sigs) if sigs else None
+        entry = StoredRRset(case, data, now + self.clamp_ttl(ttl), int(trust), int(security),
+                            signatures)  # fmt: skip
+        self._entries.put(key, entry)
         return True
 
     # ------------------------------------------------------------ negative data
@@ -209,15 +265,30 @@ class RecordCache:
                 return entry
         return None
 
-    def store_negative(self, name: str, rrtype: int, soa: ResourceRecord | None) -> bool:
-        """Cache NXDOMAIN (``rrtype`` = NXDOMAIN_TYPE) or NODATA, per RFC 2308 section 5."""
-        if soa is None or not isinstance(soa.rdata, SOA):
+    def store_negative(
+        self,
+        name: str,
+        rrtype: int,
+        soa: ResourceRecord | None,
+        security: Security = Security.UNCHECKED,
+        proof: list[ResourceRecord] | None = None,
+    ) -> bool:
+        """Cache NXDOMAIN (``rrtype`` = NXDOMAIN_TYPE) or NODATA, per RFC 2308 section 5,
+        with its validation state and proof.  Without an SOA only a DS denial from a
+        referral is kept (its NSEC proof says for how long: RFC 4035 section 5.2)."""
+        if soa is not None and isinstance(soa.rdata, SOA):
+            ttl = min(soa.ttl, soa.rdata.minimum, self.max_negative_ttl)
+        elif proof and rrtype == DS_TYPE:
+            ttl = min(min(rr.ttl for rr in proof), self.max_negative_ttl)
+        else:
             return False  # RFC 2308 section 5: without an SOA, negative answers are not cached
-        ttl = min(soa.ttl, soa.rdata.minimum, self.max_negative_ttl)
+        if security == Security.BOGUS:
+            ttl = min(ttl, BOGUS_TTL)
         if ttl <= 0:
             return False
         ttl = self.clamp_ttl(ttl)
-        entry = CachedNegative(name, rrtype, soa, self.clock() + ttl)
+        entry = CachedNegative(name, rrtype, soa, self.clock() + ttl, int(security),
+                               tuple(proof or ()))  # fmt: skip
         self._entries.put(name_key(name) + chr(rrtype), entry)
         return True
 

@@ -22,11 +22,13 @@ class FailureKind(Enum):
     LIMIT = "limit"  # a per-question bound (queries, referrals, CNAMEs, loops, depth)
     TIME_BUDGET = "time budget"  # the question took longer than its time budget
     OVERLOADED = "overloaded"  # too many questions in flight: not even started
+    DNSSEC_BOGUS = "dnssec bogus"  # validation failed (RFC 4035 section 5.5)
 
 
 class Failure(dataobject, fast_new=True):
     kind: FailureKind
     text: str  # for a person: "no server of loop1.com. answered (limit: delegation loop)"
+    info_code: int = 0  # the RFC 8914 INFO-CODE when the kind alone does not say it
 
 
 class Answer(dataobject, fast_new=True):
@@ -38,8 +40,11 @@ class Answer(dataobject, fast_new=True):
     upstream_queries: int = 0
     failure: Failure | None = None  # set exactly when rcode is SERVFAIL
     from_cache: bool = False  # answered without any upstream work
+    security: int = 0  # DNSSEC: resolver.cache.records.Security of the whole answer
+    sigs: list[ResourceRecord] | None = None  # the answer's RRSIGs, for DO=1 clients
+    proof: list[ResourceRecord] | None = None  # a negative answer's NSEC(3)s and RRSIGs
 
 
-def servfail(kind: FailureKind, text: str) -> Answer:
+def servfail(kind: FailureKind, text: str, info_code: int = 0) -> Answer:
     """A SERVFAIL answer that says why."""
-    return Answer(2, [], [], 0, Failure(kind, text))  # 2: RCODE SERVFAIL (RFC 1035 4.1.1)
+    return Answer(2, [], [], 0, Failure(kind, text, info_code))  # 2: SERVFAIL (RFC 1035 4.1.1)

@@ -29,7 +29,7 @@ from recordclass import dataobject
 
 from resolver.wire import Message, Rcode, ResourceRecord, RRType
 from resolver.wire.names import is_subdomain, name_key
-from resolver.wire.rdata import CNAME, NS, SOA
+from resolver.wire.rdata import CNAME, NS, RRSIG, SOA
 
 MAX_CHAIN_IN_REPLY = 16
 ADDRESS_TYPES = (RRType.A, RRType.AAAA)
@@ -45,11 +45,16 @@ class Kind(IntEnum):
 
 
 class Referral(dataobject, fast_new=True):
-    """A delegation: the child zone, its NS RRset and the glue we may trust."""
+    """A delegation: the child zone, its NS RRset and the glue we may trust; from a
+    signed parent also the child's DS RRset or the NSEC/NSEC3 proof that it has none,
+    with their RRSIGs (RFC 4035 section 3.1.4), validated when the child's trust is
+    needed."""
 
     zone: str
     ns_records: list[ResourceRecord]
     glue: list[ResourceRecord]
+    ds: list[ResourceRecord] | None = None  # DS records and RRSIGs
+    proof: list[ResourceRecord] | None = None  # NSEC/NSEC3 records and RRSIGs
 
     @property
     def nameservers(self) -> list[str]:
@@ -70,6 +75,11 @@ class Classified(dataobject, fast_new=True):
     # For a recursion-lame reply: what it would have meant from an authority, to use
     # when every server of the zone turns out to be like that (Unbound does the same).
     fallback: Classified | None = None
+    # DNSSEC: the RRSIGs of the reply (answer and authority, in bailiwick), and the
+    # NSEC/NSEC3 records of its authority section, for validation and for DO=1 clients.
+    sigs: list[ResourceRecord] | None = None
+    proof: list[ResourceRecord] | None = None
+    security: int = 0  # what validation made of it (resolver.cache.records.Security)
 
 
 def _lame(reason: str, name: str) -> Classified:
@@ -128,7 +138,12 @@ def _referral(message: Message, zone: str, name: str) -> Referral | str | None:
         return f"referral to {child} which does not contain the name"
     if name_key(child) == name_key(zone):
         return f"referral to {child} which does not get closer"
-    return Referral(child, ns_records, _glue(message, ns_records, zone))
+    key = name_key(child)
+    ds = [rr for rr in message.authority if name_key(rr.name) == key and (
+          rr.rrtype == RRType.DS or _covers(rr, RRType.DS))]  # fmt: skip
+    proof = _proof(message, zone)
+    return Referral(child, ns_records, _glue(message, ns_records, zone), ds or None,
+                    proof or None)  # fmt: skip
 
 
 def _glue(message: Message, ns_records: list[ResourceRecord], zone: str) -> list[ResourceRecord]:
@@ -144,6 +159,38 @@ def _glue(message: Message, ns_records: list[ResourceRecord], zone: str) -> list
         if rr.rrtype in ADDRESS_TYPES
         and name_key(rr.name) in targets
         and is_subdomain(rr.name, zone)
+    ]
+
+
+def _covers(rr: ResourceRecord, rrtype: int) -> bool:
+    """An RRSIG record over RRsets of ``rrtype``."""
+    return (
+        rr.rrtype == RRType.RRSIG
+        and isinstance(rr.rdata, RRSIG)
+        and rr.rdata.type_covered == rrtype
+    )
+
+
+PROOF_TYPES = (RRType.NSEC, RRType.NSEC3)
+
+
+def _proof(message: Message, zone: str) -> list[ResourceRecord]:
+    """The NSEC/NSEC3 records of the authority section inside ``zone``, with their RRSIGs."""
+    return [
+        rr
+        for rr in message.authority
+        if is_subdomain(rr.name, zone)
+        and (rr.rrtype in PROOF_TYPES or any(_covers(rr, t) for t in PROOF_TYPES))
+    ]
+
+
+def _signatures(message: Message, zone: str) -> list[ResourceRecord]:
+    """Every RRSIG of the answer and authority sections inside ``zone``."""
+    return [
+        rr
+        for section in (message.answer, message.authority)
+        for rr in section
+        if rr.rrtype == RRType.RRSIG and is_subdomain(rr.name, zone)
     ]
 
 
@@ -163,6 +210,9 @@ def classify(message: Message, qname: str, qtype: int, zone: str) -> Classified:
         # left after scrubbing) would otherwise pass for a negative answer.
         return _lame(f"{qname} is outside {zone}", qname)
     step = _meaning(message, qname, qtype, zone)
+    if step.kind != Kind.LAME:
+        step.sigs = _signatures(message, zone) or None
+        step.proof = _proof(message, zone) or None
     header = message.header
     if step.kind != Kind.REFERRAL and step.kind != Kind.LAME and not header.aa and header.ra:
         # A recursive server answering for a zone it was delegated: its data comes from
@@ -224,11 +274,15 @@ def classify_forwarded(message: Message, qname: str, qtype: int) -> Classified:
     if rcode not in (Rcode.NOERROR, Rcode.NXDOMAIN):
         return _lame(Rcode.text(rcode), qname)
     records, name, found = _follow_chain(message.answer, qname, qtype)
-    if found:
-        return Classified(Kind.ANSWER, records, name)
     soa = _negative_soa(message, ".", name)
-    if rcode == Rcode.NXDOMAIN:
-        return Classified(Kind.NXDOMAIN, records, name, soa)
-    if records and soa is None:
-        return Classified(Kind.CNAME, records, name)
-    return Classified(Kind.NODATA, records, name, soa)
+    if found:
+        step = Classified(Kind.ANSWER, records, name)
+    elif rcode == Rcode.NXDOMAIN:
+        step = Classified(Kind.NXDOMAIN, records, name, soa)
+    elif records and soa is None:
+        step = Classified(Kind.CNAME, records, name)
+    else:
+        step = Classified(Kind.NODATA, records, name, soa)
+    step.sigs = _signatures(message, ".") or None
+    step.proof = _proof(message, ".") or None
+    return step

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 
 from resolver.cache.records import RecordCache
+from resolver.dnssec import TrustAnchors
 from resolver.iterate.answer import Answer, FailureKind
 from resolver.iterate.classify import Kind
 from resolver.iterate.events import LogObserver, Observer, wants_every_hop
@@ -33,6 +34,8 @@ from resolver.iterate.lookup import Environment, Exchange
 from resolver.iterate.remember import clamped, recall
 from resolver.iterate.resolution import Resolution
 from resolver.iterate.servers import ServerSelection
+from resolver.iterate.trust import TrustCache
+from resolver.iterate.validation import Validator
 from resolver.iterate.zonecut import AddressPolicy, CutFinder
 from resolver.net.contract import ExchangeFailed, Failure, Network, Reply
 from resolver.wire import Rcode, ResourceRecord
@@ -60,9 +63,11 @@ class IterativeEngine:
         addresses: AddressPolicy | None = None,
         qname_minimisation: bool = True,
         zones: ConfiguredZones | None = None,
+        trust_anchors: TrustAnchors | None = None,
     ) -> None:
         """``addresses`` says which upstream addresses may be used (default: IPv4, and
-        loopback only when the root hints are on loopback, that is, in a lab)."""
+        loopback only when the root hints are on loopback, that is, in a lab).
+        ``trust_anchors`` turns DNSSEC validation on (None: no validation)."""
         self.network = network
         self.cache = cache
         self.hints = hints
@@ -79,6 +84,7 @@ class IterativeEngine:
             wants_every_hop(self.observer),
             clock,
             qname_minimisation,
+            Validator(TrustCache(trust_anchors, clock), clock) if trust_anchors else None,
         )
         self._in_flight: dict[ExchangeKey, asyncio.Future[Reply | ExchangeFailed]] = {}
 
@@ -86,12 +92,20 @@ class IterativeEngine:
     def selection(self) -> ServerSelection:
         return self.env.selection
 
-    async def resolve(self, qname: str, qtype: int) -> Answer:
-        """Resolve (qname, qtype, IN); never raises for DNS reasons: failures are SERVFAIL."""
+    @property
+    def validating(self) -> bool:
+        return self.env.validator is not None
+
+    async def resolve(self, qname: str, qtype: int, *, checking_disabled: bool = False) -> Answer:
+        """Resolve (qname, qtype, IN); never raises for DNS reasons: failures are SERVFAIL.
+
+        ``checking_disabled`` (a client's CD=1, RFC 4035 section 3.2.2): the data as it
+        comes, not validated, never SERVFAIL for being bogus.
+        """
         # Asked per question: a reload may have changed the log level (hop events are
         # built only when an observer wants them).
         self.env.report_hops = wants_every_hop(self.observer)
-        resolution = Resolution(qname, qtype, self.env)
+        resolution = Resolution(qname, qtype, self.env, checking_disabled)
         try:
             async with asyncio.timeout(self.limits.time_budget):
                 exchange = resolution.next_exchange()
@@ -119,6 +133,7 @@ class IterativeEngine:
             outcome = await self.network.exchange(
                 exchange.address, exchange.qname, exchange.qtype, exchange.timeout,
                 port=exchange.port, recursion_desired=exchange.forwarded,
+                dnssec_ok=exchange.dnssec_ok,
             )  # fmt: skip
         except ExchangeFailed as failed:
             outcome = failed

@@ -61,6 +61,7 @@ class ResolutionBudget:
         self.queries = 0
         self.limits_hit: list[Limit] = []  # bounds that cut a sub-lookup short, for the reason
         self.primed = False  # the root was primed once for this question (RFC 8109)
+        self.checking_disabled = False  # CD=1: the client validates itself (RFC 4035 3.2.2)
 
     def spend_query(self) -> None:
         if self.queries >= self.limits.max_upstream_queries:

@@ -13,9 +13,11 @@ Its states (:class:`Step`):
     FIND_CUT     step 2: the closest known zone cut (priming the root first if needed)
     ASK          step 3: the best untried server of the cut, or a sub-lookup for the
                  address of a name server without glue; when all fail, the cut above
-    WAIT_REPLY   an exchange is out; its reply is classified, (validated,) cached and acted
+    WAIT_REPLY   an exchange is out; its reply is classified, then judged, cached and acted
                  on (step 4): an answer ends the lookup, a referral moves the cut down, a
                  CNAME goes back to CHECK_CACHE for its target
+    JUDGE        DNSSEC validation of a reply or of data recalled from the cache; it may
+                 need a zone's DNSKEY or DS RRset first: a sub-lookup (validation.py)
     WAIT_LOOKUP  a sub-lookup is running
     DONE         ``answer`` holds the result
 
@@ -31,14 +33,15 @@ from enum import Enum, auto
 
 from recordclass import dataobject
 
-from resolver.cache.records import RecordCache
+from resolver.cache.records import RecordCache, Security
 from resolver.iterate.answer import Answer, FailureKind, servfail
 from resolver.iterate.classify import Classified, Kind, Referral, classify, classify_forwarded
 from resolver.iterate.events import Observer
 from resolver.iterate.limits import Limit, LimitExceeded, Limits, ResolutionBudget
 from resolver.iterate.minimise import Minimiser
-from resolver.iterate.remember import clamped, hop_details, recall, remember
-from resolver.iterate.servers import ServerSelection
+from resolver.iterate.remember import clamped, covering, hop_details, recall, remember
+from resolver.iterate.servers import ServerRound, ServerSelection
+from resolver.iterate.validation import NeedDS, NeedKeys, Validator, learn
 from resolver.iterate.zonecut import CutFinder, CutSource, ZoneCut
 from resolver.net.contract import ExchangeFailed, Failure, Reply
 from resolver.wire import Rcode, ResourceRecord, RRType
@@ -51,6 +54,7 @@ class Step(Enum):
     FIND_CUT = auto()
     ASK = auto()
     WAIT_REPLY = auto()
+    JUDGE = auto()
     WAIT_LOOKUP = auto()
     DONE = auto()
 
@@ -61,6 +65,26 @@ class Purpose(Enum):
     QUESTION = "question"  # the client's question
     NS_ADDRESS = "glueless"  # the address of a name server that came without glue
     PRIMING = "priming"  # the root's NS set and addresses, from the root (RFC 8109)
+    KEYS = "keys"  # a signer zone's DNSKEY RRset, for validation
+    DS = "ds"  # a zone's DS RRset (or the proof it has none): is it signed?
+
+
+class Waiting(dataobject, fast_new=True):
+    """The sub-lookup a lookup waits for, and for what."""
+
+    purpose: Purpose
+    name: str = ""
+    rrtype: int = 0
+
+
+class Pending(dataobject, fast_new=True):
+    """A reply (or recalled data) waiting to be judged, with what it answered."""
+
+    step: Classified
+    qname: str
+    qtype: int
+    zone: str
+    fresh: bool  # from the network (to be cached), not from the cache
 
 
 class Environment:
@@ -76,6 +100,7 @@ class Environment:
         report_hops: bool,
         clock: Callable[[], float],
         qname_minimisation: bool,
+        validator: Validator | None = None,
     ) -> None:
         self.cache = cache
         self.finder = finder
@@ -85,6 +110,7 @@ class Environment:
         self.report_hops = report_hops
         self.clock = clock
         self.qname_minimisation = qname_minimisation
+        self.validator = validator  # None: no DNSSEC validation
 
 
 class Exchange(dataobject, fast_new=True):
@@ -101,59 +127,7 @@ class Exchange(dataobject, fast_new=True):
     port: int | None = None  # a configured server's port; None: the network's default
     forwarded: bool = False  # to a forwarder: RD=1, and its answer is final
     shared: bool = False  # answered by an identical exchange another question sent
-
-
-class ServerRound:
-    """Which servers of one zone cut were tried, and which name servers still need an address."""
-
-    def __init__(self, cut: ZoneCut, glueless: list[str], types: tuple[int, ...]) -> None:
-        self.cut = cut
-        self.tried: set[str] = set()
-        self.timed_out: set[str] = set()
-        self.retried = False
-        self.types = types
-        # (NS name, address type) to look up, likeliest first; A first, AAAA if A finds none.
-        self.pending = [(ns, types[0]) for ns in glueless]
-        self.names_looked_up = 0
-
-    def next_server(self, selection: ServerSelection) -> tuple[str, str] | None:
-        """The best untried (address, NS name); servers lame for the zone go last."""
-        known = [(a, ns) for a, ns in self.cut.known() if a not in self.tried]
-        if not known:
-            return None
-        server_of = dict(reversed(known))  # first NS name listed for each address
-        ordered = selection.order(dict.fromkeys(a for a, _ in known))
-        ordered.sort(key=lambda address: selection.is_lame(address, self.cut.zone))
-        return ordered[0], server_of[ordered[0]]
-
-    def next_glueless(self, limit: int) -> tuple[str, int] | None:
-        """The next (NS name, type) to look up; ``limit`` bounds the names per cut."""
-        while self.pending:
-            ns, rrtype = self.pending[0]
-            if self.cut.addresses.get(name_key(ns)):
-                self.pending.pop(0)  # found meanwhile (another lookup, the other type)
-                continue
-            if rrtype == self.types[0]:
-                if self.names_looked_up >= limit:
-                    return None
-                self.names_looked_up += 1
-            return self.pending.pop(0)
-        return None
-
-    def found_nothing(self, ns: str, rrtype: int) -> None:
-        """A lookup of ``ns`` gave no address of that type: try the next type (an
-        IPv6-only name server, Deckard's iter_pc_aaaa)."""
-        later = self.types[self.types.index(rrtype) + 1 :] if rrtype in self.types else ()
-        if later:
-            self.pending.insert(0, (ns, later[0]))
-
-    def retry_timeouts(self) -> bool:
-        """Servers that timed out get one more chance (a lost packet is not a dead server)."""
-        if self.retried or not self.timed_out:
-            return False
-        self.retried = True
-        self.tried -= self.timed_out
-        return True
+    dnssec_ok: bool = False  # DO=1: the server should send RRSIGs and NSEC records
 
 
 class Lookup:
@@ -188,7 +162,11 @@ class Lookup:
         self.referrals = 0
         self.failures: list[Failure] = []
         self.limits_before = len(budget.limits_hit)
-        self.waiting_for: tuple[str, int] | None = None  # the sub-lookup asked for
+        self.waiting: Waiting | None = None  # the sub-lookup asked for
+        self.pending: Pending | None = None  # what JUDGE judges
+        self.validating = env.validator is not None and not budget.checking_disabled
+        self.security = Security.SECURE if self.validating else Security.UNCHECKED
+        self.sigs: list[ResourceRecord] = []  # RRSIGs of the chain, for DO=1 clients
         self.recursion_lame: tuple[Exchange, Classified] | None = None  # a last resort
         self.answer: Answer | None = None
         self.step = Step.CHECK_CACHE
@@ -211,6 +189,10 @@ class Lookup:
                 action = self._ask()
                 if action is not None:
                     return action
+            elif step is Step.JUDGE:
+                needed = self._judge()
+                if needed is not None:
+                    return needed
             elif step is Step.DONE:
                 return None
             else:
@@ -220,10 +202,9 @@ class Lookup:
         step = recall(self.env.cache, self.name, self.qtype, self.env.clock())
         if step is None:
             self.step = Step.FIND_CUT
-        elif step.kind == Kind.CNAME:
-            self._follow(step)
-        else:
-            self._finish(step)
+            return
+        zone = self.env.finder.closest(self.name).zone if self.validating else ""
+        self._accept(Pending(step, self.name, self.qtype, zone, False))
 
     def _find_cut(self) -> Lookup | None:
         cut = self.env.finder.closest(self._target(), self.passed_over, self.forwarding)
@@ -232,6 +213,7 @@ class Lookup:
             # using the hints, then look at the cache again (it may hold the answer now).
             self.budget.primed = True
             self.step = Step.WAIT_LOOKUP
+            self.waiting = Waiting(Purpose.PRIMING)
             return Lookup(ROOT, RRType.NS, self.env, self.budget, depth=self.depth,
                           purpose=Purpose.PRIMING)  # fmt: skip
         self._enter(cut)
@@ -282,12 +264,13 @@ class Lookup:
             self.step = Step.WAIT_REPLY
             timeout = env.selection.timeout(address)
             return Exchange(address, server, cut.zone, qname, qtype, timeout, self.depth,
-                            minimised, cut.ports.get(address), forwarded)  # fmt: skip
+                            minimised, cut.ports.get(address), forwarded, False,
+                            env.validator is not None)  # fmt: skip
         wanted = servers.next_glueless(env.limits.max_glueless_per_cut)
         if wanted is not None:
             self.step = Step.WAIT_LOOKUP
-            self.waiting_for = wanted
             ns, rrtype = wanted
+            self.waiting = Waiting(Purpose.NS_ADDRESS, ns, rrtype)
             return Lookup(ns, rrtype, env, self.budget, depth=self.depth + 1,
                           purpose=Purpose.NS_ADDRESS, for_zone=cut.zone)  # fmt: skip
         if servers.retry_timeouts():
@@ -364,14 +347,65 @@ class Lookup:
             if step.fallback is not None and self.recursion_lame is None:
                 self.recursion_lame = (exchange, step.fallback)
             return
-        step = self._validated(step)
-        remember(self.env.cache, step, exchange.qtype)
+        self._accept(Pending(step, exchange.qname, exchange.qtype, exchange.zone, True))
+
+    def _accept(self, pending: Pending) -> None:
+        """A usable reply or recalled data: judged first when it must be (DNSSEC), then
+        cached and acted on.  Referrals are not judged (their DS waits in the cache)."""
+        step = pending.step
+        if self.validating and step.referral is None and step.security == Security.UNCHECKED:
+            self.pending = pending
+            self.step = Step.JUDGE
+            return
+        self._act(pending)
+
+    def _act(self, pending: Pending) -> None:
+        step = pending.step
+        if pending.fresh:
+            remember(self.env.cache, step, pending.qtype)
         if step.referral is not None:
             self._descend(step.referral)
-        elif step.kind == Kind.CNAME:
+            return
+        if self.validating:
+            self._note_security(step)
+        if step.kind == Kind.CNAME:
             self._follow(step)
         else:
             self._finish(step)
+
+    def _judge(self) -> Lookup | None:
+        """JUDGE: validate what waits, or start the sub-lookup that validation needs."""
+        pending = self.pending
+        validator = self.env.validator
+        assert pending is not None and validator is not None
+        judged = validator.judge(pending.step, pending.qname, pending.qtype, pending.zone)
+        if isinstance(judged, NeedKeys | NeedDS):
+            purpose = Purpose.KEYS if isinstance(judged, NeedKeys) else Purpose.DS
+            rrtype = RRType.DNSKEY if purpose is Purpose.KEYS else RRType.DS
+            self.waiting = Waiting(purpose, judged.zone, rrtype)
+            self.step = Step.WAIT_LOOKUP
+            return Lookup(judged.zone, rrtype, self.env, self.budget, depth=self.depth + 1,
+                          purpose=purpose, for_zone=judged.zone)  # fmt: skip
+        self.pending = None
+        step = pending.step
+        step.security = judged.security
+        if judged.security == Security.BOGUS:
+            if pending.fresh:
+                remember(self.env.cache, step, pending.qtype)  # kept briefly: BOGUS_TTL
+            self._fail(FailureKind.DNSSEC_BOGUS, judged.reason, judged.info_code)
+            return None
+        if not pending.fresh:  # recalled unchecked: keep what the judgement found
+            remember(self.env.cache, step, pending.qtype)
+        self._act(pending)
+        return None
+
+    def _note_security(self, step: Classified) -> None:
+        """The answer is as secure as its least secure part; keep the RRSIGs for DO=1."""
+        if step.security == Security.BOGUS or self.security == Security.BOGUS:
+            self.security = Security.BOGUS
+        elif step.security != Security.SECURE:
+            self.security = Security.INSECURE
+        self.sigs += step.sigs or []
 
     def _take_minimised(self, exchange: Exchange, step: Classified) -> None:
         """A reply to a minimised question (RFC 9156 section 2.3 for the fallbacks)."""
@@ -402,11 +436,6 @@ class Lookup:
             self.minimiser.stop()
             self.round.tried.discard(exchange.address)
 
-    def _validated(self, step: Classified) -> Classified:
-        """DNSSEC validation belongs here (issue 14): between "reply classified" and
-        "records cached", so that bogus data never reaches the cache."""
-        return step
-
     def _descend(self, referral: Referral) -> None:
         self.referrals += 1
         if self.referrals >= self.env.limits.max_referrals:
@@ -415,13 +444,20 @@ class Lookup:
 
     def take_sublookup(self, sub: Lookup | None) -> None:
         """A sub-lookup ended (None: a limit kept it from starting)."""
-        assert self.step is Step.WAIT_LOOKUP
-        self.step = Step.ASK
-        if self.waiting_for is None:  # it was priming: the cache may answer now
+        assert self.step is Step.WAIT_LOOKUP and self.waiting is not None
+        waiting, self.waiting = self.waiting, None
+        if waiting.purpose is Purpose.PRIMING:  # the cache may answer now
             self.step = Step.CHECK_CACHE
-            return
-        ns, rrtype = self.waiting_for
-        self.waiting_for = None
+        elif waiting.purpose is Purpose.NS_ADDRESS:
+            self.step = Step.ASK
+            self._take_address(waiting.name, waiting.rrtype, sub)
+        else:
+            self.step = Step.JUDGE
+            assert self.env.validator is not None
+            answer = sub.answer if sub is not None else None
+            learn(self.env.validator.trust, waiting.name, waiting.rrtype, answer)
+
+    def _take_address(self, ns: str, rrtype: int, sub: Lookup | None) -> None:
         assert self.cut is not None and self.round is not None
         finder = self.env.finder
         found = []
@@ -458,10 +494,15 @@ class Lookup:
             self.answer = Answer(Rcode.NOERROR, chain, soa)
         else:
             self.answer = Answer(Rcode.NOERROR, chain, [])
+        self.answer.security = self.security
+        if self.validating:
+            self.answer.sigs = covering(self.sigs, chain)
+            if step.kind in (Kind.NXDOMAIN, Kind.NODATA):
+                self.answer.proof = list(step.proof or []) + covering(step.sigs or [], soa)
         self.step = Step.DONE
 
-    def _fail(self, kind: FailureKind, text: str) -> None:
-        self.answer = servfail(kind, text)
+    def _fail(self, kind: FailureKind, text: str, info_code: int = 0) -> None:
+        self.answer = servfail(kind, text, info_code)
         self.answer.answer = list(self.chain)
         self.step = Step.DONE
 

@@ -9,50 +9,87 @@ delegations and their glue (kept apart as the parent's side).
 
 from __future__ import annotations
 
-from resolver.cache.records import NXDOMAIN_TYPE, RecordCache, Trust
+from resolver.cache.records import NXDOMAIN_TYPE, CachedRRset, RecordCache, Security, Trust
 from resolver.iterate.classify import Classified, Kind
 from resolver.wire import ResourceRecord, RRType
 from resolver.wire.names import name_key
-from resolver.wire.rdata import CNAME
+from resolver.wire.rdata import CNAME, RRSIG
 
 
 def recall(cache: RecordCache, name: str, qtype: int, now: float) -> Classified | None:
-    """Step 1: what the cache says about (name, qtype), as a classified reply would."""
+    """Step 1: what the cache says about (name, qtype), as a classified reply would, with
+    the validation state and the signatures or proof kept with it."""
     rrset = cache.get_rrset(name, qtype)
     if rrset is not None and rrset.trust >= Trust.ANSWER:
-        return Classified(Kind.ANSWER, rrset.records(now), name)
+        return _recalled(Classified(Kind.ANSWER, rrset.records(now), name), rrset, now)
     negative = cache.get_negative(name, qtype)
     if negative is not None:
         kind = Kind.NXDOMAIN if negative.nxdomain else Kind.NODATA
         soa = negative.soa_record(now)
-        return Classified(kind, [], name, soa[0] if soa else None)
+        step = Classified(kind, [], name, soa[0] if soa else None)
+        proof = negative.proof_records(now)
+        step.sigs = [rr for rr in proof if rr.rrtype == RRType.RRSIG] or None
+        step.proof = proof or None
+        step.security = negative.security
+        return step
     if qtype != RRType.CNAME:
         cname = cache.get_rrset(name, RRType.CNAME)
         if cname is not None and cname.trust >= Trust.ANSWER:
             target = cname.rdatas[0]
             assert isinstance(target, CNAME)
-            return Classified(Kind.CNAME, cname.records(now), target.target)
+            step = Classified(Kind.CNAME, cname.records(now), target.target)
+            return _recalled(step, cname, now)
     return None
 
 
+def _recalled(step: Classified, rrset: CachedRRset, now: float) -> Classified:
+    step.sigs = rrset.signature_records(now) or None
+    step.security = rrset.security
+    return step
+
+
 def remember(cache: RecordCache, step: Classified, qtype: int) -> None:
-    """Cache what a usable reply taught us (already scrubbed by classify)."""
+    """Cache what a usable reply taught us (already scrubbed by classify), with what
+    validation made of it and the signatures and proofs DO=1 clients get."""
     trust = Trust.AUTHORITATIVE if step.authoritative else Trust.ANSWER
+    security = Security(step.security)
+    sigs = step.sigs or []
     for rrset in rrsets(step.records):
-        cache.store_rrset(rrset, trust)
-    if step.kind == Kind.NXDOMAIN:
-        cache.store_negative(step.name, NXDOMAIN_TYPE, step.soa)
-    elif step.kind == Kind.NODATA:
-        cache.store_negative(step.name, qtype, step.soa)
+        cache.store_rrset(rrset, trust, security, covering(sigs, rrset))
+    if step.kind in (Kind.NXDOMAIN, Kind.NODATA):
+        slot = NXDOMAIN_TYPE if step.kind == Kind.NXDOMAIN else qtype
+        soa = [step.soa] if step.soa is not None else []
+        proof = list(step.proof or []) + covering(sigs, soa)
+        cache.store_negative(step.name, slot, step.soa, security, proof)
     elif step.referral is not None:
-        cache.store_rrset(step.referral.ns_records, Trust.REFERRAL)
-        for rrset in rrsets(step.referral.glue):
+        referral = step.referral
+        cache.store_rrset(referral.ns_records, Trust.REFERRAL)
+        for rrset in rrsets(referral.glue):
             cache.store_glue(rrset)
+        # A signed parent's word on the child's DS, judged when the child's trust is needed.
+        ds = [rr for rr in referral.ds or [] if rr.rrtype == RRType.DS]
+        if ds:
+            cache.store_rrset(ds, Trust.AUTHORITY, Security.UNCHECKED,
+                              covering(referral.ds or [], ds))  # fmt: skip
+        elif referral.proof:
+            cache.store_negative(referral.zone, RRType.DS, None, Security.UNCHECKED,
+                                 referral.proof)  # fmt: skip
     for rrset in rrsets(step.glue or []):
         # The addresses an NS answer gave for its servers (a priming reply's root
         # server addresses, RFC 8109 section 3): the lowest rank, replaced by any answer.
         cache.store_rrset(rrset, Trust.GLUE)
         cache.store_glue(rrset)
+
+
+def covering(sigs: list[ResourceRecord], records: list[ResourceRecord]) -> list[ResourceRecord]:
+    """The RRSIG records among ``sigs`` that cover one of the RRsets of ``records``."""
+    if not sigs or not records:
+        return []
+    wanted = {(name_key(rr.name), rr.rrtype) for rr in records}
+    return [
+        sig for sig in sigs
+        if isinstance(sig.rdata, RRSIG) and (name_key(sig.name), sig.rdata.type_covered) in wanted
+    ]  # fmt: skip
 
 
 def rrsets(records: list[ResourceRecord]) -> list[list[ResourceRecord]]:

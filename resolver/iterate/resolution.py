@@ -28,11 +28,14 @@ from resolver.wire.names import name_key
 class Resolution:
     """The plan for one question and the budget it shares."""
 
-    def __init__(self, qname: str, qtype: int, env: Environment) -> None:
+    def __init__(
+        self, qname: str, qtype: int, env: Environment, checking_disabled: bool = False
+    ) -> None:
         self.qname = qname
         self.qtype = qtype
         self.env = env
         self.budget = ResolutionBudget(env.limits, env.clock)
+        self.budget.checking_disabled = checking_disabled
         self.plan: list[Lookup] = [Lookup(qname, qtype, env, self.budget)]
         self.answer: Answer | None = None
 
@@ -96,7 +99,9 @@ class Resolution:
     def _refusal(self, sub: Lookup) -> Limit | None:
         if sub.purpose is Purpose.PRIMING:
             return None
-        if sub.depth > self.env.limits.max_sublookup_depth:
+        if sub.purpose is Purpose.NS_ADDRESS and sub.depth > self.env.limits.max_sublookup_depth:
+            # Validation sub-lookups nest once per zone of the chain of trust: the plan
+            # (no question twice) and the budget bound them instead.
             return Limit.SUBLOOKUP_DEPTH
         key = (name_key(sub.qname), sub.qtype)
         if any((name_key(lookup.name), lookup.qtype) == key for lookup in self.plan):

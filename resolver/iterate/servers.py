@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from recordclass import dataobject
 
 from resolver.cache.lru import LruDict
+from resolver.iterate.zonecut import ZoneCut
 from resolver.wire.names import name_key
 
 UNKNOWN_RTT = 0.376  # Unbound's UNKNOWN_SERVER_NICENESS: an untried server looks this fast
@@ -110,4 +111,57 @@ class ServerSelection:
         if until <= self.clock():
             self._lame.pop(key)
             return False
+        return True
+
+
+class ServerRound:
+    """Which servers of one zone cut were tried, and which name servers still need an address."""
+
+    def __init__(self, cut: ZoneCut, glueless: list[str], types: tuple[int, ...]) -> None:
+        self.cut = cut
+        self.tried: set[str] = set()
+        self.timed_out: set[str] = set()
+        self.retried = False
+        self.types = types
+        # (NS name, address type) to look up, likeliest first; A first, AAAA if A finds none.
+        self.pending = [(ns, types[0]) for ns in glueless]
+        self.names_looked_up = 0
+
+    def next_server(self, selection: ServerSelection) -> tuple[str, str] | None:
+        """The best untried (address, NS name); servers lame for the zone go last."""
+        known = [(a, ns) for a, ns in self.cut.known() if a not in self.tried]
+        if not known:
+            return None
+        server_of = dict(reversed(known))  # first NS name listed for each address
+        ordered = selection.order(dict.fromkeys(a for a, _ in known))
+        ordered.sort(key=lambda address: selection.is_lame(address, self.cut.zone))
+        return ordered[0], server_of[ordered[0]]
+
+    def next_glueless(self, limit: int) -> tuple[str, int] | None:
+        """The next (NS name, type) to look up; ``limit`` bounds the names per cut."""
+        while self.pending:
+            ns, rrtype = self.pending[0]
+            if self.cut.addresses.get(name_key(ns)):
+                self.pending.pop(0)  # found meanwhile (another lookup, the other type)
+                continue
+            if rrtype == self.types[0]:
+                if self.names_looked_up >= limit:
+                    return None
+                self.names_looked_up += 1
+            return self.pending.pop(0)
+        return None
+
+    def found_nothing(self, ns: str, rrtype: int) -> None:
+        """A lookup of ``ns`` gave no address of that type: try the next type (an
+        IPv6-only name server, Deckard's iter_pc_aaaa)."""
+        later = self.types[self.types.index(rrtype) + 1 :] if rrtype in self.types else ()
+        if later:
+            self.pending.insert(0, (ns, later[0]))
+
+    def retry_timeouts(self) -> bool:
+        """Servers that timed out get one more chance (a lost packet is not a dead server)."""
+        if self.retried or not self.timed_out:
+            return False
+        self.retried = True
+        self.tried -= self.timed_out
         return True

@@ -40,6 +40,7 @@ import structlog
 from recordclass import dataobject
 
 from resolver.cache.answers import AnswerCache, QuestionKey, question_key
+from resolver.cache.records import Security
 from resolver.iterate.answer import Answer, FailureKind, servfail
 from resolver.iterate.engine import IterativeEngine
 from resolver.serve.responses import EdeCode, failure_error, fit_udp, make_response
@@ -50,6 +51,7 @@ from resolver.wire import (
     Message,
     Opcode,
     Rcode,
+    ResourceRecord,
     RRType,
     WireError,
     is_response,
@@ -113,6 +115,31 @@ def _servfail(packet: bytes) -> bytes | None:
     return response_from_header(packet, Rcode.SERVFAIL)
 
 
+# Types a client without DO gets only when it asks for them (RFC 4035 section 3.2.1).
+DNSSEC_TYPES = frozenset({RRType.RRSIG, RRType.NSEC, RRType.NSEC3})
+
+
+def sections(query: Message, resolution: Answer) -> tuple[list[ResourceRecord], ...]:
+    """The answer and authority sections for this client: with DO=1 the RRSIGs and the
+    NSEC/NSEC3 proofs too (RFC 4035 section 3.2.1), without it none of them."""
+    edns = query.edns
+    if edns is not None and edns.dnssec_ok:
+        return (resolution.answer + (resolution.sigs or []),
+                resolution.authority + (resolution.proof or []))  # fmt: skip
+    qtype = query.question[0].rrtype
+    answer = [rr for rr in resolution.answer if rr.rrtype not in DNSSEC_TYPES or rr.rrtype == qtype]
+    return answer, resolution.authority
+
+
+def authenticated(query: Message, resolution: Answer) -> bool:
+    """AD=1: the answer validated, and the client said it understands AD, by DO=1 or by
+    setting AD in the query (RFC 4035 section 3.2.3, RFC 6840 section 5.7)."""
+    if resolution.security != Security.SECURE:
+        return False
+    edns = query.edns
+    return bool(query.header.ad) or (edns is not None and bool(edns.dnssec_ok))
+
+
 class ResolverService:
     """Turns query packets into response packets, whatever the transport."""
 
@@ -131,7 +158,7 @@ class ResolverService:
         self.query_log = query_log
         self.clock = clock
         self.stats = stats or ServiceStats()
-        self._in_flight: dict[tuple[str, int], asyncio.Task[Answer]] = {}
+        self._in_flight: dict[tuple[str, int, bool], asyncio.Task[Answer]] = {}
 
     @property
     def in_flight(self) -> int:
@@ -177,8 +204,9 @@ class ResolverService:
         if refusal is not None:
             return self._send(pending, query, refusal)
         question = query.question[0]
+        checking_disabled = bool(query.header.cd)
         if query.header.rd:
-            resolution = await self._resolve(question.name, question.rrtype)
+            resolution = await self._resolve(question.name, question.rrtype, checking_disabled)
         else:
             cached = self.engine.answer_from_cache(question.name, question.rrtype)
             if cached is None:
@@ -188,9 +216,11 @@ class ResolverService:
                 return self._send(pending, query, refused, logged=True)
             resolution = cached
         failed = resolution.rcode == Rcode.SERVFAIL
+        answer, authority = sections(query, resolution)
         response = make_response(
-            query, resolution.rcode, resolution.answer, resolution.authority,
+            query, resolution.rcode, answer, authority,
             error=failure_error(resolution.failure) if failed else None,
+            authenticated=authenticated(query, resolution),
         )  # fmt: skip
         return self._send(pending, query, response, resolution)
 
@@ -282,15 +312,17 @@ class ResolverService:
         log.warning("bad_query", client=pending.client, problem=problem, rcode=Rcode.text(rcode))
         return make_response(query, rcode, error=error, with_question=question is not None)
 
-    async def _resolve(self, name: str, rrtype: int) -> Answer:
+    async def _resolve(self, name: str, rrtype: int, checking_disabled: bool = False) -> Answer:
         """Resolve, sharing one resolution among clients asking the same question."""
-        key = (name_key(name), rrtype)
+        key = (name_key(name), rrtype, checking_disabled)
         task = self._in_flight.get(key)
         if task is None:
             if len(self._in_flight) >= MAX_IN_FLIGHT:
                 log.warning("overloaded", in_flight=len(self._in_flight))
                 return servfail(FailureKind.OVERLOADED, "too many questions in flight")
-            task = asyncio.ensure_future(self.engine.resolve(name, rrtype))
+            task = asyncio.ensure_future(
+                self.engine.resolve(name, rrtype, checking_disabled=checking_disabled)
+            )
             self._in_flight[key] = task
             task.add_done_callback(lambda _t: self._in_flight.pop(key, None))
         return await asyncio.shield(task)

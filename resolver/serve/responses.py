@@ -40,6 +40,7 @@ class EdeCode(IntEnum):
     NOT_SUPPORTED = 21  # 4.22: the query asks for something we do not do
     NO_REACHABLE_AUTHORITY = 22  # 4.23: no authoritative server could be reached
     NETWORK_ERROR = 23  # 4.24: an unrecoverable error talking to other servers
+    DNSSEC_BOGUS = 6  # 4.7: validation failed (the engine may say more precisely: 7-12)
 
 
 # Why a resolution failed -> the INFO-CODE of its SERVFAIL.
@@ -61,14 +62,17 @@ FAILURE_CODES: dict[FailureKind, EdeCode] = {
     FailureKind.TIME_BUDGET: EdeCode.NO_REACHABLE_AUTHORITY,
     FailureKind.LIMIT: EdeCode.OTHER,
     FailureKind.OVERLOADED: EdeCode.NOT_READY,
+    FailureKind.DNSSEC_BOGUS: EdeCode.DNSSEC_BOGUS,
 }
 
-ExtendedError = tuple[EdeCode, str]
+ExtendedError = tuple[int, str]  # (INFO-CODE, EXTRA-TEXT)
 
 
 def failure_error(failure: Failure | None) -> ExtendedError:
     if failure is None:  # a SERVFAIL without a reason should not happen; still say so
         return EdeCode.OTHER, "no reason given"
+    if failure.info_code:  # the engine knew better (Signature Expired, DNSKEY Missing...)
+        return failure.info_code, failure.text
     return FAILURE_CODES.get(failure.kind, EdeCode.OTHER), failure.text
 
 
@@ -87,9 +91,11 @@ def make_response(
     *,
     error: ExtendedError | None = None,
     with_question: bool = True,
+    authenticated: bool = False,
 ) -> Message:
     """The response to a parsed query, with ``rcode`` and the given sections.
 
+    ``authenticated`` sets AD: the answer validated (RFC 4035 section 3.2.3).
     ``error`` is added as an Extended DNS Error when the client used EDNS (a client
     without EDNS cannot receive one).  ``with_question`` is False when the query's
     question section is not one question (FORMERR).
@@ -98,9 +104,11 @@ def make_response(
     edns = None
     if query.edns is not None:
         options = (ede_option(error),) if error is not None else ()
-        edns = Edns(EDNS_PAYLOAD, options=options)
+        # RFC 3225 section 3: the DO bit is copied into the response.
+        edns = Edns(EDNS_PAYLOAD, dnssec_ok=query.edns.dnssec_ok, options=options)
+    ad = int(authenticated)
     response = Message(
-        Header(header.id, 1, header.opcode, 0, 0, header.rd, 1, 0, 0, header.cd, 0),
+        Header(header.id, 1, header.opcode, 0, 0, header.rd, 1, 0, ad, header.cd, 0),
         list(query.question) if with_question else [],
         list(answer), list(authority), [], edns,
     )  # fmt: skip

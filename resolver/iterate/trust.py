@@ -1,0 +1,105 @@
+"""What the validator knows about each zone's keys: the chain of trust, zone by zone.
+
+For a zone it holds one :class:`ZoneTrust`: secure (its DS RRset validated from
+the parent, or a trust anchor; and once fetched, its DNSKEY RRset validated from
+those), insecure (a validated proof that the parent has no DS for it, or only
+algorithms we cannot check: RFC 4035 section 5.2, RFC 8624), or bogus (the
+chain broke: kept briefly, so a broken zone is not asked again for every
+question).  Trust anchors (the root KSKs shipped with the package, or a
+``--trust-anchor-file``) are permanent entries.  This is Unbound's key cache
+(validator/val_kcache.c) in small, bounded like every table here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from recordclass import dataobject
+
+from resolver.cache.lru import LruDict
+from resolver.cache.records import BOGUS_TTL, Security
+from resolver.dnssec import TrustAnchors
+from resolver.wire import ResourceRecord
+from resolver.wire.names import ancestors, name_key
+
+NEVER = float("inf")
+
+
+class ZoneTrust(dataobject, fast_new=True):
+    zone: str
+    security: int  # Security.SECURE, INSECURE or BOGUS
+    ds: tuple[ResourceRecord, ...]  # what the keys must match: DS records, or anchors
+    keys: tuple[ResourceRecord, ...] | None  # the validated DNSKEY RRset, once fetched
+    expires: float
+    reason: str = ""  # why insecure or bogus, for logs and EDE text
+    info_code: int = 0  # RFC 8914 INFO-CODE when bogus
+
+
+class TrustCache:
+    """Zone -> :class:`ZoneTrust`, with the trust anchors as permanent entries."""
+
+    def __init__(
+        self,
+        anchors: TrustAnchors,
+        clock: Callable[[], float],
+        max_entries: int = 10_000,
+    ) -> None:
+        self.anchors = anchors
+        self.clock = clock
+        self._zones: LruDict[str, ZoneTrust] = LruDict(max_entries)
+        self._anchored: dict[str, ZoneTrust] = {}
+        for zone in anchors.zones:
+            records = tuple(anchors.for_zone(zone))
+            self._anchored[name_key(zone)] = ZoneTrust(zone, Security.SECURE, records, None, NEVER)
+
+    def anchor_above(self, name: str) -> str | None:
+        """The closest trust anchor at or above ``name``: without one, no validation."""
+        return self.anchors.closest(name)
+
+    def get(self, zone: str) -> ZoneTrust | None:
+        key = name_key(zone)
+        entry = self._zones.get(key)
+        if entry is not None and entry.expires <= self.clock():
+            self._zones.pop(key)
+            entry = None
+        if entry is None:
+            # A trust anchor is where trust starts; what its keys proved replaces it
+            # until that expires.
+            return self._anchored.get(key)
+        return entry
+
+    def closest(self, name: str) -> ZoneTrust | None:
+        """The deepest zone at or above ``name`` the validator knows anything about."""
+        for zone in ancestors(name):
+            entry = self.get(zone)
+            if entry is not None:
+                return entry
+        return None
+
+    def secure_ds(self, zone: str, ds: list[ResourceRecord], ttl: int) -> None:
+        """The zone's DS RRset, validated from its parent: its keys must match it."""
+        self._put(ZoneTrust(zone, Security.SECURE, tuple(ds), None, self.clock() + ttl))
+
+    def secure_keys(self, zone: str, keys: list[ResourceRecord], ttl: int) -> None:
+        """The zone's DNSKEY RRset, validated from its DS records or a trust anchor."""
+        known = self.get(zone)
+        ds = known.ds if known is not None else ()
+        expires = self.clock() + ttl
+        if known is not None:
+            expires = min(expires, known.expires)
+        self._put(ZoneTrust(zone, Security.SECURE, ds, tuple(keys), expires))
+
+    def insecure(self, zone: str, ttl: int, reason: str) -> None:
+        """Everything at and below ``zone`` is unsigned as far as the chain goes."""
+        self._put(ZoneTrust(zone, Security.INSECURE, (), None, self.clock() + ttl, reason))
+
+    def bogus(self, zone: str, reason: str, info_code: int) -> None:
+        entry = ZoneTrust(zone, Security.BOGUS, (), None, self.clock() + BOGUS_TTL, reason,
+                          info_code)  # fmt: skip
+        self._put(entry)
+
+    def _put(self, entry: ZoneTrust) -> None:
+        self._zones.put(name_key(entry.zone), entry)
+
+    def clear(self) -> None:
+        self._zones.clear()

@@ -1,0 +1,323 @@
+"""DNSSEC validation of classified replies (RFC 4033, 4034, 4035, 5155; RFC 6840).
+
+The step between "reply classified" and "records cached": :meth:`Validator.judge`
+looks at what a reply (or data recalled from the cache) says and answers with
+a :class:`Verdict` (secure, insecure or bogus, with the reason and the RFC 8914
+INFO-CODE for a bogus one), or with what it still needs to know first:
+
+- :class:`NeedKeys`: the validated DNSKEY RRset of a signer zone;
+- :class:`NeedDS`: whether a zone has a DS RRset at its parent (is it signed?).
+
+The lookup then runs a sub-lookup for ``zone DNSKEY`` or ``zone DS`` (they are
+visible steps of the plan, counted in the question's budget) and asks again.
+Those sub-lookups are judged the same way, so the chain of trust is built from
+the trust anchor down, zone by zone, only as far as an answer needs it; the
+:class:`~resolver.iterate.trust.TrustCache` remembers each zone's state.
+
+What is judged: every RRset of an answer (its RRSIGs checked with the signer's
+keys; one expanded from a wildcard also needs the proof that the name itself
+does not exist), the SOA and NSEC/NSEC3 records of a negative answer and the
+proof they make (NXDOMAIN, NODATA, no DS).  Unsigned data below a secure zone
+is bogus; below a zone proved insecure (no DS at its parent) it is insecure;
+outside every trust anchor it is not validated at all.  Unsupported algorithms
+make data insecure, not bogus (RFC 8624).  Referrals are not judged: their DS
+RRset or its NSEC proof is cached unchecked and judged when the child's trust
+is needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from recordclass import dataobject
+
+from resolver.cache.records import Security
+from resolver.dnssec import (
+    DenialResult,
+    DenialStatus,
+    KeyStatus,
+    SigStatus,
+    prove_no_ds,
+    prove_nodata,
+    prove_nxdomain,
+    prove_wildcard_answer,
+    validate_dnskeys,
+    verify_rrset,
+)
+from resolver.iterate.answer import Answer
+from resolver.iterate.classify import Classified, Kind
+from resolver.iterate.remember import rrsets
+from resolver.iterate.trust import TrustCache
+from resolver.wire import ResourceRecord, RRType
+from resolver.wire.names import is_subdomain, name_key
+from resolver.wire.rdata import RRSIG
+
+# RFC 8914 section 4 INFO-CODEs for what went wrong.
+DNSSEC_BOGUS, SIGNATURE_EXPIRED, SIGNATURE_NOT_YET_VALID = 6, 7, 8
+DNSKEY_MISSING, RRSIGS_MISSING, NSEC_MISSING = 9, 10, 12
+INFO_CODES = {
+    SigStatus.EXPIRED: SIGNATURE_EXPIRED,
+    SigStatus.NOT_YET_VALID: SIGNATURE_NOT_YET_VALID,
+    SigStatus.NO_MATCHING_KEY: DNSKEY_MISSING,
+    SigStatus.NO_SIGNATURE: RRSIGS_MISSING,
+}
+INSECURE_TTL = 3600  # how long a zone found insecure for lack of a trust anchor is kept
+
+
+class Verdict(dataobject, fast_new=True):
+    security: int
+    reason: str = ""
+    info_code: int = 0
+    ttl: int | None = None  # how long the validated data may be kept (RFC 4035 5.3.3)
+
+
+class NeedKeys(dataobject, fast_new=True):
+    zone: str
+
+
+class NeedDS(dataobject, fast_new=True):
+    zone: str
+
+
+Judgement = Verdict | NeedKeys | NeedDS
+SECURE = Verdict(Security.SECURE)
+INSECURE = Verdict(Security.INSECURE)
+
+
+def bogus(reason: str, info_code: int = DNSSEC_BOGUS) -> Verdict:
+    return Verdict(Security.BOGUS, reason, info_code)
+
+
+class Validator:
+    def __init__(self, trust: TrustCache, clock: Callable[[], float]) -> None:
+        self.trust = trust
+        self.clock = clock
+
+    def judge(self, step: Classified, qname: str, qtype: int, zone: str) -> Judgement:
+        """What ``step`` (a reply to (qname, qtype) from a server of ``zone``) is worth."""
+        if self.trust.anchor_above(step.name) is None and self.trust.anchor_above(qname) is None:
+            return INSECURE  # no trust anchor above it: nothing to validate against
+        sigs = step.sigs or []
+        worst = SECURE
+        for rrset in rrsets([rr for rr in step.records if rr.rrtype != RRType.RRSIG]):
+            judged = self._rrset(rrset, sigs, zone, step, qtype)
+            if not isinstance(judged, Verdict) or judged.security == Security.BOGUS:
+                return judged
+            worst = _worse(worst, judged)
+        if step.kind in (Kind.NXDOMAIN, Kind.NODATA):
+            judged = self._denial(step, qtype, zone)
+            if not isinstance(judged, Verdict) or judged.security == Security.BOGUS:
+                return judged
+            worst = _worse(worst, judged)
+        return worst
+
+    # ------------------------------------------------------------ one RRset
+
+    def _rrset(
+        self,
+        rrset: list[ResourceRecord],
+        sigs: list[ResourceRecord],
+        zone: str,
+        step: Classified,
+        qtype: int,
+    ) -> Judgement:
+        owner, rrtype = rrset[0].name, rrset[0].rrtype
+        covering = [
+            sig for sig in sigs
+            if name_key(sig.name) == name_key(owner)
+            and isinstance(sig.rdata, RRSIG) and sig.rdata.type_covered == rrtype
+        ]  # fmt: skip
+        if rrtype == RRType.DNSKEY and qtype == RRType.DNSKEY:
+            return self._dnskeys(owner, rrset, covering)
+        if not covering:
+            return self._unsigned(owner, zone)
+        signer = _signer(covering, owner)
+        if signer is None:
+            return bogus(f"{owner} {RRType.text(rrtype)}: no RRSIG from a zone above it")
+        known = self._state(signer)
+        if not isinstance(known, Verdict):
+            return known
+        entry = self.trust.get(signer)
+        if known.security != Security.SECURE or entry is None:
+            return known
+        if entry.keys is None:
+            return NeedKeys(signer)
+        checked = verify_rrset(rrset, covering, entry.keys, int(self.clock()))
+        if checked.status == SigStatus.UNSUPPORTED_ALGORITHM:
+            return INSECURE
+        if not checked.valid:
+            return bogus(f"{owner} {RRType.text(rrtype)}: {checked.status.value}",
+                         INFO_CODES.get(checked.status, DNSSEC_BOGUS))  # fmt: skip
+        if checked.wildcard is not None and checked.rrsig is not None:
+            expanded = self._wildcard(owner, checked.rrsig.labels, step, signer, zone)
+            if expanded.security != Security.SECURE:
+                return expanded
+        if rrtype == RRType.DS:
+            self.trust.secure_ds(owner, rrset, checked.ttl or 0)
+        return Verdict(Security.SECURE, ttl=checked.ttl)
+
+    def _state(self, zone: str) -> Judgement:
+        """How far the chain of trust reaches ``zone``: SECURE (known, keys maybe not yet
+        fetched), INSECURE, BOGUS, or NeedKeys when only a zone above it is known."""
+        entry = self.trust.get(zone)
+        if entry is not None:
+            return Verdict(entry.security, entry.reason, entry.info_code)
+        above = self.trust.closest(zone)
+        if above is None:
+            return INSECURE
+        if above.security != Security.SECURE:
+            return Verdict(above.security, above.reason, above.info_code)
+        return NeedKeys(zone)
+
+    def _unsigned(self, owner: str, zone: str) -> Judgement:
+        """Data without an RRSIG: fine below an insecure zone, bogus in a signed one."""
+        deepest = self.trust.closest(owner)
+        if deepest is None:
+            return INSECURE
+        if deepest.security != Security.SECURE:
+            return Verdict(deepest.security, deepest.reason, deepest.info_code)
+        if is_subdomain(zone, deepest.zone) and name_key(zone) != name_key(deepest.zone):
+            return NeedDS(zone)  # is the zone that gave it signed at all?
+        return bogus(f"{owner}: no RRSIG in the signed zone {deepest.zone}", RRSIGS_MISSING)
+
+    def _dnskeys(
+        self, zone: str, keys: list[ResourceRecord], sigs: list[ResourceRecord]
+    ) -> Judgement:
+        """A zone's DNSKEY RRset, checked against its DS records or trust anchor."""
+        entry = self.trust.get(zone)
+        if entry is None:
+            state = self._state(zone)
+            return NeedDS(zone) if isinstance(state, NeedKeys) else state
+        if entry.security != Security.SECURE:
+            return Verdict(entry.security, entry.reason, entry.info_code)
+        verdict = validate_dnskeys(zone, keys, sigs, entry.ds, int(self.clock()))
+        if verdict.status == KeyStatus.INSECURE:
+            self.trust.insecure(zone, INSECURE_TTL, "no supported DS algorithm or digest")
+            return INSECURE
+        if verdict.status == KeyStatus.BOGUS:
+            reason = verdict.reason or SigStatus.NO_MATCHING_KEY
+            why = f"{zone} DNSKEY: {reason.value}"
+            code = INFO_CODES.get(reason, DNSSEC_BOGUS)
+            self.trust.bogus(zone, why, code)
+            return bogus(why, code)
+        ttl = verdict.verification.ttl if verdict.verification else None
+        self.trust.secure_keys(zone, list(verdict.keys), ttl or min(k.ttl for k in keys))
+        return Verdict(Security.SECURE, ttl=ttl)
+
+    # ------------------------------------------------------------ denial of existence
+
+    def _denial(self, step: Classified, qtype: int, zone: str) -> Judgement:
+        """The SOA and NSEC/NSEC3 records of a negative answer, and what they prove."""
+        sigs = step.sigs or []
+        soa_judged: Judgement = SECURE
+        if step.soa is not None:
+            soa_judged = self._rrset([step.soa], sigs, zone, step, qtype)
+            if not isinstance(soa_judged, Verdict) or soa_judged.security != Security.SECURE:
+                return soa_judged
+        records = [rr for rr in step.proof or [] if rr.rrtype != RRType.RRSIG]
+        if not records:
+            if step.soa is None:
+                return self._unsigned(step.name, zone)  # no SOA, no proof: signed at all?
+            return bogus(f"{step.name}: no NSEC or NSEC3 proof", NSEC_MISSING)
+        signer = zone
+        for rrset in rrsets(records):
+            judged = self._rrset(rrset, sigs + list(step.proof or []), zone, step, qtype)
+            if not isinstance(judged, Verdict) or judged.security != Security.SECURE:
+                return judged
+            signer = _signer_of(rrset, sigs + list(step.proof or [])) or signer
+        return _proved(self._prove(step, qtype, records, signer), step.name)
+
+    def _prove(
+        self, step: Classified, qtype: int, records: list[ResourceRecord], zone: str
+    ) -> DenialResult:
+        if step.kind == Kind.NXDOMAIN:
+            return prove_nxdomain(step.name, records, zone)
+        if qtype == RRType.DS:
+            return prove_no_ds(step.name, records, zone)
+        return prove_nodata(step.name, qtype, records, zone)
+
+    def _wildcard(
+        self, owner: str, labels: int, step: Classified, signer: str, zone: str
+    ) -> Verdict:
+        """An answer expanded from a wildcard: the name itself must not exist (RFC 4035
+        section 5.3.4), proved by NSEC/NSEC3 records of the same zone."""
+        sigs = list(step.sigs or []) + list(step.proof or [])
+        records = [rr for rr in step.proof or [] if rr.rrtype != RRType.RRSIG]
+        for rrset in rrsets(records):
+            judged = self._rrset(rrset, sigs, zone, step, 0)
+            if not isinstance(judged, Verdict) or judged.security != Security.SECURE:
+                return bogus(f"{owner}: wildcard proof not validated", NSEC_MISSING)
+        return _proved(prove_wildcard_answer(owner, labels, records, signer), owner)
+
+
+def _proved(result: DenialResult, name: str) -> Verdict:
+    if result.status == DenialStatus.PROVED:
+        return SECURE
+    if result.insecure:
+        return INSECURE  # NSEC3 opt-out, or an NSEC3 we may not check (RFC 9276)
+    return bogus(f"{name}: denial not proved ({result.reason.value})", NSEC_MISSING)
+
+
+def _signer(covering: list[ResourceRecord], owner: str) -> str | None:
+    """The zone that signed an RRset: the RRSIG's signer, which must be at or above it."""
+    for sig in covering:
+        rdata = sig.rdata
+        if isinstance(rdata, RRSIG) and is_subdomain(owner, rdata.signer):
+            return rdata.signer
+    return None
+
+
+def _signer_of(rrset: list[ResourceRecord], sigs: list[ResourceRecord]) -> str | None:
+    owner, rrtype = rrset[0].name, rrset[0].rrtype
+    covering = [s for s in sigs if name_key(s.name) == name_key(owner)
+                and isinstance(s.rdata, RRSIG) and s.rdata.type_covered == rrtype]  # fmt: skip
+    return _signer(covering, owner)
+
+
+_BADNESS = {Security.SECURE: 0, Security.UNCHECKED: 1, Security.INSECURE: 1, Security.BOGUS: 2}
+
+
+def _worse(a: Verdict, b: Verdict) -> Verdict:
+    """BOGUS beats INSECURE beats SECURE; of two secure parts, the shorter lifetime."""
+    rank_a, rank_b = _BADNESS[Security(a.security)], _BADNESS[Security(b.security)]
+    if rank_a != rank_b:
+        return a if rank_a > rank_b else b
+    if a.security == Security.SECURE:
+        ttls = [t for t in (a.ttl, b.ttl) if t is not None]
+        return Verdict(Security.SECURE, ttl=min(ttls) if ttls else None)
+    return a
+
+
+def learn(trust: TrustCache, zone: str, rrtype: int, answer: Answer | None) -> None:
+    """After a sub-lookup for ``zone`` DNSKEY or DS: make sure the trust cache moved on,
+    so the judgement waiting for it does not ask again.  Data that came validated from
+    the record cache is taken in; a lookup that failed leaves the zone bogus."""
+    entry = trust.get(zone)
+    records = [rr for rr in answer.answer if rr.rrtype == rrtype] if answer else []
+    secure = answer is not None and answer.security == Security.SECURE
+    if rrtype == RRType.DS:
+        if entry is not None and entry.zone == zone and entry.expires > trust.clock():
+            return  # the judgement of the DS answer already said
+        if records and secure:
+            trust.secure_ds(zone, records, min(rr.ttl for rr in records))
+        elif answer is not None and answer.rcode in (0, 3) and secure:
+            trust.insecure(zone, INSECURE_TTL, "no DS at the parent")
+        elif answer is not None and answer.security == Security.INSECURE:
+            trust.insecure(zone, INSECURE_TTL, "the parent zone is insecure")
+        else:
+            trust.bogus(zone, _why(answer, f"{zone} DS could not be validated"), DNSSEC_BOGUS)
+        return
+    if entry is not None and (entry.keys is not None or entry.security != Security.SECURE):
+        return
+    if records and secure:
+        trust.secure_keys(zone, records, min(rr.ttl for rr in records))
+    elif answer is not None and answer.security == Security.INSECURE:
+        trust.insecure(zone, INSECURE_TTL, "no supported key")
+    else:
+        trust.bogus(zone, _why(answer, f"no validated DNSKEY for {zone}"), DNSKEY_MISSING)
+
+
+def _why(answer: Answer | None, default: str) -> str:
+    if answer is not None and answer.failure is not None:
+        return f"{default}: {answer.failure.text}"
+    return default
