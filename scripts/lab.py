@@ -21,6 +21,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from resolver.lab import CASES, Lab, LabError  # noqa: E402
+from resolver.lab.unbound import nodefault_flags  # noqa: E402
 
 RESOLVER_PORT = 2053
 EXAMPLE_CASES = ("glue", "cname-chain", "glueless", "nxdomain", "tcp", "ptr", "google-aaaa")
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"; lab: {len(lab.servers)} servers on {addresses} addresses, port {lab.port}")
         print(
             f"; run: python -m resolver --port {RESOLVER_PORT} --root-hints {hints} "
-            f"--upstream-port {lab.port}"
+            f"--upstream-port {lab.port} {' '.join(nodefault_flags())}"
         )
         by_id = {case.id: case for case in CASES}
         for case_id in EXAMPLE_CASES:

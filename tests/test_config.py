@@ -117,11 +117,40 @@ def test_example_commented_values_are_valid(tmp_path: Path) -> None:
     """The values shown commented out (paths, the metrics address) load when uncommented."""
     text = EXAMPLE.read_text()
     shown = re.findall(r"^# ([a-z-]+ = .+)$", text, re.MULTILINE)
-    assert {line.split(" = ")[0] for line in shown} == {"root-hints", "control-socket", "metrics"}
-    path = write(tmp_path, "\n".join(line for line in shown if not line.startswith("root-hints")))
+    assert {line.split(" = ")[0] for line in shown} == {"root-hints", "control-socket", "metrics",
+                                                       "hosts-file"}  # fmt: skip
+    hosts = tmp_path / "hosts"
+    hosts.write_text("192.0.2.7 printer\n")
+    kept = [line.replace("/etc/hosts", str(hosts)) for line in shown
+            if not line.startswith("root-hints")]  # fmt: skip
+    path = write(tmp_path, "\n".join(kept))
     settings = load_settings(path, {})
     assert settings.metrics == "127.0.0.1:9153"
     assert settings.control_socket == "/run/resolver/control.sock"
+    assert settings.hosts_file == str(hosts)
+
+
+def test_example_sections_load(tmp_path: Path) -> None:
+    """The sections shown commented out load when uncommented (zone files made for them)."""
+    text = EXAMPLE.read_text()
+    shown = re.findall(r"^#   (.+)$", text, re.MULTILINE)
+    assert any(line.startswith("[stub-zones") for line in shown)
+    body = "\n".join(shown)
+    for apex, path in re.findall(r'^"([^"]+)" = "(/[^"]+)"$', body, re.MULTILINE):
+        made = tmp_path / Path(path).name
+        made.write_text(f"$ORIGIN {apex}\n@ 3600 SOA ns hostmaster 1 2 3 4 5\nhost 60 A 10.1.2.3\n")
+        body = body.replace(path, str(made))
+    settings = load_settings(write(tmp_path, body), {})
+    assert set(settings.sections) == {"local-zones", "forward-zones", "stub-zones"}
+    assert [(z.zone, z.stub, z.servers, z.fallback) for z in settings.delegated_zones()] == [
+        ("corp.example.", False, ("192.0.2.53", "192.0.2.54@5353"), False),
+        ("private.", True, ("10.0.0.53", "10.0.0.54@5353"), False),
+    ]
+    assert settings.local is not None
+    found = settings.local.lookup("host.10.in-addr.arpa.", RRType.A)
+    assert found is not None and [rr.to_text() for rr in found.answer] == [
+        "host.10.in-addr.arpa. 60 A 10.1.2.3"
+    ]
 
 
 # -- mistakes --------------------------------------------------------------------------------
@@ -163,9 +192,10 @@ def test_syntax_error_has_tomllibs_line(tmp_path: Path) -> None:
 
 
 def test_unknown_section_is_an_error(tmp_path: Path) -> None:
-    path = write(tmp_path, "port = 53\n\n[local-zones]\nexample = 'static'\n")
+    path = write(tmp_path, "port = 53\n\n[local-zone]\nexample = 'static'\n")
     assert error_of(path) == (
-        f"{path} line 3: unknown section [local-zones] (known sections: none yet)"
+        f"{path} line 3: unknown section [local-zone] (known sections: [local-zones], "
+        "[forward-zones], [stub-zones])"
     )
 
 
@@ -177,13 +207,13 @@ def test_a_registered_section_is_one_line_away(
             raise ValueError("each zone takes a list of addresses")
         return table
 
-    monkeypatch.setitem(config_module.SECTIONS, "forward-zones", forward_zones)
-    path = write(tmp_path, "[forward-zones]\n'corp.example.' = ['192.0.2.53']\n")
+    monkeypatch.setitem(config_module.SECTIONS, "shared-cache", forward_zones)
+    path = write(tmp_path, "[shared-cache]\n'corp.example.' = ['192.0.2.53']\n")
     settings = load_settings(path, {})
-    assert settings.sections == {"forward-zones": {"corp.example.": ["192.0.2.53"]}}
-    assert changed_keys(Settings(), settings) == ["[forward-zones]"]
-    bad = write(tmp_path, "port = 1\n[forward-zones]\n'corp.example.' = '192.0.2.53'\n")
-    assert error_of(bad) == f"{bad} line 2: [forward-zones]: each zone takes a list of addresses"
+    assert settings.sections == {"shared-cache": {"corp.example.": ["192.0.2.53"]}}
+    assert changed_keys(Settings(), settings) == ["[shared-cache]"]
+    bad = write(tmp_path, "port = 1\n[shared-cache]\n'corp.example.' = '192.0.2.53'\n")
+    assert error_of(bad) == f"{bad} line 2: [shared-cache]: each zone takes a list of addresses"
 
 
 def test_min_ttl_above_max_ttl(tmp_path: Path) -> None:
