@@ -271,7 +271,8 @@ def _line_of(text: str, key: str, section: str | None) -> int | None:
     for number, line in enumerate(text.splitlines(), 1):
         opened = header.match(line)
         if opened:
-            if section is None and opened[1].strip("\"'") == key:
+            table = opened[1].split(".", 1)[0].strip().strip("\"'")  # [name."sub"] too
+            if section is None and table == key:
                 return number  # the header of a table named like the key
             current = opened[1].strip("\"'")
         elif current == section and setting.match(line):
