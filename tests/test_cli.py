@@ -29,6 +29,7 @@ import dns.rrset
 import pytest
 
 from resolver.lab.topology import hints_text
+from resolver.lab.unbound import nodefault_flags
 from resolver.serve.cli import build_parser
 
 START_TIMEOUT = 10.0
@@ -205,7 +206,7 @@ def running(hints: Path, log: Path, *extra: str) -> Iterator[tuple[subprocess.Po
         process = subprocess.Popen(
             [sys.executable, "-m", "resolver", "--port", str(port), "--root-hints", str(hints),
              "--upstream-port", "5300", "--log-format", "json",
-             "--control-socket", str(log.parent / "control.sock"), *extra],
+             "--control-socket", str(log.parent / "control.sock"), *nodefault_flags(), *extra],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
         )  # fmt: skip
     try:

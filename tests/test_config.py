@@ -117,11 +117,40 @@ def test_example_commented_values_are_valid(tmp_path: Path) -> None:
     """The values shown commented out (paths, the metrics address) load when uncommented."""
     text = EXAMPLE.read_text()
     shown = re.findall(r"^# ([a-z-]+ = .+)$", text, re.MULTILINE)
-    assert {line.split(" = ")[0] for line in shown} == {"root-hints", "control-socket", "metrics"}
-    path = write(tmp_path, "\n".join(line for line in shown if not line.startswith("root-hints")))
+    assert {line.split(" = ")[0] for line in shown} == {"root-hints", "control-socket", "metrics",
+                                                       "hosts-file"}  # fmt: skip
+    hosts = tmp_path / "hosts"
+    hosts.write_text("192.0.2.7 printer\n")
+    kept = [line.replace("/etc/hosts", str(hosts)) for line in shown
+            if not line.startswith("root-hints")]  # fmt: skip
+    path = write(tmp_path, "\n".join(kept))
     settings = load_settings(path, {})
     assert settings.metrics == "127.0.0.1:9153"
     assert settings.control_socket == "/run/resolver/control.sock"
+    assert settings.hosts_file == str(hosts)
+
+
+def test_example_sections_load(tmp_path: Path) -> None:
+    """The sections shown commented out load when uncommented (zone files made for them)."""
+    text = EXAMPLE.read_text()
+    shown = re.findall(r"^#   (.+)$", text, re.MULTILINE)
+    assert any(line.startswith("[stub-zones") for line in shown)
+    body = "\n".join(shown)
+    for apex, path in re.findall(r'^"([^"]+)" = "(/[^"]+)"$', body, re.MULTILINE):
+        made = tmp_path / Path(path).name
+        made.write_text(f"$ORIGIN {apex}\n@ 3600 SOA ns hostmaster 1 2 3 4 5\nhost 60 A 10.1.2.3\n")
+        body = body.replace(path, str(made))
+    settings = load_settings(write(tmp_path, body), {})
+    assert set(settings.sections) == {"local-zones", "forward-zones", "stub-zones"}
+    assert [(z.zone, z.stub, z.servers, z.fallback) for z in settings.delegated_zones()] == [
+        ("corp.example.", False, ("192.0.2.53", "192.0.2.54@5353"), False),
+        ("private.", True, ("10.0.0.53", "10.0.0.54@5353"), False),
+    ]
+    assert settings.local is not None
+    found = settings.local.lookup("host.10.in-addr.arpa.", RRType.A)
+    assert found is not None and [rr.to_text() for rr in found.answer] == [
+        "host.10.in-addr.arpa. 60 A 10.1.2.3"
+    ]
 
 
 # -- mistakes --------------------------------------------------------------------------------
@@ -163,9 +192,10 @@ def test_syntax_error_has_tomllibs_line(tmp_path: Path) -> None:
 
 
 def test_unknown_section_is_an_error(tmp_path: Path) -> None:
-    path = write(tmp_path, "port = 53\n\n[local-zones]\nexample = 'static'\n")
+    path = write(tmp_path, "port = 53\n\n[local-zone]\nexample = 'static'\n")
     assert error_of(path) == (
-        f"{path} line 3: unknown section [local-zones] (known sections: none yet)"
+        f"{path} line 3: unknown section [local-zone] (known sections: [local-zones], "
+        "[forward-zones], [stub-zones])"
     )
 
 
@@ -177,13 +207,13 @@ def test_a_registered_section_is_one_line_away(
             raise ValueError("each zone takes a list of addresses")
         return table
 
-    monkeypatch.setitem(config_module.SECTIONS, "forward-zones", forward_zones)
-    path = write(tmp_path, "[forward-zones]\n'corp.example.' = ['192.0.2.53']\n")
+    monkeypatch.setitem(config_module.SECTIONS, "shared-cache", forward_zones)
+    path = write(tmp_path, "[shared-cache]\n'corp.example.' = ['192.0.2.53']\n")
     settings = load_settings(path, {})
-    assert settings.sections == {"forward-zones": {"corp.example.": ["192.0.2.53"]}}
-    assert changed_keys(Settings(), settings) == ["[forward-zones]"]
-    bad = write(tmp_path, "port = 1\n[forward-zones]\n'corp.example.' = '192.0.2.53'\n")
-    assert error_of(bad) == f"{bad} line 2: [forward-zones]: each zone takes a list of addresses"
+    assert settings.sections == {"shared-cache": {"corp.example.": ["192.0.2.53"]}}
+    assert changed_keys(Settings(), settings) == ["[shared-cache]"]
+    bad = write(tmp_path, "port = 1\n[shared-cache]\n'corp.example.' = '192.0.2.53'\n")
+    assert error_of(bad) == f"{bad} line 2: [shared-cache]: each zone takes a list of addresses"
 
 
 def test_min_ttl_above_max_ttl(tmp_path: Path) -> None:
@@ -377,3 +407,111 @@ def test_ttl_bounds_at_a_reload_empty_the_wire_cache(tmp_path: Path, hints: Root
     assert runtime.reload()[0]
     assert len(runtime.answers) == 0  # its TTLs were written with the old ceiling
     assert len(runtime.records) == 3  # the records stay
+
+
+# -- local zones, forward and stub zones: the keys, the sections, a reload -------------------
+
+
+def test_local_zone_keys_and_zone_sections(tmp_path: Path) -> None:
+    hosts = tmp_path / "hosts"
+    hosts.write_text("192.0.2.7 printer\n")
+    zone = tmp_path / "corp.zone"
+    zone.write_text("$TTL 60\n@ SOA ns h 1 2 3 4 5\nwww A 10.0.0.1\n")
+    path = write(tmp_path, f"hosts-file = '{hosts}'\nnodefault = ['Test', '10.in-addr.arpa']\n"
+                           f"[local-zones]\n'Corp.Example' = '{zone}'\n"
+                           "[forward-zones.'.']\nforwarders = ['192.0.2.53', '2001:db8::53@5353']\n"
+                           "fallback = true\n"
+                           "[stub-zones.'private']\nservers = '10.0.0.53'\n")  # fmt: skip
+    settings = load_settings(path, {})
+    assert settings.nodefault == ("Test.", "10.in-addr.arpa.")
+    assert settings.sections["local-zones"] == (("Corp.Example.", str(zone)),)
+    assert [(z.zone, z.stub, z.servers, z.fallback) for z in settings.delegated_zones()] == [
+        (".", False, ("192.0.2.53", "2001:db8::53@5353"), True),
+        ("private.", True, ("10.0.0.53",), False),
+    ]
+    local = settings.local
+    assert local is not None
+    assert local.get("test.") is None and local.get("10.in-addr.arpa.") is None
+    assert local.get("corp.example.") is not None and local.get("printer.") is not None
+    # "none" turns the hosts file off from the command line
+    assert load_settings(path, {"hosts_file": "none"}).local.get("printer.") is None  # type: ignore[union-attr]
+    off = load_settings(write(tmp_path, "default-local-zones = false\n"), {})
+    assert off.local is not None and len(off.local) == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("nodefault = ['example.com']", "line 1: nodefault: 'example.com' is not one of the "
+                                        "default local zones"),
+        ("[forward-zones.'corp.']\nforwarders = []", "line 1: [forward-zones]: zone 'corp.': "
+                                                     "forwarders must be a list of addresses"),
+        ("[forward-zones.'corp.']\nforwarders = ['ns.corp.']",
+         "[forward-zones]: zone 'corp.': 'ns.corp.' is not an IP address"),
+        ("[forward-zones.'corp.']\nforwarders = ['192.0.2.1@99999']",
+         "[forward-zones]: zone 'corp.': '192.0.2.1@99999': '99999' after @ is not a port number"),
+        ("[forward-zones.'corp.']\nforwarders = ['192.0.2.1']\nforward-first = true",
+         "[forward-zones]: zone 'corp.': unknown key 'forward-first' (known: fallback, "
+         "forwarders)"),
+        ("[stub-zones.'corp.']\nservers = ['192.0.2.1']\nfallback = true",
+         "[stub-zones]: zone 'corp.': unknown key 'fallback' (known: servers)"),
+        ("[stub-zones]\n'corp.' = ['192.0.2.1']", "[stub-zones]: zone 'corp.' must be a table"),
+        ("[forward-zones.'corp.']\nforwarders = ['192.0.2.1']\n[stub-zones.'CORP']\n"
+         "servers = ['192.0.2.2']", "zone CORP. is given twice: in [forward-zones] and "
+                                    "[stub-zones]"),
+        ("[local-zones]\n'corp.' = 5", "[local-zones]: zone 'corp.': the value is the path of "
+                                       "its zone file, not 5"),
+        ("[local-zones]\n'corp.' = '/nonexistent/corp.zone'",
+         "/nonexistent/corp.zone:0: cannot read: No such file or directory"),
+        ("hosts-file = '/nonexistent/hosts'", "/nonexistent/hosts: cannot read: No such file"),
+    ],
+)  # fmt: skip
+def test_bad_local_and_zone_settings_say_why(tmp_path: Path, text: str, message: str) -> None:
+    assert message in error_of(write(tmp_path, text + "\n"))
+
+
+def test_reload_replaces_forward_and_stub_zones_and_flushes_them(
+    tmp_path: Path, hints: RootHints
+) -> None:
+    config = write(tmp_path, "[forward-zones.'corp.example.']\nforwarders = ['192.0.2.53']\n")
+    runtime = build_service(load_settings(config, {}), hints)
+    finder = runtime.engine.env.finder
+    forward = finder.configured.closest("www.corp.example.")
+    assert forward is not None and [s.address for s in forward.servers] == ["192.0.2.53"]
+    for name in ("www.corp.example.", "www.example."):
+        rr = ResourceRecord(name, RRType.A, CLASS_IN, 300, A("192.0.2.1"))
+        runtime.records.store_rrset([rr], Trust.AUTHORITATIVE)
+    config.write_text("[stub-zones.'corp.example.']\nservers = ['192.0.2.54@5353']\n"
+                      "[forward-zones.'.']\nforwarders = ['192.0.2.55']\n")  # fmt: skip
+    with capture_logs() as logs:
+        ok, text = runtime.reload()
+    assert ok and text.endswith("[forward-zones], [stub-zones]")
+    stub = finder.configured.closest("www.corp.example.")
+    assert stub is not None and stub.kind.value == "stub"
+    assert [(s.address, s.port) for s in stub.servers] == [("192.0.2.54", 5353)]
+    everything = finder.configured.closest("www.example.")
+    assert everything is not None and everything.zone == "."
+    # what was learnt under a zone that changed is gone (here "." changed: all of it)
+    assert runtime.records.get_rrset("www.corp.example.", RRType.A) is None
+    assert runtime.records.get_rrset("www.example.", RRType.A) is None
+    reloaded = [e for e in logs if e["event"] == "zones_reloaded"]
+    assert reloaded[0]["delegations_changed"] == [".", "corp.example."]
+
+
+def test_reload_of_local_zones_flushes_their_answers(tmp_path: Path, hints: RootHints) -> None:
+    config = write(tmp_path, "")
+    runtime = build_service(load_settings(config, {}), hints)
+    assert runtime.engine.local.lookup("x.test.", RRType.A) is not None
+    for name in ("x.test.", "www.example."):
+        packet = dns.message.make_query(name, "A").to_wire()
+        key = question_key(packet)
+        assert key is not None
+        response = dns.message.make_response(dns.message.from_wire(packet))
+        response.answer.append(dns.rrset.from_text(name, 300, "IN", "A", "192.0.2.1"))
+        runtime.answers.store(key, response.to_wire())
+    assert len(runtime.answers) == 2
+    config.write_text("nodefault = ['test.']\n")
+    ok, text = runtime.reload()
+    assert ok and text.endswith(": nodefault")
+    assert runtime.engine.local.lookup("x.test.", RRType.A) is None
+    assert len(runtime.answers) == 1  # test.'s answer flushed, the other kept

@@ -105,7 +105,8 @@ def test_lab_runs_until_sigterm_and_writes_hints_once_it_answers(tmp_path: Path)
     lines = stdout.splitlines()
     assert f"; root hints: {hints}" in lines
     run = f"--root-hints {hints} --upstream-port {port}"
-    assert f"; run:  resolver --port 2053 {run}" in lines
+    local = "--nodefault 2.0.192.in-addr.arpa. --nodefault 100.51.198.in-addr.arpa."
+    assert any(line.startswith(f"; run:  resolver --port 2053 {run} {local}") for line in lines)
     assert f"; then: resolver-trace www.noglue.org {run}" in lines
     assert ";   dig @127.0.0.1 -p 2053 www.noglue.org. A  # glueless" in lines
 

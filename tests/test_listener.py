@@ -53,6 +53,7 @@ from resolver.iterate.answer import Answer as EngineAnswer
 from resolver.iterate.answer import FailureKind, servfail
 from resolver.lab import CASES, Lab, LabCase, answer_of
 from resolver.lab.cases import BIG_TXT, Answer
+from resolver.lab.unbound import nodefault_flags
 from resolver.serve.listener import AccessList, ResolverService, TcpListener, UdpListener
 from resolver.wire import CLASS_IN, Rcode, ResourceRecord, RRType
 from resolver.wire.rdata import A
@@ -99,7 +100,8 @@ class ResolverProcess:
                 [sys.executable, "-m", "resolver", "--port", str(self.port),
                  "--root-hints", str(hints), "--upstream-port", str(lab.port),
                  "--query-log", "--log-format", "json",
-                 "--control-socket", str(directory / "control.sock"), *flags],
+                 "--control-socket", str(directory / "control.sock"),
+                 *nodefault_flags(), *flags],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
             )  # fmt: skip
         deadline = time.monotonic() + START_TIMEOUT

@@ -8,6 +8,14 @@ send, sends it through a :class:`~resolver.net.contract.Network` (the transport,
 or canned replies in tests), hands back the reply, and keeps the question
 within its time budget.
 
+Local zones (:mod:`resolver.local`: the default zones, hosts files, zone
+files) are asked first, by :meth:`IterativeEngine.resolve` and
+:meth:`IterativeEngine.answer_from_cache` alike; a CNAME in local data whose
+target is outside every local zone is answered with the rest of the chain found
+the usual way (by the walk, or in the cache).  The walk does not come back to
+local data: a CNAME found upstream that points into a local zone is followed
+upstream, as Unbound's iterator does.
+
 Identical exchanges in flight at the same moment (same server, name and type,
 say many questions needing the same TLD's referral) are sent once and shared,
 as RFC 5452 section 9.3 asks ("do not have many identical queries
@@ -24,7 +32,7 @@ from collections.abc import Callable
 
 from resolver.cache.records import RecordCache
 from resolver.dnssec import TrustAnchors
-from resolver.iterate.answer import Answer, FailureKind
+from resolver.iterate.answer import Answer, FailureKind, servfail
 from resolver.iterate.classify import Kind
 from resolver.iterate.events import LogObserver, Observer, wants_every_hop
 from resolver.iterate.forwarding import ConfiguredZones
@@ -37,6 +45,7 @@ from resolver.iterate.servers import ServerSelection
 from resolver.iterate.trust import TrustCache
 from resolver.iterate.validation import Validator
 from resolver.iterate.zonecut import AddressPolicy, CutFinder
+from resolver.local.zones import LocalAnswer, LocalZones
 from resolver.net.contract import ExchangeFailed, Failure, Network, Reply
 from resolver.wire import Rcode, ResourceRecord
 from resolver.wire.names import name_key
@@ -63,12 +72,15 @@ class IterativeEngine:
         addresses: AddressPolicy | None = None,
         qname_minimisation: bool = True,
         zones: ConfiguredZones | None = None,
+        local: LocalZones | None = None,
         trust_anchors: TrustAnchors | None = None,
     ) -> None:
         """``addresses`` says which upstream addresses may be used (default: IPv4, and
-        loopback only when the root hints are on loopback, that is, in a lab).
+        loopback only when the root hints are on loopback, that is, in a lab).  ``local``
+        holds the zones answered without asking anyone; a reload replaces the attribute.
         ``trust_anchors`` turns DNSSEC validation on (None: no validation)."""
         self.network = network
+        self.local = local or LocalZones()
         self.cache = cache
         self.hints = hints
         self.limits = limits or Limits()
@@ -102,6 +114,15 @@ class IterativeEngine:
         ``checking_disabled`` (a client's CD=1, RFC 4035 section 3.2.2): the data as it
         comes, not validated, never SERVFAIL for being bogus.
         """
+        local = self.local.lookup(qname, qtype) if self.local else None
+        if local is None:
+            return await self._walk(qname, qtype, checking_disabled)
+        if local.follow is None:
+            return _local_answer(qname, local)
+        return _after_local(local, await self._walk(local.follow, qtype, checking_disabled))
+
+    async def _walk(self, qname: str, qtype: int, checking_disabled: bool) -> Answer:
+        """Resolve by iteration (or forwarding), from the cache or the closest zone cut."""
         # Asked per question: a reload may have changed the log level (hop events are
         # built only when an observer wants them).
         self.env.report_hops = wants_every_hop(self.observer)
@@ -145,8 +166,17 @@ class IterativeEngine:
     def answer_from_cache(self, qname: str, qtype: int) -> Answer | None:
         """The answer the cache alone gives (CNAMEs followed inside it), or None.
 
-        For queries with RD=0, which never start upstream work.
+        For queries with RD=0, which never start upstream work.  Local zones answer too.
         """
+        local = self.local.lookup(qname, qtype) if self.local else None
+        if local is None:
+            return self._from_cache(qname, qtype)
+        if local.follow is None:
+            return _local_answer(qname, local)
+        rest = self._from_cache(local.follow, qtype)
+        return _after_local(local, rest) if rest is not None else None
+
+    def _from_cache(self, qname: str, qtype: int) -> Answer | None:
         chain: list[ResourceRecord] = []
         name = qname
         now = self.clock()
@@ -163,3 +193,19 @@ class IterativeEngine:
                 return answer
             name = step.name
         return None
+
+
+def _local_answer(qname: str, local: LocalAnswer) -> Answer:
+    if local.rcode == Rcode.SERVFAIL:
+        return servfail(FailureKind.LIMIT, f"CNAME loop in local data at {qname}")
+    answer = Answer(local.rcode, local.answer, local.authority)
+    answer.from_cache = True  # no upstream work
+    return answer
+
+
+def _after_local(local: LocalAnswer, rest: Answer) -> Answer:
+    """A CNAME chain from local data, completed by what the walk or the cache found."""
+    if rest.rcode == Rcode.SERVFAIL:
+        return rest
+    rest.answer = local.answer + rest.answer
+    return rest

@@ -1,22 +1,24 @@
 """Root hints: the file (InterNIC ``named.root``) that tells where resolution starts.
 
-The file is a zone file in the master-file format of RFC 1035 section 5.  The
-subset a hints file needs is understood here: ``$ORIGIN`` and ``$TTL``
-(RFC 2308 section 4), ``;`` comments, blank lines, absolute and relative owner
-names, ``@``, an omitted owner (the previous one), TTL and class in either
-order, and NS, A and AAAA records.  Anything else (``$INCLUDE``, parentheses,
-other types, other classes) is rejected with the line number, rather than
-half-understood.
+The file is a zone file in the master-file format of RFC 1035 section 5, read
+with the project's one master-file reader, :mod:`resolver.wire.zonefile`
+(``$ORIGIN``, ``$TTL``, comments, parentheses, relative names, ``@``, omitted
+owner, TTL and class in either order).  What a hints file may hold is checked
+here: NS records for the root and A and AAAA records, class IN; anything else
+(another type or class, an NS for another zone, ``$INCLUDE``) is rejected with
+the file and the line, rather than half-understood.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from resolver.wire.names import ROOT, BadName, name_key, normalize
+from resolver.wire import CLASS_IN, ResourceRecord, RRType
+from resolver.wire.names import ROOT, name_key
+from resolver.wire.rdata import AAAA, NS, A
+from resolver.wire.zonefile import CLASS_MNEMONICS, ZoneFileError, entries, parse_zone
 
 
 def _default_hints() -> Path:
@@ -55,95 +57,52 @@ class RootHints:
         return [a for server in self.servers for a in server.ipv4 + server.ipv6]
 
 
-def _absolute(name: str, origin: str, lineno: int) -> str:
-    if name == "@":
-        return origin
-    try:
-        if name.endswith(".") and not name.endswith("\\."):
-            return normalize(name)
-        return normalize(name + "." + origin) if origin != ROOT else normalize(name)
-    except BadName as error:
-        raise HintsError(f"line {lineno}: bad name {name!r}: {error}") from None
-
-
-def _split_ttl_class(
-    fields: list[str], lineno: int, default_ttl: int | None
-) -> tuple[int, list[str]]:
-    ttl = default_ttl
-    while fields and (fields[0].isdigit() or fields[0].upper() in ("IN", "CH", "HS", "CS")):
-        token = fields.pop(0)
-        if token.isdigit():
-            ttl = int(token)
-        elif token.upper() != "IN":
-            raise HintsError(f"line {lineno}: class {token} is not IN")
-    if ttl is None:
-        raise HintsError(f"line {lineno}: no TTL and no $TTL before it")
-    return ttl, fields
-
-
 def parse_root_hints(text: str, source: str = "<hints>") -> RootHints:
     """Parse hints text; raise :class:`HintsError` if no root server address is usable.
 
     Every error message starts with ``source`` (the file name), then the line.
     """
     try:
-        return _parse(text, source)
+        records = parse_zone(text, ROOT, source)
+        lines = _record_lines(text, source)
+    except ZoneFileError as error:
+        raise HintsError(f"{source}: line {error.line}: {error.reason}") from None
+    ns_names: list[str] = []
+    addresses: dict[str, HintServer] = {}
+    ttl = 0
+    for record, lineno in zip(records, lines, strict=True):
+        try:
+            _check(record)
+        except ValueError as error:
+            raise HintsError(f"{source}: line {lineno}: {error}") from None
+        if isinstance(record.rdata, NS):
+            ns_names.append(record.rdata.target)
+            ttl = max(ttl, record.ttl)
+        elif isinstance(record.rdata, A | AAAA):
+            server = addresses.setdefault(name_key(record.name), HintServer(record.name))
+            ipv4 = isinstance(record.rdata, A)
+            (server.ipv4 if ipv4 else server.ipv6).append(record.rdata.address)
+    try:
+        return _assemble(ns_names, addresses, ttl, source)
     except HintsError as error:
         raise HintsError(f"{source}: {error}") from None
 
 
-def _parse(text: str, source: str) -> RootHints:
-    origin = ROOT
-    default_ttl: int | None = None
-    owner: str | None = None
-    ns_names: list[str] = []
-    addresses: dict[str, HintServer] = {}
-    ttl_seen = 0
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        line = raw.split(";", 1)[0].rstrip()
-        if not line.strip():
-            continue
-        if "(" in line or ")" in line:
-            raise HintsError(f"line {lineno}: multi-line records are not supported in hints")
-        fields = line.split()
-        directive = fields[0].upper()
-        if directive == "$ORIGIN" and len(fields) == 2:
-            origin = _absolute(fields[1], origin, lineno)  # a relative one extends the last
-            continue
-        if directive == "$TTL" and len(fields) == 2 and fields[1].isdigit():
-            default_ttl = int(fields[1])
-            continue
-        if directive.startswith("$"):
-            raise HintsError(f"line {lineno}: directive {fields[0]} is not supported in hints")
-        if not line[0].isspace():
-            owner = _absolute(fields.pop(0), origin, lineno)
-        if owner is None:
-            raise HintsError(f"line {lineno}: record without an owner name")
-        ttl, fields = _split_ttl_class(fields, lineno, default_ttl)
-        if len(fields) != 2:
-            raise HintsError(f"line {lineno}: expected TYPE and one value, got {fields}")
-        rrtype, value = fields[0].upper(), fields[1]
-        if rrtype == "NS":
-            if owner != ROOT:
-                raise HintsError(f"line {lineno}: NS record for {owner}, hints hold only the root")
-            ns_names.append(_absolute(value, origin, lineno))
-            ttl_seen = max(ttl_seen, ttl)
-        elif rrtype in ("A", "AAAA"):
-            server = addresses.setdefault(name_key(owner), HintServer(owner))
-            _add_address(server, rrtype, value, lineno)
-        else:
-            raise HintsError(f"line {lineno}: record type {fields[0]} is not used in hints")
-    return _assemble(ns_names, addresses, ttl_seen, source)
+def _record_lines(text: str, source: str) -> list[int]:
+    """The line each record of ``text`` starts on, in the order parse_zone gives them
+    (one record per entry that is not a directive)."""
+    return [e.line for e in entries(text, source) if not (e.has_owner and e.tokens[0][:1] == "$")]
 
 
-def _add_address(server: HintServer, rrtype: str, value: str, lineno: int) -> None:
-    try:
-        address = ipaddress.ip_address(value)
-    except ValueError:
-        raise HintsError(f"line {lineno}: {value!r} is not an IP address") from None
-    if (address.version == 4) != (rrtype == "A"):
-        raise HintsError(f"line {lineno}: {value} does not fit a {rrtype} record")
-    (server.ipv4 if address.version == 4 else server.ipv6).append(str(address))
+def _check(record: ResourceRecord) -> None:
+    """ValueError if ``record`` has no place in a hints file."""
+    if record.rrclass != CLASS_IN:
+        names = {code: text for text, code in CLASS_MNEMONICS.items()}
+        raise ValueError(f"class {names.get(record.rrclass, record.rrclass)} is not IN")
+    if record.rrtype == RRType.NS and name_key(record.name) != ROOT:
+        raise ValueError(f"NS record for {record.name}, hints hold only the root")
+    if record.rrtype not in (RRType.NS, RRType.A, RRType.AAAA):
+        raise ValueError(f"record type {RRType.text(record.rrtype)} is not used in hints")
 
 
 def _assemble(

@@ -79,8 +79,12 @@ def print_tour(hints: Path | None, upstream_port: int) -> None:
         print("; root hints: printed above (save them as FILE, or run with --hints FILE)")
     else:
         print(f"; root hints: {hints}")
+    from resolver.lab.unbound import nodefault_flags
+
     flags = f"--root-hints {hints or 'FILE'} --upstream-port {upstream_port}"
-    print(f"; run:  resolver --port {RESOLVER_PORT} {flags}")
+    # The lab serves names the resolver would otherwise answer itself (RFC 6303 zones).
+    local = " ".join(nodefault_flags())
+    print(f"; run:  resolver --port {RESOLVER_PORT} {flags} {local}")
     print(f"; then: resolver-trace www.noglue.org {flags}")
     for case_id in EXAMPLE_CASES:
         case = CASES_BY_ID[case_id]

@@ -39,6 +39,12 @@ NODEFAULT_ZONES: tuple[str, ...] = (
 """Zones Unbound would answer locally by default, handed back to the hierarchy."""
 
 
+def nodefault_flags(zones: tuple[str, ...] = NODEFAULT_ZONES) -> list[str]:
+    """The same zones handed back to the hierarchy by our resolver: ``--nodefault`` flags
+    (its default local zones are Unbound's, RFC 6303 and RFC 6761)."""
+    return [flag for zone in zones for flag in ("--nodefault", zone)]
+
+
 def unbound_conf(
     workdir: Path,
     hints: Path,
@@ -204,7 +210,7 @@ class OurResolver(ServerProcess):
             sys.executable, "-m", "resolver", "--port", str(self.port),
             "--root-hints", str(self.hints), "--upstream-port", str(self.upstream_port),
             "--log-format", "json", "--control-socket", str(self.workdir / "control.sock"),
-            *self.extra,
+            *nodefault_flags(), *self.extra,
         ]  # fmt: skip
 
     def start(self) -> ServerProcess:

@@ -13,10 +13,16 @@ replaces the file's ``allow``).  Every mistake in a file is one
 errors; for a key or a value it is found by reading the file's lines) and the
 key; the command line turns it into one line on stderr and exit status 2.
 
-Sections (``[name]`` tables) are for what later features bring (local zones,
-forward zones, DNSSEC, a shared cache): each is a parser registered in
-:data:`SECTIONS`, so adding one is one line there.  A section nobody registered
-is an error, as an unknown key is: a typo must not be silently ignored.
+Sections (``[name]`` tables) hold what does not fit one key: ``[local-zones]``
+(zone files), ``[forward-zones]`` and ``[stub-zones]`` (by zone name); each is a
+parser registered in :data:`SECTIONS`, so adding one is one line there.  A
+section nobody registered is an error, as an unknown key is: a typo must not be
+silently ignored.
+
+The local zones (default zones, hosts file, zone files) are read by
+:func:`load_settings` itself, so a file that does not load stops the resolver at
+start-up and makes a reload fail, like any other mistake; the zones read are
+``Settings.local``.
 """
 
 from __future__ import annotations
@@ -33,6 +39,15 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from resolver.iterate.hints import DEFAULT_HINTS
+from resolver.local import LocalSources, LocalZones, load_local_zones
+from resolver.serve.sections import (
+    DelegatedZone,
+    default_zone_name,
+    no_duplicates,
+    parse_forward_zones,
+    parse_local_zones,
+    parse_stub_zones,
+)
 
 LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("console", "json")
@@ -157,6 +172,15 @@ OPTIONS: tuple[Option, ...] = (
            reloadable=True),
     Option("query-log", bool, "log one line per client query at info (default off)",
            reloadable=True),
+    Option("default-local-zones", bool, "answer the default local zones (localhost, "
+           "private and documentation reverse zones, test., invalid., ...: RFC 6303, RFC 6761) "
+           "without asking anyone (default on)", reloadable=True),
+    Option("nodefault", list, "a default local zone to leave to the DNS, by name (repeatable; "
+           "labs whose zones use documentation names)", default_zone_name, metavar="ZONE",
+           reloadable=True),
+    Option("hosts-file", str, "answer the names of a hosts file (/etc/hosts format) "
+           f"authoritatively (default: none; '{OFF}': none)", _path, metavar="FILE",
+           reloadable=True),
     Option("workers", int, "processes answering on the port (SO_REUSEPORT), each with its own "
            "cache (default 1)", _positive, metavar="N"),
     Option("control-socket", str, "Unix socket for resolver-control, mode 0600 (default "
@@ -167,10 +191,15 @@ OPTIONS: tuple[Option, ...] = (
 )  # fmt: skip
 BY_KEY: Mapping[str, Option] = {option.key: option for option in OPTIONS}
 
+
 # Sections a configuration file may have: name -> parser of the table's contents (raising
 # ValueError with the reason).  Registering one is the only change a new section needs;
 # its parsed value is in Settings.sections under the same name.
-SECTIONS: dict[str, Callable[[dict[str, Any]], object]] = {}
+SECTIONS: dict[str, Callable[[dict[str, Any]], object]] = {
+    "local-zones": parse_local_zones,
+    "forward-zones": parse_forward_zones,
+    "stub-zones": parse_stub_zones,
+}
 
 
 @dataclass(frozen=True)
@@ -191,14 +220,36 @@ class Settings:
     log_format: str = "console"
     log_level: str = "info"
     query_log: bool = False
+    default_local_zones: bool = True
+    nodefault: tuple[str, ...] = ()
+    hosts_file: str | None = None  # None or OFF: none
     workers: int = 1
     control_socket: str | None = None  # None: the default place; OFF: none
     metrics: str | None = None  # ADDR:PORT, or None: off
     config: Path | None = None  # the file they were read from, read again at a reload
     sections: Mapping[str, object] = field(default_factory=dict, hash=False)
+    # The local zones these settings describe, read by load_settings (not compared: a
+    # reload compares their contents itself, to flush what changed).
+    local: LocalZones | None = field(default=None, compare=False, hash=False, repr=False)
 
     def value(self, key: str) -> object:
         return getattr(self, BY_KEY[key].field)
+
+    def delegated_zones(self) -> tuple[DelegatedZone, ...]:
+        """The forward and stub zones, in that order."""
+        forward = self.sections.get("forward-zones", ())
+        stub = self.sections.get("stub-zones", ())
+        assert isinstance(forward, tuple) and isinstance(stub, tuple)
+        return forward + stub
+
+    def local_sources(self) -> LocalSources:
+        """Where the local zones come from, as :mod:`resolver.local` takes it."""
+        files = self.sections.get("local-zones", ())
+        assert isinstance(files, tuple)
+        hosts = None if self.hosts_file in (None, OFF) else self.hosts_file
+        delegated = tuple(zone.zone for zone in self.delegated_zones())
+        return LocalSources(self.default_local_zones, self.nodefault, hosts, zone_files=files,
+                            delegated=delegated)  # fmt: skip
 
 
 def changed_keys(old: Settings, new: Settings) -> list[str]:
@@ -220,7 +271,8 @@ def _line_of(text: str, key: str, section: str | None) -> int | None:
     for number, line in enumerate(text.splitlines(), 1):
         opened = header.match(line)
         if opened:
-            if section is None and opened[1].strip("\"'") == key:
+            table = opened[1].split(".", 1)[0].strip().strip("\"'")  # [name."sub"] too
+            if section is None and table == key:
                 return number  # the header of a table named like the key
             current = opened[1].strip("\"'")
         elif current == section and setting.match(line):
@@ -304,7 +356,16 @@ def load_settings(config: Path | None, flags: Mapping[str, object]) -> Settings:
         raise SettingsError(
             f"min-ttl ({settings.min_ttl}) is larger than max-ttl ({settings.max_ttl}){where}"
         )
-    return settings
+    delegated = [zone.zone for zone in settings.delegated_zones()]
+    try:
+        no_duplicates(delegated)
+    except ValueError as error:
+        raise SettingsError(f"{error}: in [forward-zones] and [stub-zones]") from None
+    try:
+        local = load_local_zones(settings.local_sources())
+    except ValueError as error:
+        raise SettingsError(str(error)) from None
+    return replace(settings, local=local)
 
 
 # -- the command line ---------------------------------------------------------------------

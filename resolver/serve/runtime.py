@@ -8,11 +8,15 @@ again, the command line still overriding it, and changes in place what can be
 changed without a restart: log level and format, the query log, the access list,
 the TTL bounds (for data stored from then on; the wire answer cache, whose TTLs
 were written with the old bounds, is emptied), the cache size (shrinking evicts
-the least recently used), and whatever the reload hooks own (local data and
-forward zones, once they exist).  Nothing is rebuilt, so the cache stays and
-queries in flight finish as they started.  Addresses, ports, workers, the root
-hints, the address families, the control socket and the metrics endpoint are bound at start-up:
-a change to them is logged as needing a restart.  A configuration that does not
+the least recently used), and whatever the reload hooks own: the local zones
+(default zones, hosts file, zone files: the zones whose contents changed are
+flushed from the wire answer cache, where local answers may be) and the forward
+and stub zones (the engine's configured zones are replaced, and what was learnt
+at or below a zone that changed is flushed from both caches).  Nothing is
+rebuilt, so the cache stays and queries in flight finish as they started.
+Addresses, ports, workers, the root hints, the address families, the control
+socket and the metrics endpoint are bound at start-up: a change to them is
+logged as needing a restart.  A configuration that does not
 load is logged with its error, and the one in force stays.
 """
 
@@ -28,12 +32,15 @@ import structlog
 from resolver.cache.answers import AnswerCache
 from resolver.cache.records import RecordCache
 from resolver.iterate.engine import IterativeEngine
+from resolver.iterate.forwarding import ConfiguredZone, ConfiguredZones, Server, ZoneKind
 from resolver.iterate.hints import RootHints
 from resolver.iterate.servers import ServerSelection
+from resolver.local import LocalZones, load_local_zones
 from resolver.net.transport import UpstreamTransport
 from resolver.serve.config import BY_KEY, Settings, SettingsError, changed_keys, load_settings
 from resolver.serve.listener import AccessList, ResolverService
 from resolver.serve.logs import set_format, set_level
+from resolver.serve.sections import DelegatedZone
 from resolver.serve.stats import CountingNetwork, Sample, ServiceStats, cache_samples
 from resolver.serve.upstream import upstream_addresses
 
@@ -124,6 +131,62 @@ class Runtime:
             self.answers.resize(new.cache_size)
 
 
+def configured_zones(settings: Settings) -> ConfiguredZones:
+    """The engine's forward and stub zones from the settings' sections."""
+    return ConfiguredZones(
+        ConfiguredZone(
+            zone.zone,
+            ZoneKind.STUB if zone.stub else ZoneKind.FORWARD,
+            [Server.parse(server) for server in zone.servers],
+            zone.fallback,
+        )
+        for zone in settings.delegated_zones()
+    )
+
+
+def local_zones(settings: Settings) -> LocalZones:
+    """The local zones of the settings: read by load_settings, or read now."""
+    return (
+        settings.local if settings.local is not None else load_local_zones(settings.local_sources())
+    )
+
+
+def _changed_delegations(old: Settings, new: Settings) -> list[str]:
+    """Forward and stub zones added, removed or changed between two settings."""
+    before: dict[str, DelegatedZone] = {z.zone.lower(): z for z in old.delegated_zones()}
+    after: dict[str, DelegatedZone] = {z.zone.lower(): z for z in new.delegated_zones()}
+    return sorted(
+        (after.get(key) or before[key]).zone
+        for key in set(before) | set(after)
+        if before.get(key) != after.get(key)
+    )
+
+
+def zones_hook(runtime: Runtime) -> ReloadHook:
+    """The reload hook of the local zones and the forward and stub zones."""
+
+    def prepare(new: Settings) -> Callable[[], None]:
+        local = local_zones(new)  # a file that no longer loads rejects the reload here
+        configured = configured_zones(new)
+        changed_local = runtime.engine.local.changed(local)
+        changed_delegations = _changed_delegations(runtime.settings, new)
+
+        def apply() -> None:
+            runtime.engine.local = local
+            runtime.engine.env.finder.configured = configured
+            flushed = sum(runtime.answers.flush_zone(zone) for zone in changed_local)
+            for zone in changed_delegations:
+                flushed += runtime.records.flush_zone(zone) + runtime.answers.flush_zone(zone)
+            if changed_local or changed_delegations:
+                log.info("zones_reloaded", local_changed=changed_local,
+                         delegations_changed=changed_delegations, flushed=flushed,
+                         local_zones=len(local), worker=os.getpid())  # fmt: skip
+
+        return apply
+
+    return prepare
+
+
 def build_service(
     settings: Settings, hints: RootHints, flags: Mapping[str, object] | None = None
 ) -> Runtime:
@@ -138,9 +201,13 @@ def build_service(
         selection=ServerSelection(),
         addresses=upstream_addresses(hints, settings.ipv4_only, settings.ipv6_only),
         qname_minimisation=settings.qname_minimisation,
+        zones=configured_zones(settings),
+        local=local_zones(settings),
     )
     answers = AnswerCache(settings.cache_size)
     service = ResolverService(
         engine, answers, AccessList(settings.allow), query_log=settings.query_log, stats=stats
     )
-    return Runtime(settings, flags or {}, stats, records, answers, engine, service)
+    runtime = Runtime(settings, flags or {}, stats, records, answers, engine, service)
+    runtime.reload_hooks.append(zones_hook(runtime))
+    return runtime
