@@ -118,16 +118,19 @@ def test_example_commented_values_are_valid(tmp_path: Path) -> None:
     text = EXAMPLE.read_text()
     shown = re.findall(r"^# ([a-z-]+ = .+)$", text, re.MULTILINE)
     assert {line.split(" = ")[0] for line in shown} == {"root-hints", "control-socket", "metrics",
-                                                       "hosts-file"}  # fmt: skip
+                                                       "hosts-file", "trust-anchor-file"}  # fmt: skip
     hosts = tmp_path / "hosts"
     hosts.write_text("192.0.2.7 printer\n")
-    kept = [line.replace("/etc/hosts", str(hosts)) for line in shown
-            if not line.startswith("root-hints")]  # fmt: skip
+    anchors = tmp_path / "root.key"
+    anchors.write_text(". 3600 IN DS 20326 8 2 " + "AB" * 32 + "\n")
+    kept = [line.replace("/etc/hosts", str(hosts)).replace("/etc/resolver/root.key", str(anchors))
+            for line in shown if not line.startswith("root-hints")]  # fmt: skip
     path = write(tmp_path, "\n".join(kept))
     settings = load_settings(path, {})
     assert settings.metrics == "127.0.0.1:9153"
     assert settings.control_socket == "/run/resolver/control.sock"
     assert settings.hosts_file == str(hosts)
+    assert settings.anchors is not None and settings.anchors.zones == ["."]
 
 
 def test_example_sections_load(tmp_path: Path) -> None:

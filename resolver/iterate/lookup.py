@@ -353,10 +353,14 @@ class Lookup:
         """A usable reply or recalled data: judged first when it must be (DNSSEC), then
         cached and acted on.  Referrals are not judged (their DS waits in the cache)."""
         step = pending.step
-        if self.validating and step.referral is None and step.security == Security.UNCHECKED:
-            self.pending = pending
-            self.step = Step.JUDGE
-            return
+        if self.validating and step.referral is None:
+            if step.security == Security.UNCHECKED:
+                self.pending = pending
+                self.step = Step.JUDGE
+                return
+            if step.security == Security.BOGUS:  # judged bogus a moment ago: not again
+                self._fail(FailureKind.DNSSEC_BOGUS, f"{step.name}: cached as bogus (DNSSEC)")
+                return
         self._act(pending)
 
     def _act(self, pending: Pending) -> None:

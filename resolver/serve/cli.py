@@ -52,6 +52,16 @@ __all__ = ["build_parser", "main"]
 log = structlog.get_logger("resolver")
 
 
+def _validation(settings: Settings) -> str:
+    """What the start-up line says about DNSSEC validation, and why when it is off."""
+    if settings.anchors is not None:
+        zones = ", ".join(settings.anchors.zones)
+        return f"validating from trust anchors for {zones}"
+    if not settings.dnssec:
+        return "off (dnssec = false)"
+    return "off: custom root hints without a trust-anchor-file"
+
+
 class UsageError(Exception):
     """A problem with how the resolver was started: one line, exit status 2."""
 
@@ -161,7 +171,8 @@ async def serve(process: Process) -> None:
         "started", addresses=list(settings.address), port=settings.port,
         hints=process.hints.source, roots=len(process.hints.servers),
         upstream_port=settings.upstream_port, cache_size=settings.cache_size,
-        config=str(settings.config) if settings.config else None, worker=os.getpid(), **first,
+        config=str(settings.config) if settings.config else None, worker=os.getpid(),
+        dnssec=_validation(settings), **first,
     )  # fmt: skip
 
     def hang_up() -> None:

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
+from resolver.dnssec import TrustAnchorError, TrustAnchors, load_trust_anchors, root_trust_anchors
 from resolver.iterate.hints import DEFAULT_HINTS
 from resolver.local import LocalSources, LocalZones, load_local_zones
 from resolver.serve.sections import (
@@ -159,6 +160,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("ipv6-only", bool, "query upstream servers over IPv6 only"),
     Option("qname-minimisation", bool, "ask each server only for the next label of the name "
            "(RFC 9156; default on)", reloadable=True),
+    Option("dnssec", bool, "validate answers with DNSSEC (RFC 4033-4035; default on, from the "
+           "root KSKs shipped with the package, or from --trust-anchor-file)"),
+    Option("trust-anchor-file", str, "DS or DNSKEY records (master-file lines) to validate "
+           "from; with custom root hints validation needs one", _path, metavar="FILE"),
     Option("cache-size", int, "most record sets (and answers) kept in the cache (default "
            "100000); lowering it at a reload evicts", _positive, metavar="ENTRIES",
            reloadable=True),
@@ -214,6 +219,8 @@ class Settings:
     ipv4_only: bool = False
     ipv6_only: bool = False
     qname_minimisation: bool = True
+    dnssec: bool = True
+    trust_anchor_file: str | None = None
     cache_size: int = 100_000
     min_ttl: int = 0
     max_ttl: int = 86400
@@ -231,6 +238,8 @@ class Settings:
     # The local zones these settings describe, read by load_settings (not compared: a
     # reload compares their contents itself, to flush what changed).
     local: LocalZones | None = field(default=None, compare=False, hash=False, repr=False)
+    # The trust anchors validation starts from (None: no validation), read likewise.
+    anchors: TrustAnchors | None = field(default=None, compare=False, hash=False, repr=False)
 
     def value(self, key: str) -> object:
         return getattr(self, BY_KEY[key].field)
@@ -365,7 +374,23 @@ def load_settings(config: Path | None, flags: Mapping[str, object]) -> Settings:
         local = load_local_zones(settings.local_sources())
     except ValueError as error:
         raise SettingsError(str(error)) from None
-    return replace(settings, local=local)
+    return replace(settings, local=local, anchors=trust_anchors(settings))
+
+
+def trust_anchors(settings: Settings) -> TrustAnchors | None:
+    """Where validation starts: a trust anchor file, or with the shipped root hints the
+    shipped root KSKs (tags 20326 and 38696).  Custom root hints without an anchor file
+    (a lab, a private root) mean no validation: the shipped keys could not sign them."""
+    if not settings.dnssec:
+        return None
+    if settings.trust_anchor_file:
+        try:
+            return load_trust_anchors(settings.trust_anchor_file)
+        except TrustAnchorError as error:
+            raise SettingsError(f"trust-anchor-file: {error}") from None
+    if Path(settings.root_hints).resolve() == Path(DEFAULT_HINTS).resolve():
+        return root_trust_anchors()
+    return None
 
 
 # -- the command line ---------------------------------------------------------------------

@@ -203,6 +203,7 @@ def build_service(
         qname_minimisation=settings.qname_minimisation,
         zones=configured_zones(settings),
         local=local_zones(settings),
+        trust_anchors=settings.anchors,
     )
     answers = AnswerCache(settings.cache_size)
     service = ResolverService(
