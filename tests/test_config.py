@@ -117,8 +117,9 @@ def test_example_commented_values_are_valid(tmp_path: Path) -> None:
     """The values shown commented out (paths, the metrics address) load when uncommented."""
     text = EXAMPLE.read_text()
     shown = re.findall(r"^# ([a-z-]+ = .+)$", text, re.MULTILINE)
-    assert {line.split(" = ")[0] for line in shown} == {"root-hints", "control-socket", "metrics",
-                                                       "hosts-file", "trust-anchor-file"}  # fmt: skip
+    shown_keys = {line.split(" = ")[0] for line in shown}
+    assert shown_keys == {"root-hints", "control-socket", "metrics", "hosts-file",
+                          "trust-anchor-file"}  # fmt: skip
     hosts = tmp_path / "hosts"
     hosts.write_text("192.0.2.7 printer\n")
     anchors = tmp_path / "root.key"
