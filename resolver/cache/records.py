@@ -80,6 +80,9 @@ class StoredRRset(dataobject, fast_new=True):
     trust: int
     security: int = Security.UNCHECKED
     sigs: tuple[Rdata, ...] | None = None
+    # An RRset expanded from a wildcard keeps the NSEC/NSEC3 proof that the name itself
+    # does not exist (RFC 4035 section 3.1.3.3): DO=1 clients get it with the answer.
+    proof: tuple[ResourceRecord, ...] | None = None
 
 
 class CachedRRset(dataobject, fast_new=True):
@@ -93,6 +96,7 @@ class CachedRRset(dataobject, fast_new=True):
     trust: int
     security: int = Security.UNCHECKED
     sigs: tuple[Rdata, ...] | None = None
+    proof: tuple[ResourceRecord, ...] | None = None
 
     @property
     def rdatas(self) -> tuple[Rdata, ...]:
@@ -206,7 +210,7 @@ class RecordCache:
         if not isinstance(entry, StoredRRset):
             return None
         return CachedRRset(entry.owner or key, rrtype, entry.data, entry.expires, entry.trust,
-                           entry.security, entry.sigs)  # fmt: skip
+                           entry.security, entry.sigs, entry.proof)  # fmt: skip
 
     def store_rrset(
         self,
@@ -214,10 +218,11 @@ class RecordCache:
         trust: Trust,
         security: Security = Security.UNCHECKED,
         sigs: list[ResourceRecord] | None = None,
+        proof: list[ResourceRecord] | None = None,
     ) -> bool:
-        """Store one RRset (all records share owner and type) with its validation state
-        and its RRSIG records; False if not stored."""
-        return self._store_rrset(records, trust, "", security, sigs)
+        """Store one RRset (all records share owner and type) with its validation state,
+        its RRSIG records and (a wildcard expansion's) proof; False if not stored."""
+        return self._store_rrset(records, trust, "", security, sigs, proof)
 
     def store_glue(self, records: list[ResourceRecord]) -> bool:
         """Keep a delegation's glue for one name server, apart from the child's own data."""
@@ -230,6 +235,7 @@ class RecordCache:
         prefix: str,
         security: Security = Security.UNCHECKED,
         sigs: list[ResourceRecord] | None = None,
+        proof: list[ResourceRecord] | None = None,
     ) -> bool:
         first = records[0]
         if first.rrclass != CLASS_IN:
@@ -250,7 +256,7 @@ class RecordCache:
         case = None if first.name == owner else first.name
         signatures = tuple(rr.rdata for rr in sigs) if sigs else None
         entry = StoredRRset(case, data, now + self.clamp_ttl(ttl), int(trust), int(security),
-                            signatures)  # fmt: skip
+                            signatures, tuple(proof) if proof else None)  # fmt: skip
         self._entries.put(key, entry)
         return True
 

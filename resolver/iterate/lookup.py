@@ -85,6 +85,7 @@ class Pending(dataobject, fast_new=True):
     qtype: int
     zone: str
     fresh: bool  # from the network (to be cached), not from the cache
+    address: str = ""  # the server that sent it, when fresh
 
 
 class Environment:
@@ -143,13 +144,17 @@ class Lookup:
         depth: int = 0,
         purpose: Purpose = Purpose.QUESTION,
         for_zone: str = "",
+        glueless_depth: int = 0,
     ) -> None:
         self.qname = name
         self.name = name  # the name being resolved now: the end of the CNAME chain
         self.qtype = qtype
         self.env = env
         self.budget = budget
-        self.depth = depth
+        self.depth = depth  # in the plan, for the trace's indentation
+        # How many name server address lookups this one is nested in (the bound of
+        # max_sublookup_depth: validation and priming sub-lookups do not count).
+        self.glueless_depth = glueless_depth
         self.purpose = purpose
         self.for_zone = for_zone  # the zone cut a name server address is wanted for
         self.chain: list[ResourceRecord] = []
@@ -168,6 +173,8 @@ class Lookup:
         self.security = Security.SECURE if self.validating else Security.UNCHECKED
         self.sigs: list[ResourceRecord] = []  # RRSIGs of the chain, for DO=1 clients
         self.recursion_lame: tuple[Exchange, Classified] | None = None  # a last resort
+        self.bogus: tuple[str, int] | None = None  # why a server's data was bogus, if one was
+        self.refetched = False  # bogus data from the cache sent us to the servers once
         self.answer: Answer | None = None
         self.step = Step.CHECK_CACHE
         if purpose is Purpose.PRIMING:
@@ -199,7 +206,8 @@ class Lookup:
                 raise RuntimeError(f"lookup of {self.name} advanced while in {step}")
 
     def _check_cache(self) -> None:
-        step = recall(self.env.cache, self.name, self.qtype, self.env.clock())
+        step = recall(self.env.cache, self.name, self.qtype, self.env.clock(),
+                      for_client=self.purpose is Purpose.QUESTION)  # fmt: skip
         if step is None:
             self.step = Step.FIND_CUT
             return
@@ -215,7 +223,8 @@ class Lookup:
             self.step = Step.WAIT_LOOKUP
             self.waiting = Waiting(Purpose.PRIMING)
             return Lookup(ROOT, RRType.NS, self.env, self.budget, depth=self.depth,
-                          purpose=Purpose.PRIMING)  # fmt: skip
+                          purpose=Purpose.PRIMING,
+                          glueless_depth=self.glueless_depth)  # fmt: skip
         self._enter(cut)
         return None
 
@@ -272,7 +281,8 @@ class Lookup:
             ns, rrtype = wanted
             self.waiting = Waiting(Purpose.NS_ADDRESS, ns, rrtype)
             return Lookup(ns, rrtype, env, self.budget, depth=self.depth + 1,
-                          purpose=Purpose.NS_ADDRESS, for_zone=cut.zone)  # fmt: skip
+                          purpose=Purpose.NS_ADDRESS, for_zone=cut.zone,
+                          glueless_depth=self.glueless_depth + 1)  # fmt: skip
         if servers.retry_timeouts():
             return None
         self._cut_failed(cut)
@@ -287,6 +297,10 @@ class Lookup:
             exchange, step = self.recursion_lame
             self.recursion_lame = None
             self._take(exchange, step)
+            return
+        if self.bogus is not None:  # every server that answered gave data that did not validate
+            reason, info_code = self.bogus
+            self._fail(FailureKind.DNSSEC_BOGUS, reason, info_code)
             return
         if cut.source is CutSource.CACHE:
             self.passed_over.add(name_key(cut.zone))
@@ -347,7 +361,8 @@ class Lookup:
             if step.fallback is not None and self.recursion_lame is None:
                 self.recursion_lame = (exchange, step.fallback)
             return
-        self._accept(Pending(step, exchange.qname, exchange.qtype, exchange.zone, True))
+        self._accept(Pending(step, exchange.qname, exchange.qtype, exchange.zone, True,
+                             exchange.address))  # fmt: skip
 
     def _accept(self, pending: Pending) -> None:
         """A usable reply or recalled data: judged first when it must be (DNSSEC), then
@@ -389,13 +404,24 @@ class Lookup:
             self.waiting = Waiting(purpose, judged.zone, rrtype)
             self.step = Step.WAIT_LOOKUP
             return Lookup(judged.zone, rrtype, self.env, self.budget, depth=self.depth + 1,
-                          purpose=purpose, for_zone=judged.zone)  # fmt: skip
+                          purpose=purpose, for_zone=judged.zone,
+                          glueless_depth=self.glueless_depth)  # fmt: skip
         self.pending = None
         step = pending.step
         step.security = judged.security
         if judged.security == Security.BOGUS:
-            if pending.fresh:
-                remember(self.env.cache, step, pending.qtype)  # kept briefly: BOGUS_TTL
+            if pending.fresh and self.cut is not None:
+                # Another server of the zone may have good data (a broken or spoofing one
+                # gave this): it is lame for the zone now, as Unbound blacklists it.
+                self.env.selection.mark_lame(pending.address, pending.zone)
+                self.bogus = (judged.reason, judged.info_code)
+                self.step = Step.ASK
+                return None
+            if not pending.fresh and not self.refetched:
+                # Cached unchecked (say, a referral's DS from one bad server): ask afresh.
+                self.refetched = True
+                self.step = Step.FIND_CUT
+                return None
             self._fail(FailureKind.DNSSEC_BOGUS, judged.reason, judged.info_code)
             return None
         if not pending.fresh:  # recalled unchecked: keep what the judgement found
@@ -469,8 +495,9 @@ class Lookup:
             found = [rr.rdata.address for rr in sub.answer.answer if isinstance(rr.rdata, A | AAAA)]
         usable = [a for a in found if finder.policy.usable(a)]
         self.cut.add_addresses(ns, usable + finder.addresses_of(ns))
-        if sub is not None and not self.cut.addresses.get(name_key(ns)):
-            self.round.found_nothing(ns, rrtype)
+        nxdomain = sub is not None and sub.answer is not None and sub.answer.rcode == Rcode.NXDOMAIN
+        if sub is not None and not nxdomain and not self.cut.addresses.get(name_key(ns)):
+            self.round.found_nothing(ns, rrtype)  # no A: AAAA next (NXDOMAIN: no type at all)
 
     # ------------------------------------------------------------ endings
 
@@ -501,8 +528,9 @@ class Lookup:
         self.answer.security = self.security
         if self.validating:
             self.answer.sigs = covering(self.sigs, chain)
-            if step.kind in (Kind.NXDOMAIN, Kind.NODATA):
-                self.answer.proof = list(step.proof or []) + covering(step.sigs or [], soa)
+            # Negative answers carry their proof; a wildcard expansion its proof that the
+            # name itself does not exist (RFC 4035 section 3.1.3.3).
+            self.answer.proof = list(step.proof or []) + covering(step.sigs or [], soa)
         self.step = Step.DONE
 
     def _fail(self, kind: FailureKind, text: str, info_code: int = 0) -> None:

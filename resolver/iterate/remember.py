@@ -16,14 +16,20 @@ from resolver.wire.names import name_key
 from resolver.wire.rdata import CNAME, RRSIG
 
 
-def recall(cache: RecordCache, name: str, qtype: int, now: float) -> Classified | None:
+def recall(
+    cache: RecordCache, name: str, qtype: int, now: float, *, for_client: bool = True
+) -> Classified | None:
     """Step 1: what the cache says about (name, qtype), as a classified reply would, with
-    the validation state and the signatures or proof kept with it."""
+    the validation state and the signatures or proof kept with it.
+
+    A negative answer without its SOA (a DS denial learned from a referral's NSEC
+    records) serves validation, not clients (``for_client``): they get the SOA too.
+    """
     rrset = cache.get_rrset(name, qtype)
     if rrset is not None and rrset.trust >= Trust.ANSWER:
         return _recalled(Classified(Kind.ANSWER, rrset.records(now), name), rrset, now)
     negative = cache.get_negative(name, qtype)
-    if negative is not None:
+    if negative is not None and (negative.soa is not None or not for_client):
         kind = Kind.NXDOMAIN if negative.nxdomain else Kind.NODATA
         soa = negative.soa_record(now)
         step = Classified(kind, [], name, soa[0] if soa else None)
@@ -45,6 +51,8 @@ def recall(cache: RecordCache, name: str, qtype: int, now: float) -> Classified 
 def _recalled(step: Classified, rrset: CachedRRset, now: float) -> Classified:
     step.sigs = rrset.signature_records(now) or None
     step.security = rrset.security
+    if rrset.proof:
+        step.proof = list(rrset.proof)
     return step
 
 
@@ -54,8 +62,9 @@ def remember(cache: RecordCache, step: Classified, qtype: int) -> None:
     trust = Trust.AUTHORITATIVE if step.authoritative else Trust.ANSWER
     security = Security(step.security)
     sigs = step.sigs or []
+    proof = step.proof if step.kind in (Kind.ANSWER, Kind.CNAME) else None
     for rrset in rrsets(step.records):
-        cache.store_rrset(rrset, trust, security, covering(sigs, rrset))
+        cache.store_rrset(rrset, trust, security, covering(sigs, rrset), proof)
     if step.kind in (Kind.NXDOMAIN, Kind.NODATA):
         slot = NXDOMAIN_TYPE if step.kind == Kind.NXDOMAIN else qtype
         soa = [step.soa] if step.soa is not None else []
@@ -82,14 +91,16 @@ def remember(cache: RecordCache, step: Classified, qtype: int) -> None:
 
 
 def covering(sigs: list[ResourceRecord], records: list[ResourceRecord]) -> list[ResourceRecord]:
-    """The RRSIG records among ``sigs`` that cover one of the RRsets of ``records``."""
+    """The RRSIG records among ``sigs`` that cover one of the RRsets of ``records``, each
+    once (the same signature may have come in several replies)."""
     if not sigs or not records:
         return []
     wanted = {(name_key(rr.name), rr.rrtype) for rr in records}
-    return [
-        sig for sig in sigs
-        if isinstance(sig.rdata, RRSIG) and (name_key(sig.name), sig.rdata.type_covered) in wanted
-    ]  # fmt: skip
+    found: dict[tuple[str, object], ResourceRecord] = {}
+    for sig in sigs:
+        if isinstance(sig.rdata, RRSIG) and (name_key(sig.name), sig.rdata.type_covered) in wanted:
+            found.setdefault((name_key(sig.name), sig.rdata), sig)
+    return list(found.values())
 
 
 def rrsets(records: list[ResourceRecord]) -> list[list[ResourceRecord]]:

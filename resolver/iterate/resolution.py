@@ -99,7 +99,7 @@ class Resolution:
     def _refusal(self, sub: Lookup) -> Limit | None:
         if sub.purpose is Purpose.PRIMING:
             return None
-        if sub.purpose is Purpose.NS_ADDRESS and sub.depth > self.env.limits.max_sublookup_depth:
+        if sub.glueless_depth > self.env.limits.max_sublookup_depth:
             # Validation sub-lookups nest once per zone of the chain of trust: the plan
             # (no question twice) and the budget bound them instead.
             return Limit.SUBLOOKUP_DEPTH

@@ -195,11 +195,10 @@ class Validator:
             self.trust.insecure(zone, INSECURE_TTL, "no supported DS algorithm or digest")
             return INSECURE
         if verdict.status == KeyStatus.BOGUS:
+            # Not written to the trust cache: another server may give good keys.  If none
+            # does, the lookup that fetched them marks the zone bogus (see learn).
             reason = verdict.reason or SigStatus.NO_MATCHING_KEY
-            why = f"{zone} DNSKEY: {reason.value}"
-            code = INFO_CODES.get(reason, DNSSEC_BOGUS)
-            self.trust.bogus(zone, why, code)
-            return bogus(why, code)
+            return bogus(f"{zone} DNSKEY: {reason.value}", INFO_CODES.get(reason, DNSSEC_BOGUS))
         ttl = verdict.verification.ttl if verdict.verification else None
         self.trust.secure_keys(zone, list(verdict.keys), ttl or min(k.ttl for k in keys))
         return Verdict(Security.SECURE, ttl=ttl)
@@ -233,7 +232,11 @@ class Validator:
         if step.kind == Kind.NXDOMAIN:
             return prove_nxdomain(step.name, records, zone)
         if qtype == RRType.DS:
-            return prove_no_ds(step.name, records, zone)
+            # A delegation without DS, or no delegation at all (an empty non-terminal,
+            # a name with other data): either way there is no DS (RFC 4035 section 5.4).
+            no_ds = prove_no_ds(step.name, records, zone)
+            if no_ds.status == DenialStatus.PROVED or no_ds.insecure:
+                return no_ds
         return prove_nodata(step.name, qtype, records, zone)
 
     def _wildcard(
