@@ -35,6 +35,7 @@ from resolver.wire.rdata import SOA, Rdata
 NXDOMAIN_TYPE = 0  # the type slot of an NXDOMAIN entry: it covers every type
 RRSIG_TYPE = 46  # RFC 4034 section 3
 DS_TYPE = 43
+DNAME_TYPE = 39
 BOGUS_TTL = 60  # seconds bogus data is kept, so it is not fetched again per query
 # (Unbound's val-bogus-ttl)
 GLUE = "\x00"  # first character of a parent-side glue key (no folded name starts with it)
@@ -168,6 +169,8 @@ class RecordCache:
         self._entries: LruDict[str, CacheEntry] = LruDict(max_entries)
         self.hits = 0
         self.misses = 0
+        # A DNAME was ever stored: only then do lookups look for one above a name.
+        self.holds_dnames = False
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -240,6 +243,8 @@ class RecordCache:
         first = records[0]
         if first.rrclass != CLASS_IN:
             return False
+        if first.rrtype == DNAME_TYPE:
+            self.holds_dnames = True
         ttl = min(rr.ttl for rr in records)  # RFC 2181 section 5.2: one TTL per RRset
         if security == Security.BOGUS:
             ttl = min(ttl, BOGUS_TTL)

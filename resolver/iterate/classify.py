@@ -28,8 +28,8 @@ from enum import IntEnum
 from recordclass import dataobject
 
 from resolver.wire import Message, Rcode, ResourceRecord, RRType
-from resolver.wire.names import is_subdomain, name_key
-from resolver.wire.rdata import CNAME, NS, RRSIG, SOA
+from resolver.wire.names import BadName, is_subdomain, name_key, name_to_wire
+from resolver.wire.rdata import CNAME, DNAME, NS, RRSIG, SOA
 
 MAX_CHAIN_IN_REPLY = 16
 ADDRESS_TYPES = (RRType.A, RRType.AAAA)
@@ -42,6 +42,7 @@ class Kind(IntEnum):
     NXDOMAIN = 4
     NODATA = 5
     LAME = 6
+    YXDOMAIN = 7  # a DNAME substitution too long for a name (RFC 6672 section 2.2)
 
 
 class Referral(dataobject, fast_new=True):
@@ -89,15 +90,40 @@ def _lame(reason: str, name: str) -> Classified:
 def _follow_chain(
     answer: list[ResourceRecord], qname: str, qtype: int
 ) -> tuple[list[ResourceRecord], str, bool]:
-    """Walk CNAMEs from qname inside the answer section; (records, last name, data found)."""
+    """Walk CNAMEs and DNAMEs from qname inside the answer section; (records, last name,
+    data found).  A DNAME above a name redirects it (RFC 6672 section 2.2), with the
+    CNAME the server synthesised, or one we synthesise the same way."""
     by_owner: dict[tuple[str, int], list[ResourceRecord]] = {}
     for rr in answer:
         by_owner.setdefault((name_key(rr.name), rr.rrtype), []).append(rr)
+    dnames = [rr for rr in answer if rr.rrtype == RRType.DNAME]
     chain: list[ResourceRecord] = []
     name = qname
     seen = set()
     for _ in range(MAX_CHAIN_IN_REPLY):
         key = name_key(name)
+        dname = _dname_above(dnames, name) if qtype != RRType.DNAME else None
+        if dname is not None and key not in seen:
+            seen.add(key)
+            target = synthesize(name, dname)
+            if target is None:
+                break  # too long a name: the server says YXDOMAIN (RFC 6672 section 2.2)
+            if dname not in chain:
+                chain.append(dname)
+            # The CNAME the server synthesised, as it sent it: validation checks that it
+            # matches the DNAME (a spoofed one is bogus, Deckard's val_dname_bogus).
+            sent = by_owner.get((key, RRType.CNAME))
+            cname = (
+                sent[0]
+                if sent
+                else ResourceRecord(name, RRType.CNAME, dname.rrclass, dname.ttl, CNAME(target))
+            )
+            chain.append(cname)
+            if qtype == RRType.CNAME:
+                return chain, name, True
+            assert isinstance(cname.rdata, CNAME)
+            name = cname.rdata.target
+            continue
         if qtype == RRType.ANY:
             data = [rr for rr in answer if name_key(rr.name) == key]
         else:
@@ -109,10 +135,46 @@ def _follow_chain(
             break
         seen.add(key)
         chain.append(cnames[0])  # RFC 2181 section 10.1: one CNAME per name
-        target = cnames[0].rdata
-        assert isinstance(target, CNAME)
-        name = target.target
+        target_rdata = cnames[0].rdata
+        assert isinstance(target_rdata, CNAME)
+        name = target_rdata.target
     return chain, name, False
+
+
+def _dname_above(dnames: list[ResourceRecord], name: str) -> ResourceRecord | None:
+    """The DNAME record owned by a proper ancestor of ``name``, if the answer has one."""
+    for rr in dnames:
+        if name_key(rr.name) != name_key(name) and is_subdomain(name, rr.name):
+            return rr
+    return None
+
+
+def synthesize(name: str, dname: ResourceRecord) -> str | None:
+    """``name`` with the DNAME's owner replaced by its target (RFC 6672 section 2.2), or
+    None when the result is longer than a name may be."""
+    target = dname.rdata
+    assert isinstance(target, DNAME)
+    prefix = name[: len(name) - len(dname.name)] if dname.name != "." else name
+    new = prefix if target.target == "." else prefix + target.target
+    try:
+        name_to_wire(new)
+    except BadName:
+        return None
+    return new
+
+
+def synthesised(rr: ResourceRecord, dnames: list[ResourceRecord]) -> bool:
+    """A CNAME that one of these DNAMEs produces (RFC 6672 section 2.2): unsigned, never
+    cached on its own (the DNAME is, and makes it again), judged by the DNAME."""
+    if rr.rrtype != RRType.CNAME or not isinstance(rr.rdata, CNAME):
+        return False
+    target = name_key(rr.rdata.target)
+    for dname in dnames:
+        if name_key(rr.name) != name_key(dname.name) and is_subdomain(rr.name, dname.name):
+            made = synthesize(rr.name, dname)
+            if made is not None and name_key(made) == target:
+                return True
+    return False
 
 
 def _negative_soa(message: Message, zone: str, name: str) -> ResourceRecord | None:
@@ -203,6 +265,9 @@ def _only_zone_ns(message: Message, zone: str) -> bool:
 def classify(message: Message, qname: str, qtype: int, zone: str) -> Classified:
     """Classify a reply to (qname, qtype) from a server asked as authoritative for ``zone``."""
     rcode = message.rcode
+    if rcode == Rcode.YXDOMAIN and any(rr.rrtype == RRType.DNAME for rr in message.answer):
+        records = [rr for rr in message.answer if is_subdomain(rr.name, zone)]
+        return Classified(Kind.YXDOMAIN, records, qname, None, None, bool(message.header.aa))
     if rcode not in (Rcode.NOERROR, Rcode.NXDOMAIN):
         return _lame(Rcode.text(rcode), qname)
     if not is_subdomain(qname, zone):

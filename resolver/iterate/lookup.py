@@ -39,14 +39,21 @@ from resolver.iterate.classify import Classified, Kind, Referral, classify, clas
 from resolver.iterate.events import Observer
 from resolver.iterate.limits import Limit, LimitExceeded, Limits, ResolutionBudget
 from resolver.iterate.minimise import Minimiser
-from resolver.iterate.remember import clamped, covering, hop_details, recall, remember
+from resolver.iterate.remember import (
+    clamped,
+    covering,
+    hop_details,
+    recall,
+    remember,
+    remember_secure,
+)
 from resolver.iterate.servers import ServerRound, ServerSelection
 from resolver.iterate.validation import NeedDS, NeedKeys, Validator, learn
 from resolver.iterate.zonecut import CutFinder, CutSource, ZoneCut
 from resolver.net.contract import ExchangeFailed, Failure, Reply
 from resolver.wire import Rcode, ResourceRecord, RRType
 from resolver.wire.names import ROOT, is_subdomain, label_count, name_key, parent
-from resolver.wire.rdata import AAAA, A
+from resolver.wire.rdata import AAAA, NSEC, A
 
 
 class Step(Enum):
@@ -406,10 +413,22 @@ class Lookup:
             return Lookup(judged.zone, rrtype, self.env, self.budget, depth=self.depth + 1,
                           purpose=purpose, for_zone=judged.zone,
                           glueless_depth=self.glueless_depth)  # fmt: skip
-        self.pending = None
         step = pending.step
+        if (
+            judged.security == Security.BOGUS
+            and step.kind in (Kind.NXDOMAIN, Kind.NODATA)
+            and step.records
+        ):
+            # A chain whose end the same reply denies, with a denial that does not hold:
+            # follow the chain instead, and let the target's own answer decide.
+            step.kind, step.soa, step.proof = Kind.CNAME, None, None
+            return None
+        self.pending = None
         step.security = judged.security
         if judged.security == Security.BOGUS:
+            if pending.fresh:
+                for rrset in judged.secure or []:  # its parts that did validate
+                    remember_secure(self.env.cache, rrset, step)
             if pending.fresh and self.cut is not None:
                 # Another server of the zone may have good data (a broken or spoofing one
                 # gave this): it is lame for the zone now, as Unbound blacklists it.
@@ -454,10 +473,14 @@ class Lookup:
             self._descend(Referral(exchange.qname, step.records, step.glue or []))
         elif kind in (Kind.NODATA, Kind.ANSWER):
             # The name exists (perhaps an empty non-terminal) and is no cut (NS data
-            # without AA proves none either): ask one label more of the same servers.
+            # without AA proves none either): ask one label more of the same servers;
+            # unless its NSEC says it holds a DNAME, which redirects every name below.
             if kind == Kind.NODATA:
                 remember(self.env.cache, step, exchange.qtype)
-            self.minimiser.deepen(exchange.qname)
+            if _holds_dname(step, exchange.qname):
+                self.minimiser.stop()
+            else:
+                self.minimiser.deepen(exchange.qname)
             self.round.tried.discard(exchange.address)
         else:
             # NXDOMAIN (servers that deny empty non-terminals), a CNAME, an error: stop
@@ -517,10 +540,12 @@ class Lookup:
         self.step = Step.CHECK_CACHE
 
     def _finish(self, step: Classified) -> None:
-        chain = clamped(self.env.cache, self.chain + step.records)
+        chain = clamped(self.env.cache, _once(self.chain + step.records))
         soa = [step.soa] if step.soa is not None else []
         if step.kind == Kind.NXDOMAIN:
             self.answer = Answer(Rcode.NXDOMAIN, chain, soa)
+        elif step.kind == Kind.YXDOMAIN:  # relayed as it came (RFC 6672 section 2.2)
+            self.answer = Answer(Rcode.YXDOMAIN, chain, [])
         elif step.kind == Kind.NODATA:
             self.answer = Answer(Rcode.NOERROR, chain, soa)
         else:
@@ -543,3 +568,20 @@ class Lookup:
                           server=exchange.server, address=exchange.address,
                           qname=exchange.qname, qtype=RRType.text(exchange.qtype),
                           **fields)  # fmt: skip
+
+
+def _holds_dname(step: Classified, name: str) -> bool:
+    """An NSEC record of the reply says ``name`` owns a DNAME (RFC 6672 section 5.3.4)."""
+    return any(
+        isinstance(rr.rdata, NSEC) and rr.rdata.has_type(RRType.DNAME)
+        and name_key(rr.name) == name_key(name)
+        for rr in step.proof or []
+    )  # fmt: skip
+
+
+def _once(records: list[ResourceRecord]) -> list[ResourceRecord]:
+    """Each record once, in order (a DNAME met again for each name it redirects)."""
+    seen: dict[tuple[str, int, object], ResourceRecord] = {}
+    for rr in records:
+        seen.setdefault((name_key(rr.name), rr.rrtype, rr.rdata), rr)
+    return list(seen.values())

@@ -10,9 +10,9 @@ delegations and their glue (kept apart as the parent's side).
 from __future__ import annotations
 
 from resolver.cache.records import NXDOMAIN_TYPE, CachedRRset, RecordCache, Security, Trust
-from resolver.iterate.classify import Classified, Kind
+from resolver.iterate.classify import Classified, Kind, synthesised, synthesize
 from resolver.wire import ResourceRecord, RRType
-from resolver.wire.names import name_key
+from resolver.wire.names import ancestors, name_key
 from resolver.wire.rdata import CNAME, RRSIG
 
 
@@ -45,6 +45,28 @@ def recall(
             assert isinstance(target, CNAME)
             step = Classified(Kind.CNAME, cname.records(now), target.target)
             return _recalled(step, cname, now)
+    if cache.holds_dnames and qtype != RRType.DNAME:
+        return _dname_recall(cache, name, qtype, now)
+    return None
+
+
+def _dname_recall(cache: RecordCache, name: str, qtype: int, now: float) -> Classified | None:
+    """A cached DNAME above ``name`` redirects it: the DNAME and the CNAME synthesised from
+    it, as a server would send them (RFC 6672 section 3.2)."""
+    for zone in ancestors(name)[1:]:
+        dname = cache.get_rrset(zone, RRType.DNAME)
+        if dname is None or dname.trust < Trust.ANSWER:
+            continue
+        record = dname.records(now)[0]
+        target = synthesize(name, record)
+        if target is None:
+            return None
+        cname = ResourceRecord(name, RRType.CNAME, record.rrclass, record.ttl, CNAME(target))
+        if qtype == RRType.CNAME:
+            step = Classified(Kind.ANSWER, [record, cname], name)
+        else:
+            step = Classified(Kind.CNAME, [record, cname], target)
+        return _recalled(step, dname, now)
     return None
 
 
@@ -63,7 +85,11 @@ def remember(cache: RecordCache, step: Classified, qtype: int) -> None:
     security = Security(step.security)
     sigs = step.sigs or []
     proof = step.proof if step.kind in (Kind.ANSWER, Kind.CNAME) else None
-    for rrset in rrsets(step.records):
+    records = step.records
+    dnames = [rr for rr in records if rr.rrtype == RRType.DNAME]
+    if dnames:
+        records = [rr for rr in records if not synthesised(rr, dnames)]
+    for rrset in rrsets(records):
         cache.store_rrset(rrset, trust, security, covering(sigs, rrset), proof)
     if step.kind in (Kind.NXDOMAIN, Kind.NODATA):
         slot = NXDOMAIN_TYPE if step.kind == Kind.NXDOMAIN else qtype
@@ -88,6 +114,12 @@ def remember(cache: RecordCache, step: Classified, qtype: int) -> None:
         # server addresses, RFC 8109 section 3): the lowest rank, replaced by any answer.
         cache.store_rrset(rrset, Trust.GLUE)
         cache.store_glue(rrset)
+
+
+def remember_secure(cache: RecordCache, rrset: list[ResourceRecord], step: Classified) -> None:
+    """Cache one RRset of a reply that validated on its own, the rest of the reply bogus."""
+    trust = Trust.AUTHORITATIVE if step.authoritative else Trust.ANSWER
+    cache.store_rrset(rrset, trust, Security.SECURE, covering(step.sigs or [], rrset))
 
 
 def covering(sigs: list[ResourceRecord], records: list[ResourceRecord]) -> list[ResourceRecord]:

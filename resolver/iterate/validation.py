@@ -45,7 +45,7 @@ from resolver.dnssec import (
     verify_rrset,
 )
 from resolver.iterate.answer import Answer
-from resolver.iterate.classify import Classified, Kind
+from resolver.iterate.classify import Classified, Kind, synthesised
 from resolver.iterate.remember import rrsets
 from resolver.iterate.trust import TrustCache
 from resolver.wire import ResourceRecord, RRType
@@ -69,6 +69,9 @@ class Verdict(dataobject, fast_new=True):
     reason: str = ""
     info_code: int = 0
     ttl: int | None = None  # how long the validated data may be kept (RFC 4035 5.3.3)
+    # RRsets of a bogus answer that validated on their own: cached as secure all the same
+    # (a good DNAME beside a spoofed CNAME, Deckard's val_dname_bogus).
+    secure: list[list[ResourceRecord]] | None = None
 
 
 class NeedKeys(dataobject, fast_new=True):
@@ -99,10 +102,20 @@ class Validator:
             return INSECURE  # no trust anchor above it: nothing to validate against
         sigs = step.sigs or []
         worst = SECURE
-        for rrset in rrsets([rr for rr in step.records if rr.rrtype != RRType.RRSIG]):
+        records = [rr for rr in step.records if rr.rrtype != RRType.RRSIG]
+        dnames = [rr for rr in records if rr.rrtype == RRType.DNAME]
+        if dnames:  # synthesised CNAMEs are unsigned: the DNAME's signature speaks for them
+            records = [rr for rr in records if not synthesised(rr, dnames)]
+        secure: list[list[ResourceRecord]] = []
+        for rrset in rrsets(records):
             judged = self._rrset(rrset, sigs, zone, step, qtype)
-            if not isinstance(judged, Verdict) or judged.security == Security.BOGUS:
+            if not isinstance(judged, Verdict):
                 return judged
+            if judged.security == Security.BOGUS:
+                judged.secure = secure
+                return judged
+            if judged.security == Security.SECURE:
+                secure.append(rrset)
             worst = _worse(worst, judged)
         if step.kind in (Kind.NXDOMAIN, Kind.NODATA):
             judged = self._denial(step, qtype, zone)

@@ -41,6 +41,7 @@ class Rcode(IntEnum):
     NXDOMAIN = 3
     NOTIMP = 4
     REFUSED = 5
+    YXDOMAIN = 6  # RFC 2136; RFC 6672 section 2.2: a DNAME substitution too long for a name
     BADVERS = 16
 
     @staticmethod

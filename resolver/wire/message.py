@@ -47,6 +47,7 @@ class RRType(IntEnum):
     TXT = 16
     AAAA = 28
     SRV = 33
+    DNAME = 39
     OPT = 41
     DS = 43
     RRSIG = 46

@@ -89,6 +89,14 @@ class PTR(NS):
     """Same shape as NS: one name (RFC 1035 section 3.3.12)."""
 
 
+class DNAME(NS):
+    """One name, the target of a subtree's redirection (RFC 6672).  Not an RFC 1035 type:
+    its name is never compressed on write (RFC 3597 section 4, RFC 6672 section 2.5)."""
+
+    def write(self, out: NameWriter) -> None:
+        out.write_name(self.target, False)
+
+
 class MX(dataobject, readonly=True, hashable=True, fast_new=True):
     preference: int
     exchange: str
@@ -299,7 +307,7 @@ class NSEC3PARAM(dataobject, readonly=True, hashable=True, fast_new=True):
 
 
 Rdata = (
-    A | AAAA | NS | CNAME | PTR | MX | SOA | TXT | SRV
+    A | AAAA | NS | CNAME | PTR | DNAME | MX | SOA | TXT | SRV
     | DS | DNSKEY | RRSIG | NSEC | NSEC3 | NSEC3PARAM | Opaque
 )  # fmt: skip
 Parser = Callable[[bytes, int, int, NameCache | None], Rdata]
@@ -593,6 +601,7 @@ PARSERS: dict[int, Parser] = {
     16: _parse_txt,
     28: _parse_aaaa,
     33: _parse_srv,
+    39: _name_rdata(DNAME),
     43: _parse_ds,
     46: _parse_rrsig,
     47: _parse_nsec,

@@ -35,6 +35,7 @@ from resolver.wire.names import ROOT, BadName, name_to_wire, normalize
 from resolver.wire.rdata import (
     AAAA,
     CNAME,
+    DNAME,
     DNSKEY,
     DS,
     MX,
@@ -563,6 +564,7 @@ _READERS: dict[int, TextReader] = {
     16: _read_txt,
     28: _read_aaaa,
     33: _read_srv,
+    39: _name_reader(DNAME),
     43: _read_ds,
     46: _read_rrsig,
     47: _read_nsec,
