@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.bench_resolvers import dnsperf, make
+from benchmarks.bench_resolvers import CLIENT_CPU, dnsperf, make, pin_nsd
 from resolver.lab import bulk_zones
 from resolver.lab.nsd import NsdLab
 
@@ -81,10 +81,11 @@ def main() -> None:
     collapsed = workdir / "stacks.txt"
     with (
         NsdLab(workdir / "nsd", bulk_zones.roles(args.zones), workdir / "zones",
-               hints=bulk_zones.hints_text()),
+               hints=bulk_zones.hints_text()) as lab,
         make("ours", workdir / "ours", hints, 2 * len(names) + 1000, args.qmin == "on") as ours,
     ):  # fmt: skip
         assert ours.process is not None
+        pin_nsd(lab, CLIENT_CPU)
         if args.workload != "cold":  # the cut and the code paths first
             dnsperf([f"warm{i}.{bulk_zones.MEMORY_ZONE}" for i in range(10)] + names[:200],
                     workdir, ["-n", "1", "-q", "10"])  # fmt: skip

@@ -140,6 +140,22 @@ def normalize(name: str) -> str:
 @lru_cache(maxsize=16384)
 def name_to_wire(name: str) -> bytes:
     """Uncompressed wire form of a text name, checked against RFC 1035 limits."""
+    if name.isascii() and "\\" not in name:
+        # The common case, without escapes: one pass over the bytes.  Anything wrong
+        # (an empty or long label, a long name) is left to the full path for its error.
+        raw = name.encode("ascii")
+        if raw.endswith(b"."):
+            raw = raw[:-1]
+        wire = bytearray()
+        for label in raw.split(b".") if raw else ():
+            if not 0 < len(label) <= MAX_LABEL_OCTETS:
+                break
+            wire.append(len(label))
+            wire += label
+        else:
+            wire.append(0)
+            if len(wire) <= MAX_NAME_OCTETS:
+                return bytes(wire)
     labels = text_to_labels(name)
     wire = b"".join(bytes((len(label),)) + label for label in labels) + b"\x00"
     if len(wire) > MAX_NAME_OCTETS:
