@@ -146,16 +146,16 @@ def name_to_wire(name: str) -> bytes:
         raw = name.encode("ascii")
         if raw.endswith(b"."):
             raw = raw[:-1]
-        wire = bytearray()
+        plain = bytearray()
         for label in raw.split(b".") if raw else ():
             if not 0 < len(label) <= MAX_LABEL_OCTETS:
                 break
-            wire.append(len(label))
-            wire += label
+            plain.append(len(label))
+            plain += label
         else:
-            wire.append(0)
-            if len(wire) <= MAX_NAME_OCTETS:
-                return bytes(wire)
+            plain.append(0)
+            if len(plain) <= MAX_NAME_OCTETS:
+                return bytes(plain)
     labels = text_to_labels(name)
     wire = b"".join(bytes((len(label),)) + label for label in labels) + b"\x00"
     if len(wire) > MAX_NAME_OCTETS:
