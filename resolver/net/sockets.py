@@ -156,11 +156,9 @@ class SocketPool:
         self.opened = 0  # sockets opened so far (for tests and counters)
         self._sweep: asyncio.TimerHandle | None = None
 
-    def take(self, server: Server) -> UpstreamSocket:
-        """A socket for one exchange with ``server``: an idle one at random, or a new one.
-
-        Raises OSError when no socket can be opened."""
-        loop = asyncio.get_running_loop()
+    def take(self, server: Server, loop: asyncio.AbstractEventLoop) -> UpstreamSocket:
+        """A socket for one exchange with ``server`` on ``loop`` (the running one): an
+        idle one at random, or a new one.  Raises OSError when none can be opened."""
         if loop is not self.loop:
             self.close()  # a new loop (tests run several): the old registrations are gone
             self.loop = loop

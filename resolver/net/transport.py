@@ -105,7 +105,7 @@ class UpstreamTransport:
         wire = query.wire(msg_id)
         loop = asyncio.get_running_loop()
         try:
-            upstream = self.sockets.take(server)
+            upstream = self.sockets.take(server, loop)
         except OSError as error:
             raise ExchangeFailed(Failure.LOCAL_ERROR, address, str(error.strerror)) from None
         waiter = _Waiter(self, loop.create_future(), msg_id, query, address)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import struct
 from enum import IntEnum
+from functools import lru_cache
 
 from recordclass import dataobject
 
@@ -145,13 +146,16 @@ def write_query(
         qname = name_to_wire(name)
     except BadName as error:
         raise WireError(str(error), HEADER_SIZE) from None
-    flags = 0x0100 if rd else 0
-    wire = _QUERY_HEADER.pack(msg_id, flags, 1, 0, 0, 1 if edns_payload else 0)
-    wire += qname + _QUESTION_FIXED.pack(rrtype, CLASS_IN)
-    if edns_payload:
-        # RFC 3225: the DO bit is the top bit of the OPT record's TTL field's lower half.
-        wire += b"\x00" + _RR_FIXED.pack(RRType.OPT, edns_payload, 0x8000 if dnssec_ok else 0, 0)
-    return wire
+    header = _QUERY_HEADER.pack(msg_id, 0x0100 if rd else 0, 1, 0, 0, 1 if edns_payload else 0)
+    opt = _opt_record(edns_payload, dnssec_ok) if edns_payload else b""
+    return b"".join((header, qname, _QUESTION_FIXED.pack(rrtype, CLASS_IN), opt))
+
+
+@lru_cache(maxsize=64)
+def _opt_record(payload: int, dnssec_ok: bool) -> bytes:
+    """The OPT record of a query (RFC 6891 section 6.1.2), no options."""
+    # RFC 3225: the DO bit is the top bit of the OPT record's TTL field's lower half.
+    return b"\x00" + _RR_FIXED.pack(RRType.OPT, payload, 0x8000 if dnssec_ok else 0, 0)
 
 
 # ---------------------------------------------------------------------- reading
