@@ -4,10 +4,12 @@ Not a test: a measurement.  It needs root, nsd, unbound, dnsperf and nft (Debian
 packages nsd unbound dnsperf nftables), and it must run in a network namespace
 with only loopback, where every server of the hierarchy lives on 127.9.x.y:
 
-    ../shared/tools/offline python benchmarks/bench_resolvers.py
+    ../shared/tools/offline python benchmarks/bench_resolvers.py --runs 3
 
 Each resolver is pinned to CPU 1 (``taskset -c 1``) and dnsperf to CPU 0; NSD
-runs wherever the scheduler puts it.  For each resolver, from a fresh start:
+runs wherever the scheduler puts it.  For each run, each QNAME minimisation
+setting (ours ``--[no-]qname-minimisation``, Unbound ``qname-minimisation:
+yes|no``) and each resolver, from a fresh start:
 
 - cold: ``--zones`` names (default 2,000), each in its own zone, half of them
   delegated with glue and half to name servers that need a sub-lookup, each asked
@@ -15,9 +17,14 @@ runs wherever the scheduler puts it.  For each resolver, from a fresh start:
   packets to port 53 (UDP queries plus TCP connections): the same count for both;
 - hot: the first 200 of those names, now cached, replayed for ``--hot-seconds``
   with 100 outstanding from 4 client sockets;
-- memory: in a fresh process, ``--memory-names`` distinct names (a wildcard
-  zone) resolved once; resident memory growth per name.
+- wildcard: in a fresh process, ``--wildcard-names`` distinct names (default
+  100,000) under one wildcard, each asked once with 50 outstanding: the time, the
+  names lost, the upstream queries, and the growth of the resident set per name
+  (what one more cached name costs the whole process).
 
+Every figure is also given as ours/Unbound measured in the same run and setting;
+with several runs the summary gives the range of each over the runs.  The machine
+is shared and noisy: the ratios are what to compare, not the absolute rates.
 Latency percentiles come from dnsperf's per-query output (``-v``).
 """
 
@@ -33,7 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -46,6 +53,7 @@ RESOLVER_CPU = "1"
 CLIENT_CPU = "0"
 PORT = 5353
 VERBOSE_LINE = re.compile(r"^> (\S+) \S+ \S+ ([0-9.]+)$")
+KINDS = ("ours", "unbound")
 
 
 @dataclass
@@ -60,6 +68,7 @@ class Run:
     rcodes: dict[str, int] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)
     upstream: int = 0
+    cpu: float = 0.0  # CPU seconds the resolver used (user + system) during the run
 
     def percentile(self, fraction: float) -> float:
         if not self.latencies:
@@ -74,7 +83,8 @@ def dnsperf(names: list[str], workdir: Path, extra: list[str], cpus: str = CLIEN
     command = ["taskset", "-c", cpus, "dnsperf", "-s", "127.0.0.1", "-p", str(PORT),
                "-d", str(data), "-v", *extra]  # fmt: skip
     print("  $", " ".join(command), flush=True)
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    output = subprocess.run(command, capture_output=True, text=True, check=True,
+                            timeout=900).stdout  # fmt: skip
     run = Run()
     for line in output.splitlines():
         match = VERBOSE_LINE.match(line)
@@ -127,46 +137,110 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pin_group(leader: int, cpus: str) -> None:
+    """Pin every process of ``leader``'s process group (an NSD and its server child)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[2]) == leader:  # the process group ID
+            subprocess.run(["taskset", "-a", "-p", "-c", cpus, stat.parent.name],
+                           capture_output=True, check=False)  # fmt: skip
+
+
+def pin_nsd(lab: NsdLab, cpus: str) -> None:
+    """NSD on the client's CPU, so that the resolver's CPU runs nothing but the resolver
+    (otherwise an NSD woken by a query on the resolver's CPU preempts it there)."""
+    for process in lab.processes.values():
+        pin_group(process.pid, cpus)
+
+
 def pinned(process: ServerProcess) -> ServerProcess:
     original = process.command
     process.command = lambda: ["taskset", "-c", RESOLVER_CPU, *original()]  # type: ignore[method-assign]
     return process
 
 
-def make(kind: str, workdir: Path, hints: Path, cache: int) -> ServerProcess:
+class Unbound(UnboundProcess):
+    """The lab's Unbound, with QNAME minimisation on or off."""
+
+    def __init__(self, workdir: Path, hints: Path, port: int, cache: int, qmin: bool) -> None:
+        super().__init__(workdir, hints, port, cache_entries=cache)
+        self.qmin = qmin
+
+    def command(self) -> list[str]:
+        command = super().command()
+        conf = self.workdir / "unbound.conf"
+        text = conf.read_text()
+        assert "qname-minimisation: no\n" in text
+        setting = f"qname-minimisation: {'yes' if self.qmin else 'no'}\n"
+        conf.write_text(text.replace("qname-minimisation: no\n", setting))
+        return command
+
+
+def make(kind: str, workdir: Path, hints: Path, cache: int, qmin: bool) -> ServerProcess:
     if kind == "unbound":
-        return pinned(UnboundProcess(workdir, hints, PORT, cache_entries=cache))
-    return pinned(OurResolver(workdir, hints, PORT, "--log-level", "warning",
-                              "--cache-size", str(cache)))  # fmt: skip
+        return pinned(Unbound(workdir, hints, PORT, cache, qmin))
+    flag = "--qname-minimisation" if qmin else "--no-qname-minimisation"
+    return pinned(OurResolver(workdir, hints, PORT, "--log-level", "info",
+                              "--cache-size", str(cache), flag))  # fmt: skip
 
 
-def measure(kind: str, names: list[str], hot_seconds: int, workdir: Path, hints: Path) -> dict:
+def started_loop(workdir: Path) -> str:
+    """The event loop our resolver said it runs (its start-up log line)."""
+    for line in (workdir / "stderr.log").read_text().splitlines():
+        if '"started"' in line:
+            return str(json.loads(line).get("loop", "?"))
+    return "?"
+
+
+def measure(kind: str, names: list[str], hot_seconds: int, workdir: Path, hints: Path,
+            qmin: bool) -> dict[str, Run]:  # fmt: skip
     counter = UpstreamCounter()
-    result: dict = {}
-    with make(kind, workdir / kind, hints, 100_000):
-        counter.reset()
-        cold = dnsperf(names, workdir, ["-n", "1", "-q", "20", "-t", "10"])
-        cold.upstream = counter.read()
-        result["cold"] = cold
-        hot = dnsperf(names[:200], workdir, ["-l", str(hot_seconds), "-q", "100", "-c", "4"])
-        result["hot"] = hot
-    return result
-
-
-def measure_memory(kind: str, count: int, workdir: Path, hints: Path) -> float:
-    names = bulk_zones.memory_names(count)
-    with make(kind, workdir / f"{kind}-memory", hints, 2 * count + 1000) as process:
+    with make(kind, workdir, hints, 100_000, qmin) as process:
         assert process.process is not None
         pid = process.process.pid
-        dnsperf(names[:10], workdir, ["-n", "1", "-q", "10"])  # warm: the cut and the code paths
+        counter.reset()
+        cpu = cpu_seconds(pid)
+        cold = dnsperf(names, workdir.parent, ["-n", "1", "-q", "20", "-t", "10"])
+        cold.cpu = cpu_seconds(pid) - cpu
+        cold.upstream = counter.read()
+        hot = dnsperf(names[:200], workdir.parent,
+                      ["-l", str(hot_seconds), "-q", "100", "-c", "4"])  # fmt: skip
+    if kind == "ours":
+        print(f"  (our event loop: {started_loop(workdir)})", flush=True)
+    return {"cold": cold, "hot": hot}
+
+
+def measure_wildcard(kind: str, count: int, workdir: Path, hints: Path, qmin: bool) -> Run:
+    """``count`` distinct names under a wildcard, once each: time, losses, RSS per name."""
+    names = bulk_zones.memory_names(count)
+    counter = UpstreamCounter()
+    with make(kind, workdir, hints, 2 * count + 1000, qmin) as process:
+        assert process.process is not None
+        pid = process.process.pid
+        # Warm: the cut of mem.bench. and the code paths; then what is allocated is the names'.
+        dnsperf([f"warm{i}.{bulk_zones.MEMORY_ZONE}" for i in range(10)], workdir.parent,
+                ["-n", "1", "-q", "10"])  # fmt: skip
         time.sleep(0.5)
         before = rss_kib(pid)
-        run = dnsperf(names, workdir, ["-n", "1", "-q", "50", "-t", "10"])
+        counter.reset()
+        cpu = cpu_seconds(pid)
+        run = dnsperf(names, workdir.parent, ["-n", "1", "-q", "50", "-t", "10"])
+        run.cpu = cpu_seconds(pid) - cpu
+        run.upstream = counter.read()
         time.sleep(0.5)
         after = rss_kib(pid)
-        if run.rcodes.get("NOERROR", 0) < count * 0.99:
-            print(f"  ! only {run.rcodes} of {count} answered", flush=True)
-    return (after - before) * 1024 / count
+    run.latencies = []  # not kept: 100,000 floats per resolver add nothing to the report
+    run.qps = (after - before) * 1024 / count  # reused: bytes of resident growth per name
+    return run
 
 
 def version(command: list[str]) -> str:
@@ -187,71 +261,142 @@ def machine() -> list[str]:
         f"machine: {os.cpu_count()} CPUs (nproc), {model}, {platform.platform()}",
         f"python: {sys.version.split()[0]}; unbound: {version(['unbound', '-V'])}",
         f"nsd: {version(['nsd', '-v'])}; dnsperf: {version(['dnsperf', '-h'])}",
-        f"uvloop: {'yes' if shutil.which('python3') and _has_uvloop() else 'no'}",
+        f"load average at start: {Path('/proc/loadavg').read_text().split()[:3]}",
         "command: " + " ".join([sys.executable, *sys.argv]),
     ]
 
 
-def _has_uvloop() -> bool:
-    try:
-        import uvloop  # noqa: F401
-    except ImportError:
-        return False
-    return True
+# ------------------------------------------------------------------------ the report
 
 
-def report(results: dict[str, dict], memory: dict[str, float], zones: int) -> None:
-    ours, theirs = results["ours"], results["unbound"]
-    print(f"\n## cold: {zones} names in {zones} zones, 20 outstanding")
-    print("| resolver | seconds | answered | lost | SERVFAIL | p50 ms | p99 ms | upstream/name |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for kind, data in (("ours", ours), ("unbound", theirs)):
-        cold: Run = data["cold"]
-        answered = cold.rcodes.get("NOERROR", 0)
-        print(f"| {kind} | {cold.seconds:.2f} | {answered} | {cold.lost} | "
-              f"{cold.rcodes.get('SERVFAIL', 0)} | {cold.percentile(0.5):.2f} | "
-              f"{cold.percentile(0.99):.2f} | {cold.upstream / zones:.2f} |")  # fmt: skip
-    ratio = ours["cold"].seconds / theirs["cold"].seconds
-    print(f"cold time ours/unbound: {ratio:.2f}x (target <= 2x)")
-    print("\n## hot: 200 cached names, 100 outstanding")
-    print("| resolver | queries/s | p50 ms | p99 ms | lost |")
-    print("|---|---:|---:|---:|---:|")
-    for kind, data in (("ours", ours), ("unbound", theirs)):
-        hot: Run = data["hot"]
-        print(f"| {kind} | {hot.qps:,.0f} | {hot.percentile(0.5):.3f} | "
-              f"{hot.percentile(0.99):.3f} | {hot.lost} |")  # fmt: skip
-    print(f"hot qps ours/unbound: {ours['hot'].qps / theirs['hot'].qps:.2f} (target >= 0.33)")
-    if memory:
-        print("\n## memory: resident growth per name resolved once (RRset + answer caches)")
-        for kind, per in memory.items():
-            print(f"{kind}: {per:.0f} bytes per name")
+@dataclass
+class Figures:
+    """One resolver's figures in one run and setting."""
+
+    cold_seconds: float
+    cold_cpu: float
+    cold_answered: int
+    cold_lost: int
+    cold_servfail: int
+    cold_p50: float
+    cold_p99: float
+    cold_upstream_per_name: float
+    hot_qps: float
+    hot_lost: int
+    wild_seconds: float = float("nan")
+    wild_cpu: float = float("nan")
+    wild_answered: int = 0
+    wild_lost: int = 0
+    wild_upstream_per_name: float = float("nan")
+    bytes_per_name: float = float("nan")
+
+
+def figures(result: dict[str, Run], zones: int, wild: Run | None, wild_count: int) -> Figures:
+    cold, hot = result["cold"], result["hot"]
+    out = Figures(
+        cold.seconds, cold.cpu, cold.rcodes.get("NOERROR", 0), cold.lost,
+        cold.rcodes.get("SERVFAIL", 0), cold.percentile(0.5), cold.percentile(0.99),
+        cold.upstream / zones, hot.qps, hot.lost,
+    )  # fmt: skip
+    if wild is not None:
+        out.wild_seconds = wild.seconds
+        out.wild_cpu = wild.cpu
+        out.wild_answered = wild.rcodes.get("NOERROR", 0)
+        out.wild_lost = wild_count - out.wild_answered
+        out.wild_upstream_per_name = wild.upstream / wild_count
+        out.bytes_per_name = wild.qps
+    return out
+
+
+ROWS = (  # (label, field, format, target on ours/unbound)
+    ("cold seconds", "cold_seconds", "{:.2f}", "<= 2x"),
+    ("cold CPU seconds", "cold_cpu", "{:.2f}", ""),
+    ("cold answered", "cold_answered", "{:.0f}", "all"),
+    ("cold p50 ms", "cold_p50", "{:.2f}", ""),
+    ("cold p99 ms", "cold_p99", "{:.2f}", ""),
+    ("cold upstream/name", "cold_upstream_per_name", "{:.2f}", ""),
+    ("hot q/s", "hot_qps", "{:,.0f}", ">= 0.5x"),
+    ("hot lost", "hot_lost", "{:.0f}", "0"),
+    ("wildcard seconds", "wild_seconds", "{:.2f}", "<= 2x"),
+    ("wildcard CPU seconds", "wild_cpu", "{:.2f}", ""),
+    ("wildcard lost (not NOERROR)", "wild_lost", "{:.0f}", "0"),
+    ("wildcard upstream/name", "wild_upstream_per_name", "{:.2f}", ""),
+    ("bytes per cached name", "bytes_per_name", "{:.0f}", "<= 400 B and < 1x"),
+)
+RATIO_ROWS = {"cold_seconds", "cold_cpu", "hot_qps", "wild_seconds", "wild_cpu", "bytes_per_name",
+              "cold_upstream_per_name", "wild_upstream_per_name"}  # fmt: skip
+
+
+def span(values: list[float], fmt: str) -> str:
+    low, high = min(values), max(values)
+    if fmt.format(low) == fmt.format(high):
+        return fmt.format(low)
+    return f"{fmt.format(low)}–{fmt.format(high)}"
+
+
+def report(table: dict[str, list[dict[str, Figures]]], runs: int) -> None:
+    for setting, per_run in table.items():
+        print(f"\n## QNAME minimisation {setting}: {runs} run(s); ranges over the runs")
+        print("| figure | ours | Unbound | ours/Unbound | target |")
+        print("|---|---:|---:|---:|---|")
+        for label, name, fmt, target in ROWS:
+            ours = [getattr(r["ours"], name) for r in per_run]
+            theirs = [getattr(r["unbound"], name) for r in per_run]
+            if any(v != v for v in ours + theirs):  # NaN: not measured
+                continue
+            ratio = ""
+            if name in RATIO_ROWS:
+                ratios = [a / b if b else float("inf") for a, b in zip(ours, theirs, strict=True)]
+                ratio = span(ratios, "{:.2f}") + "x"
+            print(f"| {label} | {span(ours, fmt)} | {span(theirs, fmt)} | {ratio} | {target} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--zones", type=int, default=2000)
     parser.add_argument("--hot-seconds", type=int, default=10)
-    parser.add_argument("--memory-names", type=int, default=100_000, help="0 to skip")
+    parser.add_argument("--wildcard-names", type=int, default=100_000, help="0 to skip")
+    parser.add_argument("--qmin", choices=("on", "off", "both"), default="both")
+    parser.add_argument("--json", type=Path, help="write every figure there too")
+    parser.add_argument("--nsd-cpu", default=CLIENT_CPU,
+                        help="CPUs for NSD (default: the client's); '' lets it float")  # fmt: skip
     args = parser.parse_args()
     for line in machine():
-        print(line)
+        print(line, flush=True)
+    settings = {"on": [True], "off": [False], "both": [True, False]}[args.qmin]
     workdir = Path(tempfile.mkdtemp(prefix="bench-resolvers-"))
     bulk_zones.write_zones(args.zones, workdir / "zones")
     hints = workdir / "bench.root"
     hints.write_text(bulk_zones.hints_text())
     names = bulk_zones.question_names(args.zones)
-    results: dict[str, dict] = {}
-    memory: dict[str, float] = {}
+    table: dict[str, list[dict[str, Figures]]] = {}
     with NsdLab(workdir / "nsd", bulk_zones.roles(args.zones), workdir / "zones",
-                hints=bulk_zones.hints_text()):  # fmt: skip
-        for kind in ("ours", "unbound"):
-            print(f"# {kind}", flush=True)
-            results[kind] = measure(kind, names, args.hot_seconds, workdir, hints)
-        if args.memory_names:
-            for kind in ("ours", "unbound"):
-                print(f"# {kind} memory", flush=True)
-                memory[kind] = measure_memory(kind, args.memory_names, workdir, hints)
-    report(results, memory, args.zones)
+                hints=bulk_zones.hints_text()) as lab:  # fmt: skip
+        if args.nsd_cpu:
+            pin_nsd(lab, args.nsd_cpu)
+        for run in range(args.runs):
+            for qmin in settings:
+                setting = "on" if qmin else "off"
+                row: dict[str, Figures] = {}
+                for kind in KINDS:
+                    tag = f"run {run + 1} qmin {setting} {kind}"
+                    print(f"# {tag}", flush=True)
+                    result = measure(kind, names, args.hot_seconds,
+                                     workdir / f"{kind}-{run}-{setting}", hints, qmin)  # fmt: skip
+                    wild = None
+                    if args.wildcard_names:
+                        wild = measure_wildcard(kind, args.wildcard_names,
+                                                workdir / f"{kind}-{run}-{setting}-wild", hints,
+                                                qmin)  # fmt: skip
+                    row[kind] = figures(result, args.zones, wild, args.wildcard_names)
+                    print(f"  {tag}: {row[kind]}", flush=True)
+                table.setdefault(setting, []).append(row)
+    report(table, args.runs)
+    if args.json:
+        args.json.write_text(json.dumps(
+            {s: [{k: asdict(f) for k, f in row.items()} for row in rows]
+             for s, rows in table.items()}, indent=1))  # fmt: skip
     shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -241,6 +241,24 @@ def test_ttls_count_down_with_the_clock() -> None:
     assert sorted(ttls(hit).values()) == [49, 289]
 
 
+def test_ttls_count_down_exactly_over_many_hits() -> None:
+    """A hit a second or more after the last rewrite counts the TTLs down in the stored
+    entry; the TTL a client sees is still the original less the whole seconds elapsed."""
+    clock = FakeClock()
+    cache = AnswerCache(clock=clock)
+    stored(cache, query(), ["www.example.com. 300 A 192.0.2.1"])
+    start = clock.now
+    for step in (0.3, 0.9, 0.05, 1.7, 0.6, 2.25, 0.99, 0.01, 3.4):
+        clock.now += step
+        hit = ask(cache, query())
+        assert hit is not None
+        assert ttls(hit) == {"www.example.com. A": 300 - int(clock.now - start)}
+    clock.now = start + 299.999
+    assert ask(cache, query()) is not None
+    clock.now = start + 300
+    assert ask(cache, query()) is None
+
+
 def test_negative_answer_soa_ttl_counts_down() -> None:
     clock = FakeClock()
     cache = AnswerCache(clock=clock)

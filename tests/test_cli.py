@@ -7,6 +7,7 @@ Run inside the network sandbox:  /work/shared/tools/offline python -m pytest tes
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -30,6 +31,7 @@ import pytest
 
 from resolver.lab.topology import hints_text
 from resolver.lab.unbound import nodefault_flags
+from resolver.serve import cli
 from resolver.serve.cli import build_parser
 
 START_TIMEOUT = 10.0
@@ -224,6 +226,7 @@ def test_signal_stops_it_with_status_0(signum: int, hints: Path, tmp_path: Path)
         started = wait_for_event(log, "started", process)
         assert started["port"] == port
         assert started["upstream_port"] == 5300
+        assert started["loop"] == "uvloop"  # a dependency: the README's install gets it
         process.send_signal(signum)
         assert process.wait(timeout=10) == 0
     text = log.read_text()
@@ -452,3 +455,24 @@ def test_sighup_with_queries_in_flight_loses_none(tmp_path: Path, workers: int) 
             assert process.wait(timeout=10) == 0
     finally:
         root.close()
+
+
+def test_loop_falls_back_to_asyncio_without_uvloop(monkeypatch: pytest.MonkeyPatch) -> None:
+    policy = asyncio.get_event_loop_policy()
+    try:
+        monkeypatch.setitem(sys.modules, "uvloop", None)  # import uvloop raises ImportError
+        assert cli.use_fastest_loop() == "asyncio"
+        loop = asyncio.new_event_loop()
+        try:
+            assert cli.loop_name(loop) == "asyncio"
+        finally:
+            loop.close()
+        monkeypatch.delitem(sys.modules, "uvloop")
+        assert cli.use_fastest_loop() == "uvloop"
+        loop = asyncio.new_event_loop()
+        try:
+            assert cli.loop_name(loop) == "uvloop"
+        finally:
+            loop.close()
+    finally:
+        asyncio.set_event_loop_policy(policy)

@@ -296,3 +296,20 @@ def test_subdomain_agrees_with_dnspython(labels: list[bytes], above: list[bytes]
         assert is_subdomain(a, b) == expected, (a, b)
     if labels:
         assert text_to_labels(parent(name)) == labels[1:] + above
+
+
+@given(
+    st.text(alphabet="ab.-\\09é", max_size=300) | st.from_regex(r"[a-z0-9.]{0,300}", fullmatch=True)
+)
+def test_wire_form_is_the_labels_whatever_the_path(text: str) -> None:
+    """name_to_wire has a fast path for plain ASCII names; it agrees with the labels."""
+    try:
+        labels = text_to_labels(text)
+        expected = b"".join(bytes((len(label),)) + label for label in labels) + b"\x00"
+        if len(expected) > 255:
+            raise BadName("too long")
+    except BadName:
+        with pytest.raises(BadName):
+            name_to_wire.__wrapped__(text)
+        return
+    assert name_to_wire.__wrapped__(text) == expected

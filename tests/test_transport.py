@@ -7,6 +7,8 @@ the same port when a test needs it); nothing else is contacted.
 from __future__ import annotations
 
 import asyncio
+import collections
+import itertools
 import socket
 import struct
 from collections.abc import Callable, Coroutine, Iterator
@@ -23,6 +25,7 @@ from structlog.testing import capture_logs
 
 import resolver.net.transport as transport
 from resolver.net.contract import ExchangeFailed, Failure, Reply
+from resolver.net.sockets import SocketPool, random_numbers
 from resolver.net.transport import UpstreamTransport
 from resolver.wire import EDNS_PAYLOAD, RRType
 
@@ -178,25 +181,140 @@ def test_query_offers_edns_1232_without_rd() -> None:
     assert query.question[0].rdtype == RRType.A
 
 
-def test_every_query_gets_a_fresh_id_and_source_port() -> None:
+async def queries_to(servers: list[FakeServer], count: int, upstream: UpstreamTransport) -> None:
+    """``count`` queries in turn to each of ``servers``, one at a time."""
+    for _ in range(count):
+        for server in servers:
+            await upstream.exchange(SERVER, QNAME, RRType.A, 2.0, port=server.port)
+
+
+def sequential(count: int, **options: Any) -> FakeServer:
     async def scenario() -> FakeServer:
         server = await FakeServer(normal).start()
-        upstream = UpstreamTransport(port=server.port)
         try:
-            for _ in range(8):
-                await upstream.exchange(SERVER, QNAME, RRType.A, 2.0)
+            await queries_to([server], count, UpstreamTransport(**options))
         finally:
             server.close()
         return server
 
-    server = run(scenario())
+    return run(scenario())
+
+
+def source_ports(server: FakeServer) -> list[int]:
+    return [peer[1] for _, _, peer in server.queries]
+
+
+def test_every_query_gets_a_fresh_id() -> None:
+    server = sequential(8)
     ids = [query.id for _, query, _ in server.queries]
-    ports = [peer[1] for _, _, peer in server.queries]
     assert len(ids) == 8
     # random 16-bit values: one collision in eight is already unlikely (p < 0.001)
     assert len(set(ids)) >= 7
+
+
+def test_with_one_use_every_query_gets_a_fresh_source_port() -> None:
+    ports = source_ports(sequential(8, max_uses=1))
     assert len(set(ports)) >= 7
     assert all(port >= 1024 for port in ports)
+
+
+def test_a_source_port_carries_at_most_max_uses_queries_and_then_changes() -> None:
+    ports = source_ports(sequential(64, max_uses=4))
+    uses = collections.Counter(ports)
+    assert max(uses.values()) <= 4
+    assert len(uses) >= 16
+    assert all(port >= 1024 for port in ports)
+    # Sockets are reused for a random number of queries (1 to 4), not always 4.
+    runs = [len(list(group)) for _, group in itertools.groupby(ports)]
+    assert len(set(runs)) > 1
+
+
+def test_a_socket_is_never_used_for_another_server() -> None:
+    async def scenario() -> tuple[FakeServer, FakeServer]:
+        first, second = await FakeServer(normal).start(), await FakeServer(normal).start()
+        try:
+            await queries_to([first, second], 32, UpstreamTransport(max_uses=16))
+        finally:
+            first.close()
+            second.close()
+        return first, second
+
+    first, second = run(scenario())
+    assert len(first.queries) == len(second.queries) == 32
+    assert not set(source_ports(first)) & set(source_ports(second))
+
+
+def test_sockets_past_their_age_are_not_reused_and_idle_ones_are_closed() -> None:
+    async def scenario() -> tuple[FakeServer, SocketPool]:
+        server = await FakeServer(normal).start()
+        upstream = UpstreamTransport(port=server.port, max_uses=1000)
+        upstream.sockets.max_age = 0.2
+        try:
+            await queries_to([server], 4, upstream)
+            await asyncio.sleep(0.25)  # every socket is now too old to carry a query
+            await queries_to([server], 4, upstream)
+            assert upstream.sockets.idle_count == 1
+            await asyncio.sleep(0.5)  # the sweep closes idle sockets past their age
+        finally:
+            server.close()
+        return server, upstream.sockets
+
+    server, pool = run(scenario())
+    ports = source_ports(server)
+    assert len(set(ports[:4])) == 1 and len(set(ports[4:])) == 1  # one socket at a time
+    assert ports[0] != ports[4]
+    assert pool.idle_count == 0 and pool.opened == 2
+
+
+def test_a_socket_that_timed_out_is_closed() -> None:
+    answered = []
+
+    def every_other(query: dns.message.Message, wire: bytes, proto: str) -> list[bytes]:
+        answered.append(not answered or not answered[-1])
+        return [answer_to(query)] if answered[-1] else []
+
+    async def scenario() -> FakeServer:
+        server = await FakeServer(every_other).start()
+        upstream = UpstreamTransport(port=server.port, max_uses=1000)
+        try:
+            await upstream.exchange(SERVER, QNAME, RRType.A, 2.0)  # answered
+            with pytest.raises(ExchangeFailed):
+                await upstream.exchange(SERVER, QNAME, RRType.A, 0.2)  # not answered
+            await upstream.exchange(SERVER, QNAME, RRType.A, 2.0)
+        finally:
+            server.close()
+        return server
+
+    ports = source_ports(run(scenario()))
+    assert ports[0] == ports[1] != ports[2]
+
+
+def test_a_late_reply_never_reaches_the_next_query(logs: list[dict[str, Any]]) -> None:
+    """A duplicate of the first reply arrives while the socket is idle: dropped unread."""
+
+    def twice(query: dns.message.Message, wire: bytes, proto: str) -> list[bytes]:
+        return [answer_to(query), answer_to(query, "203.0.113.66")]
+
+    async def scenario() -> list[Reply]:
+        server = await FakeServer(twice).start()
+        upstream = UpstreamTransport(port=server.port, max_uses=1000)
+        try:
+            first = await upstream.exchange(SERVER, QNAME, RRType.A, 2.0)
+            await asyncio.sleep(0.05)
+            second = await upstream.exchange(SERVER, QNAME, RRType.A, 2.0)
+        finally:
+            server.close()
+        return [first, second]
+
+    replies = run(scenario())
+    assert [addresses(reply) for reply in replies] == [[ANSWER], [ANSWER]]
+    assert not [entry for entry in logs if entry["event"] == "reply_ignored"]
+
+
+def test_random_below_is_in_range_and_covers_it() -> None:
+    seen = collections.Counter(random_numbers.below(5) for _ in range(2000))
+    assert set(seen) == {0, 1, 2, 3, 4}
+    assert min(seen.values()) > 300  # 400 expected each
 
 
 # ---------------------------------------------------------------------- replies ignored

@@ -2,16 +2,26 @@
 
 A repeated question is answered without building a single object: the raw
 query's question (lower-cased) is the key, the stored response is copied, and
-only the ID, the RD and CD flags, the question's letter case and the TTLs
-(counted down by the time spent in the cache, RFC 1035 section 7.4) are patched
-in place.  Anything unusual about a query (compression in the question, EDNS
-options, a second record, an answer too large for the client's UDP size) is
-left to the normal path, which parses and checks everything.
+only the ID, the RD and CD flags and the question's letter case are patched in.
+Anything unusual about a query (compression in the question, EDNS options, a
+second record, an answer too large for the client's UDP size) is left to the
+normal path, which parses and checks everything.
 
-Entries expire with the smallest TTL of the records they contain and are bounded
-in number (least recently used first out).  The operator's flushes (``resolver-control
-flush``, ``flush-zone``, ``flush-negative``) remove the answers that hold a name: the
-question's own, and the names further down a CNAME chain, which each entry keeps.
+TTLs count down with the time spent in the cache (RFC 1035 section 7.4): the
+stored response always holds its TTLs as of its ``stored`` time, and a hit a
+second or more later rewrites them once (and moves ``stored`` forward by the
+whole seconds counted down), so the next hits in that second copy the bytes as
+they are.  TTL offsets are found by walking the records then, not kept.
+
+Each entry is one bytes object, to keep a cached answer small (it is most of
+what a resolver's memory holds, beside the record cache): a 12-byte prefix
+(``stored`` as a double, the lifetime in seconds) then the response less its
+question (each query brings its own).  Entries expire with the smallest TTL of
+the records they contain and are bounded in number (least recently used first
+out).  The operator's flushes (``resolver-control flush``, ``flush-zone``,
+``flush-negative``) remove the answers that hold a name: the question's own,
+and the names further down a CNAME chain, kept for the few entries that have
+them.
 """
 
 from __future__ import annotations
@@ -29,20 +39,12 @@ from resolver.wire.names import is_subdomain, name_key, name_to_wire, normalize,
 
 _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
+_PREFIX = struct.Struct("!dI")  # stored (the clock's time), lifetime (seconds)
+_AT = _PREFIX.size  # where the response starts in an entry
+_FLAGS_AT = _AT + 2  # its flag bytes
+_COUNTS_AT = _AT + 4  # its section counts
+_RECORDS_AT = _AT + HEADER_SIZE  # its first record (no question)
 _QUERY_COUNTS = b"\x00\x01\x00\x00\x00\x00"  # QDCOUNT 1, ANCOUNT 0, NSCOUNT 0
-
-
-class CachedAnswer(dataobject, fast_new=True):
-    """A response as first sent, less its question (each query brings its own).
-
-    Its TTL fields still hold the TTLs at ``stored``.
-    """
-
-    wire: bytes
-    ttl_offsets: bytes  # 2 bytes per record: where its TTL field is (OPT has none)
-    stored: float
-    lifetime: int  # the smallest TTL: the entry is dropped once that has passed
-    names: tuple[str, ...]  # other owners in it (a CNAME chain's targets), case folded
 
 
 class QuestionKey(dataobject, fast_new=True):
@@ -104,12 +106,13 @@ def question_key(packet: bytes) -> QuestionKey | None:
     return None
 
 
-def _ttl_offsets(wire: bytes, question_end: int) -> list[int]:
-    """Offsets of the TTL field of every record but OPT, found by walking the records."""
+def _ttl_offsets(wire: bytes | bytearray, header: int, records: int) -> list[int]:
+    """Offsets of the TTL field of every record but OPT, found by walking the records
+    from ``records``; the section counts are in the header at ``header``."""
     offsets = []
-    pos = question_end
-    counts = _U16.unpack_from(wire, 6)[0] + _U16.unpack_from(wire, 8)[0]
-    counts += _U16.unpack_from(wire, 10)[0]
+    pos = records
+    counts = _U16.unpack_from(wire, header + 6)[0] + _U16.unpack_from(wire, header + 8)[0]
+    counts += _U16.unpack_from(wire, header + 10)[0]
     for _ in range(counts):
         while True:
             length = wire[pos]
@@ -126,11 +129,23 @@ def _ttl_offsets(wire: bytes, question_end: int) -> list[int]:
     return offsets
 
 
+def _counted_down(entry: bytes, elapsed: int) -> bytes:
+    """The entry ``elapsed`` whole seconds later: TTLs lowered, ``stored`` moved on."""
+    stored, lifetime = _PREFIX.unpack_from(entry)
+    out = bytearray(entry)
+    _PREFIX.pack_into(out, 0, stored + elapsed, lifetime - elapsed)
+    for offset in _ttl_offsets(out, _AT, _RECORDS_AT):
+        ttl = _U32.unpack_from(out, offset)[0]
+        _U32.pack_into(out, offset, max(ttl - elapsed, 0))
+    return bytes(out)
+
+
 class AnswerCache:
     def __init__(self, max_entries: int = 100_000, clock: Callable[[], float] = time.time):
         self.max_entries = max_entries
         self.clock = clock
-        self._entries: dict[bytes, CachedAnswer] = {}
+        self._entries: dict[bytes, bytes] = {}  # key -> prefix + response less its question
+        self._names: dict[bytes, tuple[str, ...]] = {}  # other owners (CNAME chains), folded
         self.hits = 0
         self.misses = 0
         self.evictions = 0
@@ -152,56 +167,67 @@ class AnswerCache:
         ``names`` are the owners in the answer besides the question's (the targets of
         a CNAME chain), so that flushing one of them drops this answer too.
         """
-        offsets = _ttl_offsets(response, key.end)
-        ttls = [_U32.unpack_from(response, o)[0] for o in offsets]
         if lifetime is None:
-            if not ttls or min(ttls) <= 0:
-                return  # nothing to count down, or TTL 0 data: never cached
-            lifetime = min(ttls)
-        packed = b"".join(o.to_bytes(2, "big") for o in offsets)
-        wire = response[:HEADER_SIZE] + response[key.end :]
-        entry = CachedAnswer(wire, packed, self.clock(), lifetime, tuple(names))
+            offsets = _ttl_offsets(response, 0, key.end)
+            if not offsets:
+                return  # nothing to count down: never cached
+            lifetime = min(_U32.unpack_from(response, o)[0] for o in offsets)
+            if lifetime <= 0:
+                return  # TTL 0 data: never cached
+        entry = b"".join(
+            (_PREFIX.pack(self.clock(), lifetime), response[:HEADER_SIZE], response[key.end :])
+        )
         entries = self._entries
-        entries.pop(key.key, None)
-        entries[key.key] = entry
+        name = key.key
+        entries.pop(name, None)
+        entries[name] = entry
+        chain = tuple(names)
+        if chain:
+            self._names[name] = chain
+        elif self._names:
+            self._names.pop(name, None)
         if len(entries) > self.max_entries:
-            del entries[next(iter(entries))]
+            self._drop(next(iter(entries)))
             self.evictions += 1
 
     def answer(self, key: QuestionKey, packet: bytes) -> bytes | None:
         """The stored response patched for this query, or None (miss, expired, too big)."""
         entries = self._entries
-        entry = entries.get(key.key)
+        name = key.key
+        entry = entries.get(name)
         if entry is None:
             self.misses += 1
             return None
-        wire = entry.wire
-        age = self.clock() - entry.stored
-        if age >= entry.lifetime:
-            del entries[key.key]
+        stored, lifetime = _PREFIX.unpack_from(entry)
+        age = self.clock() - stored
+        if age >= lifetime:
+            self._drop(name)
             self.misses += 1
             return None
-        if len(wire) + key.end - HEADER_SIZE > key.udp_size:
+        end = key.end
+        if len(entry) - _AT + end - HEADER_SIZE > key.udp_size:
             return None  # the normal path truncates
-        del entries[key.key]  # a hit moves the entry to the most recently used end
-        entries[key.key] = entry
+        del entries[name]  # a hit moves the entry to the most recently used end
+        if age >= 1.0:
+            entry = _counted_down(entry, int(age))
+        entries[name] = entry
         self.hits += 1
-        out = bytearray(wire)
-        out[0:2] = packet[0:2]
-        out[2] = QR | (out[2] & (OPCODE_MASK | AA | TC)) | (packet[2] & RD)  # the client's RD
-        out[3] = (out[3] & ~CD & 0xFF) | (packet[3] & CD)  # the client's CD
-        out[HEADER_SIZE:HEADER_SIZE] = packet[HEADER_SIZE : key.end]  # as the client wrote it
-        elapsed = int(age)
-        if elapsed:
-            offsets = entry.ttl_offsets
-            for i in range(0, len(offsets), 2):
-                offset = offsets[i] << 8 | offsets[i + 1]
-                ttl = _U32.unpack_from(out, offset)[0]  # offsets count the question in
-                _U32.pack_into(out, offset, ttl - elapsed)
-        return bytes(out)
+        flags = bytes((
+            QR | (entry[_FLAGS_AT] & (OPCODE_MASK | AA | TC)) | (packet[2] & RD),  # the client's RD
+            (entry[_FLAGS_AT + 1] & ~CD & 0xFF) | (packet[3] & CD),  # the client's CD
+        ))  # fmt: skip
+        # The question as the client wrote it, the rest as stored.
+        return b"".join((packet[:2], flags, entry[_COUNTS_AT:_RECORDS_AT],
+                         packet[HEADER_SIZE:end], entry[_RECORDS_AT:]))  # fmt: skip
+
+    def _drop(self, name: bytes) -> None:
+        del self._entries[name]
+        if self._names:
+            self._names.pop(name, None)
 
     def clear(self) -> None:
         self._entries.clear()
+        self._names.clear()
 
     # ------------------------------------------------------------ the operator's commands
 
@@ -212,37 +238,41 @@ class AnswerCache:
         entries = self._entries
         excess = max(len(entries) - max_entries, 0)
         for key in list(itertools.islice(entries, excess)):
-            del entries[key]
+            self._drop(key)
         self.evictions += excess
         return excess
 
-    def _remove(self, doomed: Callable[[bytes, CachedAnswer], bool]) -> int:
-        keys = [key for key, entry in self._entries.items() if doomed(key, entry)]
+    def _remove(self, doomed: Callable[[bytes, bytes, tuple[str, ...]], bool]) -> int:
+        """Drop the entries ``doomed(key, entry, other owners)`` says; how many."""
+        names = self._names
+        entries = self._entries.items()
+        keys = [key for key, entry in entries if doomed(key, entry, names.get(key, ()))]
         for key in keys:
-            del self._entries[key]
+            self._drop(key)
         return len(keys)
 
     def flush_name(self, name: str) -> int:
         """Drop every answer that holds ``name`` (any type); how many were dropped."""
         wire = name_to_wire(name).lower()
         folded = name_key(normalize(name))
-        return self._remove(lambda key, entry: key[:-5] == wire or folded in entry.names)
+        return self._remove(lambda key, _entry, names: key[:-5] == wire or folded in names)
 
     def flush_zone(self, zone: str) -> int:
         """Drop every answer that holds ``zone`` or a name below it."""
         wire = name_to_wire(zone).lower()
         zone = normalize(zone)
         return self._remove(
-            lambda key, entry: (
-                _wire_in_zone(key[:-5], wire) or any(is_subdomain(n, zone) for n in entry.names)
+            lambda key, _entry, names: (
+                _wire_in_zone(key[:-5], wire) or any(is_subdomain(n, zone) for n in names)
             )
         )
 
     def flush_negative(self) -> int:
         """Drop NXDOMAIN, NODATA (no answer records) and SERVFAIL answers."""
         return self._remove(
-            lambda _key, entry: (
-                entry.wire[3] & RCODE_MASK != Rcode.NOERROR or entry.wire[6:8] == b"\x00\x00"
+            lambda _key, entry, _names: (
+                entry[_FLAGS_AT + 1] & RCODE_MASK != Rcode.NOERROR
+                or entry[_COUNTS_AT + 2 : _COUNTS_AT + 4] == b"\x00\x00"
             )
         )
 
@@ -250,8 +280,9 @@ class AnswerCache:
         """(name, type, seconds left) of every live SERVFAIL kept (RFC 2308 section 7.1)."""
         now = self.clock()
         for key, entry in list(self._entries.items()):
-            left = int(entry.stored + entry.lifetime - now)
-            if left <= 0 or entry.wire[3] & RCODE_MASK != Rcode.SERVFAIL:
+            stored, lifetime = _PREFIX.unpack_from(entry)
+            left = int(stored + lifetime - now)
+            if left <= 0 or entry[_FLAGS_AT + 1] & RCODE_MASK != Rcode.SERVFAIL:
                 continue
             try:
                 name, end = read_name(key, 0)

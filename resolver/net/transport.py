@@ -1,23 +1,28 @@
 """Talking to upstream (authoritative) servers over UDP and TCP.
 
-Every UDP query gets a fresh random 16-bit ID and a fresh random source port
-(RFC 5452 section 9.2), and a reply counts only if it comes from the address
-and port asked (the socket is connected, so the kernel filters the rest), has
-the same ID and the same question (RFC 5452 section 3; names compared without
-case).  Anything else is logged and ignored while waiting on.
+Every UDP query gets a fresh random 16-bit ID and goes out from a random
+source port (RFC 5452 section 9.2) on a socket connected to that one server,
+so the kernel drops datagrams from any other address or port;
+:mod:`resolver.net.sockets` says how sockets are reused (a few times, for the
+same server only) without making the port predictable.  A reply counts only if
+it has the same ID and the same question (RFC 5452 section 3; names compared
+without case).  Anything else is logged and ignored while waiting on.
 
 EDNS0 is offered with a 1232-byte buffer (DNS Flag Day 2020); a server that
 answers FORMERR or NOTIMP to EDNS is asked again without it (RFC 6891 section
 7).  A truncated reply (TC=1) is asked again over TCP (RFC 7766 section 5,
 RFC 2181 section 9 says to ignore the partial data).
+
+A UDP exchange is driven by callbacks rather than awaited socket calls: the
+socket's reader callback (registered once per socket) hands each datagram to
+the :class:`_Waiter` of the exchange, which checks it and completes a future;
+a timer handle ends it at the timeout.  That is a third of the CPU of
+``sock_sendall``/``sock_recv`` under ``asyncio.timeout`` per exchange.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
-import secrets
-import socket
 import struct
 import time
 from collections.abc import Callable
@@ -25,6 +30,7 @@ from collections.abc import Callable
 import structlog
 
 from resolver.net.contract import ExchangeFailed, Failure, Reply
+from resolver.net.sockets import DEFAULT_MAX_USES, SocketPool, random_numbers
 from resolver.wire import (
     CLASS_IN,
     EDNS_PAYLOAD,
@@ -43,54 +49,6 @@ TCP_LENGTH = struct.Struct("!H")
 log = structlog.get_logger("resolver.net.transport")
 
 
-class _RandomPool:
-    """Unpredictable 16-bit numbers (RFC 5452 section 9), drawn from the OS in bulk."""
-
-    def __init__(self, size: int = 4096) -> None:
-        self.size = size
-        self.buffer = b""
-        self.offset = 0
-
-    def u16(self) -> int:
-        if self.offset + 2 > len(self.buffer):
-            self.buffer, self.offset = secrets.token_bytes(self.size), 0
-        value = self.buffer[self.offset] << 8 | self.buffer[self.offset + 1]
-        self.offset += 2
-        return value
-
-
-_random = _RandomPool()
-
-
-def _random_port() -> int:
-    while True:
-        port = _random.u16()
-        if port >= 1024:  # not a privileged port
-            return port
-
-
-def _udp_socket(address: str, port: int) -> socket.socket:
-    """A non-blocking UDP socket on a random source port, connected to the server."""
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_DGRAM)
-    sock.setblocking(False)
-    try:
-        for _ in range(10):
-            try:
-                sock.bind(("", _random_port()))
-                break
-            except OSError as error:
-                if error.errno != errno.EADDRINUSE:
-                    raise
-        else:
-            sock.bind(("", 0))  # the kernel's choice, still randomised on Linux
-        sock.connect((address, port))
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
 def _matches(reply: Message, qname: str, qtype: int) -> bool:
     if len(reply.question) != 1:
         return False
@@ -101,9 +59,18 @@ def _matches(reply: Message, qname: str, qtype: int) -> bool:
 class UpstreamTransport:
     """Sends one question to one server and returns a checked :class:`Reply` (a Network)."""
 
-    def __init__(self, port: int = DEFAULT_PORT, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        port: int = DEFAULT_PORT,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        max_uses: int = DEFAULT_MAX_USES,
+    ) -> None:
+        """``max_uses``: the most queries one UDP socket carries (to one server); 1 opens
+        a socket per query."""
         self.port = port
         self.clock = clock
+        self.sockets = SocketPool(max_uses)
 
     async def exchange(
         self,
@@ -134,29 +101,35 @@ class UpstreamTransport:
 
     async def _udp(self, server: tuple[str, int], query: _Query, timeout: float) -> Reply:
         address = server[0]
-        msg_id = _random.u16()
+        msg_id = random_numbers.u16()
         wire = query.wire(msg_id)
         loop = asyncio.get_running_loop()
         try:
-            sock = _udp_socket(*server)
+            upstream = self.sockets.take(server, loop)
         except OSError as error:
             raise ExchangeFailed(Failure.LOCAL_ERROR, address, str(error.strerror)) from None
-        with sock:
-            started = self.clock()
+        waiter = _Waiter(self, loop.create_future(), msg_id, query, address)
+        upstream.receiver = waiter
+        healthy = False
+        started = self.clock()
+        try:
             try:
-                await loop.sock_sendall(sock, wire)
-                async with asyncio.timeout(timeout):
-                    while True:
-                        data = await loop.sock_recv(sock, 65535)
-                        message = self._accept(data, msg_id, query, address, "udp")
-                        if message is not None:
-                            return Reply(message, self.clock() - started, False)
-            except TimeoutError:
-                raise ExchangeFailed(Failure.TIMEOUT, address, "udp") from None
-            except ConnectionRefusedError:
-                raise ExchangeFailed(Failure.UNREACHABLE, address, "port unreachable") from None
-            except OSError as error:
-                raise ExchangeFailed(Failure.UNREACHABLE, address, str(error.strerror)) from None
+                upstream.sock.send(wire)
+            except BlockingIOError:  # the send buffer is full: wait for room
+                await loop.sock_sendall(upstream.sock, wire)
+            timer = loop.call_at(loop.time() + timeout, waiter.expire)
+            try:
+                message = await waiter.future
+            finally:
+                timer.cancel()
+            healthy = True
+            return Reply(message, self.clock() - started, False)
+        except ConnectionRefusedError:
+            raise ExchangeFailed(Failure.UNREACHABLE, address, "port unreachable") from None
+        except OSError as error:
+            raise ExchangeFailed(Failure.UNREACHABLE, address, str(error.strerror)) from None
+        finally:
+            self.sockets.give_back(upstream, healthy)
 
     def _accept(
         self, data: bytes, msg_id: int, query: _Query, address: str, proto: str
@@ -176,7 +149,7 @@ class UpstreamTransport:
 
     async def _tcp(self, server: tuple[str, int], query: _Query, timeout: float) -> Reply:
         address = server[0]
-        msg_id = _random.u16()
+        msg_id = random_numbers.u16()
         wire = query.wire(msg_id)
         started = self.clock()
         writer = None
@@ -219,3 +192,42 @@ class _Query:
     def wire(self, msg_id: int) -> bytes:
         return write_query(self.qname, self.qtype, msg_id, rd=self.rd,
                            edns_payload=self.edns_payload, dnssec_ok=self.dnssec_ok)  # fmt: skip
+
+
+class _Waiter:
+    """One UDP exchange waiting on its socket: checks each datagram, completes the future."""
+
+    __slots__ = ("address", "future", "msg_id", "query", "transport")
+
+    def __init__(
+        self,
+        transport: UpstreamTransport,
+        future: asyncio.Future[Message],
+        msg_id: int,
+        query: _Query,
+        address: str,
+    ) -> None:
+        self.transport = transport
+        self.future = future
+        self.msg_id = msg_id
+        self.query = query
+        self.address = address
+
+    def datagram(self, data: bytes) -> None:
+        if self.future.done():
+            return  # answered already; a duplicate
+        try:
+            message = self.transport._accept(data, self.msg_id, self.query, self.address, "udp")
+        except ExchangeFailed as failed:
+            self.future.set_exception(failed)
+            return
+        if message is not None:
+            self.future.set_result(message)
+
+    def error(self, error: OSError) -> None:
+        if not self.future.done():
+            self.future.set_exception(error)
+
+    def expire(self) -> None:
+        if not self.future.done():
+            self.future.set_exception(ExchangeFailed(Failure.TIMEOUT, self.address, "udp"))

@@ -172,7 +172,7 @@ async def serve(process: Process) -> None:
         hints=process.hints.source, roots=len(process.hints.servers),
         upstream_port=settings.upstream_port, cache_size=settings.cache_size,
         config=str(settings.config) if settings.config else None, worker=os.getpid(),
-        dnssec=_validation(settings), **first,
+        dnssec=_validation(settings), loop=loop_name(loop), **first,
     )  # fmt: skip
 
     def hang_up() -> None:
@@ -189,6 +189,23 @@ async def serve(process: Process) -> None:
     log.info("stopping", worker=os.getpid())
     for close in closers:
         close()
+
+
+def use_fastest_loop() -> str:
+    """Run every event loop of this process (and of the workers forked from it) on uvloop,
+    a dependency, or on asyncio's own loop where uvloop cannot be imported (a platform
+    without its wheels).  Returns the name of the loop that will run."""
+    try:
+        import uvloop
+    except ImportError:
+        return "asyncio"
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return "uvloop"
+
+
+def loop_name(loop: asyncio.AbstractEventLoop) -> str:
+    """Which event loop implementation ``loop`` is, for the start-up log line."""
+    return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
 
 
 def _run(process: Process) -> None:
@@ -304,10 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_format, settings.log_level)
     try:
         hints = _load_hints(settings.root_hints)
-        with contextlib.suppress(ImportError):
-            import uvloop
-
-            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        use_fastest_loop()
         run_workers(settings, flags, hints)
     except (UsageError, SettingsError) as error:
         print(f"resolver: {error}", file=sys.stderr)

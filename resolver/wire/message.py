@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import struct
 from enum import IntEnum
+from functools import lru_cache
 
 from recordclass import dataobject
 
@@ -27,7 +28,7 @@ from resolver.wire.header import (
     parse_header,
 )
 from resolver.wire.names import BadName, NameCache, WireError, name_to_wire, read_name
-from resolver.wire.rdata import Opaque, Rdata, parse_rdata
+from resolver.wire.rdata import PARSERS, Opaque, Rdata
 
 _RR_FIXED = struct.Struct("!HHIH")  # type, class, TTL, RDLENGTH
 _QUESTION_FIXED = struct.Struct("!HH")
@@ -146,13 +147,16 @@ def write_query(
         qname = name_to_wire(name)
     except BadName as error:
         raise WireError(str(error), HEADER_SIZE) from None
-    flags = 0x0100 if rd else 0
-    wire = _QUERY_HEADER.pack(msg_id, flags, 1, 0, 0, 1 if edns_payload else 0)
-    wire += qname + _QUESTION_FIXED.pack(rrtype, CLASS_IN)
-    if edns_payload:
-        # RFC 3225: the DO bit is the top bit of the OPT record's TTL field's lower half.
-        wire += b"\x00" + _RR_FIXED.pack(RRType.OPT, edns_payload, 0x8000 if dnssec_ok else 0, 0)
-    return wire
+    header = _QUERY_HEADER.pack(msg_id, 0x0100 if rd else 0, 1, 0, 0, 1 if edns_payload else 0)
+    opt = _opt_record(edns_payload, dnssec_ok) if edns_payload else b""
+    return b"".join((header, qname, _QUESTION_FIXED.pack(rrtype, CLASS_IN), opt))
+
+
+@lru_cache(maxsize=64)
+def _opt_record(payload: int, dnssec_ok: bool) -> bytes:
+    """The OPT record of a query (RFC 6891 section 6.1.2), no options."""
+    # RFC 3225: the DO bit is the top bit of the OPT record's TTL field's lower half.
+    return b"\x00" + _RR_FIXED.pack(RRType.OPT, payload, 0x8000 if dnssec_ok else 0, 0)
 
 
 # ---------------------------------------------------------------------- reading
@@ -172,59 +176,76 @@ def parse_message(data: bytes) -> Message:
         rrtype, rrclass = _QUESTION_FIXED.unpack_from(data, pos)
         pos += 4
         question.append(Question(name, rrtype, rrclass))
-    answer, pos = _parse_records(data, pos, ancount, cache)
-    authority, pos = _parse_records(data, pos, nscount, cache)
-    opt_at: list[int] = []
-    additional, pos = _parse_records(data, pos, arcount, cache, opt_at)
+    answer: list[ResourceRecord] = []
+    authority: list[ResourceRecord] = []
+    additional: list[ResourceRecord] = []
+    opt: list[int] = []  # where the OPT record is: [record offset, rdata offset, rdata end]
+    if ancount:
+        pos = _parse_records(data, pos, ancount, cache, answer, None)
+    if nscount:
+        pos = _parse_records(data, pos, nscount, cache, authority, None)
+    if arcount:
+        pos = _parse_records(data, pos, arcount, cache, additional, opt)
     if pos != limit:
         raise WireError("trailing bytes after the last record", pos)
-    message = Message(header, question, answer, authority, additional, None)
-    if opt_at:
-        _extract_edns(message, opt_at[0])
-    return message
+    edns = _edns(data, opt) if opt else None
+    return Message(header, question, answer, authority, additional, edns)
 
 
 def _parse_records(
-    data: bytes, pos: int, count: int, cache: NameCache, opt_at: list[int] | None = None
-) -> tuple[list[ResourceRecord], int]:
-    records = []
+    data: bytes,
+    pos: int,
+    count: int,
+    cache: NameCache,
+    records: list[ResourceRecord],
+    opt: list[int] | None,
+) -> int:
+    """Append ``count`` records read from ``pos`` to ``records``; the offset past them.
+
+    In the additional section (``opt`` given) the OPT pseudo-record is not a record:
+    where it is goes into ``opt`` (RFC 6891 section 6.1.1).
+    """
     limit = len(data)
+    unpack = _RR_FIXED.unpack_from
+    parsers = PARSERS
+    append = records.append
     for _ in range(count):
         record_at = pos
         name, pos = read_name(data, pos, cache)
         if pos + 10 > limit:
             raise WireError("record header cut short", pos)
-        rrtype, rrclass, ttl, rdlength = _RR_FIXED.unpack_from(data, pos)
+        rrtype, rrclass, ttl, rdlength = unpack(data, pos)
         pos += 10
         end = pos + rdlength
         if end > limit:
             raise WireError("rdata runs past the end of the message", pos)
-        if rrtype == RRType.OPT and opt_at is not None:
-            if opt_at:
-                raise WireError("more than one OPT record", record_at)
-            if name != ".":
-                raise WireError("OPT record not owned by the root", record_at)
-            opt_at.append(pos)  # where its rdata starts, for errors in the options
-        elif ttl & 0x80000000 and rrtype != RRType.OPT:
+        if rrtype == 41:  # OPT: its TTL field holds flags, not a TTL
+            if opt is not None:
+                if opt:
+                    raise WireError("more than one OPT record", record_at)
+                if name != ".":
+                    raise WireError("OPT record not owned by the root", record_at)
+                opt += (rrclass, ttl, pos, end)
+                pos = end
+                continue
+        elif ttl & 0x80000000:
             ttl = 0  # RFC 2181 section 8: a TTL with the top bit set means zero
-        rdata = parse_rdata(rrtype, data, pos, end, cache)
-        records.append(ResourceRecord(name, rrtype, rrclass, ttl, rdata))
+        parser = parsers.get(rrtype)
+        rdata = Opaque(data[pos:end]) if parser is None else parser(data, pos, end, cache)
+        append(ResourceRecord(name, rrtype, rrclass, ttl, rdata))
         pos = end
-    return records, pos
+    return pos
 
 
-def _extract_edns(message: Message, rdata_at: int) -> None:
-    """Move the OPT record out of the additional section (RFC 6891 section 6.1.1)."""
-    opts = [rr for rr in message.additional if rr.rrtype == RRType.OPT]
-    opt = opts[0]  # _parse_records made sure it is the only one, and owned by the root
-    message.additional = [rr for rr in message.additional if rr.rrtype != RRType.OPT]
-    ttl = opt.ttl
-    message.edns = Edns(
-        max(opt.rrclass, UDP_PLAIN),  # RFC 6891 section 6.2.3: values below 512 mean 512
+def _edns(data: bytes, opt: list[int]) -> Edns:
+    """The OPT record's fields (RFC 6891 section 6.1.3) as :class:`Edns`."""
+    payload, ttl, start, end = opt
+    return Edns(
+        max(payload, UDP_PLAIN),  # RFC 6891 section 6.2.3: values below 512 mean 512
         ttl >> 24,
         (ttl >> 16) & 0xFF,
         (ttl >> 15) & 1,
-        _parse_options(opt.rdata.data if isinstance(opt.rdata, Opaque) else b"", rdata_at),
+        _parse_options(data[start:end], start),
     )
 
 

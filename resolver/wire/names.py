@@ -140,6 +140,22 @@ def normalize(name: str) -> str:
 @lru_cache(maxsize=16384)
 def name_to_wire(name: str) -> bytes:
     """Uncompressed wire form of a text name, checked against RFC 1035 limits."""
+    if name.isascii() and "\\" not in name:
+        # The common case, without escapes: one pass over the bytes.  Anything wrong
+        # (an empty or long label, a long name) is left to the full path for its error.
+        raw = name.encode("ascii")
+        if raw.endswith(b"."):
+            raw = raw[:-1]
+        plain = bytearray()
+        for label in raw.split(b".") if raw else ():
+            if not 0 < len(label) <= MAX_LABEL_OCTETS:
+                break
+            plain.append(len(label))
+            plain += label
+        else:
+            plain.append(0)
+            if len(plain) <= MAX_NAME_OCTETS:
+                return bytes(plain)
     labels = text_to_labels(name)
     wire = b"".join(bytes((len(label),)) + label for label in labels) + b"\x00"
     if len(wire) > MAX_NAME_OCTETS:
@@ -171,24 +187,44 @@ def read_name(data: bytes, offset: int, cache: NameCache | None = None) -> tuple
     keeps a whole message linear: without it, many names each pointing at the top
     of a long chain of pointers would cost names x chain.
     """
+    limit = len(data)
+    if offset >= limit:
+        raise WireError("name runs past the end of the message", offset)
+    length = data[offset]
+    if length == 0:  # the root (the owner of OPT)
+        if cache is not None:
+            cache[offset] = (ROOT, 1)
+        return ROOT, offset + 1
+    if length >= 0xC0 and cache is not None and offset + 1 < limit:
+        # The commonest name in a reply: a pointer straight to a name read before (the
+        # owner of every record of an answer points at the question).
+        target = ((length & 0x3F) << 8) | data[offset + 1]
+        if target < offset:
+            hit = cache.get(target)
+            if hit is not None:
+                cache[offset] = hit
+                return hit[0], offset + 2
     labels: list[bytes] = []
     size = 1  # the root label
     end = -1  # where the name ends in the original position, once a pointer is followed
-    lowest = offset
-    pos = offset
-    limit = len(data)
+    lowest = pos = offset
     tail = ROOT  # a cached name this one ends with
     # (target, labels before it, size before it) for every pointer followed
     marks: list[tuple[int, int, int]] = []
     while True:
-        if pos >= limit:
-            raise WireError("name runs past the end of the message", pos)
-        length = data[pos]
-        if length == 0:
-            pos += 1
-            break
-        kind = length & 0xC0
-        if kind == 0xC0:
+        if length < 64:
+            if length == 0:
+                pos += 1
+                break
+            size += length + 1
+            if size > MAX_NAME_OCTETS:
+                raise WireError("name longer than 255 octets", pos)
+            start = pos + 1
+            pos = start + length
+            if pos > limit:
+                raise WireError("label runs past the end of the message", start - 1)
+            labels.append(data[start:pos])
+        elif length >= 0xC0:
             if pos + 1 >= limit:
                 raise WireError("compression pointer cut short", pos)
             target = ((length & 0x3F) << 8) | data[pos + 1]
@@ -206,18 +242,20 @@ def read_name(data: bytes, offset: int, cache: NameCache | None = None) -> tuple
                     break
                 marks.append((target, len(labels), size))
             lowest = pos = target
-            continue
-        if kind:
+        else:
             raise WireError(f"reserved label type 0x{length:02x}", pos)
-        size += length + 1
-        if size > MAX_NAME_OCTETS:
-            raise WireError("name longer than 255 octets", pos)
-        start = pos + 1
-        pos = start + length
-        if pos > limit:
-            raise WireError("label runs past the end of the message", start - 1)
-        labels.append(data[start:pos])
-    text = _with_tail(labels, tail)
+        if pos >= limit:
+            raise WireError("name runs past the end of the message", pos)
+        length = data[pos]
+    if not labels:
+        text = tail
+    else:
+        if b"".join(labels).translate(None, _PLAIN):
+            text = labels_to_text(labels)
+        else:
+            text = b".".join(labels).decode("ascii") + "."
+        if tail != ROOT:
+            text += tail
     if cache is not None:
         cache[offset] = (text, size)
         for at, index, before in marks:

@@ -1,0 +1,118 @@
+"""Where our resolver's time goes on the benchmark's workloads: py-spy on the running service.
+
+Not a test: a measurement, run as root in a namespace with only loopback (py-spy in
+the same virtual environment: ``pip install py-spy``):
+
+    ../shared/tools/offline python benchmarks/profile_resolver.py --workload cold
+    ../shared/tools/offline python benchmarks/profile_resolver.py --workload wildcard
+
+It serves the hierarchy of ``bench_resolvers.py`` with NSD, starts our resolver
+pinned to CPU 1 as the benchmark does, attaches py-spy (sampling, so the service
+runs at nearly full speed) while dnsperf sends the workload from CPU 0, and prints
+the functions with the most samples, by own time and by inclusive time, plus the
+collapsed stacks file for a flame graph (``--keep``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.bench_resolvers import CLIENT_CPU, dnsperf, make, pin_nsd
+from resolver.lab import bulk_zones
+from resolver.lab.nsd import NsdLab
+
+
+def summarise(collapsed: Path, top: int) -> None:
+    own: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        samples = int(count)
+        total += samples
+        frames = stack.split(";")
+        own[_short(frames[-1])] += samples
+        for frame in dict.fromkeys(_short(f) for f in frames):
+            inclusive[frame] += samples
+    print(f"\n{total} samples")
+    for title, counter in (("own", own), ("inclusive", inclusive)):
+        print(f"\n## by {title} time")
+        for frame, samples in counter.most_common(top):
+            print(f"{100 * samples / total:5.1f}%  {frame}")
+
+
+def _short(frame: str) -> str:
+    """'function (path/to/module.py:line)' -> 'function (module.py)'."""
+    name, _, where = frame.partition(" (")
+    path = where.rstrip(")").rsplit(":", 1)[0]
+    parts = Path(path).parts
+    short = "/".join(parts[-2:]) if parts else path
+    return f"{name} ({short})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workload", choices=("cold", "wildcard", "hot"), default="cold")
+    parser.add_argument("--zones", type=int, default=2000)
+    parser.add_argument("--names", type=int, default=20_000, help="wildcard names")
+    parser.add_argument("--qmin", choices=("on", "off"), default="on")
+    parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
+    parser.add_argument("--top", type=int, default=45)
+    parser.add_argument("--keep", type=Path, help="copy the collapsed stacks there")
+    parser.add_argument("--native", action="store_true", help="py-spy --native")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="profile-resolver-"))
+    bulk_zones.write_zones(args.zones, workdir / "zones")
+    hints = workdir / "bench.root"
+    hints.write_text(bulk_zones.hints_text())
+    if args.workload == "wildcard":
+        names = bulk_zones.memory_names(args.names)
+    else:
+        names = bulk_zones.question_names(args.zones)
+    collapsed = workdir / "stacks.txt"
+    with (
+        NsdLab(workdir / "nsd", bulk_zones.roles(args.zones), workdir / "zones",
+               hints=bulk_zones.hints_text()) as lab,
+        make("ours", workdir / "ours", hints, 2 * len(names) + 1000, args.qmin == "on") as ours,
+    ):  # fmt: skip
+        assert ours.process is not None
+        pin_nsd(lab, CLIENT_CPU)
+        if args.workload != "cold":  # the cut and the code paths first
+            dnsperf([f"warm{i}.{bulk_zones.MEMORY_ZONE}" for i in range(10)] + names[:200],
+                    workdir, ["-n", "1", "-q", "10"])  # fmt: skip
+        spy = [shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"),
+               "record", "--pid", str(ours.process.pid), "--rate", str(args.rate),
+               "--format", "raw", "--output", str(collapsed),
+               *([] if args.native else ["--nonblocking"]),
+               *(["--native"] if args.native else [])]  # fmt: skip
+        profiler = subprocess.Popen(spy, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(1.0)  # py-spy attached
+        if args.workload == "hot":
+            run = dnsperf(names[:200], workdir, ["-l", "10", "-q", "100", "-c", "4"])
+        else:
+            run = dnsperf(names, workdir, ["-n", "1", "-q", "20" if args.workload == "cold"
+                                           else "50", "-t", "10"])  # fmt: skip
+        profiler.send_signal(2)  # SIGINT: py-spy writes what it has
+        _, errors = profiler.communicate(timeout=60)
+    print(f"{run.completed} answered in {run.seconds:.2f} s ({run.qps:,.0f} q/s), "
+          f"rcodes {run.rcodes}")  # fmt: skip
+    if not collapsed.exists():
+        print(errors.decode(errors="replace"))
+        raise SystemExit(1)
+    summarise(collapsed, args.top)
+    if args.keep:
+        shutil.copy(collapsed, args.keep)
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
