@@ -42,6 +42,7 @@ from recordclass import dataobject
 from resolver.cache.answers import AnswerCache, QuestionKey, question_key
 from resolver.iterate.answer import Answer, FailureKind, servfail
 from resolver.iterate.engine import IterativeEngine
+from resolver.serve.ratelimit import ClientRateLimit
 from resolver.serve.responses import EdeCode, failure_error, fit_udp, make_response
 from resolver.serve.stats import ServiceStats
 from resolver.wire import (
@@ -131,6 +132,7 @@ class ResolverService:
         self.query_log = query_log
         self.clock = clock
         self.stats = stats or ServiceStats()
+        self.ratelimit = ClientRateLimit(stats=self.stats)  # off until configured (ip-ratelimit)
         self._in_flight: dict[tuple[str, int], asyncio.Task[Answer]] = {}
 
     @property
@@ -148,6 +150,8 @@ class ResolverService:
             log.warning("bad_query", client=client, problem=problem + ", not answered")
             self.stats.dropped += 1
             return None
+        if transport == "udp" and self.ratelimit.limited(client, started):
+            return self.ratelimit.refusal(packet)  # TC=1 or nothing; TCP proves the address
         # Access first: a client outside --allow is not answered (nor logged) from the cache.
         allowed = self.access.allows(client)
         key = question_key(packet) if allowed else None
