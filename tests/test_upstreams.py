@@ -9,26 +9,24 @@ without that it is skipped saying so, except in CI, where that fails.
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import pytest
 
 from scripts.reliability.broken import BEHAVIOURS, HOPELESS, run
+from scripts.reliability.common import port_53_problem
 
 
-def _port_53_or_skip() -> None:
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.bind(("127.8.0.1", 53))
-    except OSError as error:
+def port_53_or_skip() -> None:
+    problem = port_53_problem()
+    if problem is not None:
         if os.environ.get("CI"):
-            pytest.fail(f"cannot bind 127.8.0.1:53 ({error}): run inside scripts/test.sh")
-        pytest.skip(f"cannot bind 127.8.0.1:53 ({error}): needs root in a network namespace")
+            pytest.fail(problem + " (run the suite with scripts/test.sh)")
+        pytest.skip(problem)
 
 
 def test_broken_upstreams_answer_or_servfail_and_leak_nothing(tmp_path: Path) -> None:
-    _port_53_or_skip()
+    port_53_or_skip()
     result = run(3, tmp_path)
     zones = result["zones"]
     assert isinstance(zones, dict) and set(zones) == set(BEHAVIOURS)

@@ -40,6 +40,17 @@ def free_port(host: str = "127.0.0.1") -> int:
                 return port
 
 
+def port_53_problem(address: str = "127.8.0.1") -> str | None:
+    """Why port 53 cannot be bound on ``address`` (None: it can): the upstream labs need
+    root in a network namespace, as scripts/test.sh and the offline wrapper give."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind((address, 53))
+    except OSError as error:
+        return f"cannot bind {address}:53 ({error}): needs root in a network namespace"
+    return None
+
+
 class Resolver:
     """``python -m resolver`` in a subprocess, its JSON log in a file, its control socket
     used for ``stats``; memory and descriptors read from /proc."""
