@@ -124,6 +124,25 @@ def test_truncated_answer_is_the_question_and_tc() -> None:
     assert truncated(b"\x00\x01\x01\x00\x00\x02" + bytes(6)) is None  # two questions: dropped
 
 
+def test_truncated_answers_are_limited_too() -> None:
+    """A real client just over its rate gets TC=1 and retries over TCP; a flood gets at
+    most `rate` truncated answers a second, the rest dropped (cheap to handle)."""
+    limiter = ClientRateLimit(10, "truncate")
+    packet = query("www.example.com.", qid=1)
+    outcomes = []
+    for _ in range(100):
+        if limiter.limited("192.0.2.1", NOW):
+            reply = limiter.refusal(packet, "192.0.2.1", NOW)
+            outcomes.append("dropped" if reply is None else "truncated")
+        else:
+            outcomes.append("answered")
+    assert [outcomes.count(k) for k in ("answered", "truncated", "dropped")] == [10, 10, 80]
+    assert limiter.refusal(packet, "192.0.2.2", NOW) is not None  # its own budget
+    assert limiter.refusal(packet, "192.0.2.1", NOW + 1.0) is not None  # a second later
+    limiter.configure(10, "drop")
+    assert limiter.refusal(packet, "192.0.2.3", NOW) is None
+
+
 def test_modes_in_the_service() -> None:
     """The hook in ResolverService.take: UDP only, before the cache, per mode, counted."""
     service = ResolverService(None, AnswerCache(), clock=lambda: NOW)  # type: ignore[arg-type]
@@ -240,9 +259,11 @@ def test_a_flood_from_one_address_does_not_starve_the_others(limited: Resolver) 
     assert flood.truncated > 0 and flood.full <= answered_bound, vars(flood)
     stats = limited.stats()
     assert stats["queries_ratelimited"] >= flood.truncated
-    # A real client over the limit is told to use TCP, and gets its answer there.
+    assert flood.truncated <= answered_bound  # the truncated answers are limited too
+    # A real client a little over its limit is told to use TCP, and gets its answer there.
+    time.sleep(1.1)
     flood.thread = threading.Thread(target=flood._run, daemon=True)
-    flood.count = 500
+    flood.count = RATE + 5
     flood.thread.start()
     flood.thread.join(30)
     dig = subprocess.run(

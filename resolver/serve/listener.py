@@ -151,7 +151,7 @@ class ResolverService:
             self.stats.dropped += 1
             return None
         if transport == "udp" and self.ratelimit.limited(client, started):
-            return self.ratelimit.refusal(packet)  # TC=1 or nothing; TCP proves the address
+            return self.ratelimit.refusal(packet, client, started)  # TC=1 or nothing (not TCP)
         # Access first: a client outside --allow is not answered (nor logged) from the cache.
         allowed = self.access.allows(client)
         key = question_key(packet) if allowed else None

@@ -28,7 +28,10 @@ What is counted, and where (Knot DNS's ``mod-rrl`` and Knot Resolver's
   attacker cannot choose addresses that collide with a victim's.
 
 Checked before the cache (as Unbound: "IP ratelimiting happens before looking in
-the cache"), so a flood of one cached name is limited as well.  The rate is
+the cache"), so a flood of one cached name is limited as well.  The truncated
+answers are themselves limited to ``rate`` a second per address (see
+:meth:`ClientRateLimit.refusal`): beyond that a flood's packets are dropped, the
+cheapest thing to do with them.  The rate is
 ``ip-ratelimit`` (0, the default, turns it off) and the action
 ``ip-ratelimit-mode`` (``truncate`` or ``drop``); both change at a reload.
 """
@@ -94,6 +97,25 @@ class ClientRateLimit:
         keys = _keys(client)
         if keys is None:
             return False
+        if not self._room(keys, now):
+            self.stats.ratelimited += 1
+            return True
+        return False
+
+    def refusal(self, packet: bytes, client: str, now: float) -> bytes | None:
+        """What a limited query gets: a truncated answer, or None (dropped).
+
+        In ``truncate`` mode the truncated answers are limited too, at the same rate per
+        address: a real client over its limit gets one and retries over TCP, while a
+        flood (from a forged address, most likely) gets at most ``rate`` of them a
+        second and the rest are dropped, so answering it costs little (Knot's ``slip``
+        does this with a fixed share)."""
+        if self.mode != "truncate" or not self._room([(("TC", client), 1)], now):
+            return None
+        return truncated(packet)
+
+    def _room(self, keys: list[tuple[object, int]], now: float) -> bool:
+        """Whether every key has room for one more at ``now``; if so, each is charged."""
         table = self.table
         rate = self.rate
         slots = []
@@ -104,17 +126,12 @@ class ClientRateLimit:
             # Room for one more if it would not end beyond the burst (half a step of slack
             # against rounding: exactly `limit` queries fit in an idle bucket).
             if min(table[first], table[second]) - now > BURST_SECONDS - step / 2:
-                self.stats.ratelimited += 1
-                return True
+                return False
             slots.append((first, second, step))
         for first, second, step in slots:
             table[first] = max(table[first], now) + step
             table[second] = max(table[second], now) + step
-        return False
-
-    def refusal(self, packet: bytes) -> bytes | None:
-        """What a limited query gets: a truncated answer, or None (dropped)."""
-        return truncated(packet) if self.mode == "truncate" else None
+        return True
 
 
 def _keys(client: str) -> list[tuple[object, int]] | None:

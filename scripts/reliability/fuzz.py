@@ -18,7 +18,9 @@ Targets (each checks more than "does not raise"):
               with a fake engine (answers, NXDOMAIN, SERVFAIL, a large TXT that must be
               truncated over UDP), over UDP and TCP, rate limit on: every packet is
               answered or dropped without an exception; an answer has the query's ID and
-              QR=1, parses, and fits the transport (UDP: 512 without EDNS, at most 1232).
+              QR=1, parses, and fits the transport (UDP: 512 without EDNS, at most 1232);
+              the rate limit's truncated answer, when it gives one, has the ID, QR and TC,
+              parses, and is no longer than the query.
 
 Seeds (valid queries and responses built with dnspython) go into the corpus
 directory given, or a temporary one; libFuzzer adds what finds new coverage.  A
@@ -46,6 +48,7 @@ with atheris.instrument_imports(include=["resolver"]):
     from resolver.cache.answers import AnswerCache, question_key
     from resolver.iterate.answer import Answer, FailureKind, servfail
     from resolver.serve.listener import AccessList, Pending, ResolverService
+    from resolver.serve.ratelimit import truncated
     from resolver.wire import (
         CLASS_IN,
         HEADER_SIZE,
@@ -155,6 +158,10 @@ def listener_target() -> Callable[[bytes], None]:
                 if parsed.edns is None:
                     assert len(response) <= 512
         assert not service._in_flight
+        cut = truncated(data)  # what a rate-limited query gets (limits are per second here)
+        if cut is not None:
+            assert cut[:2] == data[:2] and cut[2] & 0x82 == 0x82 and len(cut) <= len(data)
+            assert parse_message(cut).header.tc == 1
 
     return fuzz_listener
 

@@ -108,7 +108,7 @@ class Load:
     def __init__(self, port: int, rate: float, seconds: float) -> None:
         self.port, self.rate, self.seconds = port, rate, seconds
         self.lock = threading.Lock()
-        self.pending: dict[int, tuple[float, str]] = {}
+        self.pending: dict[int, tuple[float, str, bytes]] = {}  # ID -> sent, kind, question
         self.counts: dict[str, dict[str, int]] = {k: {} for k in MIX}
         self.sent = dict.fromkeys(MIX, 0)
         self.lost = dict.fromkeys(MIX, 0)
@@ -137,18 +137,22 @@ class Load:
                 owed -= 1
                 kind = names.pick(udp_kinds)
                 seq = (seq + 1) & 0xFFFF
+                packet = query(names.name(kind), qid=seq)
                 with self.lock:
                     if seq in self.pending:  # an ID still unanswered after a full wrap: lost
                         self.lost[self.pending.pop(seq)[1]] += 1
-                    self.pending[seq] = (time.monotonic(), kind)
+                    self.pending[seq] = (time.monotonic(), kind, packet[12:])
                     self.sent[kind] += 1
-                self.sock.sendto(query(names.name(kind), qid=seq), ("127.0.0.1", self.port))
+                self.sock.sendto(packet, ("127.0.0.1", self.port))
             tick += 1
             time.sleep(max(started + tick * interval - time.monotonic(), 0))
         self.done.set()
 
     def udp_receiver(self) -> None:
+        """Match replies by ID and question; every second, count what waited too long as
+        lost (the scan is once a second, not per reply, so the receiver keeps up)."""
         quiet_since = None
+        next_scan = time.monotonic() + 1.0
         while True:
             try:
                 reply = self.sock.recv(4096)
@@ -158,22 +162,29 @@ class Load:
             if reply:
                 qid = int.from_bytes(reply[:2], "big")
                 with self.lock:
-                    entry = self.pending.pop(qid, None)
-                if entry is not None:
-                    self._count(entry[1], "SERVFAIL" if rcode(reply) == 2 else
-                                "NOERROR" if rcode(reply) == 0 else
-                                "NXDOMAIN" if rcode(reply) == 3 else str(rcode(reply)))  # fmt: skip
-            with self.lock:
-                for qid, (sent, kind) in list(self.pending.items()):
-                    if now - sent > LOST_AFTER:
+                    entry = self.pending.get(qid)
+                    if entry is not None and reply[12 : 12 + len(entry[2])] == entry[2]:
                         del self.pending[qid]
-                        self.lost[kind] += 1
+                    else:
+                        entry = None
+                if entry is not None:
+                    code = rcode(reply)
+                    self._count(entry[1], {0: "NOERROR", 2: "SERVFAIL", 3: "NXDOMAIN"}.get(
+                        code, str(code)))  # fmt: skip
+            if now >= next_scan:
+                next_scan = now + 1.0
+                with self.lock:
+                    for qid, (sent, kind, _question) in list(self.pending.items()):
+                        if now - sent > LOST_AFTER:
+                            del self.pending[qid]
+                            self.lost[kind] += 1
+            with self.lock:
                 empty = not self.pending
             if self.done.is_set() and empty:
                 return
             if self.done.is_set():
                 quiet_since = quiet_since or now
-                if now - quiet_since > LOST_AFTER + 1:
+                if now - quiet_since > LOST_AFTER + 2:
                     return
 
     def tcp_client(self) -> None:
