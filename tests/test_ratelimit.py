@@ -124,6 +124,31 @@ def test_truncated_answer_is_the_question_and_tc() -> None:
     assert truncated(b"\x00\x01\x01\x00\x00\x02" + bytes(6)) is None  # two questions: dropped
 
 
+# Found by the listener fuzzer (scripts/reliability/fuzz.py, -seed=2): a question whose
+# labels add up to more than 255 octets.  question_key reads it (it checks labels, not the
+# name's length), and the truncated answer echoed it: a reply no client could parse.
+FUZZ_LONG_NAME = bytes.fromhex(
+    "74fb012500010000000000003232323232323232323232323232323232323232323232323232323232323232"
+    "3232323232323232323232323232323232323232323232323232323232323232323232323232323232323232"
+    "323232323232000000000000001d32323232323232243232323232323232323271240d000000000000030000"
+    "0000020029ffffffff0000000101010101010101010101010101010101010101010101010101010101010101"
+    "0101010101010108010101010101010101010109010101010101010101750101010101010101010101013004"
+    "010004323232323232323232323232320000000000000000000000000000000029000000000007650078616d"
+    "706c250000020001"
+)
+
+
+def test_a_name_over_255_octets_gets_no_truncated_answer() -> None:
+    assert truncated(FUZZ_LONG_NAME) is None
+    header = b"\x00\x07\x01\x00\x00\x01" + bytes(6)
+    over = b"".join(b"\x3f" + b"a" * 63 for _ in range(4)) + b"\x00"  # 257 octets
+    assert truncated(header + over + b"\x00\x01\x00\x01") is None
+    longest = b"".join(b"\x3f" + b"a" * 63 for _ in range(3)) + b"\x3d" + b"b" * 61 + b"\x00"
+    assert len(longest) == 255
+    reply = truncated(header + longest + b"\x00\x01\x00\x01")
+    assert reply is not None and dns.message.from_wire(reply).flags & dns.flags.TC
+
+
 def test_truncated_answers_are_limited_too() -> None:
     """A real client just over its rate gets TC=1 and retries over TCP; a flood gets at
     most `rate` truncated answers a second, the rest dropped (cheap to handle)."""

@@ -54,6 +54,7 @@ BURST_SECONDS = 1.0  # a level may run this far ahead of its rate: `limit` queri
 # (prefix length, multiple of the rate) per family; Knot's values, its widest levels left out.
 IPV4_LEVELS = ((32, 1), (24, 32))
 IPV6_LEVELS = ((128, 1), (64, 2), (56, 3))
+MAX_NAME = 255  # octets of a name in wire form, RFC 1035 section 3.1
 _OPT_1232 = b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00"  # root name, OPT, 1232, no options
 
 
@@ -61,8 +62,8 @@ def truncated(packet: bytes) -> bytes | None:
     """TC=1 with the question and nothing else (an OPT record if the query had one), or
     None when the question cannot be read without parsing (such a packet is dropped)."""
     key = question_key(packet)
-    if key is None:
-        return None
+    if key is None or key.end - 4 - HEADER_SIZE > MAX_NAME:
+        return None  # question_key reads labels only: a name over 255 octets is not one
     flags = QR | TC | (packet[2] & (OPCODE_MASK | RD))
     header = packet[0:2] + bytes((flags, RA | (packet[3] & CD)))
     question = packet[HEADER_SIZE : key.end]

@@ -27,7 +27,8 @@ from pathlib import Path
 import dns.message
 import dns.rcode
 
-from scripts.reliability.common import Resolver, query, udp_ask
+from resolver.lab.unbound import UnboundProcess, unbound_binary
+from scripts.reliability.common import Resolver, free_port, query, udp_ask
 from scripts.reliability.upstreams import Behaviour, BrokenLab, Role, leaf_zone, root_role
 
 TIME_BUDGET = 10.0  # resolver.iterate.limits.Limits.time_budget
@@ -132,6 +133,41 @@ def settle(resolver: Resolver, timeout: float = 20.0) -> None:
     time.sleep(1.0)
 
 
+def outcomes_table(outcomes: list[Outcome]) -> dict[str, dict[str, float]]:
+    table = {}
+    for zone in BEHAVIOURS:
+        mine = [o for o in outcomes if o.zone == zone]
+        table[zone] = {
+            "asked": len(mine),
+            "noerror_correct": sum(o.rcode == "NOERROR" and o.correct for o in mine),
+            "servfail": sum(o.rcode == "SERVFAIL" for o in mine),
+            "wrong": sum(not o.correct and o.rcode != "LOST" for o in mine),
+            "lost": sum(o.rcode == "LOST" for o in mine),
+            "max_seconds": round(max(o.seconds for o in mine), 2),
+        }
+    return table
+
+
+def ask_all(port: int, names: int) -> list[Outcome]:
+    jobs = [(zone, n) for n in range(names) for zone in BEHAVIOURS]
+    with ThreadPoolExecutor(64) as pool:
+        return list(pool.map(lambda job: ask(port, *job), jobs))
+
+
+def unbound_run(names: int, directory: Path) -> dict[str, object] | None:
+    """The same questions to Unbound on the same servers (no resource counts)."""
+    if unbound_binary() is None:
+        return None
+    with BrokenLab(directory / "lab-unbound", roles()) as lab:
+        hints = lab.write_hints(directory / "hints-unbound")
+        process = UnboundProcess(directory / "unbound", hints, free_port())
+        process.start()
+        try:
+            return {"zones": outcomes_table(ask_all(process.port, names))}
+        finally:
+            process.stop()
+
+
 def run(names: int, directory: Path) -> dict[str, object]:
     with BrokenLab(directory / "lab", roles()) as lab:
         hints = lab.write_hints(directory / "hints")
@@ -151,18 +187,7 @@ def run(names: int, directory: Path) -> dict[str, object]:
             after = resources(resolver)
             upstream = lab.counts.total()
             status = resolver.stop()
-    table = {}
-    for zone in BEHAVIOURS:
-        mine = [o for o in outcomes if o.zone == zone]
-        table[zone] = {
-            "asked": len(mine),
-            "noerror_correct": sum(o.rcode == "NOERROR" and o.correct for o in mine),
-            "servfail": sum(o.rcode == "SERVFAIL" for o in mine),
-            "wrong": sum(not o.correct and o.rcode != "LOST" for o in mine),
-            "lost": sum(o.rcode == "LOST" for o in mine),
-            "max_seconds": round(max(o.seconds for o in mine), 2),
-        }
-    return {"zones": table, "idle": idle, "busy": busy, "after": after,
+    return {"zones": outcomes_table(outcomes), "idle": idle, "busy": busy, "after": after,
             "duration": round(duration, 1), "upstream_queries": upstream,
             "exit_status": status}  # fmt: skip
 
@@ -195,9 +220,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--names", type=int, default=40, help="questions per zone")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    parser.add_argument("--unbound", action="store_true", help="then ask Unbound the same")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="broken-") as tmp:
         result = run(args.names, Path(tmp))
+        if args.unbound:
+            result["unbound"] = unbound_run(args.names, Path(tmp))
     print(json.dumps(result, indent=1) if args.json else markdown(result))
     zones = result["zones"]
     assert isinstance(zones, dict)

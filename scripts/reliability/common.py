@@ -62,14 +62,22 @@ class Resolver:
         upstream_port: int,
         *flags: str,
         port: int | None = None,
+        max_in_flight: int | None = None,
     ) -> None:
+        """``max_in_flight`` replaces resolver.serve.listener.MAX_IN_FLIGHT in the process
+        (it has no option: a test of the overload path needs a bound it can reach)."""
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self.port = port or free_port()
         self.control = directory / "control.sock"
         self.log_path = directory / "resolver.log"
+        start = ["-m", "resolver"]
+        if max_in_flight is not None:
+            start = ["-c", "import sys, resolver.serve.listener as listener; "
+                     f"listener.MAX_IN_FLIGHT = {int(max_in_flight)}; "
+                     "from resolver.serve.cli import main; sys.exit(main(sys.argv[1:]))"]
         self.command = [
-            sys.executable, "-m", "resolver", "--port", str(self.port),
+            sys.executable, *start, "--port", str(self.port),
             "--root-hints", str(hints), "--upstream-port", str(upstream_port),
             "--log-format", "json", "--control-socket", str(self.control), *flags,
         ]  # fmt: skip
