@@ -112,13 +112,11 @@ def test_plain_query_key_and_udp_size() -> None:
     assert key.key.endswith(b"\x00")  # no EDNS, no DO, no AD
 
 
-def test_do_and_ad_make_keys_of_their_own_and_cd_takes_the_normal_path() -> None:
-    plain = question_key(query(edns=0))
-    dnssec = question_key(query(edns=0, want_dnssec=True))
-    ad = question_key(query(ad=True))
-    assert plain is not None and dnssec is not None and ad is not None
-    assert len({plain.key, dnssec.key, ad.key}) == 3
-    assert question_key(query(cd=True)) is None
+def test_do_ad_and_cd_make_keys_of_their_own() -> None:
+    keys = [question_key(query(edns=0)), question_key(query(edns=0, want_dnssec=True)),
+            question_key(query(ad=True)), question_key(query(cd=True))]  # fmt: skip
+    assert all(key is not None for key in keys)
+    assert len({key.key for key in keys if key is not None}) == 4
 
 
 @pytest.mark.parametrize(("payload", "size"), [(4096, UDP_MAX), (1232, 1232), (1000, 1000),
@@ -307,8 +305,9 @@ def test_id_rd_and_question_case_come_from_the_new_query() -> None:
     clock = FakeClock()
     cache = AnswerCache(clock=clock)
     stored(cache, query("www.example.com.", qid=1, rd=True, cd=False), WWW_A)
-    # CD=1 (the client validates itself) takes the normal path: its answer is not validated.
-    assert question_key(query("www.example.com.", qid=2, rd=True, cd=True)) is None
+    # CD=1 (the client validates itself) has a key of its own: its answer is not validated.
+    cd_key = question_key(query("www.example.com.", qid=2, rd=True, cd=True))
+    assert cd_key is not None and cache.answer(cd_key, query(qid=2, cd=True)) is None
     packet = query("WwW.ExAmple.COM.", qid=0xBEEF, rd=False, cd=False)
     key = question_key(packet)
     assert key is not None

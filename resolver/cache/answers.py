@@ -55,7 +55,7 @@ class QuestionKey(dataobject, fast_new=True):
     udp_size: int  # the largest UDP answer this client takes
 
 
-_EDNS_KEY, _DO_KEY, _AD_KEY = 1, 2, 4  # the bits of a key's last byte
+EDNS_KEY, DO_KEY, AD_KEY, CD_KEY = 1, 2, 4, 8  # the bits of a key's last byte
 
 
 def question_key(packet: bytes) -> QuestionKey | None:
@@ -64,17 +64,16 @@ def question_key(packet: bytes) -> QuestionKey | None:
     The key is the question in wire form with ASCII case folded, plus one byte
     saying what else shapes the answer: whether the client used EDNS (its answer
     carries an OPT record), set DO (its answer carries RRSIGs and proofs, RFC 4035
-    section 3.2.1) or set AD (it gets AD=1 for a validated answer, RFC 6840 section
-    5.7).  Queries with CD set take the normal path: their answers are not validated.
+    section 3.2.1), set AD (it gets AD=1 for a validated answer, RFC 6840 section
+    5.7) or set CD (its answer is not validated, RFC 4035 section 3.2.2).
     """
     if (
         len(packet) < HEADER_SIZE + 5
         or packet[2] & (QR | OPCODE_MASK | TC)
-        or packet[3] & CD
         or packet[4:10] != _QUERY_COUNTS
     ):
-        return None  # QR, opcode, TC or CD set; or not exactly one question alone
-    ad = _AD_KEY if packet[3] & AD else 0
+        return None  # QR, opcode or TC set; or not exactly one question alone
+    flags = (AD_KEY if packet[3] & AD else 0) | (CD_KEY if packet[3] & CD else 0)
     arcount = packet[10] << 8 | packet[11]
     pos = HEADER_SIZE
     limit = len(packet)
@@ -93,7 +92,7 @@ def question_key(packet: bytes) -> QuestionKey | None:
     # (type 65, HTTPS, must not share a key with type 97).
     question = packet[HEADER_SIZE : pos + 1].lower() + packet[pos + 1 : end]
     if arcount == 0 and rest == 0:
-        return QuestionKey(question + bytes((ad,)), end, UDP_PLAIN)
+        return QuestionKey(question + bytes((flags,)), end, UDP_PLAIN)
     if arcount == 1 and rest >= 11 and packet[end : end + 3] == b"\x00\x00\x29":
         # One OPT record.  Its options (a DNS cookie, RFC 7873, say) are ignored, as the
         # normal path does: we implement none of them.  Version above 0 gets BADVERS there.
@@ -101,8 +100,8 @@ def question_key(packet: bytes) -> QuestionKey | None:
             return None
         payload = _U16.unpack_from(packet, end + 3)[0]
         size = min(max(payload, UDP_PLAIN), EDNS_PAYLOAD)
-        dnssec_ok = _DO_KEY if packet[end + 7] & 0x80 else 0  # RFC 3225: the OPT TTL's DO
-        return QuestionKey(question + bytes((_EDNS_KEY | dnssec_ok | ad,)), end, size)
+        dnssec_ok = DO_KEY if packet[end + 7] & 0x80 else 0  # RFC 3225: the OPT TTL's DO
+        return QuestionKey(question + bytes((EDNS_KEY | dnssec_ok | flags,)), end, size)
     return None
 
 

@@ -41,6 +41,7 @@ from typing import Any, NoReturn
 from resolver.dnssec import TrustAnchorError, TrustAnchors, load_trust_anchors, root_trust_anchors
 from resolver.iterate.hints import DEFAULT_HINTS
 from resolver.local import LocalSources, LocalZones, load_local_zones
+from resolver.serve.ratelimit import MODES as RATELIMIT_MODES
 from resolver.serve.sections import (
     DelegatedZone,
     default_zone_name,
@@ -72,6 +73,12 @@ def _port(value: int) -> int:
 def _positive(value: int) -> int:
     if value < 1:
         raise ValueError(f"must be at least 1, not {value}")
+    return value
+
+
+def _not_negative(value: int) -> int:
+    if value < 0:
+        raise ValueError(f"must be 0 or more, not {value}")
     return value
 
 
@@ -193,6 +200,12 @@ OPTIONS: tuple[Option, ...] = (
            f"'{OFF}': no control socket)", _socket_path, metavar="PATH"),
     Option("metrics", str, "serve Prometheus metrics at http://ADDR:PORT/metrics (default "
            "off)", _endpoint, metavar="ADDR:PORT"),
+    Option("ip-ratelimit", int, "UDP queries per second per client address (its /24, or IPv6 "
+           "/64 and /56, get a multiple); over it, ip-ratelimit-mode applies (default 0: off)",
+           _not_negative, metavar="QPS", reloadable=True),
+    Option("ip-ratelimit-mode", str, "what a UDP query over ip-ratelimit gets: a truncated "
+           "answer (TC=1: a real client retries over TCP, which is not limited) or nothing",
+           choices=RATELIMIT_MODES, reloadable=True),
 )  # fmt: skip
 BY_KEY: Mapping[str, Option] = {option.key: option for option in OPTIONS}
 
@@ -233,6 +246,8 @@ class Settings:
     workers: int = 1
     control_socket: str | None = None  # None: the default place; OFF: none
     metrics: str | None = None  # ADDR:PORT, or None: off
+    ip_ratelimit: int = 0  # queries per second per client address; 0: off
+    ip_ratelimit_mode: str = "truncate"
     config: Path | None = None  # the file they were read from, read again at a reload
     sections: Mapping[str, object] = field(default_factory=dict, hash=False)
     # The local zones these settings describe, read by load_settings (not compared: a

@@ -43,6 +43,7 @@ from resolver.cache.answers import AnswerCache, QuestionKey, question_key
 from resolver.cache.records import Security
 from resolver.iterate.answer import Answer, FailureKind, servfail
 from resolver.iterate.engine import IterativeEngine
+from resolver.serve.ratelimit import ClientRateLimit
 from resolver.serve.responses import EdeCode, failure_error, fit_udp, make_response
 from resolver.serve.stats import ServiceStats
 from resolver.wire import (
@@ -158,6 +159,7 @@ class ResolverService:
         self.query_log = query_log
         self.clock = clock
         self.stats = stats or ServiceStats()
+        self.ratelimit = ClientRateLimit(stats=self.stats)  # off until configured (ip-ratelimit)
         self._in_flight: dict[tuple[str, int, bool], asyncio.Task[Answer]] = {}
 
     @property
@@ -175,6 +177,8 @@ class ResolverService:
             log.warning("bad_query", client=client, problem=problem + ", not answered")
             self.stats.dropped += 1
             return None
+        if transport == "udp" and self.ratelimit.limited(client, started):
+            return self.ratelimit.refusal(packet, client, started)  # TC=1 or nothing (not TCP)
         # Access first: a client outside --allow is not answered (nor logged) from the cache.
         allowed = self.access.allows(client)
         key = question_key(packet) if allowed else None

@@ -126,6 +126,7 @@ class Runtime:
         if (new.min_ttl, new.max_ttl) != (old.min_ttl, old.max_ttl):
             self.records.min_ttl, self.records.max_ttl = new.min_ttl, new.max_ttl
             self.answers.clear()  # its TTLs were clamped with the old bounds
+        self.service.ratelimit.configure(new.ip_ratelimit, new.ip_ratelimit_mode)
         if new.cache_size != old.cache_size:
             self.records.resize(new.cache_size)
             self.answers.resize(new.cache_size)
@@ -209,6 +210,7 @@ def build_service(
     service = ResolverService(
         engine, answers, AccessList(settings.allow), query_log=settings.query_log, stats=stats
     )
+    service.ratelimit.configure(settings.ip_ratelimit, settings.ip_ratelimit_mode)
     runtime = Runtime(settings, flags or {}, stats, records, answers, engine, service)
     runtime.reload_hooks.append(zones_hook(runtime))
     return runtime

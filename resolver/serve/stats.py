@@ -14,7 +14,9 @@ and the transport know nothing of it.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
+import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -33,6 +35,7 @@ LATENCY_BOUNDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 METRICS: dict[str, tuple[str, str]] = {
     "queries": ("counter", "Client queries answered, by query type, RCODE and transport"),
     "queries_dropped": ("counter", "Client packets dropped unanswered (too short, or a response)"),
+    "queries_ratelimited": ("counter", "UDP queries over their client's ip-ratelimit"),
     "cache_hits": ("counter", "Cache lookups that found a live entry, by cache"),
     "cache_misses": ("counter", "Cache lookups that found nothing live, by cache"),
     "cache_evictions": ("counter", "Entries evicted to stay within the cache size, by cache"),
@@ -45,6 +48,8 @@ METRICS: dict[str, tuple[str, str]] = {
     "answer_duration_seconds": ("histogram", "Time from a query's arrival to its answer"),
     "reloads": ("counter", "Configuration reloads, by result"),
     "processes": ("gauge", "Processes answering (--workers)"),
+    "tasks": ("gauge", "asyncio tasks alive (a leak shows here first)"),
+    "open_descriptors": ("gauge", "File descriptors open (sockets included)"),
 }
 
 _KNOWN_TYPES = {int(t): t.name for t in RRType}
@@ -62,6 +67,7 @@ class ServiceStats:
     def __init__(self) -> None:
         self.queries: dict[tuple[int, int, str], int] = {}  # (qtype, rcode, transport)
         self.dropped = 0
+        self.ratelimited = 0  # counted by resolver.serve.ratelimit
         self.latency = [0] * (len(LATENCY_BOUNDS) + 1)  # the last bucket: above every bound
         self.latency_sum = 0.0
         self.upstream_queries = 0
@@ -83,6 +89,7 @@ class ServiceStats:
                       ("transport", transport))  # fmt: skip
             out.append(("queries", labels, count))
         out.append(("queries_dropped", (), self.dropped))
+        out.append(("queries_ratelimited", (), self.ratelimited))
         cumulative = 0
         for bound, count in zip((*LATENCY_BOUNDS, float("inf")), self.latency, strict=True):
             cumulative += count
@@ -98,7 +105,22 @@ class ServiceStats:
         for result, count in self.reloads.items():
             out.append(("reloads", (("result", result),), count))
         out.append(("processes", (), 1))
+        out.extend(process_samples())
         return out
+
+
+def process_samples() -> list[Sample]:
+    """Tasks and descriptors of this process: after a load, both must return to where they
+    were when it was idle (docs/reliability.md counts them this way)."""
+    try:
+        tasks = len(asyncio.all_tasks())
+    except RuntimeError:  # no running loop (a test calling samples() directly)
+        tasks = 0
+    try:
+        descriptors = len(os.listdir("/proc/self/fd")) - 1  # less the one listdir opened
+    except OSError:  # no /proc (not Linux)
+        descriptors = 0
+    return [("tasks", (), tasks), ("open_descriptors", (), descriptors)]
 
 
 class CountingNetwork:

@@ -1,0 +1,153 @@
+"""Per-client query rate limits over UDP, as Unbound's ``ip-ratelimit`` and Knot's RRL.
+
+A UDP query's source address can be forged, and a resolver that answers every
+packet is a tool for reflection floods; a single client sending without pause can
+also take the whole service for itself.  Over the limit, a client gets either a
+truncated answer (TC=1, no records, no larger than its query: a real client
+retries over TCP, which proves its address and is never limited here) or
+nothing at all.
+
+What is counted, and where (Knot DNS's ``mod-rrl`` and Knot Resolver's
+``rate-limiting``, whose prefixes and multipliers these are):
+
+- the client's address and its networks, each with its own limit:
+  IPv4 /32 at ``rate``, /24 at 32 times ``rate``; IPv6 /128 at ``rate``,
+  /64 at 2 times, /56 at 3 times.  A query is answered only if every level
+  has room, and only an answered query is charged (to every level), so a
+  flooder's dropped packets do not hold its neighbours down further;
+- each level is a GCRA bucket (the "virtual scheduling" form of a token bucket,
+  RFC 2698's idea with one number per bucket): a *theoretical arrival time*
+  that moves ``1/limit`` seconds later with every answered query.  A query is
+  over the limit when answering it would put that time more than one second
+  ahead of now (the burst: ``limit`` queries at once);
+- the buckets live in one fixed array of ``TABLE_SIZE`` doubles (1 MiB),
+  whatever the number of clients: a key is hashed to two slots and its time is
+  the earlier of the two (a count-min sketch, as Knot's KRU), so a well-behaved
+  client that shares one slot with a flooder is still answered unless both of
+  its slots are shared.  Python's string hash is salted per process, so an
+  attacker cannot choose addresses that collide with a victim's.
+
+Checked before the cache (as Unbound: "IP ratelimiting happens before looking in
+the cache"), so a flood of one cached name is limited as well.  The truncated
+answers are themselves limited to ``rate`` a second per address (see
+:meth:`ClientRateLimit.refusal`): beyond that a flood's packets are dropped, the
+cheapest thing to do with them.  The rate is
+``ip-ratelimit`` (0, the default, turns it off) and the action
+``ip-ratelimit-mode`` (``truncate`` or ``drop``); both change at a reload.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from array import array
+
+from resolver.cache.answers import EDNS_KEY, question_key
+from resolver.serve.stats import ServiceStats
+from resolver.wire import HEADER_SIZE
+from resolver.wire.header import CD, OPCODE_MASK, QR, RA, RD, TC
+
+MODES = ("truncate", "drop")
+TABLE_SIZE = 1 << 17  # slots (doubles): 1 MiB, shared by every prefix level
+_MASK = TABLE_SIZE - 1
+BURST_SECONDS = 1.0  # a level may run this far ahead of its rate: `limit` queries at once
+
+# (prefix length, multiple of the rate) per family; Knot's values, its widest levels left out.
+IPV4_LEVELS = ((32, 1), (24, 32))
+IPV6_LEVELS = ((128, 1), (64, 2), (56, 3))
+MAX_NAME = 255  # octets of a name in wire form, RFC 1035 section 3.1
+_OPT_1232 = b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00"  # root name, OPT, 1232, no options
+
+
+def truncated(packet: bytes) -> bytes | None:
+    """TC=1 with the question and nothing else (an OPT record if the query had one), or
+    None when the question cannot be read without parsing (such a packet is dropped)."""
+    key = question_key(packet)
+    if key is None or key.end - 4 - HEADER_SIZE > MAX_NAME:
+        return None  # question_key reads labels only: a name over 255 octets is not one
+    flags = QR | TC | (packet[2] & (OPCODE_MASK | RD))
+    header = packet[0:2] + bytes((flags, RA | (packet[3] & CD)))
+    question = packet[HEADER_SIZE : key.end]
+    if key.key[-1] & EDNS_KEY:
+        return header + b"\x00\x01\x00\x00\x00\x00\x00\x01" + question + _OPT_1232
+    return header + b"\x00\x01\x00\x00\x00\x00\x00\x00" + question
+
+
+class ClientRateLimit:
+    """Queries per second per client address and network; ``rate`` 0 turns it off."""
+
+    def __init__(
+        self, rate: int = 0, mode: str = "truncate", stats: ServiceStats | None = None
+    ) -> None:
+        self.table = array("d", bytes(8 * TABLE_SIZE))  # theoretical arrival times
+        self.rate = 0
+        self.mode = mode
+        self.stats = stats or ServiceStats()  # counts the queries it limits
+        self.configure(rate, mode)
+
+    def configure(self, rate: int, mode: str) -> None:
+        """A new rate and mode (a reload); the table is kept."""
+        if rate < 0 or mode not in MODES:
+            raise ValueError(f"rate {rate} / mode {mode!r}: a rate >= 0 and one of {MODES}")
+        self.rate, self.mode = rate, mode
+
+    def limited(self, client: str, now: float) -> bool:
+        """True when ``client`` is over its limit at ``now`` (monotonic seconds); an
+        answered query is charged.  Off (rate 0) is always False."""
+        if not self.rate:
+            return False
+        keys = _keys(client)
+        if keys is None:
+            return False
+        if not self._room(keys, now):
+            self.stats.ratelimited += 1
+            return True
+        return False
+
+    def refusal(self, packet: bytes, client: str, now: float) -> bytes | None:
+        """What a limited query gets: a truncated answer, or None (dropped).
+
+        In ``truncate`` mode the truncated answers are limited too, at the same rate per
+        address: a real client over its limit gets one and retries over TCP, while a
+        flood (from a forged address, most likely) gets at most ``rate`` of them a
+        second and the rest are dropped, so answering it costs little (Knot's ``slip``
+        does this with a fixed share)."""
+        if self.mode != "truncate" or not self._room([(("TC", client), 1)], now):
+            return None
+        return truncated(packet)
+
+    def _room(self, keys: list[tuple[object, int]], now: float) -> bool:
+        """Whether every key has room for one more at ``now``; if so, each is charged."""
+        table = self.table
+        rate = self.rate
+        slots = []
+        for key, multiple in keys:
+            h = hash(key)
+            first, second = h & _MASK, (h >> 20) & _MASK
+            step = 1.0 / (rate * multiple)
+            # Room for one more if it would not end beyond the burst (half a step of slack
+            # against rounding: exactly `limit` queries fit in an idle bucket).
+            if min(table[first], table[second]) - now > BURST_SECONDS - step / 2:
+                return False
+            slots.append((first, second, step))
+        for first, second, step in slots:
+            table[first] = max(table[first], now) + step
+            table[second] = max(table[second], now) + step
+        return True
+
+
+def _keys(client: str) -> list[tuple[object, int]] | None:
+    """(hashable key, rate multiple) for each prefix level of an address; None if it is
+    not an address (nothing to limit by)."""
+    if ":" not in client:
+        cut = client.rfind(".")
+        if cut < 0:
+            return None
+        return [(client, IPV4_LEVELS[0][1]), ((client[:cut], 24), IPV4_LEVELS[1][1])]
+    try:
+        address = ipaddress.IPv6Address(client.split("%", 1)[0])
+    except ValueError:
+        return None
+    if address.ipv4_mapped is not None:
+        return _keys(str(address.ipv4_mapped))
+    packed = address.packed
+    return [((packed[: bits // 8], bits), multiple) for bits, multiple in IPV6_LEVELS]
