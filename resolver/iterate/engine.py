@@ -43,7 +43,7 @@ from resolver.iterate.remember import clamped, recall
 from resolver.iterate.resolution import Resolution
 from resolver.iterate.servers import ServerSelection
 from resolver.iterate.trust import TrustCache
-from resolver.iterate.validation import Validator
+from resolver.iterate.validation import Validator, sentinel
 from resolver.iterate.zonecut import AddressPolicy, CutFinder
 from resolver.local.zones import LocalAnswer, LocalZones
 from resolver.net.contract import ExchangeFailed, Failure, Network, Reply
@@ -74,6 +74,7 @@ class IterativeEngine:
         zones: ConfiguredZones | None = None,
         local: LocalZones | None = None,
         trust_anchors: TrustAnchors | None = None,
+        priming: bool = True,
     ) -> None:
         """``addresses`` says which upstream addresses may be used (default: IPv4, and
         loopback only when the root hints are on loopback, that is, in a lab).  ``local``
@@ -97,6 +98,7 @@ class IterativeEngine:
             clock,
             qname_minimisation,
             Validator(TrustCache(trust_anchors, clock), clock) if trust_anchors else None,
+            priming,
         )
         self._in_flight: dict[ExchangeKey, asyncio.Future[Reply | ExchangeFailed]] = {}
 
@@ -116,7 +118,9 @@ class IterativeEngine:
         """
         local = self.local.lookup(qname, qtype) if self.local else None
         if local is None:
-            return await self._walk(qname, qtype, checking_disabled)
+            answer = await self._walk(qname, qtype, checking_disabled)
+            validator = self.env.validator
+            return sentinel(qname, qtype, answer, validator.trust.anchors) if validator else answer
         if local.follow is None:
             return _local_answer(qname, local)
         return _after_local(local, await self._walk(local.follow, qtype, checking_disabled))

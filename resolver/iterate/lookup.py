@@ -109,6 +109,7 @@ class Environment:
         clock: Callable[[], float],
         qname_minimisation: bool,
         validator: Validator | None = None,
+        priming: bool = True,
     ) -> None:
         self.cache = cache
         self.finder = finder
@@ -119,6 +120,7 @@ class Environment:
         self.clock = clock
         self.qname_minimisation = qname_minimisation
         self.validator = validator  # None: no DNSSEC validation
+        self.priming = priming  # learn the root's NS set from the root first (RFC 8109)
 
 
 class Exchange(dataobject, fast_new=True):
@@ -223,7 +225,7 @@ class Lookup:
 
     def _find_cut(self) -> Lookup | None:
         cut = self.env.finder.closest(self._target(), self.passed_over, self.forwarding)
-        if cut.source is CutSource.HINTS and not self.budget.primed:
+        if cut.source is CutSource.HINTS and self.env.priming and not self.budget.primed:
             # RFC 8109: learn the root's NS set and addresses from the root itself before
             # using the hints, then look at the cache again (it may hold the answer now).
             self.budget.primed = True
@@ -392,7 +394,7 @@ class Lookup:
         if step.referral is not None:
             self._descend(step.referral)
             return
-        if self.validating:
+        if self.env.validator is not None:  # DO=1 upstream: RRSIGs to keep (even for CD=1)
             self._note_security(step)
         if step.kind == Kind.CNAME:
             self._follow(step)
@@ -450,7 +452,9 @@ class Lookup:
 
     def _note_security(self, step: Classified) -> None:
         """The answer is as secure as its least secure part; keep the RRSIGs for DO=1."""
-        if step.security == Security.BOGUS or self.security == Security.BOGUS:
+        if not self.validating:
+            pass  # checking disabled: the answer stays unchecked
+        elif step.security == Security.BOGUS or self.security == Security.BOGUS:
             self.security = Security.BOGUS
         elif step.security != Security.SECURE:
             self.security = Security.INSECURE
@@ -551,7 +555,7 @@ class Lookup:
         else:
             self.answer = Answer(Rcode.NOERROR, chain, [])
         self.answer.security = self.security
-        if self.validating:
+        if self.env.validator is not None:
             self.answer.sigs = covering(self.sigs, chain)
             # Negative answers carry their proof; a wildcard expansion its proof that the
             # name itself does not exist (RFC 4035 section 3.1.3.3).

@@ -37,6 +37,8 @@ from resolver.dnssec import (
     DenialStatus,
     KeyStatus,
     SigStatus,
+    TrustAnchors,
+    key_tag,
     prove_no_ds,
     prove_nodata,
     prove_nxdomain,
@@ -44,13 +46,13 @@ from resolver.dnssec import (
     validate_dnskeys,
     verify_rrset,
 )
-from resolver.iterate.answer import Answer
+from resolver.iterate.answer import Answer, FailureKind, servfail
 from resolver.iterate.classify import Classified, Kind, synthesised
 from resolver.iterate.remember import rrsets
 from resolver.iterate.trust import TrustCache
 from resolver.wire import ResourceRecord, RRType
 from resolver.wire.names import is_subdomain, name_key
-from resolver.wire.rdata import RRSIG
+from resolver.wire.rdata import DNSKEY, DS, RRSIG
 
 # RFC 8914 section 4 INFO-CODEs for what went wrong.
 DNSSEC_BOGUS, SIGNATURE_EXPIRED, SIGNATURE_NOT_YET_VALID = 6, 7, 8
@@ -337,3 +339,38 @@ def _why(answer: Answer | None, default: str) -> str:
     if answer is not None and answer.failure is not None:
         return f"{default}: {answer.failure.text}"
     return default
+
+
+SENTINEL_IS_TA = "root-key-sentinel-is-ta-"
+SENTINEL_NOT_TA = "root-key-sentinel-not-ta-"
+
+
+def sentinel(qname: str, qtype: int, answer: Answer, anchors: TrustAnchors) -> Answer:
+    """RFC 8509: a validated A or AAAA answer for ``root-key-sentinel-is-ta-NNNNN.<...>`` is
+    SERVFAIL when NNNNN is not the key tag of a root trust anchor, and one for
+    ``...-not-ta-NNNNN`` when it is: so a client can tell which root keys its resolver
+    trusts (section 3.2; other types are answered as they are)."""
+    label = qname.split(".", 1)[0].lower()
+    if (
+        qtype not in (RRType.A, RRType.AAAA)
+        or answer.security != Security.SECURE
+        or not label.startswith("root-key-sentinel-")
+    ):
+        return answer
+    for prefix, wanted in ((SENTINEL_IS_TA, True), (SENTINEL_NOT_TA, False)):
+        tag = label[len(prefix) :]
+        known = label.startswith(prefix) and len(tag) == 5 and tag.isdigit()
+        if known and (int(tag) in _root_key_tags(anchors)) != wanted:
+            return servfail(FailureKind.DNSSEC_BOGUS, f"key sentinel: {label}")
+    return answer
+
+
+def _root_key_tags(anchors: TrustAnchors) -> set[int]:
+    tags = set()
+    for rr in anchors.for_zone("."):
+        rdata = rr.rdata
+        if isinstance(rdata, DS):
+            tags.add(rdata.key_tag)
+        elif isinstance(rdata, DNSKEY):
+            tags.add(key_tag(rdata))
+    return tags

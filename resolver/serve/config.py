@@ -167,6 +167,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("ipv6-only", bool, "query upstream servers over IPv6 only"),
     Option("qname-minimisation", bool, "ask each server only for the next label of the name "
            "(RFC 9156; default on)", reloadable=True),
+    Option("priming", bool, "learn the root's name servers from the root itself before the "
+           "first walk and when they expire (RFC 8109; default on; off for test harnesses "
+           "that do not script it)"),
     Option("dnssec", bool, "validate answers with DNSSEC (RFC 4033-4035; default on, from the "
            "root KSKs shipped with the package, or from --trust-anchor-file)"),
     Option("trust-anchor-file", str, "DS or DNSKEY records (master-file lines) to validate "
@@ -232,6 +235,7 @@ class Settings:
     ipv4_only: bool = False
     ipv6_only: bool = False
     qname_minimisation: bool = True
+    priming: bool = True
     dnssec: bool = True
     trust_anchor_file: str | None = None
     cache_size: int = 100_000

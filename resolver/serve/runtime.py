@@ -205,6 +205,7 @@ def build_service(
         zones=configured_zones(settings),
         local=local_zones(settings),
         trust_anchors=settings.anchors,
+        priming=settings.priming,
     )
     answers = AnswerCache(settings.cache_size)
     service = ResolverService(
