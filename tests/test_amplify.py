@@ -45,13 +45,6 @@ def test_nxns_plain_delegation_is_bounded(setup: tuple[BrokenLab, Resolver]) -> 
     assert result["upstream_per_question"] <= Limits().max_upstream_queries
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="nested glueless delegations multiply the per-cut limit (4 name servers per cut, "
-    "sub-lookups 3 deep): 32 victim queries per question where Unbound 1.17 sends 7.6: it "
-    "stops after 5 NXDOMAIN answers to name-server lookups per question (MAX_TARGET_NX). "
-    "Lead: a per-question count of NXDOMAIN name-server lookups in iterate/limits.py",
-)
 def test_nxns_nested_delegation_costs_no_more_than_unbound(
     setup: tuple[BrokenLab, Resolver],
 ) -> None:

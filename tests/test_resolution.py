@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from resolver.iterate.lookup import Exchange
+from resolver.iterate.plan import Exchange
 from resolver.iterate.resolution import Resolution
 from resolver.net.contract import ExchangeFailed, Reply
 from resolver.wire import Rcode, RRType, parse_message

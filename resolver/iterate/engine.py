@@ -38,7 +38,7 @@ from resolver.iterate.events import LogObserver, Observer, wants_every_hop
 from resolver.iterate.forwarding import ConfiguredZones
 from resolver.iterate.hints import RootHints
 from resolver.iterate.limits import Limit, Limits
-from resolver.iterate.lookup import Environment, Exchange
+from resolver.iterate.plan import Environment, Exchange
 from resolver.iterate.remember import clamped, recall
 from resolver.iterate.resolution import Resolution
 from resolver.iterate.servers import ServerSelection

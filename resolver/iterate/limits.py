@@ -23,6 +23,9 @@ class Limits:
     max_cname_chain: int = 11  # Unbound's max-query-restarts
     max_sublookup_depth: int = 3  # NS name lookups nested inside NS name lookups
     max_glueless_per_cut: int = 4  # NS names without glue resolved for one zone cut
+    # Name server lookups that may end in NXDOMAIN per question before no more are tried
+    # (Unbound's MAX_TARGET_NX): names that do not exist are the NXNSAttack's currency.
+    max_nxdomain_targets: int = 5
     time_budget: float = 10.0  # seconds per client question
     # QNAME minimisation (RFC 9156 section 2.3, Unbound's MAX_MINIMISE_COUNT and
     # MINIMISE_ONE_LAB): at most this many minimised queries per lookup, the first
@@ -41,6 +44,7 @@ class Limit(Enum):
     CNAME_LOOP = "CNAME loop"
     SUBLOOKUP_DEPTH = "sub-lookup depth"
     DELEGATION_LOOP = "delegation loop"
+    NXDOMAIN_TARGETS = "name servers that do not exist"
 
 
 class LimitExceeded(Exception):
@@ -62,6 +66,7 @@ class ResolutionBudget:
         self.limits_hit: list[Limit] = []  # bounds that cut a sub-lookup short, for the reason
         self.primed = False  # the root was primed once for this question (RFC 8109)
         self.checking_disabled = False  # CD=1: the client validates itself (RFC 4035 3.2.2)
+        self.nxdomain_targets = 0  # name server lookups that ended in NXDOMAIN
 
     def spend_query(self) -> None:
         if self.queries >= self.limits.max_upstream_queries:

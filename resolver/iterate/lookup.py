@@ -28,116 +28,29 @@ reached; the replies to those questions steer the walk the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from enum import Enum, auto
-
-from recordclass import dataobject
-
-from resolver.cache.records import RecordCache, Security
+from resolver.cache.records import Security
 from resolver.iterate.answer import Answer, FailureKind, servfail
 from resolver.iterate.classify import Classified, Kind, Referral, classify, classify_forwarded
-from resolver.iterate.events import Observer
-from resolver.iterate.limits import Limit, LimitExceeded, Limits, ResolutionBudget
+from resolver.iterate.limits import Limit, LimitExceeded, ResolutionBudget
 from resolver.iterate.minimise import Minimiser
+from resolver.iterate.plan import Environment, Exchange, Pending, Purpose, Step, Waiting
 from resolver.iterate.remember import (
     clamped,
     covering,
+    holds_dname,
     hop_details,
+    once,
     recall,
     remember,
     remember_secure,
 )
-from resolver.iterate.servers import ServerRound, ServerSelection
-from resolver.iterate.validation import NeedDS, NeedKeys, Validator, learn
-from resolver.iterate.zonecut import CutFinder, CutSource, ZoneCut
+from resolver.iterate.servers import ServerRound
+from resolver.iterate.validation import NeedDS, NeedKeys, learn
+from resolver.iterate.zonecut import CutSource, ZoneCut
 from resolver.net.contract import ExchangeFailed, Failure, Reply
 from resolver.wire import Rcode, ResourceRecord, RRType
 from resolver.wire.names import ROOT, is_subdomain, label_count, name_key, parent
-from resolver.wire.rdata import AAAA, NSEC, A
-
-
-class Step(Enum):
-    CHECK_CACHE = auto()
-    FIND_CUT = auto()
-    ASK = auto()
-    WAIT_REPLY = auto()
-    JUDGE = auto()
-    WAIT_LOOKUP = auto()
-    DONE = auto()
-
-
-class Purpose(Enum):
-    """Why a lookup is in the plan."""
-
-    QUESTION = "question"  # the client's question
-    NS_ADDRESS = "glueless"  # the address of a name server that came without glue
-    PRIMING = "priming"  # the root's NS set and addresses, from the root (RFC 8109)
-    KEYS = "keys"  # a signer zone's DNSKEY RRset, for validation
-    DS = "ds"  # a zone's DS RRset (or the proof it has none): is it signed?
-
-
-class Waiting(dataobject, fast_new=True):
-    """The sub-lookup a lookup waits for, and for what."""
-
-    purpose: Purpose
-    name: str = ""
-    rrtype: int = 0
-
-
-class Pending(dataobject, fast_new=True):
-    """A reply (or recalled data) waiting to be judged, with what it answered."""
-
-    step: Classified
-    qname: str
-    qtype: int
-    zone: str
-    fresh: bool  # from the network (to be cached), not from the cache
-    address: str = ""  # the server that sent it, when fresh
-
-
-class Environment:
-    """What every lookup of an engine shares: the cache, the cuts, the servers, the rules."""
-
-    def __init__(
-        self,
-        cache: RecordCache,
-        finder: CutFinder,
-        selection: ServerSelection,
-        limits: Limits,
-        observer: Observer,
-        report_hops: bool,
-        clock: Callable[[], float],
-        qname_minimisation: bool,
-        validator: Validator | None = None,
-        priming: bool = True,
-    ) -> None:
-        self.cache = cache
-        self.finder = finder
-        self.selection = selection
-        self.limits = limits
-        self.observer = observer
-        self.report_hops = report_hops
-        self.clock = clock
-        self.qname_minimisation = qname_minimisation
-        self.validator = validator  # None: no DNSSEC validation
-        self.priming = priming  # learn the root's NS set from the root first (RFC 8109)
-
-
-class Exchange(dataobject, fast_new=True):
-    """One question to one server address: what a lookup asks the network for."""
-
-    address: str
-    server: str  # the NS name the address belongs to
-    zone: str  # the zone cut the server was asked as
-    qname: str
-    qtype: int
-    timeout: float
-    depth: int  # of the lookup asking, for the trace's indentation
-    minimised: bool  # a QNAME-minimised question, not the lookup's own
-    port: int | None = None  # a configured server's port; None: the network's default
-    forwarded: bool = False  # to a forwarder: RD=1, and its answer is final
-    shared: bool = False  # answered by an identical exchange another question sent
-    dnssec_ok: bool = False  # DO=1: the server should send RRSIGs and NSEC records
+from resolver.wire.rdata import AAAA, A
 
 
 class Lookup:
@@ -284,7 +197,11 @@ class Lookup:
             return Exchange(address, server, cut.zone, qname, qtype, timeout, self.depth,
                             minimised, cut.ports.get(address), forwarded, False,
                             env.validator is not None)  # fmt: skip
-        wanted = servers.next_glueless(env.limits.max_glueless_per_cut)
+        wanted = None
+        if self.budget.nxdomain_targets < env.limits.max_nxdomain_targets:
+            wanted = servers.next_glueless(env.limits.max_glueless_per_cut)
+        elif servers.pending:
+            self.budget.note(Limit.NXDOMAIN_TARGETS)
         if wanted is not None:
             self.step = Step.WAIT_LOOKUP
             ns, rrtype = wanted
@@ -481,7 +398,7 @@ class Lookup:
             # unless its NSEC says it holds a DNAME, which redirects every name below.
             if kind == Kind.NODATA:
                 remember(self.env.cache, step, exchange.qtype)
-            if _holds_dname(step, exchange.qname):
+            if holds_dname(step, exchange.qname):
                 self.minimiser.stop()
             else:
                 self.minimiser.deepen(exchange.qname)
@@ -523,6 +440,8 @@ class Lookup:
         usable = [a for a in found if finder.policy.usable(a)]
         self.cut.add_addresses(ns, usable + finder.addresses_of(ns))
         nxdomain = sub is not None and sub.answer is not None and sub.answer.rcode == Rcode.NXDOMAIN
+        if nxdomain:
+            self.budget.nxdomain_targets += 1
         if sub is not None and not nxdomain and not self.cut.addresses.get(name_key(ns)):
             self.round.found_nothing(ns, rrtype)  # no A: AAAA next (NXDOMAIN: no type at all)
 
@@ -544,7 +463,7 @@ class Lookup:
         self.step = Step.CHECK_CACHE
 
     def _finish(self, step: Classified) -> None:
-        chain = clamped(self.env.cache, _once(self.chain + step.records))
+        chain = clamped(self.env.cache, once(self.chain + step.records))
         soa = [step.soa] if step.soa is not None else []
         if step.kind == Kind.NXDOMAIN:
             self.answer = Answer(Rcode.NXDOMAIN, chain, soa)
@@ -572,20 +491,3 @@ class Lookup:
                           server=exchange.server, address=exchange.address,
                           qname=exchange.qname, qtype=RRType.text(exchange.qtype),
                           **fields)  # fmt: skip
-
-
-def _holds_dname(step: Classified, name: str) -> bool:
-    """An NSEC record of the reply says ``name`` owns a DNAME (RFC 6672 section 5.3.4)."""
-    return any(
-        isinstance(rr.rdata, NSEC) and rr.rdata.has_type(RRType.DNAME)
-        and name_key(rr.name) == name_key(name)
-        for rr in step.proof or []
-    )  # fmt: skip
-
-
-def _once(records: list[ResourceRecord]) -> list[ResourceRecord]:
-    """Each record once, in order (a DNAME met again for each name it redirects)."""
-    seen: dict[tuple[str, int, object], ResourceRecord] = {}
-    for rr in records:
-        seen.setdefault((name_key(rr.name), rr.rrtype, rr.rdata), rr)
-    return list(seen.values())

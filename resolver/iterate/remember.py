@@ -13,7 +13,7 @@ from resolver.cache.records import NXDOMAIN_TYPE, CachedRRset, RecordCache, Secu
 from resolver.iterate.classify import Classified, Kind, synthesised, synthesize
 from resolver.wire import ResourceRecord, RRType
 from resolver.wire.names import ancestors, name_key
-from resolver.wire.rdata import CNAME, RRSIG
+from resolver.wire.rdata import CNAME, NSEC, RRSIG
 
 
 def recall(
@@ -169,3 +169,20 @@ def hop_details(step: Classified) -> dict[str, object]:
     if step.kind == Kind.CNAME:
         details["target"] = step.name
     return details
+
+
+def holds_dname(step: Classified, name: str) -> bool:
+    """An NSEC record of the reply says ``name`` owns a DNAME (RFC 6672 section 5.3.4)."""
+    return any(
+        isinstance(rr.rdata, NSEC) and rr.rdata.has_type(RRType.DNAME)
+        and name_key(rr.name) == name_key(name)
+        for rr in step.proof or []
+    )  # fmt: skip
+
+
+def once(records: list[ResourceRecord]) -> list[ResourceRecord]:
+    """Each record once, in order (a DNAME met again for each name it redirects)."""
+    seen: dict[tuple[str, int, object], ResourceRecord] = {}
+    for rr in records:
+        seen.setdefault((name_key(rr.name), rr.rrtype, rr.rdata), rr)
+    return list(seen.values())

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from resolver.iterate.answer import Answer, FailureKind, servfail
 from resolver.iterate.limits import Limit, LimitExceeded, ResolutionBudget
-from resolver.iterate.lookup import Environment, Exchange, Lookup, Purpose
+from resolver.iterate.lookup import Lookup
+from resolver.iterate.plan import Environment, Exchange, Purpose
 from resolver.net.contract import ExchangeFailed, Reply
 from resolver.wire import Rcode, RRType
 from resolver.wire.names import name_key

@@ -30,7 +30,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import time
 from collections.abc import Callable, Iterable
@@ -462,9 +461,16 @@ class _TcpConnection:
         writer = self.writer
         if response is not None and not writer.is_closing():
             writer.write(len(response).to_bytes(2, "big") + response)
-            with contextlib.suppress(ConnectionError, TimeoutError):
+            try:
                 async with asyncio.timeout(TCP_IDLE_TIMEOUT):
                     await writer.drain()  # the write buffer stays bounded
+            except TimeoutError:
+                # A client that does not read its answers: drop it rather than buffer
+                # answers for it without end (RFC 7766 section 6.2.3 lets us close).
+                log.warning("tcp_closed", client=self.client, reason="answers not read")
+                writer.transport.abort()
+            except ConnectionError:
+                pass
         self.outstanding -= 1
         if self.outstanding == 0:
             self.idle_since = self.loop.time()

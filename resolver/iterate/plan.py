@@ -1,0 +1,104 @@
+"""The words of the walk: a lookup's steps, why a sub-lookup is in the plan, what the
+network is asked for, and what every lookup of an engine shares.
+
+:mod:`resolver.iterate.lookup` is the state machine that uses them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import Enum, auto
+
+from recordclass import dataobject
+
+from resolver.cache.records import RecordCache
+from resolver.iterate.classify import Classified
+from resolver.iterate.events import Observer
+from resolver.iterate.limits import Limits
+from resolver.iterate.servers import ServerSelection
+from resolver.iterate.validation import Validator
+from resolver.iterate.zonecut import CutFinder
+
+
+class Step(Enum):
+    CHECK_CACHE = auto()
+    FIND_CUT = auto()
+    ASK = auto()
+    WAIT_REPLY = auto()
+    JUDGE = auto()
+    WAIT_LOOKUP = auto()
+    DONE = auto()
+
+
+class Purpose(Enum):
+    """Why a lookup is in the plan."""
+
+    QUESTION = "question"  # the client's question
+    NS_ADDRESS = "glueless"  # the address of a name server that came without glue
+    PRIMING = "priming"  # the root's NS set and addresses, from the root (RFC 8109)
+    KEYS = "keys"  # a signer zone's DNSKEY RRset, for validation
+    DS = "ds"  # a zone's DS RRset (or the proof it has none): is it signed?
+
+
+class Waiting(dataobject, fast_new=True):
+    """The sub-lookup a lookup waits for, and for what."""
+
+    purpose: Purpose
+    name: str = ""
+    rrtype: int = 0
+
+
+class Pending(dataobject, fast_new=True):
+    """A reply (or recalled data) waiting to be judged, with what it answered."""
+
+    step: Classified
+    qname: str
+    qtype: int
+    zone: str
+    fresh: bool  # from the network (to be cached), not from the cache
+    address: str = ""  # the server that sent it, when fresh
+
+
+class Environment:
+    """What every lookup of an engine shares: the cache, the cuts, the servers, the rules."""
+
+    def __init__(
+        self,
+        cache: RecordCache,
+        finder: CutFinder,
+        selection: ServerSelection,
+        limits: Limits,
+        observer: Observer,
+        report_hops: bool,
+        clock: Callable[[], float],
+        qname_minimisation: bool,
+        validator: Validator | None = None,
+        priming: bool = True,
+    ) -> None:
+        self.cache = cache
+        self.finder = finder
+        self.selection = selection
+        self.limits = limits
+        self.observer = observer
+        self.report_hops = report_hops
+        self.clock = clock
+        self.qname_minimisation = qname_minimisation
+        self.validator = validator  # None: no DNSSEC validation
+        self.priming = priming  # learn the root's NS set from the root first (RFC 8109)
+
+
+class Exchange(dataobject, fast_new=True):
+    """One question to one server address: what a lookup asks the network for."""
+
+    address: str
+    server: str  # the NS name the address belongs to
+    zone: str  # the zone cut the server was asked as
+    qname: str
+    qtype: int
+    timeout: float
+    depth: int  # of the lookup asking, for the trace's indentation
+    minimised: bool  # a QNAME-minimised question, not the lookup's own
+    port: int | None = None  # a configured server's port; None: the network's default
+    forwarded: bool = False  # to a forwarder: RD=1, and its answer is final
+    shared: bool = False  # answered by an identical exchange another question sent
+    dnssec_ok: bool = False  # DO=1: the server should send RRSIGs and NSEC records
