@@ -78,14 +78,6 @@ def test_random_subdomain_flood(setup: tuple[BrokenLab, Resolver]) -> None:
     assert stats["cache_evictions.total"] > 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="resolver/cache: both caches are plain LRUs, so a flood of names asked once "
-    "evicts the popular names once it exceeds the cache size between two uses of them "
-    "(here only the first round, right after warming, hits). Lead/cache owner: a segmented "
-    "LRU (2Q) whose protected "
-    "part only entries hit twice enter, so names asked once cannot push them out",
-)
 def test_popular_names_survive_a_flood_larger_than_the_cache(
     setup: tuple[BrokenLab, Resolver],
 ) -> None:

@@ -26,13 +26,13 @@ them.
 
 from __future__ import annotations
 
-import itertools
 import struct
 import time
 from collections.abc import Callable, Iterable, Iterator
 
 from recordclass import dataobject
 
+from resolver.cache.lru import LruDict
 from resolver.wire import EDNS_PAYLOAD, HEADER_SIZE, UDP_PLAIN, Rcode, RRType, WireError
 from resolver.wire.header import AA, AD, CD, OPCODE_MASK, QR, RCODE_MASK, RD, TC
 from resolver.wire.names import is_subdomain, name_key, name_to_wire, normalize, read_name
@@ -141,13 +141,20 @@ def _counted_down(entry: bytes, elapsed: int) -> bytes:
 
 class AnswerCache:
     def __init__(self, max_entries: int = 100_000, clock: Callable[[], float] = time.time):
-        self.max_entries = max_entries
         self.clock = clock
-        self._entries: dict[bytes, bytes] = {}  # key -> prefix + response less its question
+        # key -> prefix + response less its question
+        self._entries: LruDict[bytes, bytes] = LruDict(max_entries, self._forget_names)
         self._names: dict[bytes, tuple[str, ...]] = {}  # other owners (CNAME chains), folded
         self.hits = 0
         self.misses = 0
-        self.evictions = 0
+
+    @property
+    def max_entries(self) -> int:
+        return self._entries.max_entries
+
+    @property
+    def evictions(self) -> int:
+        return self._entries.evictions
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -176,24 +183,19 @@ class AnswerCache:
         entry = b"".join(
             (_PREFIX.pack(self.clock(), lifetime), response[:HEADER_SIZE], response[key.end :])
         )
-        entries = self._entries
         name = key.key
-        entries.pop(name, None)
-        entries[name] = entry
         chain = tuple(names)
         if chain:
             self._names[name] = chain
         elif self._names:
             self._names.pop(name, None)
-        if len(entries) > self.max_entries:
-            self._drop(next(iter(entries)))
-            self.evictions += 1
+        self._entries.put(name, entry)
 
     def answer(self, key: QuestionKey, packet: bytes) -> bytes | None:
         """The stored response patched for this query, or None (miss, expired, too big)."""
         entries = self._entries
         name = key.key
-        entry = entries.get(name)
+        entry = entries.peek(name)
         if entry is None:
             self.misses += 1
             return None
@@ -206,10 +208,9 @@ class AnswerCache:
         end = key.end
         if len(entry) - _AT + end - HEADER_SIZE > key.udp_size:
             return None  # the normal path truncates
-        del entries[name]  # a hit moves the entry to the most recently used end
         if age >= 1.0:
             entry = _counted_down(entry, int(age))
-        entries[name] = entry
+        entries.hit(name, entry)
         self.hits += 1
         flags = bytes((
             QR | (entry[_FLAGS_AT] & (OPCODE_MASK | AA | TC)) | (packet[2] & RD),  # the client's RD
@@ -220,7 +221,10 @@ class AnswerCache:
                          packet[HEADER_SIZE:end], entry[_RECORDS_AT:]))  # fmt: skip
 
     def _drop(self, name: bytes) -> None:
-        del self._entries[name]
+        self._entries.pop(name)
+        self._forget_names(name)
+
+    def _forget_names(self, name: bytes) -> None:
         if self._names:
             self._names.pop(name, None)
 
@@ -233,13 +237,9 @@ class AnswerCache:
     def resize(self, max_entries: int) -> int:
         """Hold at most ``max_entries`` from now on; evict the least recently used beyond
         that.  Returns how many were evicted."""
-        self.max_entries = max_entries
-        entries = self._entries
-        excess = max(len(entries) - max_entries, 0)
-        for key in list(itertools.islice(entries, excess)):
-            self._drop(key)
-        self.evictions += excess
-        return excess
+        before = self._entries.evictions
+        self._entries.resize(max_entries)
+        return self._entries.evictions - before
 
     def _remove(self, doomed: Callable[[bytes, bytes, tuple[str, ...]], bool]) -> int:
         """Drop the entries ``doomed(key, entry, other owners)`` says; how many."""
@@ -278,7 +278,7 @@ class AnswerCache:
     def failures(self) -> Iterator[tuple[str, int, int]]:
         """(name, type, seconds left) of every live SERVFAIL kept (RFC 2308 section 7.1)."""
         now = self.clock()
-        for key, entry in list(self._entries.items()):
+        for key, entry in self._entries.items():
             stored, lifetime = _PREFIX.unpack_from(entry)
             left = int(stored + lifetime - now)
             if left <= 0 or entry[_FLAGS_AT + 1] & RCODE_MASK != Rcode.SERVFAIL:
