@@ -20,6 +20,7 @@ from resolver.iterate.forwarding import ConfiguredZones
 from resolver.iterate.hints import RootHints, parse_root_hints
 from resolver.iterate.limits import Limits
 from resolver.iterate.servers import ServerSelection
+from resolver.iterate.stale import StalePolicy
 from resolver.iterate.zonecut import AddressPolicy
 from resolver.net.contract import ExchangeFailed, Failure, Reply
 from resolver.wire import ResourceRecord, RRType, parse_message
@@ -91,6 +92,7 @@ class FakeNetwork:
         self.servers: dict[str, Handler] = {}  # address -> answers any question
         self.dead: set[str] = set()  # time out
         self.failing: dict[str, Failure] = {}  # fail at once with this reason
+        self.slow: dict[str, float] = {}  # answer after this many real seconds
         self.log: list[tuple[str, str, int]] = []
         self.how: list[dict[str, Any]] = []  # port, RD and DO of each exchange in the log
         self.clock = clock
@@ -121,6 +123,8 @@ class FakeNetwork:
         self.how.append({"port": port, "rd": recursion_desired, "do": dnssec_ok})
         if self.clock is not None:
             self.clock.advance(self.rtt)
+        if address in self.slow:
+            await asyncio.sleep(self.slow[address])
         if address in self.dead:
             raise ExchangeFailed(Failure.TIMEOUT, address)
         if address in self.failing:
@@ -205,6 +209,7 @@ def make_engine(
     qname_minimisation: bool = False,
     addresses: AddressPolicy | None = None,
     zones: ConfiguredZones | None = None,
+    stale: StalePolicy | None = None,
 ) -> tuple[IterativeEngine, RecordCache, Recorder]:
     """An engine on the fake network.  By default as if the root were primed already and
     without QNAME minimisation, so a test sees only the exchanges it is about; the
@@ -226,6 +231,7 @@ def make_engine(
         qname_minimisation=qname_minimisation,
         addresses=addresses,
         zones=zones,
+        stale=stale,
     )
     return engine, cache, recorder
 

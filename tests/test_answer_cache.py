@@ -503,3 +503,47 @@ def test_resize_evicts_the_least_recently_used() -> None:
     assert {n for n in names if ask(cache, query(n)) is not None} == {names[0], names[4]}
     assert cache.evictions == 3
     assert cache.resize(100) == 0 and len(cache) == 2
+
+
+# -- prefetch ------------------------------------------------------------------------------
+
+
+def test_a_hit_in_the_last_tenth_of_the_lifetime_is_reported() -> None:
+    clock = FakeClock()
+    cache = AnswerCache(clock=clock)
+    reports: list[tuple[bytes, float]] = []
+    cache.expiring = lambda key, left: reports.append((key.key, left))
+    packet = query()
+    stored(cache, packet, WWW_A)
+    clock.advance(269)  # 31 s left of 300: not yet
+    assert ask(cache, packet) is not None and reports == []
+    clock.advance(2)  # 29 s left
+    assert ask(cache, packet) is not None
+    key = question_key(packet)
+    assert key is not None and reports == [(key.key, 29.0)]
+
+
+def test_a_servfail_kept_for_a_while_is_not_reported() -> None:
+    clock = FakeClock()
+    cache = AnswerCache(clock=clock)
+    reports: list[float] = []
+    cache.expiring = lambda _key, left: reports.append(left)
+    packet = query()
+    key = question_key(packet)
+    assert key is not None
+    cache.store(key, response(packet, rcode=dns.rcode.SERVFAIL), lifetime=5)
+    clock.advance(4.9)
+    assert ask(cache, packet) is not None and reports == []
+
+
+def test_forget_drops_the_answers_of_a_question_for_every_clients_flags() -> None:
+    cache = AnswerCache()
+    plain, with_do, other = query(), query(edns=True, want_dnssec=True), query("x.example.")
+    for packet in (plain, with_do):
+        stored(cache, packet, WWW_A)
+    stored(cache, other, ["x.example. 300 A 192.0.2.2"])
+    key = question_key(plain)
+    assert key is not None
+    cache.forget(key.key[:-1])
+    assert ask(cache, plain) is None and ask(cache, with_do) is None
+    assert ask(cache, other) is not None

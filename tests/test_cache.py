@@ -266,3 +266,39 @@ def test_clear(cache: RecordCache) -> None:
     cache.store_negative("nx.example.com.", NXDOMAIN_TYPE, soa())
     cache.clear()
     assert len(cache) == 0
+
+
+# ---------------------------------------------------------------------- serve-stale
+
+
+def test_expired_entries_stay_for_stale_lookups_within_the_window(clock: FakeClock) -> None:
+    cache = RecordCache(clock=clock, stale_window=100)
+    cache.store_rrset([a("www.example.com.", "192.0.2.1", ttl=10)], Trust.AUTHORITATIVE)
+    cache.store_negative("gone.example.com.", NXDOMAIN_TYPE, soa(minimum=10))
+    clock.advance(50)
+    assert cache.get_rrset("www.example.com.", RRType.A) is None  # never for the walk
+    stale = cache.get_rrset("www.example.com.", RRType.A, stale=True)
+    assert stale is not None and stale.records(clock())[0].ttl == 0
+    assert cache.get_negative("gone.example.com.", RRType.A) is None
+    assert cache.get_negative("gone.example.com.", RRType.A, stale=True) is not None
+    assert len(cache) == 2  # one entry each, as when they were live
+    clock.advance(61)  # expired 101 s ago: beyond the window
+    assert cache.get_rrset("www.example.com.", RRType.A) is None
+    assert cache.get_rrset("www.example.com.", RRType.A, stale=True) is None
+    assert len(cache) == 1  # dropped when found too old; the negative one when looked at
+
+
+def test_fresh_data_replaces_stale_data_whatever_its_rank(clock: FakeClock) -> None:
+    cache = RecordCache(clock=clock, stale_window=1000)
+    cache.store_rrset([a("ns.example.com.", "192.0.2.1", ttl=10)], Trust.AUTHORITATIVE)
+    clock.advance(20)
+    assert cache.store_rrset([a("ns.example.com.", "192.0.2.2")], Trust.GLUE)
+    assert addresses(cache, "ns.example.com.") == ["192.0.2.2"]
+
+
+def test_stale_lookups_count_no_hits(clock: FakeClock) -> None:
+    cache = RecordCache(clock=clock, stale_window=100)
+    cache.store_rrset([a("www.example.com.", "192.0.2.1", ttl=10)], Trust.AUTHORITATIVE)
+    clock.advance(20)
+    cache.get_rrset("www.example.com.", RRType.A, stale=True)
+    assert (cache.hits, cache.misses) == (0, 0)

@@ -14,14 +14,15 @@ whole seconds counted down), so the next hits in that second copy the bytes as
 they are.  TTL offsets are found by walking the records then, not kept.
 
 Each entry is one bytes object, to keep a cached answer small (it is most of
-what a resolver's memory holds, beside the record cache): a 12-byte prefix
-(``stored`` as a double, the lifetime in seconds) then the response less its
-question (each query brings its own).  Entries expire with the smallest TTL of
-the records they contain and are bounded in number (least recently used first
-out).  The operator's flushes (``resolver-control flush``, ``flush-zone``,
-``flush-negative``) remove the answers that hold a name: the question's own,
-and the names further down a CNAME chain, kept for the few entries that have
-them.
+what a resolver's memory holds, beside the record cache): a 16-byte prefix
+(``stored`` as a double, the lifetime left from then and the whole lifetime it
+was stored with, in seconds: prefetch asks for a refresh in its last tenth) then
+the response less its question (each query brings its own).  Entries expire
+with the smallest TTL of the records they contain and are bounded in number (a
+segmented LRU: answers asked once go first).  The operator's flushes
+(``resolver-control flush``, ``flush-zone``, ``flush-negative``) remove the
+answers that hold a name: the question's own, and the names further down a
+CNAME chain, kept for the few entries that have them.
 """
 
 from __future__ import annotations
@@ -39,12 +40,13 @@ from resolver.wire.names import is_subdomain, name_key, name_to_wire, normalize,
 
 _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
-_PREFIX = struct.Struct("!dI")  # stored (the clock's time), lifetime (seconds)
+_PREFIX = struct.Struct("!dII")  # stored (the clock's time), lifetime, whole lifetime
 _AT = _PREFIX.size  # where the response starts in an entry
 _FLAGS_AT = _AT + 2  # its flag bytes
 _COUNTS_AT = _AT + 4  # its section counts
 _RECORDS_AT = _AT + HEADER_SIZE  # its first record (no question)
 _QUERY_COUNTS = b"\x00\x01\x00\x00\x00\x00"  # QDCOUNT 1, ANCOUNT 0, NSCOUNT 0
+PREFETCH_SHARE = 0.1  # a hit in the last tenth of an answer's lifetime asks for a refresh
 
 
 class QuestionKey(dataobject, fast_new=True):
@@ -130,9 +132,9 @@ def _ttl_offsets(wire: bytes | bytearray, header: int, records: int) -> list[int
 
 def _counted_down(entry: bytes, elapsed: int) -> bytes:
     """The entry ``elapsed`` whole seconds later: TTLs lowered, ``stored`` moved on."""
-    stored, lifetime = _PREFIX.unpack_from(entry)
+    stored, lifetime, whole = _PREFIX.unpack_from(entry)
     out = bytearray(entry)
-    _PREFIX.pack_into(out, 0, stored + elapsed, lifetime - elapsed)
+    _PREFIX.pack_into(out, 0, stored + elapsed, lifetime - elapsed, whole)
     for offset in _ttl_offsets(out, _AT, _RECORDS_AT):
         ttl = _U32.unpack_from(out, offset)[0]
         _U32.pack_into(out, offset, max(ttl - elapsed, 0))
@@ -147,6 +149,9 @@ class AnswerCache:
         self._names: dict[bytes, tuple[str, ...]] = {}  # other owners (CNAME chains), folded
         self.hits = 0
         self.misses = 0
+        # Told (key, seconds left) of a hit in the last tenth of an answer's lifetime, so
+        # that the answer can be refreshed before it expires (prefetch); None: nobody.
+        self.expiring: Callable[[QuestionKey, float], None] | None = None
 
     @property
     def max_entries(self) -> int:
@@ -181,7 +186,11 @@ class AnswerCache:
             if lifetime <= 0:
                 return  # TTL 0 data: never cached
         entry = b"".join(
-            (_PREFIX.pack(self.clock(), lifetime), response[:HEADER_SIZE], response[key.end :])
+            (
+                _PREFIX.pack(self.clock(), lifetime, lifetime),
+                response[:HEADER_SIZE],
+                response[key.end :],
+            )
         )
         name = key.key
         chain = tuple(names)
@@ -199,7 +208,7 @@ class AnswerCache:
         if entry is None:
             self.misses += 1
             return None
-        stored, lifetime = _PREFIX.unpack_from(entry)
+        stored, lifetime, whole = _PREFIX.unpack_from(entry)
         age = self.clock() - stored
         if age >= lifetime:
             self._drop(name)
@@ -212,6 +221,10 @@ class AnswerCache:
             entry = _counted_down(entry, int(age))
         entries.hit(name, entry)
         self.hits += 1
+        left = lifetime - age
+        if (left < whole * PREFETCH_SHARE and self.expiring is not None
+                and entry[_FLAGS_AT + 1] & RCODE_MASK != Rcode.SERVFAIL):  # fmt: skip
+            self.expiring(key, left)
         flags = bytes((
             QR | (entry[_FLAGS_AT] & (OPCODE_MASK | AA | TC)) | (packet[2] & RD),  # the client's RD
             (entry[_FLAGS_AT + 1] & ~CD & 0xFF) | (packet[3] & CD),  # the client's CD
@@ -227,6 +240,14 @@ class AnswerCache:
     def _forget_names(self, name: bytes) -> None:
         if self._names:
             self._names.pop(name, None)
+
+    def forget(self, question: bytes) -> None:
+        """Drop the answers to one question (a key less its flags byte), whatever the
+        client's flags: after a refresh, the next query builds them from fresh data."""
+        for flags in range(16):
+            key = question + bytes((flags,))
+            if self._entries.pop(key) is not None:
+                self._forget_names(key)
 
     def clear(self) -> None:
         self._entries.clear()
@@ -279,7 +300,7 @@ class AnswerCache:
         """(name, type, seconds left) of every live SERVFAIL kept (RFC 2308 section 7.1)."""
         now = self.clock()
         for key, entry in self._entries.items():
-            stored, lifetime = _PREFIX.unpack_from(entry)
+            stored, lifetime, _whole = _PREFIX.unpack_from(entry)
             left = int(stored + lifetime - now)
             if left <= 0 or entry[_FLAGS_AT + 1] & RCODE_MASK != Rcode.SERVFAIL:
                 continue

@@ -17,6 +17,9 @@
   are still there to try (Unbound and Knot keep both, RFC 2181 section 5.4.1).
 - Bounded by an entry count (:class:`LruDict`): glue and negative entries count
   like RRsets.
+- With serve-stale (RFC 8767) an expired entry is kept ``stale_window`` seconds
+  more, for lookups that ask for stale data (``stale=True``) and no others; it
+  counts in the bound like any entry and fresh data replaces it.
 """
 
 from __future__ import annotations
@@ -157,11 +160,13 @@ class RecordCache:
         max_ttl: int = 86400,
         max_negative_ttl: int = 3600,
         clock: Callable[[], float] = time.time,
+        stale_window: float = 0.0,
     ) -> None:
         self.min_ttl = min_ttl
         self.max_ttl = max_ttl
         self.max_negative_ttl = max_negative_ttl
         self.clock = clock
+        self.stale_window = stale_window  # seconds expired entries are kept (RFC 8767)
         # Key: the owner with case folded, then one character for the type (chr(0) for
         # NXDOMAIN); glue keys start with GLUE.  One string per entry instead of a tuple
         # and a string saves memory; a name and type hold either an RRset or a NODATA
@@ -187,13 +192,19 @@ class RecordCache:
         """The TTL the cache keeps (and clients are told): within [min_ttl, max_ttl]."""
         return min(max(ttl, self.min_ttl), self.max_ttl)
 
-    def _lookup(self, key: str) -> CacheEntry | None:
+    def _lookup(self, key: str, stale: bool) -> CacheEntry | None:
+        if stale:  # not a hit: stale data is a last resort, it earns no protection
+            entry = self._entries.peek(key)
+            live = entry is not None and entry.expires + self.stale_window > self.clock()
+            return entry if live else None
         entry = self._entries.get(key)
         if entry is None:
             self.misses += 1
             return None
-        if entry.expires <= self.clock():
-            self._entries.pop(key)
+        expires = entry.expires
+        if expires <= self.clock():
+            if expires + self.stale_window <= self.clock():
+                self._entries.pop(key)
             self.misses += 1
             return None
         self.hits += 1
@@ -201,15 +212,16 @@ class RecordCache:
 
     # ------------------------------------------------------------ positive data
 
-    def get_rrset(self, name: str, rrtype: int) -> CachedRRset | None:
-        return self._get_rrset(name_key(name), rrtype, "")
+    def get_rrset(self, name: str, rrtype: int, *, stale: bool = False) -> CachedRRset | None:
+        """The live RRset; with ``stale``, one expired within the stale window too."""
+        return self._get_rrset(name_key(name), rrtype, "", stale)
 
     def get_glue(self, name: str, rrtype: int) -> CachedRRset | None:
         """The parent-side addresses (A or AAAA) a delegation gave for name server ``name``."""
-        return self._get_rrset(name_key(name), rrtype, GLUE)
+        return self._get_rrset(name_key(name), rrtype, GLUE, False)
 
-    def _get_rrset(self, key: str, rrtype: int, prefix: str) -> CachedRRset | None:
-        entry = self._lookup(prefix + key + chr(rrtype))
+    def _get_rrset(self, key: str, rrtype: int, prefix: str, stale: bool) -> CachedRRset | None:
+        entry = self._lookup(prefix + key + chr(rrtype), stale)
         if not isinstance(entry, StoredRRset):
             return None
         return CachedRRset(entry.owner or key, rrtype, entry.data, entry.expires, entry.trust,
@@ -267,11 +279,12 @@ class RecordCache:
 
     # ------------------------------------------------------------ negative data
 
-    def get_negative(self, name: str, rrtype: int) -> CachedNegative | None:
-        """NXDOMAIN for the name, else NODATA for (name, type), else None."""
+    def get_negative(self, name: str, rrtype: int, *, stale: bool = False) -> CachedNegative | None:
+        """NXDOMAIN for the name, else NODATA for (name, type), else None (``stale``: as
+        for :meth:`get_rrset`)."""
         key = name_key(name)
         for slot in (NXDOMAIN_TYPE, rrtype):
-            entry = self._lookup(key + chr(slot))
+            entry = self._lookup(key + chr(slot), stale)
             if isinstance(entry, CachedNegative):
                 return entry
         return None

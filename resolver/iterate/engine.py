@@ -16,6 +16,10 @@ the usual way (by the walk, or in the cache).  The walk does not come back to
 local data: a CNAME found upstream that points into a local zone is followed
 upstream, as Unbound's iterator does.
 
+With serve-stale (:mod:`resolver.iterate.stale`, RFC 8767), a question whose
+servers fail, or do not answer within the client timeout, is answered from the
+cache's expired data, and its resolution goes on in the background.
+
 Identical exchanges in flight at the same moment (same server, name and type,
 say many questions needing the same TLD's referral) are sent once and shared,
 as RFC 5452 section 9.3 asks ("do not have many identical queries
@@ -30,7 +34,7 @@ import ipaddress
 import time
 from collections.abc import Callable
 
-from resolver.cache.records import RecordCache
+from resolver.cache.records import RecordCache, Security
 from resolver.dnssec import TrustAnchors
 from resolver.iterate.answer import Answer, FailureKind, servfail
 from resolver.iterate.classify import Kind
@@ -42,6 +46,7 @@ from resolver.iterate.plan import Environment, Exchange
 from resolver.iterate.remember import clamped, recall
 from resolver.iterate.resolution import Resolution
 from resolver.iterate.servers import ServerSelection
+from resolver.iterate.stale import StalePolicy, StaleState, as_stale, may_replace
 from resolver.iterate.trust import TrustCache
 from resolver.iterate.validation import Validator, sentinel
 from resolver.iterate.zonecut import AddressPolicy, CutFinder
@@ -75,11 +80,13 @@ class IterativeEngine:
         local: LocalZones | None = None,
         trust_anchors: TrustAnchors | None = None,
         priming: bool = True,
+        stale: StalePolicy | None = None,
     ) -> None:
         """``addresses`` says which upstream addresses may be used (default: IPv4, and
         loopback only when the root hints are on loopback, that is, in a lab).  ``local``
         holds the zones answered without asking anyone; a reload replaces the attribute.
-        ``trust_anchors`` turns DNSSEC validation on (None: no validation)."""
+        ``trust_anchors`` turns DNSSEC validation on (None: no validation).  ``stale``
+        turns serve-stale on (None: expired data is never used)."""
         self.network = network
         self.local = local or LocalZones()
         self.cache = cache
@@ -101,6 +108,9 @@ class IterativeEngine:
             priming,
         )
         self._in_flight: dict[ExchangeKey, asyncio.Future[Reply | ExchangeFailed]] = {}
+        self.stale = StaleState(stale) if stale is not None else None
+        cache.stale_window = stale.window if stale is not None else 0.0
+        self._background: set[asyncio.Task[Answer]] = set()  # refreshes behind stale answers
 
     @property
     def selection(self) -> ServerSelection:
@@ -110,27 +120,62 @@ class IterativeEngine:
     def validating(self) -> bool:
         return self.env.validator is not None
 
-    async def resolve(self, qname: str, qtype: int, *, checking_disabled: bool = False) -> Answer:
+    async def resolve(
+        self, qname: str, qtype: int, *, checking_disabled: bool = False, refresh: bool = False
+    ) -> Answer:
         """Resolve (qname, qtype, IN); never raises for DNS reasons: failures are SERVFAIL.
 
         ``checking_disabled`` (a client's CD=1, RFC 4035 section 3.2.2): the data as it
-        comes, not validated, never SERVFAIL for being bogus.
+        comes, not validated, never SERVFAIL for being bogus.  ``refresh`` (a prefetch):
+        the question's data is fetched from its servers even if it is cached.
         """
         local = self.local.lookup(qname, qtype) if self.local else None
         if local is None:
-            answer = await self._walk(qname, qtype, checking_disabled)
+            answer = await self._upstream(qname, qtype, checking_disabled, refresh)
             validator = self.env.validator
             return sentinel(qname, qtype, answer, validator.trust.anchors) if validator else answer
         if local.follow is None:
             return _local_answer(qname, local)
-        return _after_local(local, await self._walk(local.follow, qtype, checking_disabled))
+        rest = await self._upstream(local.follow, qtype, checking_disabled, refresh)
+        return _after_local(local, rest)
 
-    async def _walk(self, qname: str, qtype: int, checking_disabled: bool) -> Answer:
+    async def _upstream(
+        self, qname: str, qtype: int, checking_disabled: bool, refresh: bool
+    ) -> Answer:
+        """The walk, or stale data when the walk fails or is slow (RFC 8767 section 5)."""
+        stale = self.stale
+        fallback = None if stale is None or refresh else self._from_cache(qname, qtype, True)
+        if stale is None or fallback is None:
+            return await self._walk(qname, qtype, checking_disabled, refresh)
+        key = (name_key(qname), qtype)
+        if stale.failed_lately(key, self.clock()):
+            return self._stale(fallback, stale)  # RFC 8767 section 4: no retry for 30 s
+        walk = asyncio.ensure_future(self._walk(qname, qtype, checking_disabled, False))
+        done, _ = await asyncio.wait((walk,), timeout=stale.policy.client_timeout)
+        if not done:  # the client gets stale data now; the walk goes on, and refreshes
+            self._background.add(walk)
+            walk.add_done_callback(lambda task: self._refreshed(task, key))
+            return self._stale(fallback, stale)
+        answer = walk.result()
+        stale.note(key, answer, self.clock())
+        return self._stale(fallback, stale) if may_replace(answer) else answer
+
+    def _stale(self, fallback: Answer, stale: StaleState) -> Answer:
+        stale.served += 1
+        return as_stale(fallback, stale.policy.answer_ttl)
+
+    def _refreshed(self, task: asyncio.Task[Answer], key: tuple[str, int]) -> None:
+        """A walk that outlived its client's patience has ended."""
+        self._background.discard(task)
+        if self.stale is not None and not task.cancelled() and task.exception() is None:
+            self.stale.note(key, task.result(), self.clock())
+
+    async def _walk(self, qname: str, qtype: int, checking_disabled: bool, refresh: bool) -> Answer:
         """Resolve by iteration (or forwarding), from the cache or the closest zone cut."""
         # Asked per question: a reload may have changed the log level (hop events are
         # built only when an observer wants them).
         self.env.report_hops = wants_every_hop(self.observer)
-        resolution = Resolution(qname, qtype, self.env, checking_disabled)
+        resolution = Resolution(qname, qtype, self.env, checking_disabled, refresh)
         try:
             async with asyncio.timeout(self.limits.time_budget):
                 exchange = resolution.next_exchange()
@@ -180,20 +225,29 @@ class IterativeEngine:
         rest = self._from_cache(local.follow, qtype)
         return _after_local(local, rest) if rest is not None else None
 
-    def _from_cache(self, qname: str, qtype: int) -> Answer | None:
+    def _from_cache(self, qname: str, qtype: int, stale: bool = False) -> Answer | None:
+        """The cache's answer, CNAMEs followed; None if it has none, or bogus data.
+        ``stale``: expired data kept for serve-stale counts too."""
         chain: list[ResourceRecord] = []
+        sigs: list[ResourceRecord] = []
+        security = Security.SECURE
         name = qname
         now = self.clock()
         for _ in range(self.limits.max_cname_chain + 1):
-            step = recall(self.cache, name, qtype, now)
-            if step is None:
-                return None
+            step = recall(self.cache, name, qtype, now, stale=stale)
+            if step is None or step.security == Security.BOGUS:
+                return None  # bogus data is answered by a walk (SERVFAIL), never as such
             chain += step.records
+            sigs += step.sigs or ()
+            security = min(security, Security(step.security))
             if step.kind != Kind.CNAME:
                 soa = [step.soa] if step.soa is not None else []
                 rcode = Rcode.NXDOMAIN if step.kind == Kind.NXDOMAIN else Rcode.NOERROR
                 answer = Answer(rcode, clamped(self.cache, chain), soa)
                 answer.from_cache = True
+                answer.security = security
+                answer.sigs = sigs or None
+                answer.proof = step.proof
                 return answer
             name = step.name
         return None

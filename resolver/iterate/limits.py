@@ -67,6 +67,9 @@ class ResolutionBudget:
         self.primed = False  # the root was primed once for this question (RFC 8109)
         self.checking_disabled = False  # CD=1: the client validates itself (RFC 4035 3.2.2)
         self.nxdomain_targets = 0  # name server lookups that ended in NXDOMAIN
+        # A prefetch: the question's own data is fetched again, not recalled from the
+        # cache (sub-lookups still use it), as Unbound's prefetch does.
+        self.refresh = False
 
     def spend_query(self) -> None:
         if self.queries >= self.limits.max_upstream_queries:

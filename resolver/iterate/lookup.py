@@ -128,8 +128,10 @@ class Lookup:
                 raise RuntimeError(f"lookup of {self.name} advanced while in {step}")
 
     def _check_cache(self) -> None:
-        step = recall(self.env.cache, self.name, self.qtype, self.env.clock(),
-                      for_client=self.purpose is Purpose.QUESTION)  # fmt: skip
+        for_client = self.purpose is Purpose.QUESTION
+        step = None if for_client and self.budget.refresh else recall(
+            self.env.cache, self.name, self.qtype, self.env.clock(), for_client=for_client
+        )  # fmt: skip
         if step is None:
             self.step = Step.FIND_CUT
             return

@@ -17,18 +17,25 @@ from resolver.wire.rdata import CNAME, NSEC, RRSIG
 
 
 def recall(
-    cache: RecordCache, name: str, qtype: int, now: float, *, for_client: bool = True
+    cache: RecordCache,
+    name: str,
+    qtype: int,
+    now: float,
+    *,
+    for_client: bool = True,
+    stale: bool = False,
 ) -> Classified | None:
     """Step 1: what the cache says about (name, qtype), as a classified reply would, with
     the validation state and the signatures or proof kept with it.
 
     A negative answer without its SOA (a DS denial learned from a referral's NSEC
     records) serves validation, not clients (``for_client``): they get the SOA too.
+    ``stale``: expired data kept for serve-stale counts too (RFC 8767).
     """
-    rrset = cache.get_rrset(name, qtype)
+    rrset = cache.get_rrset(name, qtype, stale=stale)
     if rrset is not None and rrset.trust >= Trust.ANSWER:
         return _recalled(Classified(Kind.ANSWER, rrset.records(now), name), rrset, now)
-    negative = cache.get_negative(name, qtype)
+    negative = cache.get_negative(name, qtype, stale=stale)
     if negative is not None and (negative.soa is not None or not for_client):
         kind = Kind.NXDOMAIN if negative.nxdomain else Kind.NODATA
         soa = negative.soa_record(now)
@@ -39,22 +46,24 @@ def recall(
         step.security = negative.security
         return step
     if qtype != RRType.CNAME:
-        cname = cache.get_rrset(name, RRType.CNAME)
+        cname = cache.get_rrset(name, RRType.CNAME, stale=stale)
         if cname is not None and cname.trust >= Trust.ANSWER:
             target = cname.rdatas[0]
             assert isinstance(target, CNAME)
             step = Classified(Kind.CNAME, cname.records(now), target.target)
             return _recalled(step, cname, now)
     if cache.holds_dnames and qtype != RRType.DNAME:
-        return _dname_recall(cache, name, qtype, now)
+        return _dname_recall(cache, name, qtype, now, stale)
     return None
 
 
-def _dname_recall(cache: RecordCache, name: str, qtype: int, now: float) -> Classified | None:
+def _dname_recall(
+    cache: RecordCache, name: str, qtype: int, now: float, stale: bool
+) -> Classified | None:
     """A cached DNAME above ``name`` redirects it: the DNAME and the CNAME synthesised from
     it, as a server would send them (RFC 6672 section 3.2)."""
     for zone in ancestors(name)[1:]:
-        dname = cache.get_rrset(zone, RRType.DNAME)
+        dname = cache.get_rrset(zone, RRType.DNAME, stale=stale)
         if dname is None or dname.trust < Trust.ANSWER:
             continue
         record = dname.records(now)[0]

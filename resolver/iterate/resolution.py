@@ -30,13 +30,21 @@ class Resolution:
     """The plan for one question and the budget it shares."""
 
     def __init__(
-        self, qname: str, qtype: int, env: Environment, checking_disabled: bool = False
+        self,
+        qname: str,
+        qtype: int,
+        env: Environment,
+        checking_disabled: bool = False,
+        refresh: bool = False,
     ) -> None:
+        """``refresh``: fetch the question's data from its servers even if it is cached
+        (a prefetch)."""
         self.qname = qname
         self.qtype = qtype
         self.env = env
         self.budget = ResolutionBudget(env.limits, env.clock)
         self.budget.checking_disabled = checking_disabled
+        self.budget.refresh = refresh
         self.plan: list[Lookup] = [Lookup(qname, qtype, env, self.budget)]
         self.answer: Answer | None = None
 

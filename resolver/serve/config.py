@@ -181,6 +181,14 @@ OPTIONS: tuple[Option, ...] = (
            metavar="SECONDS", reloadable=True),
     Option("max-ttl", int, "ceiling for cached TTLs (default 86400)", _ttl, metavar="SECONDS",
            reloadable=True),
+    Option("serve-stale", bool, "answer from expired data when a zone's servers cannot be "
+           "reached, with TTL 30 and Extended DNS Error 3 (RFC 8767; default on)"),
+    Option("stale-max-age", int, "seconds expired data is kept for serve-stale (default "
+           "86400)", _positive, metavar="SECONDS"),
+    Option("stale-client-timeout", int, "milliseconds a client waits for fresh data before it "
+           "gets stale data (default 1800, RFC 8767 section 5)", _positive, metavar="MS"),
+    Option("prefetch", bool, "refresh an answer asked for in the last tenth of its TTL, in "
+           "the background (default on)", reloadable=True),
     Option("log-format", str, "key=value lines for a terminal, or one JSON object per line",
            choices=LOG_FORMATS, reloadable=True),
     Option("log-level", str, "least severe events logged (default info)", choices=LEVELS,
@@ -241,6 +249,10 @@ class Settings:
     cache_size: int = 100_000
     min_ttl: int = 0
     max_ttl: int = 86400
+    serve_stale: bool = True
+    stale_max_age: int = 86400
+    stale_client_timeout: int = 1800  # milliseconds
+    prefetch: bool = True
     log_format: str = "console"
     log_level: str = "info"
     query_log: bool = False

@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, cast
 
 import structlog
@@ -42,8 +42,15 @@ from resolver.cache.answers import AnswerCache, QuestionKey, question_key
 from resolver.cache.records import Security
 from resolver.iterate.answer import Answer, FailureKind, servfail
 from resolver.iterate.engine import IterativeEngine
+from resolver.serve.prefetch import Prefetcher
 from resolver.serve.ratelimit import ClientRateLimit
-from resolver.serve.responses import EdeCode, failure_error, fit_udp, make_response
+from resolver.serve.responses import (
+    EdeCode,
+    ExtendedError,
+    failure_error,
+    fit_udp,
+    make_response,
+)
 from resolver.serve.stats import ServiceStats
 from resolver.wire import (
     CLASS_IN,
@@ -69,6 +76,7 @@ MAX_TCP_CONNECTIONS = 256
 MAX_PIPELINED = 64  # queries of one TCP connection in progress before we stop reading it
 SERVFAIL_TTL = 5  # seconds a SERVFAIL is answered from the cache (BIND: servfail-ttl 1)
 MAX_IN_FLIGHT = 4096  # distinct questions being resolved at once; beyond: SERVFAIL
+STALE_TEXT = "stale answer: the servers could not be reached to refresh it (RFC 8767)"
 NOT_RECURSING = "recursion not desired (RD=0) and the answer is not in the cache"
 
 Address = tuple[Any, ...]
@@ -159,6 +167,8 @@ class ResolverService:
         self.clock = clock
         self.stats = stats or ServiceStats()
         self.ratelimit = ClientRateLimit(stats=self.stats)  # off until configured (ip-ratelimit)
+        # Off until enabled (the prefetch setting).
+        self.prefetch = Prefetcher(self._refresh, answers, self._busy)
         self._in_flight: dict[tuple[str, int, bool], asyncio.Task[Answer]] = {}
 
     @property
@@ -218,14 +228,21 @@ class ResolverService:
                 )
                 return self._send(pending, query, refused, logged=True)
             resolution = cached
-        failed = resolution.rcode == Rcode.SERVFAIL
         answer, authority = sections(query, resolution)
         response = make_response(
-            query, resolution.rcode, answer, authority,
-            error=failure_error(resolution.failure) if failed else None,
+            query, resolution.rcode, answer, authority, error=self._extended_error(resolution),
             authenticated=authenticated(query, resolution),
         )  # fmt: skip
         return self._send(pending, query, response, resolution)
+
+    def _extended_error(self, resolution: Answer) -> ExtendedError | None:
+        """Why a SERVFAIL failed, or that an answer is stale (RFC 8914 sections 4.4, 4.23...)."""
+        if resolution.rcode == Rcode.SERVFAIL:
+            return failure_error(resolution.failure)
+        if resolution.stale:
+            self.stats.stale += 1
+            return EdeCode.STALE_ANSWER, STALE_TEXT
+        return None
 
     async def respond(self, packet: bytes, client: str, transport: str = "udp") -> bytes | None:
         """:meth:`take` then, if needed, :meth:`finish`: the whole way for one packet."""
@@ -275,8 +292,8 @@ class ResolverService:
     ) -> None:
         """Keep an answer for the fast path: answers and negative answers for their TTL, a
         SERVFAIL for a few seconds (not one we gave because we were overloaded)."""
-        if key is None:
-            return
+        if key is None or resolution.stale:
+            return  # a stale answer is given while the servers are tried again, not kept
         names: tuple[str, ...] = ()
         if len(resolution.answer) > 1:  # a CNAME chain names other owners: flushes find them
             asked = name_key(query.question[0].name)
@@ -329,6 +346,14 @@ class ResolverService:
             self._in_flight[key] = task
             task.add_done_callback(lambda _t: self._in_flight.pop(key, None))
         return await asyncio.shield(task)
+
+    def _refresh(self, name: str, rrtype: int, checking_disabled: bool) -> Awaitable[Answer]:
+        """A prefetch's resolution: the question's data fetched again."""
+        return self.engine.resolve(name, rrtype, checking_disabled=checking_disabled, refresh=True)
+
+    def _busy(self) -> bool:
+        """Too busy for background work: half the in-flight bound taken by clients."""
+        return len(self._in_flight) >= MAX_IN_FLIGHT // 2
 
     @staticmethod
     def _log_cache_hit(packet: bytes, client: str, qtype: int, rcode: int) -> None:

@@ -34,6 +34,7 @@ class EdeCode(IntEnum):
     """The INFO-CODEs we send (RFC 8914 section 4; IANA "Extended DNS Error Codes")."""
 
     OTHER = 0  # 4.1: none of the others fits; the EXTRA-TEXT says what happened
+    STALE_ANSWER = 3  # 4.4: answered from expired data (serve-stale, RFC 8767)
     NOT_READY = 14  # 4.15: the server cannot answer now (it is not fully functional)
     PROHIBITED = 18  # 4.19: the client is not allowed (here: outside --allow)
     NOT_AUTHORITATIVE = 20  # 4.21: RD=0 and no answer we could give without recursion

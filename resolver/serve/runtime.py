@@ -35,6 +35,7 @@ from resolver.iterate.engine import IterativeEngine
 from resolver.iterate.forwarding import ConfiguredZone, ConfiguredZones, Server, ZoneKind
 from resolver.iterate.hints import RootHints
 from resolver.iterate.servers import ServerSelection
+from resolver.iterate.stale import StalePolicy
 from resolver.local import LocalZones, load_local_zones
 from resolver.net.transport import UpstreamTransport
 from resolver.serve.config import BY_KEY, Settings, SettingsError, changed_keys, load_settings
@@ -84,6 +85,8 @@ class Runtime:
             *cache_samples("answers", answers.hits, answers.misses, answers.evictions,
                            len(answers)),
             ("resolutions_in_flight", (), self.service.in_flight),
+            ("prefetches", (("result", "started"),), self.service.prefetch.started),
+            ("prefetches", (("result", "refreshed"),), self.service.prefetch.refreshed),
         ]  # fmt: skip
 
     def reload(self) -> tuple[bool, str]:
@@ -127,9 +130,18 @@ class Runtime:
             self.records.min_ttl, self.records.max_ttl = new.min_ttl, new.max_ttl
             self.answers.clear()  # its TTLs were clamped with the old bounds
         self.service.ratelimit.configure(new.ip_ratelimit, new.ip_ratelimit_mode)
+        self.service.prefetch.enable(new.prefetch)
         if new.cache_size != old.cache_size:
             self.records.resize(new.cache_size)
             self.answers.resize(new.cache_size)
+
+
+def stale_policy(settings: Settings) -> StalePolicy | None:
+    """Serve-stale as the settings say (None: off)."""
+    if not settings.serve_stale:
+        return None
+    return StalePolicy(window=settings.stale_max_age,
+                       client_timeout=settings.stale_client_timeout / 1000)  # fmt: skip
 
 
 def configured_zones(settings: Settings) -> ConfiguredZones:
@@ -206,12 +218,14 @@ def build_service(
         local=local_zones(settings),
         trust_anchors=settings.anchors,
         priming=settings.priming,
+        stale=stale_policy(settings),
     )
     answers = AnswerCache(settings.cache_size)
     service = ResolverService(
         engine, answers, AccessList(settings.allow), query_log=settings.query_log, stats=stats
     )
     service.ratelimit.configure(settings.ip_ratelimit, settings.ip_ratelimit_mode)
+    service.prefetch.enable(settings.prefetch)
     runtime = Runtime(settings, flags or {}, stats, records, answers, engine, service)
     runtime.reload_hooks.append(zones_hook(runtime))
     return runtime

@@ -45,6 +45,8 @@ METRICS: dict[str, tuple[str, str]] = {
     "upstream_tcp_fallbacks": ("counter", "Upstream answers that came over TCP after TC=1"),
     "upstream_failures": ("counter", "Upstream exchanges without a usable reply, by reason"),
     "resolutions_in_flight": ("gauge", "Questions being resolved now"),
+    "stale_answers": ("counter", "Answers given from expired data (serve-stale, RFC 8767)"),
+    "prefetches": ("counter", "Answers refreshed before they expired, by result"),
     "answer_duration_seconds": ("histogram", "Time from a query's arrival to its answer"),
     "reloads": ("counter", "Configuration reloads, by result"),
     "processes": ("gauge", "Processes answering (--workers)"),
@@ -74,6 +76,7 @@ class ServiceStats:
         self.upstream_tcp = 0
         self.upstream_failures: dict[str, int] = {}
         self.reloads: dict[str, int] = {}
+        self.stale = 0  # answers from expired data
 
     def answered(self, qtype: int, rcode: int, transport: str, seconds: float) -> None:
         key = (qtype, rcode, transport)
@@ -90,6 +93,7 @@ class ServiceStats:
             out.append(("queries", labels, count))
         out.append(("queries_dropped", (), self.dropped))
         out.append(("queries_ratelimited", (), self.ratelimited))
+        out.append(("stale_answers", (), self.stale))
         cumulative = 0
         for bound, count in zip((*LATENCY_BOUNDS, float("inf")), self.latency, strict=True):
             cumulative += count
