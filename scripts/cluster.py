@@ -57,6 +57,22 @@ def missing_tools(tools: Sequence[str] = TOOLS) -> list[str]:
     return [tool for tool in tools if shutil.which(tool) is None]
 
 
+def cluster_problem(tools: Sequence[str] = TOOLS) -> str | None:
+    """Why a cluster cannot start here (a missing tool, port 53 not ours), or None."""
+    absent = missing_tools(tools)
+    if absent:
+        return f"missing {', '.join(absent)} (apt-get install redis-server dnsdist bind9-dnsutils)"
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(("127.10.255.254", PORT))
+    except OSError as error:
+        return (
+            f"cannot bind port {PORT} on loopback ({error.strerror}): run as root in a "
+            "namespace (scripts/test.sh, ../shared/tools/offline)"
+        )
+    return None
+
+
 def node_address(number: int) -> str:
     return f"{NODE_NET}{number}"
 
@@ -191,6 +207,7 @@ class Cluster:
         kind: str = "ours",
         node_args: Sequence[str] = (),
         cpus: str | None = None,
+        front: bool = True,
     ) -> None:
         self.workdir = Path(workdir)
         self.hints = hints
@@ -201,6 +218,7 @@ class Cluster:
         self.kind = kind
         self.node_args = list(node_args)
         self.cpus = cpus  # taskset CPU list for the nodes, if given
+        self.front = front  # start dnsdist (False: the nodes alone, asked directly)
         self.redis: Managed | None = None
         self.nodes: dict[int, Managed] = {}
         self.dnsdist: Managed | None = None
@@ -214,7 +232,8 @@ class Cluster:
                 self.start_redis()
             for number in range(1, self.count + 1):
                 self.nodes[number] = self._start_node(number)
-            self._start_dnsdist()
+            if self.front:
+                self._start_dnsdist()
         except BaseException:
             self.stop()
             raise
@@ -371,10 +390,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from resolver.lab.cli import refuse_unless_loopback_only
 
-    refusal = refuse_unless_loopback_only(False)
-    absent = missing_tools()
-    if refusal or absent:
-        reason = refusal or f"missing {', '.join(absent)} (apt-get install redis-server dnsdist)"
+    reason = refuse_unless_loopback_only(False) or cluster_problem()
+    if reason:
         print(f"cluster: {reason}", file=sys.stderr)
         return 2
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="cluster-"))

@@ -358,9 +358,10 @@ _closing: set[asyncio.Task[None]] = set()  # tiers replaced by a reload, being c
 
 def _close_later(tier: SharedTier) -> None:
     try:
-        closing = asyncio.ensure_future(tier.close())
+        loop = asyncio.get_running_loop()
     except RuntimeError:  # no event loop running (a reload outside the service): nothing open
         return
+    closing = loop.create_task(tier.close())
     _closing.add(closing)
     closing.add_done_callback(_closing.discard)
 
