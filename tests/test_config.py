@@ -145,7 +145,7 @@ def test_example_sections_load(tmp_path: Path) -> None:
         made.write_text(f"$ORIGIN {apex}\n@ 3600 SOA ns hostmaster 1 2 3 4 5\nhost 60 A 10.1.2.3\n")
         body = body.replace(path, str(made))
     settings = load_settings(write(tmp_path, body), {})
-    assert set(settings.sections) == {"local-zones", "forward-zones", "stub-zones"}
+    assert set(settings.sections) == {"local-zones", "forward-zones", "stub-zones", "shared-cache"}
     assert [(z.zone, z.stub, z.servers, z.fallback) for z in settings.delegated_zones()] == [
         ("corp.example.", False, ("192.0.2.53", "192.0.2.54@5353"), False),
         ("private.", True, ("10.0.0.53", "10.0.0.54@5353"), False),
@@ -199,7 +199,7 @@ def test_unknown_section_is_an_error(tmp_path: Path) -> None:
     path = write(tmp_path, "port = 53\n\n[local-zone]\nexample = 'static'\n")
     assert error_of(path) == (
         f"{path} line 3: unknown section [local-zone] (known sections: [local-zones], "
-        "[forward-zones], [stub-zones])"
+        "[forward-zones], [stub-zones], [shared-cache])"
     )
 
 

@@ -40,10 +40,10 @@ class Answer(dataobject, fast_new=True):
     upstream_queries: int = 0
     failure: Failure | None = None  # set exactly when rcode is SERVFAIL
     from_cache: bool = False  # answered without any upstream work
-    stale: bool = False  # from expired data (RFC 8767): the servers could not refresh it
     security: int = 0  # DNSSEC: resolver.cache.records.Security of the whole answer
     sigs: list[ResourceRecord] | None = None  # the answer's RRSIGs, for DO=1 clients
     proof: list[ResourceRecord] | None = None  # a negative answer's NSEC(3)s and RRSIGs
+    stale: bool = False  # from expired data (RFC 8767): the servers could not refresh it
 
 
 def servfail(kind: FailureKind, text: str, info_code: int = 0) -> Answer:

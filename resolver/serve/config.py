@@ -50,6 +50,8 @@ from resolver.serve.sections import (
     parse_local_zones,
     parse_stub_zones,
 )
+from resolver.serve.shared import SECTION as SHARED_CACHE
+from resolver.serve.shared import parse_shared_cache
 
 LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("console", "json")
@@ -228,6 +230,7 @@ SECTIONS: dict[str, Callable[[dict[str, Any]], object]] = {
     "local-zones": parse_local_zones,
     "forward-zones": parse_forward_zones,
     "stub-zones": parse_stub_zones,
+    SHARED_CACHE: parse_shared_cache,  # [shared-cache]: resolver.serve.shared
 }
 
 

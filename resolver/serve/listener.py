@@ -51,6 +51,7 @@ from resolver.serve.responses import (
     fit_udp,
     make_response,
 )
+from resolver.serve.shared import SharedTier  # scale: the shared cache tier
 from resolver.serve.stats import ServiceStats
 from resolver.wire import (
     CLASS_IN,
@@ -170,6 +171,7 @@ class ResolverService:
         # Off until enabled (the prefetch setting).
         self.prefetch = Prefetcher(self._refresh, answers, self._busy)
         self._in_flight: dict[tuple[str, int, bool], asyncio.Task[Answer]] = {}
+        self.shared: SharedTier | None = None  # scale: [shared-cache], set by build_service
 
     @property
     def in_flight(self) -> int:
@@ -340,8 +342,12 @@ class ResolverService:
             if len(self._in_flight) >= MAX_IN_FLIGHT:
                 log.warning("overloaded", in_flight=len(self._in_flight))
                 return servfail(FailureKind.OVERLOADED, "too many questions in flight")
+            # scale: with a shared cache tier, it is asked between the caches and the walk.
+            shared = self.shared
             task = asyncio.ensure_future(
                 self.engine.resolve(name, rrtype, checking_disabled=checking_disabled)
+                if shared is None
+                else shared.resolve(self.engine, name, rrtype, checking_disabled)
             )
             self._in_flight[key] = task
             task.add_done_callback(lambda _t: self._in_flight.pop(key, None))

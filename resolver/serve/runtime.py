@@ -42,6 +42,7 @@ from resolver.serve.config import BY_KEY, Settings, SettingsError, changed_keys,
 from resolver.serve.listener import AccessList, ResolverService
 from resolver.serve.logs import set_format, set_level
 from resolver.serve.sections import DelegatedZone
+from resolver.serve.shared import build_tier, shared_hook
 from resolver.serve.stats import CountingNetwork, Sample, ServiceStats, cache_samples
 from resolver.serve.upstream import upstream_addresses
 
@@ -228,4 +229,6 @@ def build_service(
     service.prefetch.enable(settings.prefetch)
     runtime = Runtime(settings, flags or {}, stats, records, answers, engine, service)
     runtime.reload_hooks.append(zones_hook(runtime))
+    service.shared = build_tier(settings, stats)  # scale: None unless [shared-cache]
+    runtime.reload_hooks.append(shared_hook(runtime))
     return runtime

@@ -49,6 +49,14 @@ METRICS: dict[str, tuple[str, str]] = {
     "prefetches": ("counter", "Answers refreshed before they expired, by result"),
     "answer_duration_seconds": ("histogram", "Time from a query's arrival to its answer"),
     "reloads": ("counter", "Configuration reloads, by result"),
+    # The shared cache tier ([shared-cache], resolver.serve.shared): shown when configured.
+    "shared_cache_lookups": (
+        "counter",
+        "Shared cache tier lookups, by result (hit, miss, "
+        "error, rejected: a bad value, skipped: the tier down or busy)",
+    ),
+    "shared_cache_writes": ("counter", "Answers written to the shared cache tier, by result"),
+    "shared_cache_up": ("gauge", "1 while the shared cache tier answers, 0 during an outage"),
     "processes": ("gauge", "Processes answering (--workers)"),
     "tasks": ("gauge", "asyncio tasks alive (a leak shows here first)"),
     "open_descriptors": ("gauge", "File descriptors open (sockets included)"),
@@ -77,6 +85,11 @@ class ServiceStats:
         self.upstream_failures: dict[str, int] = {}
         self.reloads: dict[str, int] = {}
         self.stale = 0  # answers from expired data
+        # The shared cache tier's counts (kept here, so that a reload replacing the tier
+        # keeps them); shared_up is None when no tier is configured.
+        self.shared_lookups: dict[str, int] = {}
+        self.shared_writes: dict[str, int] = {}
+        self.shared_up: int | None = None
 
     def answered(self, qtype: int, rcode: int, transport: str, seconds: float) -> None:
         key = (qtype, rcode, transport)
@@ -108,6 +121,12 @@ class ServiceStats:
             out.append(("upstream_failures", (("reason", reason),), count))
         for result, count in self.reloads.items():
             out.append(("reloads", (("result", result),), count))
+        for result, count in self.shared_lookups.items():
+            out.append(("shared_cache_lookups", (("result", result),), count))
+        for result, count in self.shared_writes.items():
+            out.append(("shared_cache_writes", (("result", result),), count))
+        if self.shared_up is not None:
+            out.append(("shared_cache_up", (), self.shared_up))
         out.append(("processes", (), 1))
         out.extend(process_samples())
         return out
