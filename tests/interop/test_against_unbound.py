@@ -41,7 +41,7 @@ NOT_EXERCISED = {
 TtlTable = dict[tuple[dns.name.Name, int], int]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def zone_ttls(nsd_lab: NsdLab) -> TtlTable:
     """(owner, type) -> TTL of every RRset in every zone the NSD lab serves."""
     table: TtlTable = {}
