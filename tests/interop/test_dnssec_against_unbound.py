@@ -51,7 +51,8 @@ DNSSEC_TYPES = {dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.NSEC3}
 
 KNOWN_EDE_DIFFERENCES: dict[str, tuple[int, int, str]] = {
     "nosigs": (
-        10, 9,
+        10,
+        9,
         "a zone with a DS at its parent served unsigned: we judge the answer first and find "
         "no RRSIG (RFC 8914 4.11 RRSIGs Missing); Unbound fetches the DNSKEY RRset first and "
         "finds none (4.10 DNSKEY Missing). Both codes describe the zone; neither is wrong",
@@ -80,9 +81,7 @@ class Ports(NamedTuple):
 
 def ask(port: int, qname: str, qtype: str, mode: str, cd: bool = False) -> dns.message.Message:
     """One question as a stub asks it: UDP with EDNS (1232), TCP after TC=1."""
-    query = dns.message.make_query(
-        qname, qtype, use_edns=0, payload=1232, want_dnssec=mode == "do"
-    )
+    query = dns.message.make_query(qname, qtype, use_edns=0, payload=1232, want_dnssec=mode == "do")
     if mode == "ad":
         query.flags |= dns.flags.AD
     if cd:
@@ -206,9 +205,7 @@ def test_bogus_answers_say_why(case: SignedCase, cold_validators: Ports) -> None
     """SERVFAIL with an Extended DNS Error (RFC 8914 codes 6-12): the code Unbound gives
     when it finds the flaw (asked first, caches empty), and the same code again from our
     cache, where Unbound 1.17 answers its cached bogus message with the generic 6."""
-    mine, theirs = (
-        info_codes(ask(port, case.qname, case.qtype, "do")) for port in cold_validators
-    )
+    mine, theirs = (info_codes(ask(port, case.qname, case.qtype, "do")) for port in cold_validators)
     assert len(mine) == 1 and 6 <= mine[0] <= 12, mine
     again = info_codes(ask(cold_validators.ours, case.qname, case.qtype, "do"))
     theirs_again = info_codes(ask(cold_validators.unbound, case.qname, case.qtype, "do"))
