@@ -1,9 +1,9 @@
 """Fixtures of the interop tier: NSD serving the lab, Unbound and our resolver on it.
 
 The tier needs root (NSD binds port 53 on 127.x.y.z, inside the test namespace)
-and Debian's nsd, unbound, dig, kdig and ldns-signzone (ldnsutils, for the signed
-lab).  On a developer's machine without them it is skipped with the reason; in CI
-(``CI=true``) a missing piece is a failure.
+and Debian's nsd, unbound, dig and kdig; the signed lab also ldns-keygen and
+ldns-signzone (ldnsutils).  On a developer's machine without them it is skipped with
+the reason; in CI (``CI=true``) a missing piece is a failure.
 
 The unsigned and the signed lab use the same addresses on port 53, so only one runs at
 a time: :class:`Hierarchies` keeps the one the current test module needs and stops the
@@ -22,13 +22,14 @@ import pytest
 from resolver.lab.nsd import NsdLab, find_tool
 from resolver.lab.unbound import OurResolver, UnboundProcess
 
-TOOLS = ("nsd", "nsd-checkconf", "unbound", "dig", "kdig", "ldns-keygen", "ldns-signzone")
+TOOLS = ("nsd", "nsd-checkconf", "unbound", "dig", "kdig")
+SIGNING_TOOLS = ("ldns-keygen", "ldns-signzone")
 
 
 def _missing() -> str | None:
     absent = [tool for tool in TOOLS if find_tool(tool) is None]
     if absent:
-        packages = "nsd unbound bind9-dnsutils knot-dnsutils ldnsutils"
+        packages = "nsd unbound bind9-dnsutils knot-dnsutils"
         return f"missing {', '.join(absent)} (apt-get install {packages})"
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
@@ -38,14 +39,25 @@ def _missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def interop_ready() -> None:
-    reason = _missing()
+def _not_ready(reason: str | None, what: str) -> None:
     if reason is None:
         return
     if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"interop tier cannot run in CI: {reason}")
-    pytest.skip(f"interop tier skipped: {reason}")
+        pytest.fail(f"{what} cannot run in CI: {reason}")
+    pytest.skip(f"{what} skipped: {reason}")
+
+
+@pytest.fixture(scope="session")
+def interop_ready() -> None:
+    _not_ready(_missing(), "interop tier")
+
+
+@pytest.fixture(scope="session")
+def signing_ready(interop_ready: None) -> None:
+    """The signed lab also needs ldns-keygen and ldns-signzone (Debian ldnsutils)."""
+    absent = [tool for tool in SIGNING_TOOLS if find_tool(tool) is None]
+    reason = f"missing {', '.join(absent)} (apt-get install ldnsutils)" if absent else None
+    _not_ready(reason, "signed lab")
 
 
 def free_port() -> int:
@@ -122,7 +134,7 @@ def ours(nsd_hints: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 
 @pytest.fixture(scope="module")
-def signed_lab(hierarchies: Hierarchies) -> NsdLab:
+def signed_lab(signing_ready: None, hierarchies: Hierarchies) -> NsdLab:
     """The lab signed (with its deliberately broken zones), running for the whole module."""
     return hierarchies.lab(signed=True)
 

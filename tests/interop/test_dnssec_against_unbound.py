@@ -40,12 +40,15 @@ from resolver.lab.cases import (
 from resolver.lab.nsd import NsdLab, find_tool
 from resolver.lab.unbound import OurResolver, UnboundProcess
 from tests.interop.conftest import free_port
+from tests.interop.test_against_unbound import EXTRA
 
 pytestmark = pytest.mark.interop
 
 MODES = ("do", "ad", "plain")
 """How the client asks: DO=1 (dig +dnssec); AD=1 without DO (dig +adflag, RFC 6840 §5.7);
 neither (AD must then stay clear, RFC 6840 §5.8)."""
+
+UNRESOLVABLE = {"www.loop2.net."}  # the delegation loop: SERVFAIL, nothing to validate
 
 DNSSEC_TYPES = {dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.NSEC3}
 
@@ -228,6 +231,21 @@ def test_checking_disabled_gets_bogus_data(
         mine = ask(validating_ours, case.qname, case.qtype, mode, cd=True)
         assert (rcode(mine), data(mine), ad(mine)) == (rcode(theirs), data(theirs), ad(theirs))
         assert (rcode(mine), data(mine), ad(mine)) == ("NOERROR", case.unchecked, False)
+
+
+@pytest.mark.parametrize(("qname", "qtype"), EXTRA, ids=[f"{n}{t}" for n, t in EXTRA])
+def test_more_questions_as_unbound(
+    qname: str, qtype: str, validating_ours: int, validating_unbound: int
+) -> None:
+    """The unsigned tier's extra questions (apex and cut records, case, negatives from the
+    root and the TLDs, unknown types) with DO: the same answers, AD bits and proofs."""
+    theirs = ask(validating_unbound, qname, qtype, "do")
+    mine = ask(validating_ours, qname, qtype, "do")
+    assert (rcode(mine), answer_tuples(mine.answer), ad(mine)) == (
+        rcode(theirs), answer_tuples(theirs.answer), ad(theirs))  # fmt: skip
+    assert proof(mine) == proof(theirs)
+    if qname not in UNRESOLVABLE:
+        assert ad(mine), "every zone of the lab is signed"
 
 
 # Questions about the chain of trust itself: keys and delegation signers.

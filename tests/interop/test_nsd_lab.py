@@ -132,10 +132,12 @@ echo $status >"$DIR/status"
 
 @pytest.mark.parametrize("signed", [False, True], ids=["unsigned", "signed"])
 def test_resolver_lab_nsd_serves_until_sigterm(
-    interop_ready: None, tmp_path: Path, signed: bool
+    interop_ready: None, tmp_path: Path, signed: bool, request: pytest.FixtureRequest
 ) -> None:
     """`resolver-lab nsd [--signed]` through scripts/nsd_lab.py, as a user runs it, in a
     loopback-only namespace of its own (the session's NSD lab holds port 53 here)."""
+    if signed:
+        request.getfixturevalue("signing_ready")
     env = {
         "SIGNED": "--signed" if signed else "",
         "PATH": os.environ["PATH"],

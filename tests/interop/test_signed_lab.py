@@ -32,7 +32,7 @@ RRSIG, DNSKEY, DS = dns.rdatatype.RRSIG, dns.rdatatype.DNSKEY, dns.rdatatype.DS
 
 
 @pytest.fixture(scope="module")
-def signed(interop_ready: None, tmp_path_factory: pytest.TempPathFactory) -> SignedHierarchy:
+def signed(signing_ready: None, tmp_path_factory: pytest.TempPathFactory) -> SignedHierarchy:
     """The lab signed (not served: signing needs no NSD)."""
     return NsdLab(tmp_path_factory.mktemp("signed"), signed=True).sign()
 
@@ -143,7 +143,7 @@ def test_parent_of() -> None:
     assert parent_of("x.org.", ["com."]) is None
 
 
-def test_combined_key_and_a_hierarchy_without_root(interop_ready: None, tmp_path: Path) -> None:
+def test_combined_key_and_a_hierarchy_without_root(signing_ready: None, tmp_path: Path) -> None:
     source = tmp_path / "x.zone"
     source.write_text("$ORIGIN x.\n$TTL 60\n@ SOA ns h 1 2 3 4 5\n@ NS ns\nns A 127.0.0.9\n")
     signed = sign_hierarchy(tmp_path / "out", {"x.": source}, Signing(combined_key=True))
