@@ -15,6 +15,8 @@ import dns.message
 import dns.rdatatype
 import dns.rrset
 
+from resolver.lab.signing import ALGORITHM_ZONES, www_address
+
 Answer = frozenset[tuple[str, str, str]]
 
 
@@ -453,6 +455,48 @@ SIGNED_CASES: list[SignedCase] = [
         "NOERROR",
         _a(("alias.nsec3.lab.", "CNAME", "www.nsec3.lab."), ("www.nsec3.lab.", "A", "192.0.2.166")),
         "A CNAME and its target, both signed, NSEC3 zone.",
+    ),
+]
+
+
+def _www(origin: str, case_id: str, note: str, security: Security = "secure") -> SignedCase:
+    qname = f"www.{origin}"
+    answer = _a((qname, "A", www_address(origin)))
+    return SignedCase(case_id, qname, "A", "NOERROR", answer, note, security)
+
+
+SIGNED_CASES += [
+    *(
+        _www(origin, f"alg-{algorithm.lower()}", f"A zone signed with {algorithm} keys.")
+        for origin, algorithm in ALGORITHM_ZONES.items()
+    ),
+    _www("nsec3-iter.lab.", "nsec3-iter", "NSEC3 with 200 iterations: answers stay secure."),
+    SignedCase(
+        "nsec3-iter-nxdomain",
+        "nothing.nsec3-iter.lab.",
+        "A",
+        "NXDOMAIN",
+        NONE,
+        "NSEC3 with 200 iterations, above RFC 9276's limit of 150: the proof is insecure.",
+        "insecure",
+    ),
+    _www("optout.lab.", "optout", "An NSEC3 opt-out zone's own data is secure."),
+    _www(
+        "child.optout.lab.",
+        "optout-child",
+        "An unsigned child of an NSEC3 opt-out zone: the NSEC3 matching it proves it has "
+        "no DS (ldns keeps the delegation in the chain), so it is insecure.",
+        "insecure",
+    ),
+    SignedCase(
+        "optout-nxdomain",
+        "nothing.optout.lab.",
+        "A",
+        "NXDOMAIN",
+        NONE,
+        "The NSEC3 covering the next closer name has opt-out set: an unsigned delegation "
+        "could hide there (RFC 5155 section 6), so the NXDOMAIN is insecure.",
+        "insecure",
     ),
 ]
 

@@ -7,13 +7,15 @@ becomes the trust anchor, written as a DS record in master-file format, which bo
 Unbound (``trust-anchor-file:``) and this resolver (``--trust-anchor-file``) read.
 
 Keys are ECDSA P-256 with SHA-256 (algorithm 13, RFC 6605: what most signed zones use
-today), a KSK and a ZSK per zone (or one combined key per zone, :attr:`Signing.combined_key`,
-for hierarchies of thousands of zones); signatures are valid from an hour ago for
+today) unless :attr:`Signing.algorithms` says otherwise for a zone, a KSK and a ZSK per
+zone (or one combined key per zone, :attr:`Signing.combined_key`, for hierarchies of
+thousands of zones); signatures are valid from an hour ago for
 :attr:`Signing.validity_days`; denial of existence is NSEC unless a zone is listed in
-:attr:`Signing.nsec3` (NSEC3 with no extra iterations and no salt, RFC 9276).
+:attr:`Signing.nsec3` (by default with no extra iterations and no salt, RFC 9276).
 
 A zone may be broken on purpose (:data:`FLAWS`); :func:`lab_signing` adds a server with
-one zone per flaw under ``lab.``, and an NSEC3 zone, to the lab's hierarchy.
+one zone per flaw under ``lab.``, one per other algorithm, and NSEC3 zones (plain, with
+too many iterations, with opt-out over an unsigned child) to the lab's hierarchy.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Literal
 from resolver.lab.topology import ServerRole, zone_file
 
 ALGORITHM = "ECDSAP256SHA256"
+RSA_BITS = "2048"
 TOOLS = ("ldns-keygen", "ldns-signzone")
 DS_TTL = 300  # the TTL of the DS records added to parents and of the trust anchor line
 
@@ -57,11 +60,23 @@ class SigningError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class Nsec3:
+    """NSEC3 parameters (RFC 5155): SHA-1, no salt, ``iterations`` extra hashes."""
+
+    iterations: int = 0
+    opt_out: bool = False
+
+    def flags(self) -> list[str]:
+        return ["-n", "-t", str(self.iterations), "-s", "", *(["-p"] if self.opt_out else [])]
+
+
+@dataclass(frozen=True)
 class Signing:
     """How a hierarchy is signed, and which zones are added to it for that.
 
     ``flaws``          origin -> a deliberate flaw (:data:`FLAWS`);
-    ``nsec3``          origins signed with NSEC3 instead of NSEC;
+    ``nsec3``          origin -> NSEC3 parameters, for zones signed with NSEC3, not NSEC;
+    ``algorithms``     origin -> an ``ldns-keygen -a`` algorithm other than :data:`ALGORITHM`;
     ``extra_roles``    servers added to the hierarchy (for the zones below);
     ``extra_zones``    origin -> master-file text of a zone those servers serve;
     ``delegations``    parent origin -> master-file text added to the parent (NS, glue);
@@ -69,7 +84,8 @@ class Signing:
     """
 
     flaws: Mapping[str, Flaw] = field(default_factory=dict)
-    nsec3: frozenset[str] = frozenset()
+    nsec3: Mapping[str, Nsec3] = field(default_factory=dict)
+    algorithms: Mapping[str, str] = field(default_factory=dict)
     extra_roles: tuple[ServerRole, ...] = ()
     extra_zones: Mapping[str, str] = field(default_factory=dict)
     delegations: Mapping[str, str] = field(default_factory=dict)
@@ -88,8 +104,39 @@ DNSSEC_ZONES: dict[str, Flaw | None] = {
     "badsig.lab.": "bad-signature",
     "insecure.lab.": "insecure",
     "nsec3.lab.": None,
+    "nsec3-iter.lab.": None,
+    "optout.lab.": None,
+    "child.optout.lab.": "insecure",
+    "rsasha1.lab.": None,
+    "rsasha256.lab.": None,
+    "rsasha512.lab.": None,
+    "ecdsa384.lab.": None,
+    "ed25519.lab.": None,
+    "ed448.lab.": None,
 }
 """The zones :func:`lab_signing` adds under ``lab.``, all on one server, and their flaw."""
+
+NSEC3_ZONES: dict[str, Nsec3] = {
+    "nsec3.lab.": Nsec3(),
+    # Above the 150 of RFC 9276 section 3.2 (and of both resolvers): its proofs are insecure.
+    "nsec3-iter.lab.": Nsec3(iterations=200),
+    # child.optout.lab. is an unsigned delegation the NSEC3 chain skips (RFC 5155 6).
+    "optout.lab.": Nsec3(opt_out=True),
+}
+
+ALGORITHM_ZONES: dict[str, str] = {
+    "rsasha1.lab.": "RSASHA1",  # 5: RFC 8624 says MUST validate, NOT RECOMMENDED to sign
+    "rsasha256.lab.": "RSASHA256",  # 8
+    "rsasha512.lab.": "RSASHA512",  # 10
+    "ecdsa384.lab.": "ECDSAP384SHA384",  # 14
+    "ed25519.lab.": "ED25519",  # 15
+    "ed448.lab.": "ED448",  # 16
+}
+
+
+def www_address(origin: str) -> str:
+    """The address of ``www`` in one of :data:`DNSSEC_ZONES` (192.0.2.160 and up)."""
+    return f"192.0.2.{160 + list(DNSSEC_ZONES).index(origin)}"
 
 
 def case_zone_text(origin: str, index: int) -> str:
@@ -109,14 +156,20 @@ def lab_signing() -> Signing:
     """The lab signed, plus one zone per flaw and an NSEC3 zone under ``lab.``."""
     zones = tuple(DNSSEC_ZONES)
     delegations = "".join(
-        f"{origin} NS ns1.{origin}\nns1.{origin} A {DNSSEC_ADDRESS}\n" for origin in zones
+        f"{origin} NS ns1.{origin}\nns1.{origin} A {DNSSEC_ADDRESS}\n"
+        for origin in zones
+        if parent_of(origin, zones) is None
     )
     return Signing(
         flaws={origin: flaw for origin, flaw in DNSSEC_ZONES.items() if flaw is not None},
-        nsec3=frozenset({"nsec3.lab."}),
+        nsec3=NSEC3_ZONES,
+        algorithms=ALGORITHM_ZONES,
         extra_roles=(ServerRole("dnssec-lab", (DNSSEC_ADDRESS,), zones),),
         extra_zones={origin: case_zone_text(origin, i) for i, origin in enumerate(zones)},
-        delegations={"lab.": delegations},
+        delegations={
+            "lab.": delegations,
+            "optout.lab.": f"child NS ns1.child\nns1.child A {DNSSEC_ADDRESS}\n",
+        },
     )
 
 
@@ -145,10 +198,12 @@ def _run(command: list[str], cwd: Path) -> str:
     return done.stdout
 
 
-def _keygen(directory: Path, origin: str, ksk: bool) -> str:
+def _keygen(directory: Path, origin: str, ksk: bool, algorithm: str = ALGORITHM) -> str:
     """A new key for ``origin`` in ``directory``; returns its base name (Kname+alg+tag)."""
     flags = ["-k"] if ksk else []
-    return _run(["ldns-keygen", "-a", ALGORITHM, *flags, origin], directory).strip()
+    if algorithm.startswith("RSA"):
+        flags += ["-b", RSA_BITS]
+    return _run(["ldns-keygen", "-a", algorithm, *flags, origin], directory).strip()
 
 
 def _ds_line(directory: Path, base: str, origin: str) -> str:
@@ -199,12 +254,15 @@ class _ZoneSigner:
         """Directory, key base names to sign with, and the DS line for the parent."""
         directory = self.workdir / "keys" / (origin.rstrip(".") or "root")
         directory.mkdir(parents=True, exist_ok=True)
-        ksk = _keygen(directory, origin, ksk=True)
-        bases = [ksk] if self.signing.combined_key else [ksk, _keygen(directory, origin, False)]
+        algorithm = self.signing.algorithms.get(origin, ALGORITHM)
+        ksk = _keygen(directory, origin, True, algorithm)
+        bases = [ksk]
+        if not self.signing.combined_key:
+            bases.append(_keygen(directory, origin, False, algorithm))
         ds = _ds_line(directory, ksk, origin)
         if self.signing.flaws.get(origin) == "ds-without-key":
             # A KSK the zone never publishes: the parent's DS matches no DNSKEY.
-            ds = _ds_line(directory, _keygen(directory, origin, ksk=True), origin)
+            ds = _ds_line(directory, _keygen(directory, origin, True, algorithm), origin)
         return directory, bases, ds
 
     def sign(self, origin: str, source: Path, children_ds: list[str]) -> tuple[Path, str | None]:
@@ -224,7 +282,7 @@ class _ZoneSigner:
         signed = self.workdir / "signed" / name
         signed.parent.mkdir(parents=True, exist_ok=True)
         inception, expiration = _validity(flaw, self.now, self.signing.validity_days)
-        nsec3 = ["-n", "-t", "0", "-s", ""] if origin in self.signing.nsec3 else []
+        nsec3 = self.signing.nsec3[origin].flags() if origin in self.signing.nsec3 else []
         _run(
             ["ldns-signzone", "-o", origin, "-f", str(signed), "-i", _timestamp(inception),
              "-e", _timestamp(expiration), *nsec3, str(unsigned), *bases],
