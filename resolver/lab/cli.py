@@ -98,7 +98,7 @@ def print_tour(hints: Path | None, upstream_port: int, trust_anchor: Path | None
             case = CASES_BY_ID[case_id]
             print(f";   dig @127.0.0.1 -p {RESOLVER_PORT} {case.qname} {case.qtype}  # {case.id}")
         return
-    from resolver.lab.cases import SIGNED_CASES_BY_ID
+    from resolver.lab.signed_cases import SIGNED_CASES_BY_ID
 
     for case_id in SIGNED_EXAMPLE_CASES:
         signed = SIGNED_CASES_BY_ID[case_id]

@@ -4,7 +4,7 @@ The NSD lab is signed at start-up (resolver/lab/signing.py: every zone, each DS 
 parent, the root's KSK as the trust anchor) with deliberately broken zones beside it.
 Unbound runs ``module-config: "validator iterator"`` with that anchor as its
 ``trust-anchor-file:``; ours runs with ``--trust-anchor-file``.  For every case of
-:data:`resolver.lab.cases.SIGNED_CASES`, asked three ways (DO=1; AD=1 without DO; neither),
+:data:`resolver.lab.signed_cases.SIGNED_CASES`, asked three ways (DO=1; AD=1 without DO; neither),
 the RCODE, the answer (RRSIGs included for DO clients) and the AD bit must be Unbound's and
 the case's; bogus answers are SERVFAIL with an RFC 8914 code from us; negative answers
 carry the same proofs; CD=1 clients get the data unvalidated.
@@ -30,14 +30,9 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from resolver.lab.cases import (
-    DNSSEC_BOGUS,
-    SIGNED_CASES,
-    SIGNED_CASES_BY_ID,
-    SignedCase,
-    answer_tuples,
-)
+from resolver.lab.cases import answer_tuples
 from resolver.lab.nsd import NsdLab, find_tool
+from resolver.lab.signed_cases import DNSSEC_BOGUS, SIGNED_CASES, SIGNED_CASES_BY_ID, SignedCase
 from resolver.lab.unbound import OurResolver, UnboundProcess
 from tests.interop.conftest import free_port
 from tests.interop.test_against_unbound import EXTRA
