@@ -202,13 +202,15 @@ def cold_validators(signed_lab: NsdLab, signed_hints: Path, tmp_path: Path) -> I
 def test_bogus_answers_say_why(case: SignedCase, cold_validators: Ports) -> None:
     """SERVFAIL with an Extended DNS Error (RFC 8914 codes 6-12): the code Unbound gives
     when it finds the flaw (asked first, caches empty), and the same code again from our
-    cache, where Unbound 1.17 answers its cached bogus message with the generic 6."""
+    cache, where Unbound 1.17 answers its cached bogus message with the generic 6 (Unbound's
+    first answer is the one to compare)."""
     mine, theirs = (info_codes(ask(port, case.qname, case.qtype, "do")) for port in cold_validators)
     assert len(mine) == 1 and 6 <= mine[0] <= 12, mine
     again = info_codes(ask(cold_validators.ours, case.qname, case.qtype, "do"))
     theirs_again = info_codes(ask(cold_validators.unbound, case.qname, case.qtype, "do"))
     assert again == mine, "the cached bogus answer keeps its reason"
-    assert theirs_again == [DNSSEC_BOGUS], "Unbound's cached bogus answer: the generic code"
+    # Unbound 1.17 answers from its cache with the generic code (a later one may keep it).
+    assert theirs_again in ([DNSSEC_BOGUS], theirs), theirs_again
     if case.id in KNOWN_EDE_DIFFERENCES:
         ours, unbound, why = KNOWN_EDE_DIFFERENCES[case.id]
         assert (mine, theirs) == ([ours], [unbound]), why
