@@ -169,10 +169,12 @@ def pinned(process: ServerProcess) -> ServerProcess:
 
 
 class Unbound(UnboundProcess):
-    """The lab's Unbound, with QNAME minimisation on or off."""
+    """The lab's Unbound, with QNAME minimisation on or off (validating from
+    ``trust_anchor`` if one is given: benchmarks/bench_dnssec.py)."""
 
-    def __init__(self, workdir: Path, hints: Path, port: int, cache: int, qmin: bool) -> None:
-        super().__init__(workdir, hints, port, cache_entries=cache)
+    def __init__(self, workdir: Path, hints: Path, port: int, cache: int, qmin: bool,
+                 trust_anchor: Path | None = None) -> None:  # fmt: skip
+        super().__init__(workdir, hints, port, cache_entries=cache, trust_anchor=trust_anchor)
         self.qmin = qmin
 
     def command(self) -> list[str]:
@@ -185,12 +187,16 @@ class Unbound(UnboundProcess):
         return command
 
 
-def make(kind: str, workdir: Path, hints: Path, cache: int, qmin: bool) -> ServerProcess:
+def make(kind: str, workdir: Path, hints: Path, cache: int, qmin: bool,
+         trust_anchor: Path | None = None) -> ServerProcess:  # fmt: skip
+    """A resolver on ``hints``; validating from ``trust_anchor`` if one is given (without
+    one, on these custom hints, neither validates)."""
     if kind == "unbound":
-        return pinned(Unbound(workdir, hints, PORT, cache, qmin))
+        return pinned(Unbound(workdir, hints, PORT, cache, qmin, trust_anchor))
     flag = "--qname-minimisation" if qmin else "--no-qname-minimisation"
+    anchor = ["--trust-anchor-file", str(trust_anchor)] if trust_anchor else []
     return pinned(OurResolver(workdir, hints, PORT, "--log-level", "info",
-                              "--cache-size", str(cache), flag))  # fmt: skip
+                              "--cache-size", str(cache), flag, *anchor))  # fmt: skip
 
 
 def started_loop(workdir: Path) -> str:

@@ -2,6 +2,7 @@
 
     resolver-lab [--port 5300] [--hints FILE]              the dnspython lab (every case)
     resolver-lab nsd [--hints FILE] [--workdir DIR]        the same zones served by NSD
+    resolver-lab nsd --signed [...]                        ... signed, with broken zones
 
 Both refuse to start in a network namespace that routes through any interface but
 lo: the lab only listens on 127.x.y.z, but a resolver pointed at it follows what the
@@ -71,7 +72,11 @@ def stop_event() -> threading.Event:
     return stop
 
 
-def print_tour(hints: Path | None, upstream_port: int) -> None:
+SIGNED_EXAMPLE_CASES = ("glue", "nxdomain", "expired", "badsig", "insecure", "nsec3-nxdomain")
+"""Signed-lab cases (resolver.lab.cases.SIGNED_CASES) shown as dig +dnssec commands."""
+
+
+def print_tour(hints: Path | None, upstream_port: int, trust_anchor: Path | None = None) -> None:
     """How to point the resolver at the lab, and a few dig commands worth trying."""
     from resolver.lab.cases import CASES_BY_ID
 
@@ -82,13 +87,25 @@ def print_tour(hints: Path | None, upstream_port: int) -> None:
     from resolver.lab.unbound import nodefault_flags
 
     flags = f"--root-hints {hints or 'FILE'} --upstream-port {upstream_port}"
+    if trust_anchor is not None:
+        flags += f" --trust-anchor-file {trust_anchor}"
     # The lab serves names the resolver would otherwise answer itself (RFC 6303 zones).
     local = " ".join(nodefault_flags())
     print(f"; run:  resolver --port {RESOLVER_PORT} {flags} {local}")
     print(f"; then: resolver-trace www.noglue.org {flags}")
-    for case_id in EXAMPLE_CASES:
-        case = CASES_BY_ID[case_id]
-        print(f";   dig @127.0.0.1 -p {RESOLVER_PORT} {case.qname} {case.qtype}  # {case.id}")
+    if trust_anchor is None:
+        for case_id in EXAMPLE_CASES:
+            case = CASES_BY_ID[case_id]
+            print(f";   dig @127.0.0.1 -p {RESOLVER_PORT} {case.qname} {case.qtype}  # {case.id}")
+        return
+    from resolver.lab.signed_cases import SIGNED_CASES_BY_ID
+
+    for case_id in SIGNED_EXAMPLE_CASES:
+        signed = SIGNED_CASES_BY_ID[case_id]
+        print(
+            f";   dig @127.0.0.1 -p {RESOLVER_PORT} {signed.qname} {signed.qtype} +dnssec"
+            f"  # {signed.id}: {signed.security}"
+        )
 
 
 def run_dnspython_lab(args: argparse.Namespace) -> int:
@@ -124,24 +141,30 @@ def run_dnspython_lab(args: argparse.Namespace) -> int:
 
 def run_nsd_lab(args: argparse.Namespace) -> int:
     from resolver.lab.nsd import NsdError, NsdLab
+    from resolver.lab.signing import SigningError
     from resolver.lab.unbound import unbound_conf
 
     stop = stop_event()
     try:
         workdir: Path = args.workdir or Path(tempfile.mkdtemp(prefix="nsd-lab-"))
         workdir.mkdir(parents=True, exist_ok=True)
-        with NsdLab(workdir) as lab:
+        with NsdLab(workdir, signed=args.signed) as lab:
             hints = args.hints or workdir / "lab.root"
             if args.hints is None:
                 print(lab.hints_text(), end="")
+            anchor = lab.trust_anchor if args.signed else None
             conf = workdir / "unbound.conf"
             (workdir / "unbound").mkdir(exist_ok=True)
-            conf.write_text(unbound_conf(workdir / "unbound", hints, args.unbound_port))
+            conf.write_text(
+                unbound_conf(workdir / "unbound", hints, args.unbound_port, trust_anchor=anchor)
+            )
             lab.write_hints(hints)  # last: once it exists, every NSD answers
             for name, reason in lab.not_started.items():
                 print(f"; {name}: {reason}")
             print(f"; {len(lab.processes)} NSD instances on port 53; configs, logs: {workdir}")
-            print_tour(hints, lab.port)
+            if anchor is not None:
+                print(f"; signed with ldns-signzone; trust anchor (the root's KSK): {anchor}")
+            print_tour(hints, lab.port, anchor)
             print(f"; unbound: unbound -d -c {conf}   (127.0.0.1 port {args.unbound_port})")
             print("; Ctrl-C or SIGTERM stops every NSD", flush=True)
             while not stop.wait(1.0):
@@ -149,7 +172,7 @@ def run_nsd_lab(args: argparse.Namespace) -> int:
                 if dead:
                     print(f"resolver-lab: NSD exited: {', '.join(dead)}", file=sys.stderr)
                     return 1
-    except (NsdError, OSError) as error:  # OSError: the workdir or the hints not writable
+    except (NsdError, SigningError, OSError) as error:  # OSError: workdir or hints not writable
         print(f"resolver-lab: {error}", file=sys.stderr)
         return 1
     print("; every NSD stopped", file=sys.stderr)
@@ -196,6 +219,14 @@ def build_nsd_parser() -> argparse.ArgumentParser:
     _common(parser)
     parser.add_argument(
         "--workdir", type=Path, metavar="DIR", help="NSD configs and logs (default: a temp dir)"
+    )
+    parser.add_argument(
+        "--signed",
+        action="store_true",
+        help=(
+            "sign every zone with ldns-signzone (Debian ldnsutils) at start-up, add "
+            "deliberately broken zones under lab. and write the root's trust anchor"
+        ),
     )
     parser.add_argument(
         "--unbound-port",

@@ -20,6 +20,12 @@ in the foreground (``nsd -d``) in its own session, so the PIDs are ours:
 :meth:`NsdLab.stop` sends SIGTERM to exactly those, waits a bounded time, then
 SIGKILLs the process group (NSD forks a server child).
 
+Signed (``signed=True``, or a :class:`resolver.lab.signing.Signing`): at start-up every
+zone is signed with ``ldns-signzone`` into the work directory, each DS placed in its
+parent, and the root's KSK written as :attr:`NsdLab.trust_anchor`; on the lab's own
+hierarchy ``signed=True`` also adds the deliberately broken zones of
+:func:`resolver.lab.signing.lab_signing` (expired signatures, a DS without its key, ...).
+
 Reuse (the cold-cache benchmark serves ~2,000 generated zones with it)::
 
     NsdLab(workdir, roles=my_roles, zones_dir=my_dir)          # another hierarchy
@@ -47,6 +53,7 @@ import dns.message
 import dns.query
 import dns.rcode
 
+from resolver.lab.signing import SignedHierarchy, Signing, lab_signing, sign_hierarchy
 from resolver.lab.topology import SERVERS, ZONES_DIR, ServerRole, write_hints_file, zone_file
 from resolver.lab.topology import hints_text as lab_hints_text
 
@@ -117,7 +124,10 @@ class NsdLab:
     ``zone_additions``  origin -> master-file text appended to that zone (relative
                         names are relative to the origin), e.g. delegations added to
                         a TLD; the merged file is written under ``workdir/zones``;
-    ``hints``           root hints text for :meth:`hints_text` (default: the lab's).
+    ``hints``           root hints text for :meth:`hints_text` (default: the lab's);
+    ``signed``          sign every zone at start-up (True: on the lab's own roles with
+                        the lab's DNSSEC cases, :func:`~resolver.lab.signing.lab_signing`,
+                        on other roles every zone plainly; or a ``Signing`` to say how).
     """
 
     def __init__(
@@ -130,6 +140,7 @@ class NsdLab:
         *,
         zone_files: Mapping[str, Path] | None = None,
         zone_additions: Mapping[str, str] | None = None,
+        signed: bool | Signing = False,
     ) -> None:
         self.workdir = Path(workdir)
         self.roles = tuple(roles)
@@ -138,18 +149,45 @@ class NsdLab:
         self._hints = hints
         self.zone_files = {origin: Path(path) for origin, path in (zone_files or {}).items()}
         self.zone_additions = dict(zone_additions or {})
+        self.signing = self._signing(signed)
+        self.signed: SignedHierarchy | None = None
+        """The signed files and the trust anchor, once :meth:`start` has signed them."""
+        if self.signing is not None:
+            self.roles = (*self.roles, *self.signing.extra_roles)
+            for origin, text in self.signing.delegations.items():
+                self.zone_additions[origin] = f"{self.zone_additions.get(origin, '')}\n{text}"
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.not_started: dict[str, str] = {}
         """Role name -> why no NSD runs for it (a behaviour NSD cannot imitate)."""
+
+    def _signing(self, signed: bool | Signing) -> Signing | None:
+        if isinstance(signed, Signing):
+            return signed
+        if not signed:
+            return None
+        return lab_signing() if self.roles == SERVERS else Signing()
 
     # -- zones -------------------------------------------------------------------------
 
     def source_file(self, origin: str) -> Path:
         """The zone file as given (before :attr:`zone_additions`)."""
+        if self.signing is not None and origin in self.signing.extra_zones:
+            generated = self.workdir / "sources" / zone_file(origin)
+            if not generated.exists():
+                generated.parent.mkdir(parents=True, exist_ok=True)
+                generated.write_text(self.signing.extra_zones[origin])
+            return generated
         return self.zone_files.get(origin) or self.zones_dir / zone_file(origin)
 
     def zone_path(self, origin: str) -> Path:
-        """The file NSD loads for ``origin``: the source, or a merged copy."""
+        """The file NSD loads for ``origin``: the signed one once signed, else the
+        unsigned one (:meth:`unsigned_path`)."""
+        if self.signed is not None and origin in self.signed.zone_paths:
+            return self.signed.zone_paths[origin].resolve()
+        return self.unsigned_path(origin)
+
+    def unsigned_path(self, origin: str) -> Path:
+        """The source, or a merged copy with :attr:`zone_additions`."""
         source = self.source_file(origin)
         addition = self.zone_additions.get(origin)
         if addition is None:
@@ -175,6 +213,8 @@ class NsdLab:
         if binary is None:
             raise NsdError("nsd is not installed (Debian package nsd)")
         try:
+            if self.signing is not None and self.signed is None:
+                self.sign()
             for role in self.roles:
                 reason = NOT_REPRODUCED.get(role.behaviour)
                 if role.behaviour == "silent":
@@ -188,6 +228,21 @@ class NsdLab:
             self.stop()
             raise
         return self
+
+    def sign(self) -> SignedHierarchy:
+        """Sign every zone of every role into ``workdir/dnssec`` (new keys each time)."""
+        assert self.signing is not None
+        origins = {origin: self.unsigned_path(origin) for r in self.roles for origin in r.zones}
+        self.signed = sign_hierarchy(self.workdir / "dnssec", origins, self.signing)
+        return self.signed
+
+    @property
+    def trust_anchor(self) -> Path:
+        """The root's KSK as a DS line (a signed lab, once started), for Unbound's
+        ``trust-anchor-file:`` and our ``--trust-anchor-file``."""
+        if self.signed is None or self.signed.trust_anchor is None:
+            raise NsdError("no trust anchor: the lab is not signed, or not started yet")
+        return self.signed.trust_anchor
 
     def _start_role(self, binary: str, role: ServerRole) -> None:
         directory = self.workdir / role.name

@@ -2,12 +2,15 @@
 
 Unbound runs with one thread and the iterator module only (no DNSSEC validation,
 no trust anchor), ``do-not-query-localhost: no`` so it may walk 127.x.y.z
-servers, and the lab's root hints.  Both run in the foreground, so the PIDs are
-ours to end.
+servers, and the lab's root hints.  Given a trust anchor (a signed lab's root KSK)
+it validates instead: ``module-config: "validator iterator"``, that file as its
+``trust-anchor-file:`` (no automatic RFC 5011 updates) and Extended DNS Errors on.
+Both run in the foreground, so the PIDs are ours to end.
 """
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
@@ -51,12 +54,14 @@ def unbound_conf(
     port: int,
     cache_entries: int = 0,
     nodefault_zones: tuple[str, ...] = NODEFAULT_ZONES,
+    trust_anchor: Path | None = None,
 ) -> str:
-    """Unbound as a plain iterative resolver on ``hints``, listening on 127.0.0.1@port."""
-    extra = ""
+    """Unbound as a plain iterative resolver on ``hints``, listening on 127.0.0.1@port;
+    validating from ``trust_anchor`` (DS or DNSKEY lines) when one is given."""
+    extra = validator_conf(trust_anchor)
     if cache_entries:
         # Room for the benchmark's names without eviction (sizes in bytes).
-        extra = "    msg-cache-size: 256m\n    rrset-cache-size: 512m\n"
+        extra += "    msg-cache-size: 256m\n    rrset-cache-size: 512m\n"
     local = "".join(f'    local-zone: "{zone}" nodefault\n' for zone in nodefault_zones)
     return (
         "server:\n"
@@ -72,8 +77,8 @@ def unbound_conf(
         "    use-syslog: no\n"
         "    verbosity: 1\n"
         "    num-threads: 1\n"
-        # Iterator only: no validator, no trust anchor, no DNSSEC (the lab is unsigned).
-        '    module-config: "iterator"\n'
+        # Iterator only unless validating: no trust anchor, no DNSSEC (the lab is unsigned).
+        f'    module-config: "{"validator iterator" if trust_anchor else "iterator"}"\n'
         f'    root-hints: "{hints}"\n'
         "    do-not-query-localhost: no\n"  # every lab server is on 127.x.y.z
         "    access-control: 127.0.0.0/8 allow\n"
@@ -97,6 +102,34 @@ def unbound_conf(
     )
 
 
+def validator_conf(trust_anchor: Path | None) -> str:
+    """Unbound's validator settings for a signed lab (nothing for an unsigned one)."""
+    if trust_anchor is None:
+        return ""
+    return (
+        # A static anchor: the lab's keys are made at each start, no RFC 5011 rollover.
+        f'    trust-anchor-file: "{trust_anchor}"\n'
+        # RFC 8914 codes on SERVFAIL for bogus data, as ours gives them.
+        "    ede: yes\n"
+        # Why an answer is bogus, in unbound.log (one line per bogus answer).
+        "    val-log-level: 2\n"
+    )
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 for UDP and TCP just now."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind(("127.0.0.1", 0))
+            port = int(udp.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+
+
 class ServerProcess:
     """A DNS server process started in the foreground; ready once it answers a query."""
 
@@ -111,6 +144,20 @@ class ServerProcess:
         raise NotImplementedError
 
     def start(self) -> ServerProcess:
+        """Start and wait until it answers.  A port found taken when the process binds it
+        (another process's random source port, say, between the caller choosing the port
+        and the bind) is replaced by another free one, twice at most: read :attr:`port`
+        after starting."""
+        for _attempt in range(2):
+            try:
+                return self._start()
+            except RuntimeError as error:
+                if "already in use" not in str(error):
+                    raise
+                self.port = free_port()
+        return self._start()
+
+    def _start(self) -> ServerProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         with (self.workdir / "stderr.log").open("wb") as stderr:
             self.process = subprocess.Popen(
@@ -175,18 +222,25 @@ class UnboundProcess(ServerProcess):
         port: int,
         cache_entries: int = 0,
         nodefault_zones: tuple[str, ...] = NODEFAULT_ZONES,
+        trust_anchor: Path | None = None,
     ) -> None:
         super().__init__(workdir, port)
         self.hints = hints
         self.cache_entries = cache_entries
         self.nodefault_zones = nodefault_zones
+        self.trust_anchor = trust_anchor
 
     def command(self) -> list[str]:
         conf = self.workdir / "unbound.conf"
         self.workdir.mkdir(parents=True, exist_ok=True)
         conf.write_text(
             unbound_conf(
-                self.workdir, self.hints, self.port, self.cache_entries, self.nodefault_zones
+                self.workdir,
+                self.hints,
+                self.port,
+                self.cache_entries,
+                self.nodefault_zones,
+                self.trust_anchor,
             )
         )
         return [unbound_binary() or "unbound", "-d", "-c", str(conf)]

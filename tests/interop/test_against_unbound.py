@@ -1,6 +1,6 @@
 """Our resolver and Unbound, side by side, on the lab's zones served by NSD.
 
-Both start with empty caches (one fresh process each per test session) and resolve
+Both start with empty caches (one fresh process each per test module) and resolve
 every lab case from the root hints.  For each case the RCODE and the answer RRsets
 must be the same (names compared without case, records in any order), every TTL
 must be at most the zone's for that record, and both must give what the lab case
@@ -41,7 +41,7 @@ NOT_EXERCISED = {
 TtlTable = dict[tuple[dns.name.Name, int], int]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def zone_ttls(nsd_lab: NsdLab) -> TtlTable:
     """(owner, type) -> TTL of every RRset in every zone the NSD lab serves."""
     table: TtlTable = {}

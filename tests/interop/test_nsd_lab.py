@@ -5,6 +5,7 @@ and a hierarchy can be extended programmatically (as the benchmark does)."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -116,23 +117,29 @@ def test_extended_hierarchy(interop_ready: None, tmp_path: Path) -> None:
 
 NSD_LAB_IN_ITS_OWN_NAMESPACE = """set -e
 ip link set lo up
-"$PYTHON" "$SCRIPT" --hints "$DIR/nsd.root" --workdir "$DIR/work" >"$DIR/out" 2>"$DIR/err" &
+"$PYTHON" "$SCRIPT" $SIGNED --hints "$DIR/nsd.root" --workdir "$DIR/work" >"$DIR/out" 2>"$DIR/err" &
 LAB=$!
 tries=0
 until [ -e "$DIR/nsd.root" ] || [ $tries -ge 300 ] || ! kill -0 $LAB; do
   tries=$((tries + 1)); sleep 0.1
 done
-dig @127.2.1.1 com. SOA +norec +tries=1 +time=2 >"$DIR/dig" || true
+dig @127.2.1.1 com. SOA +norec +dnssec +tries=1 +time=2 >"$DIR/dig" || true
 kill $LAB
 status=0; wait $LAB || status=$?
 echo $status >"$DIR/status"
 """
 
 
-def test_resolver_lab_nsd_serves_until_sigterm(interop_ready: None, tmp_path: Path) -> None:
-    """`resolver-lab nsd` through scripts/nsd_lab.py, as a user runs it, in a loopback-only
-    namespace of its own (the session's NSD lab holds port 53 on these addresses here)."""
+@pytest.mark.parametrize("signed", [False, True], ids=["unsigned", "signed"])
+def test_resolver_lab_nsd_serves_until_sigterm(
+    interop_ready: None, tmp_path: Path, signed: bool, request: pytest.FixtureRequest
+) -> None:
+    """`resolver-lab nsd [--signed]` through scripts/nsd_lab.py, as a user runs it, in a
+    loopback-only namespace of its own (the session's NSD lab holds port 53 here)."""
+    if signed:
+        request.getfixturevalue("signing_ready")
     env = {
+        "SIGNED": "--signed" if signed else "",
         "PATH": os.environ["PATH"],
         "PYTHON": sys.executable,
         "SCRIPT": str(ROOT / "scripts" / "nsd_lab.py"),
@@ -153,3 +160,11 @@ def test_resolver_lab_nsd_serves_until_sigterm(interop_ready: None, tmp_path: Pa
     assert f"--root-hints {hints} --upstream-port 53" in out
     assert "NSD instances on port 53" in out
     assert "; every NSD stopped" in err
+    # Signed: com. SOA comes with its RRSIG, and the resolvers are told the trust anchor.
+    assert ("IN\tRRSIG\tSOA 13 1 " in dig) == signed, dig
+    anchor = tmp_path / "work" / "dnssec" / "root.ds"
+    assert (f"--trust-anchor-file {anchor}" in out) == signed, out
+    unbound_conf = (tmp_path / "work" / "unbound.conf").read_text()
+    assert (f'trust-anchor-file: "{anchor}"' in unbound_conf) == signed
+    if signed:  # the root's KSK: ECDSA P-256 (13), a SHA-256 digest (2)
+        assert re.search(r"^\. \d+ IN DS \d+ 13 2 [0-9a-f]{64}$", anchor.read_text(), re.M)
