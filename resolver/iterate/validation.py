@@ -323,7 +323,8 @@ def learn(trust: TrustCache, zone: str, rrtype: int, answer: Answer | None) -> N
         elif answer is not None and answer.security == Security.INSECURE:
             trust.insecure(zone, INSECURE_TTL, "the parent zone is insecure")
         else:
-            trust.bogus(zone, _why(answer, f"{zone} DS could not be validated"), DNSSEC_BOGUS)
+            reason = _why(answer, f"{zone} DS could not be validated")
+            trust.bogus(zone, reason, _code(answer, DNSSEC_BOGUS))
         return
     if entry is not None and (entry.keys is not None or entry.security != Security.SECURE):
         return
@@ -332,12 +333,21 @@ def learn(trust: TrustCache, zone: str, rrtype: int, answer: Answer | None) -> N
     elif answer is not None and answer.security == Security.INSECURE:
         trust.insecure(zone, INSECURE_TTL, "no supported key")
     else:
-        trust.bogus(zone, _why(answer, f"no validated DNSKEY for {zone}"), DNSKEY_MISSING)
+        reason = _why(answer, f"no validated DNSKEY for {zone}")
+        trust.bogus(zone, reason, _code(answer, DNSKEY_MISSING))
 
 
 def _why(answer: Answer | None, default: str) -> str:
     if answer is not None and answer.failure is not None:
         return f"{default}: {answer.failure.text}"
+    return default
+
+
+def _code(answer: Answer | None, default: int) -> int:
+    """The INFO-CODE of a failed key lookup: its own when it had one (the DNSKEY RRset's
+    signature expired: RFC 8914 section 4.8, not "DNSKEY Missing"), else ``default``."""
+    if answer is not None and answer.failure is not None and answer.failure.info_code:
+        return answer.failure.info_code
     return default
 
 

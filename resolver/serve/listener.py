@@ -39,7 +39,6 @@ import structlog
 from recordclass import dataobject
 
 from resolver.cache.answers import AnswerCache, QuestionKey, question_key
-from resolver.cache.records import Security
 from resolver.iterate.answer import Answer, FailureKind, servfail
 from resolver.iterate.engine import IterativeEngine
 from resolver.serve.prefetch import Prefetcher
@@ -47,9 +46,11 @@ from resolver.serve.ratelimit import ClientRateLimit
 from resolver.serve.responses import (
     EdeCode,
     ExtendedError,
+    authenticated,
     failure_error,
     fit_udp,
     make_response,
+    sections,
 )
 from resolver.serve.shared import SharedTier  # scale: the shared cache tier
 from resolver.serve.stats import ServiceStats
@@ -59,7 +60,6 @@ from resolver.wire import (
     Message,
     Opcode,
     Rcode,
-    ResourceRecord,
     RRType,
     WireError,
     is_response,
@@ -122,31 +122,6 @@ def _servfail(packet: bytes) -> bytes | None:
     if len(packet) < HEADER_SIZE or is_response(packet):
         return None
     return response_from_header(packet, Rcode.SERVFAIL)
-
-
-# Types a client without DO gets only when it asks for them (RFC 4035 section 3.2.1).
-DNSSEC_TYPES = frozenset({RRType.RRSIG, RRType.NSEC, RRType.NSEC3})
-
-
-def sections(query: Message, resolution: Answer) -> tuple[list[ResourceRecord], ...]:
-    """The answer and authority sections for this client: with DO=1 the RRSIGs and the
-    NSEC/NSEC3 proofs too (RFC 4035 section 3.2.1), without it none of them."""
-    edns = query.edns
-    if edns is not None and edns.dnssec_ok:
-        return (resolution.answer + (resolution.sigs or []),
-                resolution.authority + (resolution.proof or []))  # fmt: skip
-    qtype = query.question[0].rrtype
-    answer = [rr for rr in resolution.answer if rr.rrtype not in DNSSEC_TYPES or rr.rrtype == qtype]
-    return answer, resolution.authority
-
-
-def authenticated(query: Message, resolution: Answer) -> bool:
-    """AD=1: the answer validated, and the client said it understands AD, by DO=1 or by
-    setting AD in the query (RFC 4035 section 3.2.3, RFC 6840 section 5.7)."""
-    if resolution.security != Security.SECURE:
-        return False
-    edns = query.edns
-    return bool(query.header.ad) or (edns is not None and bool(edns.dnssec_ok))
 
 
 class ResolverService:

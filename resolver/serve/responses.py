@@ -8,6 +8,9 @@
 - A UDP answer larger than the client takes (512, or its EDNS size capped at
   1232) is sent with TC=1 and no records (RFC 1035 section 4.2.1, RFC 6891
   section 6.2.5), so the client asks again over TCP.
+- RRSIGs and NSEC/NSEC3 proofs go only to clients that set DO, and AD only to
+  those that set DO or AD, for answers that validated (RFC 4035 section 3.2,
+  RFC 6840 section 5.7).
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from enum import IntEnum
 
-from resolver.iterate.answer import Failure, FailureKind
+from resolver.cache.records import Security
+from resolver.iterate.answer import Answer, Failure, FailureKind
 from resolver.wire import (
     EDNS_PAYLOAD,
     UDP_PLAIN,
@@ -23,6 +27,7 @@ from resolver.wire import (
     Header,
     Message,
     ResourceRecord,
+    RRType,
     write_message,
 )
 
@@ -133,3 +138,28 @@ def fit_udp(query: Message, response: Message, wire: bytes) -> bytes:
     response.answer, response.authority, response.additional = [], [], []
     response.header.tc = 1
     return write_message(response)
+
+
+# Types a client without DO gets only when it asks for them (RFC 4035 section 3.2.1).
+DNSSEC_TYPES = frozenset({RRType.RRSIG, RRType.NSEC, RRType.NSEC3})
+
+
+def sections(query: Message, resolution: Answer) -> tuple[list[ResourceRecord], ...]:
+    """The answer and authority sections for this client: with DO=1 the RRSIGs and the
+    NSEC/NSEC3 proofs too (RFC 4035 section 3.2.1), without it none of them."""
+    edns = query.edns
+    if edns is not None and edns.dnssec_ok:
+        return (resolution.answer + (resolution.sigs or []),
+                resolution.authority + (resolution.proof or []))  # fmt: skip
+    qtype = query.question[0].rrtype
+    answer = [rr for rr in resolution.answer if rr.rrtype not in DNSSEC_TYPES or rr.rrtype == qtype]
+    return answer, resolution.authority
+
+
+def authenticated(query: Message, resolution: Answer) -> bool:
+    """AD=1: the answer validated, and the client said it understands AD, by DO=1 or by
+    setting AD in the query (RFC 4035 section 3.2.3, RFC 6840 section 5.7)."""
+    if resolution.security != Security.SECURE:
+        return False
+    edns = query.edns
+    return bool(query.header.ad) or (edns is not None and bool(edns.dnssec_ok))

@@ -58,20 +58,6 @@ KNOWN_EDE_DIFFERENCES: dict[str, tuple[int, int, str]] = {
 }
 """Case id -> (our INFO-CODE, Unbound's, why they differ)."""
 
-EDE_BUGS: dict[str, str] = {
-    "expired": (
-        "ours says 9 (DNSKEY Missing) when the DNSKEY RRset is there, matches the DS, and "
-        "only its signatures expired; RFC 8914 4.8 has 7 (Signature Expired) for exactly "
-        "this, which Unbound gives"
-    ),
-    "notyet": (
-        "ours says 9 (DNSKEY Missing) when the DNSKEY RRset is there and only its signatures "
-        "are not yet valid; RFC 8914 4.9 has 8 (Signature Not Yet Valid), which Unbound gives"
-    ),
-}
-"""Case id -> what our resolver gets wrong (xfail, strict: fixing it turns the test red)."""
-
-
 class Ports(NamedTuple):
     ours: int
     unbound: int
@@ -178,13 +164,6 @@ def test_same_denial_proofs_as_unbound(
 BOGUS = [case for case in SIGNED_CASES if case.security == "bogus"]
 
 
-def bogus_param(case: SignedCase) -> object:
-    if case.id in EDE_BUGS:
-        bug = pytest.mark.xfail(strict=True, reason=EDE_BUGS[case.id])
-        return pytest.param(case, id=case.id, marks=bug)
-    return pytest.param(case, id=case.id)
-
-
 @pytest.fixture
 def cold_validators(signed_lab: NsdLab, signed_hints: Path, tmp_path: Path) -> Iterator[Ports]:
     """A validating Unbound and ours with empty caches, for one test."""
@@ -198,7 +177,7 @@ def cold_validators(signed_lab: NsdLab, signed_hints: Path, tmp_path: Path) -> I
         yield Ports(mine.port, theirs.port)
 
 
-@pytest.mark.parametrize("case", [bogus_param(case) for case in BOGUS])
+@pytest.mark.parametrize("case", BOGUS, ids=[case.id for case in BOGUS])
 def test_bogus_answers_say_why(case: SignedCase, cold_validators: Ports) -> None:
     """SERVFAIL with an Extended DNS Error (RFC 8914 codes 6-12): the code Unbound gives
     when it finds the flaw (asked first, caches empty), and the same code again from our
