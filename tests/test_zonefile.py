@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 
 from resolver.iterate.hints import parse_root_hints
 from resolver.wire import ResourceRecord, RRType
+from resolver.wire.dnssec_rdata import DNSKEY, DS
 from resolver.wire.names import labels_to_text, name_key, name_to_wire
-from resolver.wire.rdata import DNSKEY, DS, NS, SOA, TXT, A, Opaque
+from resolver.wire.rdata import NS, SOA, TXT, A, Opaque
 from resolver.wire.zonefile import (
     ZoneFileError,
     absolute_name,

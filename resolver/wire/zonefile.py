@@ -30,30 +30,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
+from resolver.wire.dnssec_rdata import DNSKEY, DS, NSEC, NSEC3, NSEC3PARAM, RRSIG
 from resolver.wire.message import CLASS_IN, ResourceRecord
 from resolver.wire.names import ROOT, BadName, name_to_wire, normalize
 from resolver.wire.rdata import (
     AAAA,
     CNAME,
     DNAME,
-    DNSKEY,
-    DS,
     MX,
     NS,
-    NSEC,
-    NSEC3,
-    NSEC3PARAM,
     PTR,
-    RRSIG,
     SOA,
     SRV,
     TXT,
     A,
     Rdata,
     parse_rdata,
-    type_from_text,
-    type_to_text,
 )
+from resolver.wire.rdata_base import type_from_text, type_to_text
 
 
 class ZoneFileError(ValueError):
