@@ -38,7 +38,8 @@ from resolver.wire.dnssec_rdata import (
 from resolver.wire.names import labels_to_text, name_to_wire
 from resolver.wire.rdata import Rdata, parse_rdata
 from resolver.wire.rdata_base import type_from_text, type_to_text
-from resolver.wire.zonefile import entries, rdata_from_text
+from resolver.wire.rdata_text import rdata_from_text
+from resolver.wire.zonefile import entries
 
 BOUNDED = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 IN = 1

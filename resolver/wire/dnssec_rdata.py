@@ -8,7 +8,7 @@ a compression pointer there is an error.  The type bitmap of NSEC and NSEC3 is
 a sorted tuple of type codes, read and written as the window blocks of RFC 4034
 section 4.1.2.  The text forms are the presentation formats of those RFCs
 (RFC 4034 sections 2.2, 3.2, 4.2 and 5.3, RFC 5155 sections 3.3 and 4.3);
-reading text is :func:`resolver.wire.zonefile.rdata_from_text`.
+reading text is :func:`resolver.wire.rdata_text.rdata_from_text`.
 
 :data:`DNSSEC_PARSERS` maps these type codes to their parsers; the registry of
 every type, :func:`resolver.wire.rdata.parse_rdata`, includes it.

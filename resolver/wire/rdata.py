@@ -10,7 +10,7 @@ SRV's target is never compressed (RFC 2782), nor is DNAME's (RFC 6672 section
 The DNSSEC types (DS, RRSIG, NSEC, DNSKEY of RFC 4034, NSEC3 and NSEC3PARAM of
 RFC 5155) are :mod:`resolver.wire.dnssec_rdata`; :data:`Rdata` is the union of
 every type, and :func:`parse_rdata` reads any of them through :data:`PARSERS`.
-Reading the text form is :func:`resolver.wire.zonefile.rdata_from_text`.
+Reading the text form is :func:`resolver.wire.rdata_text.rdata_from_text`.
 """
 
 from __future__ import annotations
