@@ -24,7 +24,6 @@ from resolver.iterate.hints import RootHints, load_root_hints
 from resolver.lab.topology import hints_text
 from resolver.serve import config as config_module
 from resolver.serve.config import (
-    OPTIONS,
     Settings,
     SettingsError,
     build_parser,
@@ -33,8 +32,8 @@ from resolver.serve.config import (
     load_settings,
     metrics_endpoint,
     parse_command_line,
-    split_host_port,
 )
+from resolver.serve.options import OPTIONS, split_host_port
 from resolver.serve.runtime import build_service
 from resolver.wire import CLASS_IN, ResourceRecord, RRType
 from resolver.wire.rdata import A

@@ -13,7 +13,7 @@ from resolver.dnssec import (
     parse_trust_anchors,
     root_trust_anchors,
 )
-from resolver.wire.rdata import DNSKEY, DS
+from resolver.wire.dnssec_rdata import DNSKEY, DS
 
 
 def test_the_shipped_root_anchors() -> None:

@@ -22,8 +22,9 @@ from resolver.dnssec.canonical import (
     suffix,
 )
 from resolver.wire import ResourceRecord
+from resolver.wire.dnssec_rdata import NSEC, RRSIG
 from resolver.wire.names import labels_to_text
-from resolver.wire.rdata import MX, NS, NSEC, RRSIG, SOA, SRV, A, Opaque, parse_rdata
+from resolver.wire.rdata import MX, NS, SOA, SRV, A, Opaque, parse_rdata
 
 BOUNDED = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 IN = 1

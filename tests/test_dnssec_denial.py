@@ -27,8 +27,9 @@ from resolver.dnssec import (
 )
 from resolver.dnssec.nsec import covers
 from resolver.wire import ResourceRecord
+from resolver.wire.dnssec_rdata import NSEC, NSEC3
 from resolver.wire.names import ancestors, is_subdomain, name_key
-from resolver.wire.rdata import NSEC, NSEC3, parse_rdata
+from resolver.wire.rdata import parse_rdata
 from resolver.wire.zonefile import parse_zone
 
 BOUNDED = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -20,7 +20,8 @@ from resolver.dnssec import (
     root_trust_anchors,
 )
 from resolver.dnssec.keys import load_public_key, usable_key, verify_signature
-from resolver.wire.rdata import DNSKEY, DS, parse_rdata
+from resolver.wire.dnssec_rdata import DNSKEY, DS
+from resolver.wire.rdata import parse_rdata
 
 BOUNDED = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

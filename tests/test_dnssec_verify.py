@@ -24,7 +24,8 @@ from resolver.dnssec import (
 )
 from resolver.dnssec.verify import validity
 from resolver.wire import ResourceRecord
-from resolver.wire.rdata import DNSKEY, DS, RRSIG, parse_rdata
+from resolver.wire.dnssec_rdata import DNSKEY, DS, RRSIG
+from resolver.wire.rdata import parse_rdata
 
 IN = 1
 NOW = 1_700_000_000

@@ -25,22 +25,21 @@ from resolver.wire import (
     parse_message,
     write_message,
 )
-from resolver.wire.names import labels_to_text, name_to_wire
-from resolver.wire.rdata import (
+from resolver.wire.dnssec_rdata import (
     DNSKEY,
     DS,
     NSEC,
     NSEC3,
     NSEC3PARAM,
     RRSIG,
-    Rdata,
     decode_type_bitmap,
     encode_type_bitmap,
-    parse_rdata,
-    type_from_text,
-    type_to_text,
 )
-from resolver.wire.zonefile import entries, rdata_from_text
+from resolver.wire.names import labels_to_text, name_to_wire
+from resolver.wire.rdata import Rdata, parse_rdata
+from resolver.wire.rdata_base import type_from_text, type_to_text
+from resolver.wire.rdata_text import rdata_from_text
+from resolver.wire.zonefile import entries
 
 BOUNDED = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 IN = 1

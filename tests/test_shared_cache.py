@@ -42,7 +42,8 @@ from resolver.serve.shared import (
 from resolver.serve.sharedwire import encode
 from resolver.serve.stats import ServiceStats
 from resolver.wire import CLASS_IN, Rcode, ResourceRecord, RRType
-from resolver.wire.rdata import RRSIG, A
+from resolver.wire.dnssec_rdata import RRSIG
+from resolver.wire.rdata import A
 from scripts.cluster import REDIS, Cluster, cluster_problem, node_address
 from tests.fakes import FakeClock, hints
 

@@ -23,7 +23,8 @@ from resolver.serve.sharedwire import (
     shareable,
 )
 from resolver.wire import CLASS_IN, Rcode, ResourceRecord, RRType, parse_message, write_message
-from resolver.wire.rdata import AAAA, CNAME, DNAME, NSEC, RRSIG, SOA, A
+from resolver.wire.dnssec_rdata import NSEC, RRSIG
+from resolver.wire.rdata import AAAA, CNAME, DNAME, SOA, A
 
 MAX_TTL = 86400
 ANY_STATE = accepted_states(False)

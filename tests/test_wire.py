@@ -32,8 +32,9 @@ from resolver.wire import (
     write_message,
     write_query,
 )
+from resolver.wire.dnssec_rdata import DS
 from resolver.wire.names import labels_to_text, name_key, name_to_wire
-from resolver.wire.rdata import AAAA, CNAME, DS, MX, NS, PTR, SOA, SRV, TXT, A, Opaque, Rdata
+from resolver.wire.rdata import AAAA, CNAME, MX, NS, PTR, SOA, SRV, TXT, A, Opaque, Rdata
 
 # Bounded so these two files stay well under 20 s: 300 examples for the fuzzing, 200 for
 # the round trips of generated messages (each example is a whole message, slow to draw).

@@ -18,16 +18,11 @@ from hypothesis import strategies as st
 
 from resolver.iterate.hints import parse_root_hints
 from resolver.wire import ResourceRecord, RRType
+from resolver.wire.dnssec_rdata import DNSKEY, DS
 from resolver.wire.names import labels_to_text, name_key, name_to_wire
-from resolver.wire.rdata import DNSKEY, DS, NS, SOA, TXT, A, Opaque
-from resolver.wire.zonefile import (
-    ZoneFileError,
-    absolute_name,
-    entries,
-    load_zone,
-    parse_ttl,
-    parse_zone,
-)
+from resolver.wire.rdata import NS, SOA, TXT, A, Opaque
+from resolver.wire.rdata_text import absolute_name, parse_ttl
+from resolver.wire.zonefile import ZoneFileError, entries, load_zone, parse_zone
 
 ROOT = Path(__file__).resolve().parent.parent
 LAB_ZONES = sorted((ROOT / "resolver" / "lab" / "zones").glob("*.zone"))

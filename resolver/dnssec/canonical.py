@@ -13,9 +13,10 @@ import struct
 from collections.abc import Sequence
 from functools import lru_cache
 
+from resolver.wire.dnssec_rdata import NSEC, RRSIG
 from resolver.wire.message import ResourceRecord
 from resolver.wire.names import labels_to_text, name_to_wire, text_to_labels
-from resolver.wire.rdata import NSEC, RRSIG, Opaque, Rdata
+from resolver.wire.rdata import Opaque, Rdata
 
 _RR_FIXED = struct.Struct("!HHIH")  # type, class, TTL, rdata length
 _RRSIG_FIXED = struct.Struct("!HBBIIIH")

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, paddin
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from resolver.dnssec.canonical import canonical_name_wire
-from resolver.wire.rdata import DNSKEY, DS
+from resolver.wire.dnssec_rdata import DNSKEY, DS
 
 ZONE_KEY = 0x0100  # RFC 4034 section 2.1.1: bit 7 of the flags
 REVOKED = 0x0080  # RFC 5011 section 7: bit 8

@@ -21,9 +21,9 @@ from resolver.dnssec.canonical import (
     wildcard_of,
 )
 from resolver.dnssec.proofs import DenialReason, DenialResult, insecure, not_proved, proved
+from resolver.wire.dnssec_rdata import NSEC
 from resolver.wire.message import ResourceRecord, RRType
 from resolver.wire.names import ROOT, is_subdomain, label_count, name_key
-from resolver.wire.rdata import NSEC
 
 Found = tuple[str, NSEC]
 

@@ -31,9 +31,9 @@ from resolver.dnssec.proofs import (
     not_proved,
     proved,
 )
+from resolver.wire.dnssec_rdata import NSEC3
 from resolver.wire.message import ResourceRecord, RRType
 from resolver.wire.names import ROOT, BadName, is_subdomain, label_count, name_key, text_to_labels
-from resolver.wire.rdata import NSEC3
 
 MAX_ITERATIONS = 150
 SHA1 = 1  # the only NSEC3 hash algorithm (RFC 5155 section 11)

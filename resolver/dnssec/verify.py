@@ -24,9 +24,9 @@ from resolver.dnssec.keys import (
     usable_key,
     verify_signature,
 )
+from resolver.wire.dnssec_rdata import DNSKEY, DS, RRSIG
 from resolver.wire.message import ResourceRecord, RRType
 from resolver.wire.names import is_subdomain, label_count, name_key
-from resolver.wire.rdata import DNSKEY, DS, RRSIG
 
 SERIAL = 1 << 32
 HALF = 1 << 31

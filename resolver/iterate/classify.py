@@ -28,8 +28,9 @@ from enum import IntEnum
 from recordclass import dataobject
 
 from resolver.wire import Message, Rcode, ResourceRecord, RRType
+from resolver.wire.dnssec_rdata import RRSIG
 from resolver.wire.names import BadName, is_subdomain, name_key, name_to_wire
-from resolver.wire.rdata import CNAME, DNAME, NS, RRSIG, SOA
+from resolver.wire.rdata import CNAME, DNAME, NS, SOA
 
 MAX_CHAIN_IN_REPLY = 16
 ADDRESS_TYPES = (RRType.A, RRType.AAAA)

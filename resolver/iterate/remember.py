@@ -12,8 +12,9 @@ from __future__ import annotations
 from resolver.cache.records import NXDOMAIN_TYPE, CachedRRset, RecordCache, Security, Trust
 from resolver.iterate.classify import Classified, Kind, synthesised, synthesize
 from resolver.wire import ResourceRecord, RRType
+from resolver.wire.dnssec_rdata import NSEC, RRSIG
 from resolver.wire.names import ancestors, name_key
-from resolver.wire.rdata import CNAME, NSEC, RRSIG
+from resolver.wire.rdata import CNAME
 
 
 def recall(

@@ -51,8 +51,8 @@ from resolver.iterate.classify import Classified, Kind, synthesised
 from resolver.iterate.remember import rrsets
 from resolver.iterate.trust import TrustCache
 from resolver.wire import ResourceRecord, RRType
+from resolver.wire.dnssec_rdata import DNSKEY, DS, RRSIG
 from resolver.wire.names import is_subdomain, name_key
-from resolver.wire.rdata import DNSKEY, DS, RRSIG
 
 # RFC 8914 section 4 INFO-CODEs for what went wrong.
 DNSSEC_BOGUS, SIGNATURE_EXPIRED, SIGNATURE_NOT_YET_VALID = 6, 7, 8

@@ -1,11 +1,11 @@
 """The resolver's settings: built-in defaults, then a TOML file (``--config``), then flags.
 
-One table, :data:`OPTIONS`, declares every setting once: its key (the TOML key,
-and the command-line flag ``--key``), its type, how its value is checked, its
-help text, and whether a reload (SIGHUP, ``resolver-control reload``) may change
-it.  The command line and the file are both read through that table, so they
-cannot drift apart, and :class:`Settings` is the one typed value the rest of
-the service is built from.
+One table, :data:`resolver.serve.options.OPTIONS`, declares every setting once:
+its key (the TOML key, and the command-line flag ``--key``), its type, how its
+value is checked, its help text, and whether a reload (SIGHUP,
+``resolver-control reload``) may change it.  The command line and the file are
+both read through that table here, so they cannot drift apart, and
+:class:`Settings` is the one typed value the rest of the service is built from.
 
 A flag replaces the file's value (for lists too: ``--allow`` on the command line
 replaces the file's ``allow``).  Every mistake in a file is one
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import ipaddress
 import os
 import re
 import tomllib
@@ -41,10 +40,9 @@ from typing import Any, NoReturn
 from resolver.dnssec import TrustAnchorError, TrustAnchors, load_trust_anchors, root_trust_anchors
 from resolver.iterate.hints import DEFAULT_HINTS
 from resolver.local import LocalSources, LocalZones, load_local_zones
-from resolver.serve.ratelimit import MODES as RATELIMIT_MODES
+from resolver.serve.options import BY_KEY, OFF, OPTIONS, Option, split_host_port
 from resolver.serve.sections import (
     DelegatedZone,
-    default_zone_name,
     no_duplicates,
     parse_forward_zones,
     parse_local_zones,
@@ -53,174 +51,9 @@ from resolver.serve.sections import (
 from resolver.serve.shared import SECTION as SHARED_CACHE
 from resolver.serve.shared import parse_shared_cache
 
-LEVELS = ("debug", "info", "warning", "error")
-LOG_FORMATS = ("console", "json")
-OFF = "none"  # the value that turns the control socket or the metrics endpoint off
-UNIX_PATH_MAX = 107  # sun_path holds 108 bytes, one for the terminating NUL (unix(7))
-
 
 class SettingsError(Exception):
     """A setting that cannot be used: one line saying where and why (exit status 2)."""
-
-
-# -- checks: a typed value in, the value kept out, or ValueError with the reason ----------
-
-
-def _port(value: int) -> int:
-    if not 0 <= value <= 65535:
-        raise ValueError(f"{value} is not a port number")
-    return value
-
-
-def _positive(value: int) -> int:
-    if value < 1:
-        raise ValueError(f"must be at least 1, not {value}")
-    return value
-
-
-def _not_negative(value: int) -> int:
-    if value < 0:
-        raise ValueError(f"must be 0 or more, not {value}")
-    return value
-
-
-def _ttl(value: int) -> int:
-    if not 0 <= value <= 2**31 - 1:
-        raise ValueError("a TTL is between 0 and 2147483647 seconds")
-    return value
-
-
-def _address(value: str) -> str:
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        raise ValueError(f"{value!r} is not an IP address") from None
-
-
-def _network(value: str) -> str:
-    try:
-        return str(ipaddress.ip_network(value, strict=False))
-    except ValueError:
-        raise ValueError(f"{value!r} is not a CIDR network") from None
-
-
-def _path(value: str) -> str:
-    if not value:
-        raise ValueError("an empty path")
-    return value
-
-
-def _socket_path(value: str) -> str:
-    if value != OFF and len(os.fsencode(_path(value))) > UNIX_PATH_MAX:
-        raise ValueError(f"a Unix socket path is at most {UNIX_PATH_MAX} bytes")
-    return value
-
-
-def split_host_port(value: str) -> tuple[str, int]:
-    """``ADDR:PORT`` or ``[IPv6]:PORT`` as (address, port); ValueError if it is neither."""
-    match = re.fullmatch(r"\[([^\]]+)\]:(\d+)|([^:\[\]]+):(\d+)", value)
-    if match is None:
-        raise ValueError(f"{value!r} is not ADDRESS:PORT (IPv6 as [ADDRESS]:PORT)")
-    host = match[1] or match[3]
-    if match[1] and ":" not in host:
-        raise ValueError(f"{value!r}: brackets are for IPv6 addresses")
-    return _address(host), _port(int(match[2] or match[4]))
-
-
-def _endpoint(value: str) -> str:
-    if value == OFF:
-        return value
-    host, port = split_host_port(value)
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-# -- the table ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Option:
-    """One setting: TOML key ``key``, flag ``--key``, field ``key`` with dashes as underscores."""
-
-    key: str
-    kind: type  # int, str, bool, or list (of str)
-    help: str
-    check: Callable[[Any], Any] | None = None  # applied to each element of a list
-    choices: tuple[str, ...] = ()
-    metavar: str | None = None
-    reloadable: bool = False  # a reload applies it; otherwise a change needs a restart
-
-    @property
-    def field(self) -> str:
-        return self.key.replace("-", "_")
-
-
-OPTIONS: tuple[Option, ...] = (
-    Option("port", int, "port to listen on, UDP and TCP (default 2053)", _port),
-    Option("address", list, "address to listen on; repeat for several, IPv6 too "
-           "(default 127.0.0.1)", _address),
-    Option("allow", list, "clients allowed besides loopback; others get REFUSED (repeatable)",
-           _network, metavar="CIDR", reloadable=True),
-    Option("root-hints", str, "root hints file in named.root format (default: the shipped "
-           "named.root)", _path, metavar="FILE"),
-    Option("upstream-port", int, "port of every upstream server (default 53; for labs that "
-           "cannot bind 53)", _port, metavar="PORT"),
-    Option("ipv4-only", bool, "query upstream servers over IPv4 only (default: IPv4 and IPv6 "
-           "wherever the host has a route)"),
-    Option("ipv6-only", bool, "query upstream servers over IPv6 only"),
-    Option("qname-minimisation", bool, "ask each server only for the next label of the name "
-           "(RFC 9156; default on)", reloadable=True),
-    Option("priming", bool, "learn the root's name servers from the root itself before the "
-           "first walk and when they expire (RFC 8109; default on; off for test harnesses "
-           "that do not script it)"),
-    Option("dnssec", bool, "validate answers with DNSSEC (RFC 4033-4035; default on, from the "
-           "root KSKs shipped with the package, or from --trust-anchor-file)"),
-    Option("trust-anchor-file", str, "DS or DNSKEY records (master-file lines) to validate "
-           "from; with custom root hints validation needs one", _path, metavar="FILE"),
-    Option("cache-size", int, "most record sets (and answers) kept in the cache (default "
-           "100000); lowering it at a reload evicts", _positive, metavar="ENTRIES",
-           reloadable=True),
-    Option("min-ttl", int, "floor for cached TTLs, seconds (default 0)", _ttl,
-           metavar="SECONDS", reloadable=True),
-    Option("max-ttl", int, "ceiling for cached TTLs (default 86400)", _ttl, metavar="SECONDS",
-           reloadable=True),
-    Option("serve-stale", bool, "answer from expired data when a zone's servers cannot be "
-           "reached, with TTL 30 and Extended DNS Error 3 (RFC 8767; default on)"),
-    Option("stale-max-age", int, "seconds expired data is kept for serve-stale (default "
-           "86400)", _positive, metavar="SECONDS"),
-    Option("stale-client-timeout", int, "milliseconds a client waits for fresh data before it "
-           "gets stale data (default 1800, RFC 8767 section 5)", _positive, metavar="MS"),
-    Option("prefetch", bool, "refresh an answer asked for in the last tenth of its TTL, in "
-           "the background (default on)", reloadable=True),
-    Option("log-format", str, "key=value lines for a terminal, or one JSON object per line",
-           choices=LOG_FORMATS, reloadable=True),
-    Option("log-level", str, "least severe events logged (default info)", choices=LEVELS,
-           reloadable=True),
-    Option("query-log", bool, "log one line per client query at info (default off)",
-           reloadable=True),
-    Option("default-local-zones", bool, "answer the default local zones (localhost, "
-           "private and documentation reverse zones, test., invalid., ...: RFC 6303, RFC 6761) "
-           "without asking anyone (default on)", reloadable=True),
-    Option("nodefault", list, "a default local zone to leave to the DNS, by name (repeatable; "
-           "labs whose zones use documentation names)", default_zone_name, metavar="ZONE",
-           reloadable=True),
-    Option("hosts-file", str, "answer the names of a hosts file (/etc/hosts format) "
-           f"authoritatively (default: none; '{OFF}': none)", _path, metavar="FILE",
-           reloadable=True),
-    Option("workers", int, "processes answering on the port (SO_REUSEPORT), each with its own "
-           "cache (default 1)", _positive, metavar="N"),
-    Option("control-socket", str, "Unix socket for resolver-control, mode 0600 (default "
-           "/run/resolver/control.sock as root, else in $XDG_RUNTIME_DIR or /tmp; "
-           f"'{OFF}': no control socket)", _socket_path, metavar="PATH"),
-    Option("metrics", str, "serve Prometheus metrics at http://ADDR:PORT/metrics (default "
-           "off)", _endpoint, metavar="ADDR:PORT"),
-    Option("ip-ratelimit", int, "UDP queries per second per client address (its /24, or IPv6 "
-           "/64 and /56, get a multiple); over it, ip-ratelimit-mode applies (default 0: off)",
-           _not_negative, metavar="QPS", reloadable=True),
-    Option("ip-ratelimit-mode", str, "what a UDP query over ip-ratelimit gets: a truncated "
-           "answer (TC=1: a real client retries over TCP, which is not limited) or nothing",
-           choices=RATELIMIT_MODES, reloadable=True),
-)  # fmt: skip
-BY_KEY: Mapping[str, Option] = {option.key: option for option in OPTIONS}
 
 
 # Sections a configuration file may have: name -> parser of the table's contents (raising

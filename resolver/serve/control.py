@@ -38,13 +38,13 @@ from typing import Any, NoReturn
 import structlog
 
 from resolver.serve.config import (
-    OFF,
     SettingsError,
     control_socket_path,
     default_control_socket,
     load_settings,
 )
 from resolver.serve.dump import dump_lines
+from resolver.serve.options import OFF
 from resolver.serve.runtime import Runtime
 from resolver.serve.stats import Sample, as_text, from_json, merge, to_json
 from resolver.wire.names import BadName, normalize

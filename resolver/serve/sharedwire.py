@@ -55,8 +55,9 @@ from resolver.wire import (
     parse_message,
     write_message,
 )
+from resolver.wire.dnssec_rdata import RRSIG
 from resolver.wire.names import is_subdomain, name_key
-from resolver.wire.rdata import CNAME, RRSIG
+from resolver.wire.rdata import CNAME
 
 MAGIC = b"RSC1"
 _ENVELOPE = struct.Struct("!4sBIHH")  # magic, security, lifetime, answer count, authority count

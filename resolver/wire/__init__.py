@@ -1,7 +1,10 @@
 """The wire format: bytes in, values out, and back (RFC 1035 section 4, RFC 6891, RFC 3597).
 
-Owns domain names (:mod:`.names`), record data (:mod:`.rdata`), the header
-(:mod:`.header`: flags, codes, size limits) and whole messages (:mod:`.message`).
+Owns domain names (:mod:`.names`), record data (:mod:`.rdata`: the basic types and
+the parser registry; :mod:`.dnssec_rdata`: the DNSSEC types; :mod:`.rdata_base`: what
+they share), the header (:mod:`.header`: flags, codes, size limits), whole messages
+(:mod:`.message`), and master files (:mod:`.zonefile`, with record data read from
+text in :mod:`.rdata_text`).
 It imports nothing else of the resolver; every other layer reads and writes
 DNS through it.  Malformed input raises :class:`WireError` and nothing else.
 """
