@@ -30,6 +30,8 @@ from resolver.wire import (
     RRType,
     write_message,
 )
+from resolver.wire.dnssec_rdata import RRSIG
+from resolver.wire.names import name_key
 
 EDE_OPTION = 15  # RFC 8914 section 2: the OPTION-CODE of an Extended DNS Error
 MAX_EXTRA_TEXT = 200  # octets of EXTRA-TEXT at most: the reason, not an essay
@@ -146,14 +148,39 @@ DNSSEC_TYPES = frozenset({RRType.RRSIG, RRType.NSEC, RRType.NSEC3})
 
 def sections(query: Message, resolution: Answer) -> tuple[list[ResourceRecord], ...]:
     """The answer and authority sections for this client: with DO=1 the RRSIGs and the
-    NSEC/NSEC3 proofs too (RFC 4035 section 3.2.1), without it none of them."""
+    NSEC/NSEC3 proofs too (RFC 4035 section 3.2.1), without it none of them.  An ANY
+    question gets one RRset (RFC 8482 section 4.1)."""
+    qtype = query.question[0].rrtype
+    records = resolution.answer
+    if qtype == RRType.ANY:
+        records = one_rrset(records)
     edns = query.edns
     if edns is not None and edns.dnssec_ok:
-        return (resolution.answer + (resolution.sigs or []),
-                resolution.authority + (resolution.proof or []))  # fmt: skip
-    qtype = query.question[0].rrtype
-    answer = [rr for rr in resolution.answer if rr.rrtype not in DNSSEC_TYPES or rr.rrtype == qtype]
+        sigs = resolution.sigs or []
+        if qtype == RRType.ANY and records:
+            covered = records[0].rrtype
+            sigs = [
+                rr
+                for rr in sigs
+                if isinstance(rr.rdata, RRSIG) and rr.rdata.type_covered == covered
+            ]
+        return records + sigs, resolution.authority + (resolution.proof or [])
+    answer = [rr for rr in records if rr.rrtype not in DNSSEC_TYPES or rr.rrtype == qtype]
     return answer, resolution.authority
+
+
+def one_rrset(records: list[ResourceRecord]) -> list[ResourceRecord]:
+    """The first RRset of an ANY answer: RFC 8482 section 4.1 lets a responder give one
+    RRset of the name instead of all of them, which takes from ANY its use as an
+    amplifier (a small question, every record of a name in reply).  Like BIND's
+    ``minimal-any``, but over TCP too: the wire cache then holds one answer per question
+    whatever the transport.  The client learns the name exists and gets real data; a
+    client that wants a type asks for it."""
+    if not records:
+        return records
+    first = records[0]
+    owner, rrtype = name_key(first.name), first.rrtype
+    return [rr for rr in records if rr.rrtype == rrtype and name_key(rr.name) == owner]
 
 
 def authenticated(query: Message, resolution: Answer) -> bool:
