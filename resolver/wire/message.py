@@ -1,11 +1,10 @@
 """The DNS message format (RFC 1035 section 4): parse and write whole messages.
 
-The shape follows the Spanish tutorial the project grew from: the header is a
-bitstruct format that mirrors the bit diagram of RFC 1035 section 4.1.1, and
-header, question, record and message are recordclass types.  Unlike the
-tutorial, the format is compiled once in C (``bitstruct.c``), every section is
-read and written, names are compressed on write, unknown types survive byte for
-byte, and any malformed input raises :class:`WireError` and nothing else.
+The header is a bitstruct format that mirrors the bit diagram of RFC 1035
+section 4.1.1, compiled once in C (``bitstruct.c``), and header, question,
+record and message are compact recordclass types.  Every section is read and
+written, names are compressed on write, unknown types survive byte for byte
+(RFC 3597), and any malformed input raises :class:`WireError` and nothing else.
 
 EDNS (RFC 6891) is not kept as a record: the OPT pseudo-record of the
 additional section becomes :attr:`Message.edns`, and is written back last.
