@@ -39,11 +39,12 @@ cheapest thing to do with them.  The rate is
 from __future__ import annotations
 
 import ipaddress
+import struct
 from array import array
 
 from resolver.cache.answers import EDNS_KEY, question_key
 from resolver.serve.stats import ServiceStats
-from resolver.wire import HEADER_SIZE
+from resolver.wire import EDNS_PAYLOAD, HEADER_SIZE
 from resolver.wire.header import CD, OPCODE_MASK, QR, RA, RD, TC
 
 MODES = ("truncate", "drop")
@@ -55,7 +56,8 @@ BURST_SECONDS = 1.0  # a level may run this far ahead of its rate: `limit` queri
 IPV4_LEVELS = ((32, 1), (24, 32))
 IPV6_LEVELS = ((128, 1), (64, 2), (56, 3))
 MAX_NAME = 255  # octets of a name in wire form, RFC 1035 section 3.1
-_OPT_1232 = b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00"  # root name, OPT, 1232, no options
+# An OPT record (RFC 6891 section 6.1.2): root owner, type 41, our payload size, no options.
+_OPT = struct.pack("!BHHIH", 0, 41, EDNS_PAYLOAD, 0, 0)
 
 
 def truncated(packet: bytes) -> bytes | None:
@@ -68,7 +70,7 @@ def truncated(packet: bytes) -> bytes | None:
     header = packet[0:2] + bytes((flags, RA | (packet[3] & CD)))
     question = packet[HEADER_SIZE : key.end]
     if key.key[-1] & EDNS_KEY:
-        return header + b"\x00\x01\x00\x00\x00\x00\x00\x01" + question + _OPT_1232
+        return header + b"\x00\x01\x00\x00\x00\x00\x00\x01" + question + _OPT
     return header + b"\x00\x01\x00\x00\x00\x00\x00\x00" + question
 
 
