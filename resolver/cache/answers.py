@@ -217,8 +217,9 @@ class AnswerCache:
         response: bytes,
         lifetime: int | None = None,
         names: Iterable[str] = (),
-    ) -> None:
-        """Keep a response (as sent to a client) for as long as its shortest TTL.
+    ) -> bool:
+        """Keep a response (as sent to a client) for as long as its shortest TTL; False if
+        it was not kept.
 
         ``lifetime`` is for a response without records to count down, such as a
         SERVFAIL, which RFC 2308 section 7.1 allows to be cached for a short while.
@@ -232,14 +233,14 @@ class AnswerCache:
         """
         current = self._entries.peek(key.key)
         if current is not None and current[_HELD_AT] and _left(current, self.clock()) > 0:
-            return
+            return False
         if lifetime is None:
             offsets = _ttl_offsets(response, 0, key.end)
             if not offsets:
-                return  # nothing to count down: never cached
+                return False  # nothing to count down: never cached
             lifetime = min(_U32.unpack_from(response, o)[0] for o in offsets)
             if lifetime <= 0:
-                return  # TTL 0 data: never cached
+                return False  # TTL 0 data: never cached
         entry = b"".join(
             (
                 _PREFIX.pack(self.clock(), lifetime, lifetime, 0),
@@ -256,6 +257,7 @@ class AnswerCache:
         if current is not None:
             self._gone(current)  # replaced (one holding an RRset, only once expired)
         self._entries.put(name, entry)
+        return True
 
     def answer(self, key: QuestionKey, packet: bytes) -> bytes | None:
         """The stored response patched for this query, or None (miss, expired, too big)."""

@@ -291,8 +291,8 @@ class ResolverService:
             asked = name_key(query.question[0].name)
             names = tuple({name_key(rr.name) for rr in resolution.answer} - {asked})
         if resolution.rcode in (Rcode.NOERROR, Rcode.NXDOMAIN):
-            self.answers.store(key, wire, names=names)
-            if self.records is not None and answer and resolution.rcode == Rcode.NOERROR:
+            kept = self.answers.store(key, wire, names=names)
+            if kept and self.records is not None and answer and resolution.rcode == Rcode.NOERROR:
                 question = query.question[0]
                 self.records.release(question.name, question.rrtype, key.key, answer)
         elif resolution.failure is not None and resolution.failure.kind != FailureKind.OVERLOADED:
