@@ -14,10 +14,10 @@ whole seconds counted down), so the next hits in that second copy the bytes as
 they are.  TTL offsets are found by walking the records then, not kept.
 
 Each entry is one bytes object, to keep a cached answer small (it is most of
-what a resolver's memory holds): a 17-byte prefix (``stored`` as a double, the
+what a resolver's memory holds): a 20-byte prefix (``stored`` as a double, the
 lifetime left from then and the whole lifetime it was stored with, in seconds:
-prefetch asks for a refresh in its last tenth; then the rank of the record
-cache's RRset the entry holds, if any, see below) then the response less its
+prefetch asks for a refresh in its last tenth; then what the entry keeps of the
+record cache's RRset it holds, if any, see below) then the response less its
 question (each query brings its own).  Entries expire with the smallest TTL of
 the records they contain and are bounded in number (a segmented LRU: answers
 asked once go first).  The operator's flushes (``resolver-control flush``,
