@@ -3,9 +3,13 @@
 Fills the record cache (and, separately, the wire-level answer cache the listener
 keeps beside it) with N distinct single-record A RRsets, as a resolver's cache
 looks after N different questions, and reports the growth of the process's
-resident set size divided by N.
+resident set size divided by N.  Then both together as the service keeps them:
+each answer stored, then released by the record cache (the answer holds the
+RRset for it: resolver/cache/held.py), so a name asked once is kept once.
 
     taskset -c 1 python benchmarks/bench_memory.py [--entries 100000]
+
+Each figure is measured in a fresh process of its own (``--fill``).
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ import argparse
 import gc
 import os
 import platform
+import subprocess
 import sys
+from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 
@@ -59,11 +65,15 @@ def fill_record_cache(count: int) -> tuple[RecordCache, int]:
     return cache, rss_bytes() - before
 
 
-def fill_answer_cache(count: int) -> tuple[AnswerCache, int]:
+def fill_answer_cache(count: int, records: RecordCache | None = None) -> tuple[AnswerCache, int]:
+    """The answer cache filled; with ``records``, each RRset stored there first and
+    released once its answer is stored, as the listener does."""
     owners = names(count)
     gc.collect()
     before = rss_bytes()
     cache = AnswerCache(max_entries=count)
+    if records is not None:
+        records.attach(cache)
     for i, owner in enumerate(owners):
         query = write_query(owner, RRType.A, 1, edns_payload=None)
         key = question_key(query)
@@ -72,7 +82,11 @@ def fill_answer_cache(count: int) -> tuple[AnswerCache, int]:
         response = Message(
             Header(1, 1, 0, 0, 0, 1, 1), [Question(owner, RRType.A)], [record], [], [], None
         )
+        if records is not None:
+            records.store_rrset([record], Trust.AUTHORITATIVE)
         cache.store(key, write_message(response))
+        if records is not None:
+            assert records.release(owner, RRType.A, key.key, [record])
     del owners
     gc.collect()
     return cache, rss_bytes() - before
@@ -81,8 +95,13 @@ def fill_answer_cache(count: int) -> tuple[AnswerCache, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=100_000)
+    parser.add_argument("--fill", choices=("records", "answers", "linked"),
+                        help="measure this one only, print the bytes of growth")  # fmt: skip
     args = parser.parse_args()
     count = args.entries
+    if args.fill:  # one measurement, in this fresh process: bytes of growth
+        print(FILLS[args.fill](count))
+        return
     model = next(
         (
             line.split(":", 1)[1].strip()
@@ -97,22 +116,52 @@ def main() -> None:
         f"recordclass {version('recordclass')}"
     )
     print(f"# command: {' '.join([sys.executable, *sys.argv])}")
+    grown = {}
+    for fill in FILLS:  # each in a process of its own, so that no freed page is reused
+        command = [sys.executable, __file__, "--entries", str(count), "--fill", fill]
+        grown[fill] = int(subprocess.run(command, capture_output=True, text=True,
+                                         check=True).stdout)  # fmt: skip
+    print(
+        f"record cache: {count} RRsets, RSS +{grown['records'] / 1e6:.1f} MB, "
+        f"{grown['records'] / count:.0f} bytes per single-record RRset"
+    )
+    print(
+        f"answer cache: {count} answers, RSS +{grown['answers'] / 1e6:.1f} MB, "
+        f"{grown['answers'] / count:.0f} bytes per cached answer"
+    )
+    both = grown["records"] + grown["answers"]
+    print(f"both, each keeping its own copy: {both / count:.0f} bytes")
+    print(
+        f"both, the answer holding the RRset for the record cache (what the running "
+        f"resolver keeps per name asked once): RSS +{grown['linked'] / 1e6:.1f} MB, "
+        f"{grown['linked'] / count:.0f} bytes per name"
+    )
+
+
+def _records(count: int) -> int:
     records, grown = fill_record_cache(count)
     assert len(records) == count
-    print(
-        f"record cache: {count} RRsets, RSS +{grown / 1e6:.1f} MB, "
-        f"{grown / count:.0f} bytes per single-record RRset"
-    )
-    answers, grown_answers = fill_answer_cache(count)
+    return grown
+
+
+def _answers(count: int) -> int:
+    answers, grown = fill_answer_cache(count)
     assert len(answers) == count
-    print(
-        f"answer cache: {count} answers, RSS +{grown_answers / 1e6:.1f} MB, "
-        f"{grown_answers / count:.0f} bytes per cached answer"
-    )
-    print(
-        f"both (what the running resolver keeps per cached question): "
-        f"{(grown + grown_answers) / count:.0f} bytes"
-    )
+    return grown
+
+
+def _linked(count: int) -> int:
+    records = RecordCache(max_entries=count)
+    answers, grown = fill_answer_cache(count, records)
+    assert len(answers) == count and len(records) == 0
+    return grown
+
+
+FILLS: dict[str, Callable[[int], int]] = {
+    "records": _records,
+    "answers": _answers,
+    "linked": _linked,
+}
 
 
 if __name__ == "__main__":

@@ -547,3 +547,89 @@ def test_forget_drops_the_answers_of_a_question_for_every_clients_flags() -> Non
     cache.forget(key.key[:-1])
     assert ask(cache, plain) is None and ask(cache, with_do) is None
     assert ask(cache, other) is not None
+
+
+# -- holding a record cache's RRset (resolver/cache/held.py drives these) ------------------
+
+
+def _holding(max_entries: int = 100) -> tuple[AnswerCache, FakeClock, list[int], bytes]:
+    """An answer cache whose answer to query() holds an RRset of tag 7; the tags it reports
+    unheld are collected."""
+    clock = FakeClock()
+    cache = AnswerCache(max_entries, clock=clock)
+    told: list[int] = []
+    cache.unheld = told.append
+    stored(cache, query(), WWW_A)
+    key = question_key(query())
+    assert key is not None
+    assert cache.hold(key.key, 5, 7, within=300)
+    return cache, clock, told, key.key
+
+
+def test_a_held_answer_keeps_its_rank_and_is_found_by_its_question() -> None:
+    cache, clock, told, key = _holding()
+    assert cache.held(key) == (5, 300.0)
+    assert cache.holder(key[:-1]) == key and cache.holders() == [key]
+    clock.advance(10.5)
+    assert ask(cache, query()) is not None  # TTLs counted down in the entry: still held
+    assert cache.held(key) == (5, 289.5)
+    records = cache.held_records(key)
+    assert records is not None and [rr.to_text() for rr in records] == [
+        "www.example.com. 290 A 192.0.2.1"
+    ]
+    assert told == []
+
+
+def test_hold_refuses_what_cannot_hold() -> None:
+    cache, _clock, told, key = _holding()
+    assert not cache.hold(key, 5, 7, within=300)  # holds already
+    stored(cache, query("x.example."), ["x.example. 300 A 192.0.2.2"])
+    other = question_key(query("x.example."))
+    assert other is not None
+    assert not cache.hold(other.key, 5, 8, within=200)  # would outlive the RRset
+    assert not cache.hold(other.key[:-1] + b"\x00\x00", 5, 8, within=300)  # no such answer
+    stored(cache, query("x.example.", cd=True), ["x.example. 300 A 192.0.2.2"])
+    checking_disabled = question_key(query("x.example.", cd=True))
+    assert checking_disabled is not None
+    assert not cache.hold(checking_disabled.key, 5, 8, within=300)  # CD=1: not validated
+    assert cache.hold(other.key, 5, 8, within=299.5)  # within the second: the same TTL
+    assert told == []
+
+
+@pytest.mark.parametrize("how", ["unhold", "forget", "evict", "expire", "flush", "clear"])
+def test_every_way_an_answer_stops_holding_is_told(how: str) -> None:
+    cache, clock, told, key = _holding(max_entries=1)
+    if how == "unhold":
+        cache.unhold(key)
+        assert ask(cache, query()) is not None  # it stays for clients
+    elif how == "forget":
+        cache.forget(key[:-1])
+    elif how == "evict":
+        stored(cache, query("x.example."), ["x.example. 300 A 192.0.2.2"])
+    elif how == "expire":
+        clock.advance(300)
+        assert ask(cache, query()) is None
+    elif how == "flush":
+        assert cache.flush_zone("example.com.") == 1
+    else:
+        cache.clear()
+    assert told == [7] and cache.holder(key[:-1]) is None
+
+
+def test_an_expired_held_answer_is_kept_for_the_stale_window_then_replaced() -> None:
+    cache, clock, told, key = _holding()
+    cache.stale_window = 100
+    clock.advance(350)
+    assert ask(cache, query()) is None and cache.held(key) == (5, -50.0)
+    stored(cache, query(), ["www.example.com. 300 A 192.0.2.9"])  # fresh data replaces it
+    assert told == [7] and cache.held(key) is None
+    hit = ask(cache, query())
+    assert hit is not None and "192.0.2.9" in hit.to_text()
+
+
+def test_a_live_held_answer_is_not_replaced() -> None:
+    cache, _clock, told, key = _holding()
+    stored(cache, query(), ["www.example.com. 300 A 192.0.2.9"])
+    hit = ask(cache, query())
+    assert hit is not None and "192.0.2.1" in hit.to_text() and cache.held(key) is not None
+    assert told == []

@@ -68,15 +68,26 @@ def test_replacing_a_protected_value_keeps_it_protected() -> None:
 
 
 def test_evictions_are_reported_but_pops_and_clears_are_not() -> None:
-    evicted: list[str] = []
-    table: LruDict[str, int] = LruDict(2, evicted.append)
+    evicted: list[tuple[str, int]] = []
+    table: LruDict[str, int] = LruDict(2, lambda key, value: evicted.append((key, value)))
     table.put("a", 1)
     table.put("b", 2)
     table.pop("b")
     table.put("c", 3)
     table.put("d", 4)
     table.clear()
-    assert evicted == ["a"]
+    assert evicted == [("a", 1)]  # the value too: the answer cache reads what it held
+
+
+def test_replace_keeps_the_use_order_and_counts_no_hit() -> None:
+    table: LruDict[str, int] = LruDict(3)
+    for key in "abc":
+        table.put(key, 0)
+    table.replace("a", 1)
+    table.replace("z", 9)  # absent: nothing
+    assert list(table) == ["a", "b", "c"] and table.peek("a") == 1 and "z" not in table
+    table.put("d", 0)  # "a" is still the least recently used
+    assert "a" not in table and table.evictions == 1
 
 
 def test_resize_evicts_down_to_the_new_bound() -> None:

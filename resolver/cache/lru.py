@@ -28,10 +28,10 @@ PROTECTED_SHARE = 0.8  # of the bound; probation keeps the rest at least
 
 
 class LruDict(Generic[K, V]):
-    def __init__(self, max_entries: int, on_evict: Callable[[K], None] | None = None) -> None:
+    def __init__(self, max_entries: int, on_evict: Callable[[K, V], None] | None = None) -> None:
         self._probation: dict[K, V] = {}
         self._protected: dict[K, V] = {}
-        self._on_evict = on_evict  # told each key evicted (not popped or cleared)
+        self._on_evict = on_evict  # told each entry evicted (not popped or cleared)
         self.evictions = 0
         self.max_entries = 1
         self._protected_max = 0
@@ -87,6 +87,14 @@ class LruDict(Generic[K, V]):
         if len(probation) + len(protected) > self.max_entries:
             self._evict()
 
+    def replace(self, key: K, value: V) -> None:
+        """A new value for a key already held, its place in the use order kept (no hit, no
+        eviction); nothing when the key is absent."""
+        if key in self._protected:
+            self._protected[key] = value
+        elif key in self._probation:
+            self._probation[key] = value
+
     def pop(self, key: K) -> V | None:
         value = self._protected.pop(key, None)
         return self._probation.pop(key, None) if value is None else value
@@ -127,7 +135,7 @@ class LruDict(Generic[K, V]):
         while len(probation) + len(protected) > self.max_entries:
             part = probation if probation else protected
             key = next(iter(part))
-            del part[key]
+            value = part.pop(key)
             self.evictions += 1
             if self._on_evict is not None:
-                self._on_evict(key)
+                self._on_evict(key, value)

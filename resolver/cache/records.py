@@ -20,136 +20,57 @@
 - With serve-stale (RFC 8767) an expired entry is kept ``stale_window`` seconds
   more, for lookups that ask for stale data (``stale=True``) and no others; it
   counts in the bound like any entry and fresh data replaces it.
+- A name asked by a client is kept once, not twice: when the wire answer cache
+  (:mod:`resolver.cache.answers`, given with :meth:`RecordCache.attach`) stores
+  an answer that is exactly one of our RRsets, the listener calls
+  :meth:`RecordCache.release`, which drops our copy; lookups then rebuild the
+  RRset from that answer (its TTL counted down, its trust and DNSSEC state kept
+  in the answer's prefix), stores rank new data against it as against an entry
+  of ours (RFC 2181 section 5.4.1) and replace it, stale lookups find it in the
+  stale window, and dumps and flushes cover it.  When the answer cache evicts it,
+  the RRset is gone from both: a miss, and the engine asks again.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from enum import IntEnum
+from collections.abc import Callable, Sequence
 
-from recordclass import dataobject
-
+from resolver.cache.answers import AnswerCache
+from resolver.cache.entries import (
+    NXDOMAIN_TYPE,
+    RRSIG_TYPE,
+    CachedNegative,
+    CachedRRset,
+    CacheEntry,
+    Security,
+    StoredRRset,
+    Trust,
+    remaining_ttl,
+)
+from resolver.cache.held import HeldRRsets
 from resolver.cache.lru import LruDict
 from resolver.wire import CLASS_IN, ResourceRecord
 from resolver.wire.names import is_subdomain, name_key, normalize
-from resolver.wire.rdata import SOA, Rdata
+from resolver.wire.rdata import SOA
 
-NXDOMAIN_TYPE = 0  # the type slot of an NXDOMAIN entry: it covers every type
-RRSIG_TYPE = 46  # RFC 4034 section 3
+__all__ = [
+    "BOGUS_TTL",
+    "NXDOMAIN_TYPE",
+    "CachedNegative",
+    "CachedRRset",
+    "RecordCache",
+    "Security",
+    "StoredRRset",
+    "Trust",
+    "remaining_ttl",
+]
+
 DS_TYPE = 43
 DNAME_TYPE = 39
 BOGUS_TTL = 60  # seconds bogus data is kept, so it is not fetched again per query
 # (Unbound's val-bogus-ttl)
 GLUE = "\x00"  # first character of a parent-side glue key (no folded name starts with it)
-
-
-def remaining_ttl(expires: float, now: float) -> int:
-    """Seconds left until ``expires``, counted down to whole seconds, never negative."""
-    return max(int(expires - now), 0)
-
-
-class Trust(IntEnum):
-    """RFC 2181 section 5.4.1 ranking, lowest first."""
-
-    GLUE = 1  # additional section of any reply
-    REFERRAL = 2  # authority section of a non-authoritative reply (a delegation)
-    ANSWER = 3  # answer section of a non-authoritative reply
-    AUTHORITY = 4  # authority section of an authoritative reply
-    AUTHORITATIVE = 5  # answer section of an authoritative reply
-
-
-class Security(IntEnum):
-    """What DNSSEC validation made of cached data (RFC 4033 section 5), kept with it."""
-
-    UNCHECKED = 0  # not validated (validation off, or not judged yet: say, a referral's DS)
-    INSECURE = 1  # provably unsigned (an insecure delegation above it), or no trust anchor
-    SECURE = 2  # validated from a trust anchor
-    BOGUS = 3  # should have validated and did not: kept briefly, answered with SERVFAIL
-
-
-class StoredRRset(dataobject, fast_new=True):
-    """What the cache keeps per RRset, kept small: it is the bulk of a resolver's memory.
-
-    The owner name and type are in the dictionary key already, so ``owner`` is
-    only kept when its case differs from the key's (folded) form.  ``data`` is the
-    single Rdata of a one-record set (the common case: no tuple), or a tuple.
-    ``sigs`` are the RRSIG rdata that came with it (for DO=1 clients and for
-    validating later), None for unsigned data.
-    """
-
-    owner: str | None
-    data: Rdata | tuple[Rdata, ...]
-    expires: float
-    trust: int
-    security: int = Security.UNCHECKED
-    sigs: tuple[Rdata, ...] | None = None
-    # An RRset expanded from a wildcard keeps the NSEC/NSEC3 proof that the name itself
-    # does not exist (RFC 4035 section 3.1.3.3): DO=1 clients get it with the answer.
-    proof: tuple[ResourceRecord, ...] | None = None
-
-
-class CachedRRset(dataobject, fast_new=True):
-    """A cached RRset as lookups return it: owner (case kept), type, data, expiry, trust,
-    validation state and signatures."""
-
-    name: str
-    rrtype: int
-    data: Rdata | tuple[Rdata, ...]
-    expires: float
-    trust: int
-    security: int = Security.UNCHECKED
-    sigs: tuple[Rdata, ...] | None = None
-    proof: tuple[ResourceRecord, ...] | None = None
-
-    @property
-    def rdatas(self) -> tuple[Rdata, ...]:
-        data = self.data
-        return data if isinstance(data, tuple) else (data,)
-
-    def records(self, now: float) -> list[ResourceRecord]:
-        """The RRset with its TTL counted down to ``now``."""
-        ttl = remaining_ttl(self.expires, now)
-        return [ResourceRecord(self.name, self.rrtype, CLASS_IN, ttl, r) for r in self.rdatas]
-
-    def signature_records(self, now: float) -> list[ResourceRecord]:
-        """Its RRSIG records, with the RRset's TTL counted down to ``now``."""
-        if not self.sigs:
-            return []
-        ttl = remaining_ttl(self.expires, now)
-        return [ResourceRecord(self.name, RRSIG_TYPE, CLASS_IN, ttl, r) for r in self.sigs]
-
-
-class CachedNegative(dataobject, fast_new=True):
-    """An NXDOMAIN (rrtype 0) or NODATA answer, with the SOA that proved it and, in a
-    signed zone, the NSEC or NSEC3 records (and RRSIGs) that prove it (RFC 4035)."""
-
-    name: str
-    rrtype: int
-    soa: ResourceRecord | None
-    expires: float
-    security: int = Security.UNCHECKED
-    proof: tuple[ResourceRecord, ...] = ()
-
-    @property
-    def nxdomain(self) -> bool:
-        return self.rrtype == NXDOMAIN_TYPE
-
-    def soa_record(self, now: float) -> list[ResourceRecord]:
-        if self.soa is None:
-            return []
-        ttl = remaining_ttl(self.expires, now)
-        soa = self.soa
-        return [ResourceRecord(soa.name, soa.rrtype, soa.rrclass, ttl, soa.rdata)]
-
-    def proof_records(self, now: float) -> list[ResourceRecord]:
-        """The proof's records, TTLs counted down with the entry."""
-        ttl = remaining_ttl(self.expires, now)
-        return [ResourceRecord(rr.name, rr.rrtype, rr.rrclass, min(rr.ttl, ttl), rr.rdata)
-                for rr in self.proof]  # fmt: skip
-
-
-CacheEntry = StoredRRset | CachedNegative
 
 
 class RecordCache:
@@ -166,7 +87,8 @@ class RecordCache:
         self.max_ttl = max_ttl
         self.max_negative_ttl = max_negative_ttl
         self.clock = clock
-        self.stale_window = stale_window  # seconds expired entries are kept (RFC 8767)
+        self._held: HeldRRsets | None = None  # the RRsets an answer cache holds for us
+        self._stale_window = stale_window  # seconds expired entries are kept (RFC 8767)
         # Key: the owner with case folded, then one character for the type (chr(0) for
         # NXDOMAIN); glue keys start with GLUE.  One string per entry instead of a tuple
         # and a string saves memory; a name and type hold either an RRset or a NODATA
@@ -179,6 +101,23 @@ class RecordCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def attach(self, answers: AnswerCache) -> None:
+        """Let ``answers`` hold RRsets for this cache (see :meth:`release`)."""
+        self._held = HeldRRsets(answers, self.clock)
+        self._held.stale_window = answers.stale_window = self._stale_window
+
+    @property
+    def stale_window(self) -> float:
+        """Seconds expired entries are kept for serve-stale (RFC 8767), here and by the
+        answer cache for the RRsets it holds."""
+        return self._stale_window
+
+    @stale_window.setter
+    def stale_window(self, seconds: float) -> None:
+        self._stale_window = seconds
+        if self._held is not None:
+            self._held.stale_window = self._held.answers.stale_window = seconds
 
     @property
     def max_entries(self) -> int:
@@ -195,7 +134,7 @@ class RecordCache:
     def _lookup(self, key: str, stale: bool) -> CacheEntry | None:
         if stale:  # not a hit: stale data is a last resort, it earns no protection
             entry = self._entries.peek(key)
-            live = entry is not None and entry.expires + self.stale_window > self.clock()
+            live = entry is not None and entry.expires + self._stale_window > self.clock()
             return entry if live else None
         entry = self._entries.get(key)
         if entry is None:
@@ -203,7 +142,7 @@ class RecordCache:
             return None
         expires = entry.expires
         if expires <= self.clock():
-            if expires + self.stale_window <= self.clock():
+            if expires + self._stale_window <= self.clock():
                 self._entries.pop(key)
             self.misses += 1
             return None
@@ -221,11 +160,23 @@ class RecordCache:
         return self._get_rrset(name_key(name), rrtype, GLUE, False)
 
     def _get_rrset(self, key: str, rrtype: int, prefix: str, stale: bool) -> CachedRRset | None:
-        entry = self._lookup(prefix + key + chr(rrtype), stale)
-        if not isinstance(entry, StoredRRset):
+        entry_key = prefix + key + chr(rrtype)
+        entry = self._lookup(entry_key, stale)
+        if isinstance(entry, StoredRRset):
+            return CachedRRset(entry.owner or key, rrtype, entry.data, entry.expires,
+                               entry.trust, entry.security, entry.sigs, entry.proof)  # fmt: skip
+        if entry is not None or prefix or self._held is None:
             return None
-        return CachedRRset(entry.owner or key, rrtype, entry.data, entry.expires, entry.trust,
-                           entry.security, entry.sigs, entry.proof)  # fmt: skip
+        rrset = self._held.rebuilt(entry_key, stale)
+        if rrset is not None and not stale:
+            self.misses -= 1  # counted by _lookup; a hit after all
+            self.hits += 1
+            # Kept here again (the answer holds it no longer): the engine uses it beyond
+            # its own question, or for another client's flags; lookups then cost no parse.
+            kept = StoredRRset(None, rrset.data, rrset.expires, rrset.trust, rrset.security,
+                               rrset.sigs)  # fmt: skip
+            self._entries.put(entry_key, kept)
+        return rrset
 
     def store_rrset(
         self,
@@ -266,7 +217,10 @@ class RecordCache:
         key = prefix + owner + chr(first.rrtype)
         now = self.clock()
         current = self._entries.peek(key)
-        if isinstance(current, StoredRRset) and current.expires > now and current.trust > trust:
+        if current is None and not prefix and self._held is not None:
+            if not self._held.supersede(key, trust):
+                return False  # held by the answer cache, and better (as below)
+        elif isinstance(current, StoredRRset) and current.expires > now and current.trust > trust:
             return False  # RFC 2181 section 5.4.1: never replace better data with worse
         rdatas = tuple(dict.fromkeys(rr.rdata for rr in records))
         data = rdatas[0] if len(rdatas) == 1 else rdatas
@@ -313,11 +267,35 @@ class RecordCache:
         ttl = self.clamp_ttl(ttl)
         entry = CachedNegative(name, rrtype, soa, self.clock() + ttl, int(security),
                                tuple(proof or ()))  # fmt: skip
-        self._entries.put(name_key(name) + chr(rrtype), entry)
+        key = name_key(name) + chr(rrtype)
+        if rrtype != NXDOMAIN_TYPE and self._held is not None:
+            self._held.drop(key)  # NODATA replaces the RRset, as it would here
+        self._entries.put(key, entry)
+        return True
+
+    # ------------------------------------------------------------ RRsets the answer cache holds
+
+    def release(self, name: str, rrtype: int, key: bytes, answer: Sequence[ResourceRecord]) -> bool:
+        """Drop our copy of the RRset (``name``, ``rrtype``) when the answer cache's answer
+        at ``key``, just stored, can hold it: its answer section ``answer`` is exactly that
+        RRset, and its RRSIGs if we keep any (see :mod:`resolver.cache.held`).  Lookups
+        then rebuild it from there, with the trust and DNSSEC state it had.  True when
+        released."""
+        if self._held is None or rrtype == RRSIG_TYPE:
+            return False
+        entry_key = name_key(name) + chr(rrtype)
+        entry = self._entries.peek(entry_key)
+        if not isinstance(entry, StoredRRset) or not self._held.release(
+            entry_key, entry, key, answer
+        ):
+            return False
+        self._entries.pop(entry_key)
         return True
 
     def clear(self) -> None:
         self._entries.clear()
+        if self._held is not None:
+            self._held.answers.unhold_all()
 
     # ------------------------------------------------------------ the operator's commands
     # (resolver-control flush, flush-zone, flush-negative, dump; a reload's cache size)
@@ -333,15 +311,19 @@ class RecordCache:
         return key[1:-1] if key.startswith(GLUE) else key[:-1]
 
     def flush_name(self, name: str) -> int:
-        """Drop every entry of ``name``, any type, positive or negative, glue too; how many."""
+        """Drop every entry of ``name``, any type, positive or negative, glue too, and the
+        RRsets of ``name`` the answer cache holds for us; how many."""
         owner = name_key(normalize(name))
-        return self._remove_keys([k for k in self._entries if self._owner_of(k) == owner])
+        removed = self._remove_keys([k for k in self._entries if self._owner_of(k) == owner])
+        return removed + (self._held.flush(owner, below=False) if self._held else 0)
 
     def flush_zone(self, zone: str) -> int:
-        """Drop every entry of ``zone`` and of the names below it (label by label)."""
+        """Drop every entry of ``zone`` and of the names below it (label by label), the
+        answer cache's held RRsets too."""
         zone = normalize(zone)
         owner_of = self._owner_of
-        return self._remove_keys([k for k in self._entries if is_subdomain(owner_of(k), zone)])
+        removed = self._remove_keys([k for k in self._entries if is_subdomain(owner_of(k), zone)])
+        return removed + (self._held.flush(name_key(zone), below=True) if self._held else 0)
 
     def flush_negative(self) -> int:
         """Drop every NXDOMAIN and NODATA entry."""
@@ -357,7 +339,8 @@ class RecordCache:
 
     def dump(self) -> list[CachedRRset | CachedNegative]:
         """Every live entry, least recently used first, as lookups would return them; a
-        snapshot taken without touching the use order or the hit and miss counters."""
+        snapshot taken without touching the use order or the hit and miss counters.
+        The RRsets the answer cache holds for us are not in it: :meth:`dump_held`."""
         now = self.clock()
         live: list[CachedRRset | CachedNegative] = []
         for key, entry in self._entries.items():
@@ -371,3 +354,13 @@ class RecordCache:
             else:
                 live.append(entry)
         return live
+
+    def dump_held(self) -> list[bytes]:
+        """The answer cache's keys of the live RRsets it holds for us (for dumps: each
+        rebuilt by :meth:`held_rrset`, which parses, when it is listed)."""
+        return [] if self._held is None else self._held.keys()
+
+    def held_rrset(self, key: bytes) -> CachedRRset | None:
+        """The live RRset held at ``key`` (from :meth:`dump_held`), as a lookup would
+        return it, without touching the use order or the counters; None if gone."""
+        return None if self._held is None else self._held.rrset(key)

@@ -39,6 +39,7 @@ import structlog
 from recordclass import dataobject
 
 from resolver.cache.answers import AnswerCache, QuestionKey, question_key
+from resolver.cache.records import RecordCache
 from resolver.iterate.answer import Answer, FailureKind, servfail
 from resolver.iterate.engine import IterativeEngine
 from resolver.serve.prefetch import Prefetcher
@@ -60,6 +61,7 @@ from resolver.wire import (
     Message,
     Opcode,
     Rcode,
+    ResourceRecord,
     RRType,
     WireError,
     is_response,
@@ -138,6 +140,12 @@ class ResolverService:
     ) -> None:
         self.engine = engine
         self.answers = answers
+        records = getattr(engine, "cache", None)
+        # A name asked once is kept once: an answer that is one RRset holds it for the
+        # record cache (see _remember).
+        self.records = records if isinstance(records, RecordCache) else None
+        if self.records is not None:
+            self.records.attach(answers)
         self.access = access or AccessList()
         self.query_log = query_log
         self.clock = clock
@@ -247,7 +255,7 @@ class ResolverService:
         and log it."""
         wire = write_message(response)
         if resolution is not None:
-            self._remember(pending.key, query, resolution, wire)
+            self._remember(pending.key, query, resolution, wire, response.answer)
             logged = True
         if pending.transport == "udp":
             wire = fit_udp(query, response, wire)
@@ -265,10 +273,17 @@ class ResolverService:
         return wire
 
     def _remember(
-        self, key: QuestionKey | None, query: Message, resolution: Answer, wire: bytes
+        self,
+        key: QuestionKey | None,
+        query: Message,
+        resolution: Answer,
+        wire: bytes,
+        answer: list[ResourceRecord],
     ) -> None:
         """Keep an answer for the fast path: answers and negative answers for their TTL, a
-        SERVFAIL for a few seconds (not one we gave because we were overloaded)."""
+        SERVFAIL for a few seconds (not one we gave because we were overloaded).  An
+        answer that is one RRset (``answer``, the section sent) becomes the record cache's
+        copy of it too, which then drops its own (RecordCache.release): one copy a name."""
         if key is None or resolution.stale:
             return  # a stale answer is given while the servers are tried again, not kept
         names: tuple[str, ...] = ()
@@ -276,7 +291,10 @@ class ResolverService:
             asked = name_key(query.question[0].name)
             names = tuple({name_key(rr.name) for rr in resolution.answer} - {asked})
         if resolution.rcode in (Rcode.NOERROR, Rcode.NXDOMAIN):
-            self.answers.store(key, wire, names=names)
+            kept = self.answers.store(key, wire, names=names)
+            if kept and self.records is not None and answer and resolution.rcode == Rcode.NOERROR:
+                question = query.question[0]
+                self.records.release(question.name, question.rrtype, key.key, answer)
         elif resolution.failure is not None and resolution.failure.kind != FailureKind.OVERLOADED:
             # RFC 2308 section 7.1: a failure may be remembered (at most 5 minutes), so
             # that clients retrying a broken name do not each start the walk again.
