@@ -16,7 +16,8 @@ from resolver.serve.dump import dump_lines
 from resolver.serve.listener import ResolverService
 from resolver.serve.responses import make_response
 from resolver.wire import CLASS_IN, Rcode, ResourceRecord, RRType, parse_message, write_message
-from resolver.wire.rdata import RRSIG, SOA, A
+from resolver.wire.dnssec_rdata import RRSIG
+from resolver.wire.rdata import SOA, A
 from tests.fakes import EXAMPLE, EXAMPLE2, FakeClock, make_engine
 from tests.test_engine import example_world
 

@@ -49,8 +49,9 @@ from collections.abc import Callable, Sequence
 from resolver.cache.answers import TAG_MASK, AnswerCache, question_of, wire_in_zone
 from resolver.cache.entries import RRSIG_TYPE, CachedRRset, Security, StoredRRset, Trust
 from resolver.wire import ResourceRecord, WireError
+from resolver.wire.dnssec_rdata import RRSIG
 from resolver.wire.names import name_key, name_to_wire, read_name
-from resolver.wire.rdata import RRSIG, Rdata
+from resolver.wire.rdata import Rdata
 
 SLOTS_PER_ENTRY = 4  # of the answer cache's bound: one lookup in 4 or fewer searches when full
 SATURATED = 255
