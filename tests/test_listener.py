@@ -54,7 +54,8 @@ from resolver.iterate.answer import FailureKind, servfail
 from resolver.lab import CASES, Lab, LabCase, answer_of
 from resolver.lab.cases import BIG_TXT, Answer
 from resolver.lab.unbound import nodefault_flags
-from resolver.serve.listener import AccessList, ResolverService, TcpListener, UdpListener
+from resolver.serve.access import AccessList
+from resolver.serve.listener import ResolverService, TcpListener, UdpListener
 from resolver.wire import CLASS_IN, Rcode, ResourceRecord, RRType
 from resolver.wire.rdata import A
 

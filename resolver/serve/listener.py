@@ -30,9 +30,8 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import structlog
@@ -42,6 +41,7 @@ from resolver.cache.answers import AnswerCache, QuestionKey, question_key
 from resolver.cache.records import RecordCache
 from resolver.iterate.answer import Answer, FailureKind, servfail
 from resolver.iterate.engine import IterativeEngine
+from resolver.serve.access import AccessList
 from resolver.serve.prefetch import Prefetcher
 from resolver.serve.ratelimit import ClientRateLimit
 from resolver.serve.responses import (
@@ -83,29 +83,6 @@ STALE_TEXT = "stale answer: the servers could not be reached to refresh it (RFC 
 NOT_RECURSING = "recursion not desired (RD=0) and the answer is not in the cache"
 
 Address = tuple[Any, ...]
-
-
-class AccessList:
-    """Which client addresses may use the resolver: loopback always, plus the CIDRs given."""
-
-    def __init__(self, networks: Iterable[str] = ()) -> None:
-        self.networks = [ipaddress.ip_network(n, strict=False) for n in networks]
-        self._decided: dict[str, bool] = {}
-
-    def allows(self, host: str) -> bool:
-        decided = self._decided.get(host)
-        if decided is None:
-            try:
-                address = ipaddress.ip_address(host.split("%", 1)[0])
-            except ValueError:
-                return False  # no usable peer address (a TCP peer that is already gone)
-            if address.version == 6 and address.ipv4_mapped is not None:
-                address = address.ipv4_mapped
-            decided = address.is_loopback or any(address in net for net in self.networks)
-            if len(self._decided) > 65536:
-                self._decided.clear()
-            self._decided[host] = decided
-        return decided
 
 
 class Pending(dataobject, fast_new=True):

@@ -38,8 +38,9 @@ from resolver.iterate.servers import ServerSelection
 from resolver.iterate.stale import StalePolicy
 from resolver.local import LocalZones, load_local_zones
 from resolver.net.transport import UpstreamTransport
+from resolver.serve.access import AccessList
 from resolver.serve.config import Settings, SettingsError, changed_keys, load_settings
-from resolver.serve.listener import AccessList, ResolverService
+from resolver.serve.listener import ResolverService
 from resolver.serve.logs import set_format, set_level
 from resolver.serve.options import BY_KEY
 from resolver.serve.sections import DelegatedZone

@@ -47,7 +47,8 @@ import dns.rrset
 with atheris.instrument_imports(include=["resolver"]):
     from resolver.cache.answers import AnswerCache, question_key
     from resolver.iterate.answer import Answer, FailureKind, servfail
-    from resolver.serve.listener import AccessList, Pending, ResolverService
+    from resolver.serve.access import AccessList
+    from resolver.serve.listener import Pending, ResolverService
     from resolver.serve.ratelimit import truncated
     from resolver.wire import (
         CLASS_IN,
