@@ -63,6 +63,16 @@ def hints_on_loopback(hints: RootHints) -> bool:
     return any(ipaddress.ip_address(address).is_loopback for address in hints.addresses())
 
 
+class _InFlight:
+    """An exchange being sent, and the future that identical ones wait on (made by the
+    first of them: most exchanges are never shared)."""
+
+    __slots__ = ("future",)
+
+    def __init__(self) -> None:
+        self.future: asyncio.Future[Reply | ExchangeFailed] | None = None
+
+
 class IterativeEngine:
     def __init__(
         self,
@@ -107,7 +117,7 @@ class IterativeEngine:
             Validator(TrustCache(trust_anchors, clock), clock) if trust_anchors else None,
             priming,
         )
-        self._in_flight: dict[ExchangeKey, asyncio.Future[Reply | ExchangeFailed]] = {}
+        self._in_flight: dict[ExchangeKey, _InFlight] = {}
         self.stale = StaleState(stale) if stale is not None else None
         cache.stale_window = stale.window if stale is not None else 0.0
         self._background: set[asyncio.Task[Answer]] = set()  # refreshes behind stale answers
@@ -188,17 +198,21 @@ class IterativeEngine:
         return resolution.answer
 
     async def _send(self, exchange: Exchange) -> Reply | ExchangeFailed:
-        """One exchange, shared with any identical one already in flight."""
+        """One exchange, shared with any identical one already in flight.
+
+        The common case is alone: no future is made for it, and no failure is built in
+        advance; a second identical exchange makes the future it waits on."""
         key = (exchange.address, exchange.port, name_key(exchange.qname), exchange.qtype)
-        waiting = self._in_flight.get(key)
-        if waiting is not None:
+        in_flight = self._in_flight
+        sharing = in_flight.get(key)
+        if sharing is not None:
             exchange.shared = True
+            waiting = sharing.future
+            if waiting is None:
+                waiting = sharing.future = asyncio.get_running_loop().create_future()
             return await asyncio.shield(waiting)
-        shared: asyncio.Future[Reply | ExchangeFailed] = asyncio.get_running_loop().create_future()
-        self._in_flight[key] = shared
-        outcome: Reply | ExchangeFailed = ExchangeFailed(
-            Failure.TIMEOUT, exchange.address, "abandoned by the question that sent it"
-        )
+        sharing = in_flight[key] = _InFlight()
+        outcome: Reply | ExchangeFailed | None = None
         try:
             outcome = await self.network.exchange(
                 exchange.address, exchange.qname, exchange.qtype, exchange.timeout,
@@ -208,8 +222,12 @@ class IterativeEngine:
         except ExchangeFailed as failed:
             outcome = failed
         finally:
-            del self._in_flight[key]
-            shared.set_result(outcome)
+            del in_flight[key]
+            if sharing.future is not None:  # others wait: they get what came, or a failure
+                if outcome is None:  # cancelled (the question ended): the others go on
+                    outcome = ExchangeFailed(Failure.TIMEOUT, exchange.address,
+                                             "abandoned by the question that sent it")  # fmt: skip
+                sharing.future.set_result(outcome)
         return outcome
 
     def answer_from_cache(self, qname: str, qtype: int) -> Answer | None:
