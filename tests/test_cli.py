@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -32,7 +33,12 @@ import pytest
 from resolver.lab.topology import hints_text
 from resolver.lab.unbound import nodefault_flags
 from resolver.serve import cli
-from resolver.serve.cli import build_parser
+from resolver.serve.cli import (
+    GC_YOUNG_THRESHOLD,
+    build_parser,
+    collect_less_often,
+    freeze_start_up,
+)
 
 START_TIMEOUT = 10.0
 
@@ -136,6 +142,22 @@ def test_bad_flag_is_one_line_and_status_2(args: list[str], hints: Path) -> None
     line = one_line(result.stderr)
     assert line.startswith("resolver: ")
     assert "_port" not in line and "_positive" not in line  # no Python function names
+
+
+def test_the_collector_is_set_for_a_long_running_service() -> None:
+    """The young generation collected less often than CPython's 700, and what start-up
+    built left out of every later collection."""
+    threshold = gc.get_threshold()
+    try:
+        collect_less_often()
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, *threshold[1:])
+        kept = {"built": ["at", "start-up"]}
+        freeze_start_up()
+        assert gc.get_freeze_count() > 0
+        assert not any(o is kept for o in gc.get_objects())  # frozen: not tracked any more
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
 
 
 def test_port_in_use_udp(hints: Path) -> None:

@@ -8,6 +8,7 @@ Part 1 drives the engine with a fake network (canned dnspython-built replies key
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import dns.flags
@@ -20,10 +21,12 @@ import dns.rrset
 import pytest
 
 from resolver.cache.records import RecordCache, Trust
+from resolver.iterate.answer import Answer, FailureKind
 from resolver.iterate.engine import IterativeEngine, Limits
 from resolver.iterate.hints import load_root_hints, parse_root_hints
-from resolver.iterate.servers import ServerSelection
+from resolver.iterate.servers import UNKNOWN_RTT, ServerSelection
 from resolver.lab import CASES, Lab, LabCase
+from resolver.net.contract import ExchangeFailed, Failure, Reply
 from resolver.net.transport import UpstreamTransport
 from resolver.wire import MessageWriter, Rcode, ResourceRecord, RRType
 from resolver.wire.names import name_key
@@ -547,6 +550,67 @@ def test_limit_time_budget_with_the_fake_clock() -> None:
     assert why(result) == "limit: time budget"
     assert limit_events(recorder) == ["time budget"]
     assert len(net.log) == 2
+
+
+class SilentNetwork(FakeNetwork):
+    """Servers that never answer: each exchange takes its whole timeout (real seconds)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timeouts: list[float] = []
+
+    async def exchange(self, address: str, qname: str, qtype: int, timeout: float,
+                       **_: Any) -> Reply:  # fmt: skip
+        self.log.append((address, qname, qtype))
+        self.timeouts.append(timeout)
+        await asyncio.sleep(timeout)
+        raise ExchangeFailed(Failure.TIMEOUT, address)
+
+
+def test_the_time_budget_holds_on_the_real_clock_and_cuts_the_last_exchange() -> None:
+    """The budget is real time (the fake clock stands still here): SERVFAIL with the time
+    budget's kind and limit event once it is spent, the last exchange's timeout cut to
+    what was left, and that cut-short exchange not held against its server."""
+    net = SilentNetwork()
+    engine, _, recorder = make_engine(net, limits=Limits(time_budget=0.5))
+    engine.env.selection = ServerSelection(initial_timeout=0.2, clock=FakeClock())
+    started = time.monotonic()
+    result = resolve(engine, "www.example.com.", "A")
+    elapsed = time.monotonic() - started
+    assert result.rcode == Rcode.SERVFAIL and why(result) == "limit: time budget"
+    assert result.failure is not None and result.failure.kind is FailureKind.TIME_BUDGET
+    assert limit_events(recorder) == ["time budget"]
+    assert 0.5 <= elapsed < 0.9
+    assert [address for address, _, _ in net.log] == [ROOT_A, ROOT_B, ROOT_A]
+    assert net.timeouts[:2] == [0.2, 0.2] and 0.05 < net.timeouts[2] < 0.11  # the rest
+    # Each root timed out once, as far as server selection knows: the last exchange
+    # was cut short by the budget, not held against ROOT_A.
+    selection = engine.selection
+    assert selection.expected_rtt(ROOT_A) == selection.expected_rtt(ROOT_B) > UNKNOWN_RTT
+
+
+def test_a_question_waiting_on_a_shared_exchange_keeps_its_own_budget() -> None:
+    """A question sharing another's exchange gives up at its own budget, not the other's;
+    the other, with time left, gets its answer."""
+    net = example_world()
+    net.slow[ROOT_A] = 0.6  # the root takes 0.6 s to answer
+    engine, _, recorder = make_engine(net, limits=Limits(time_budget=5.0))
+
+    async def main() -> tuple[Answer, Answer, float]:
+        patient = asyncio.ensure_future(engine.resolve("www.example.com.", RRType.A))
+        await asyncio.sleep(0.05)  # its root exchange is out
+        engine.limits = Limits(time_budget=0.2)  # the next question has 0.2 s
+        started = time.monotonic()
+        hasty = await engine.resolve("www.example.com.", RRType.A)
+        elapsed = time.monotonic() - started
+        return await patient, hasty, elapsed
+
+    patient, hasty, elapsed = asyncio.run(main())
+    assert texts(patient.answer) == ["www.example.com. 300 A 192.0.2.1"]
+    assert hasty.rcode == Rcode.SERVFAIL and why(hasty) == "limit: time budget"
+    assert 0.2 <= elapsed < 0.5
+    assert net.count(ROOT_A) == 1  # shared, not sent twice
+    assert limit_events(recorder) == ["time budget"]
 
 
 # ---------------------------------------------------------------------- the cache

@@ -100,3 +100,31 @@ def test_the_same_question_from_two_resolutions_shares_each_exchange() -> None:
 
     asyncio.run(main())
     assert net.count(ROOT_A) == 1 and net.count(COM) == 1 and net.count(EXAMPLE) == 1
+
+
+def test_a_shared_exchange_abandoned_by_its_sender_fails_over_for_the_others() -> None:
+    """The question that sent an exchange is cancelled while another waits on it: the
+    other gets a failure at once (not a hang) and goes on with the next server."""
+    net = world()
+    engine, _, _ = make_engine(net)
+    original = net.exchange
+
+    async def slow_exchange(*args: object, **kwargs: object) -> Reply:
+        await asyncio.sleep(0.05)
+        return await original(*args, **kwargs)  # type: ignore[arg-type]
+
+    net.exchange = slow_exchange  # type: ignore[method-assign]
+
+    async def main() -> None:
+        first = asyncio.ensure_future(engine.resolve("www.example.com.", RRType.A))
+        second = asyncio.ensure_future(engine.resolve("www.example.com.", RRType.A))
+        await asyncio.sleep(0.01)  # both wait on the first exchange, sent by the first
+        first.cancel()
+        answer = await asyncio.wait_for(second, 5)
+        assert texts(answer.answer) == ["www.example.com. 300 A 192.0.2.1"]
+        assert first.cancelled()
+
+    asyncio.run(main())
+    # The first exchange never got its reply (its sender was cancelled); the other
+    # question went on with the other root at once.
+    assert [address for address, _, _ in net.log] == [ROOT_B, COM, EXAMPLE]

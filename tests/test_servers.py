@@ -11,8 +11,11 @@ from resolver.iterate.servers import (
     MIN_TIMEOUT,
     STATS_TTL,
     UNKNOWN_RTT,
+    ServerRound,
     ServerSelection,
 )
+from resolver.iterate.zonecut import CutSource, ZoneCut
+from resolver.wire import RRType
 from tests.fakes import FakeClock
 
 
@@ -136,3 +139,54 @@ def test_lame_is_per_zone_and_expires(selection: ServerSelection, clock: FakeClo
     assert not selection.is_lame("192.0.2.2", "example.com.")
     clock.now += LAME_TTL + 1
     assert not selection.is_lame("192.0.2.1", "example.com.")
+
+
+# ---------------------------------------------------------------------- one round of a cut
+
+
+def round_of(servers: dict[str, list[str]], zone: str = "example.") -> ServerRound:
+    """A ServerRound on a cut whose name servers (in this order) have these addresses."""
+    cut = ZoneCut(zone, list(servers), CutSource.CACHE)
+    for ns, addresses in servers.items():
+        cut.add_addresses(ns, addresses)
+    return ServerRound(cut, cut.glueless(), (RRType.A,))
+
+
+def test_a_round_picks_the_fastest_untried_address(selection: ServerSelection) -> None:
+    servers = round_of({"ns1.example.": ["10.0.0.1"], "ns2.example.": ["10.0.0.2", "10.0.0.3"]})
+    selection.record_success("10.0.0.1", 0.200)
+    selection.record_success("10.0.0.3", 0.010)
+    assert servers.next_server(selection) == ("10.0.0.3", "ns2.example.")
+    servers.tried.add("10.0.0.3")
+    assert servers.next_server(selection) == ("10.0.0.1", "ns1.example.")  # 0.2 < unknown
+    servers.tried.add("10.0.0.1")
+    assert servers.next_server(selection) == ("10.0.0.2", "ns2.example.")  # the only one left
+    servers.tried.add("10.0.0.2")
+    assert servers.next_server(selection) is None
+
+
+def test_a_round_asks_lame_servers_last_and_keeps_ns_order_on_ties(
+    selection: ServerSelection,
+) -> None:
+    servers = round_of({"a.example.": ["10.0.0.9"], "b.example.": ["10.0.0.1"],
+                        "c.example.": ["10.0.0.5"]})  # fmt: skip
+    assert servers.next_server(selection) == ("10.0.0.9", "a.example.")  # all unknown: NS order
+    selection.record_success("10.0.0.9", 0.001)
+    selection.mark_lame("10.0.0.9", "example.")  # fastest, but lame for this zone
+    assert servers.next_server(selection) == ("10.0.0.1", "b.example.")
+    selection.record_failure("10.0.0.1")  # backed off: behind the unknown one
+    assert servers.next_server(selection) == ("10.0.0.5", "c.example.")
+    servers.tried.update({"10.0.0.1", "10.0.0.5"})
+    assert servers.next_server(selection) == ("10.0.0.9", "a.example.")  # lame, but left
+    other = round_of({"a.example.": ["10.0.0.9"], "b.example.": ["10.0.0.1"]}, zone="other.")
+    assert other.next_server(selection) == ("10.0.0.9", "a.example.")  # lame for example. only
+
+
+def test_an_address_shared_by_two_names_is_asked_as_the_first_listed(
+    selection: ServerSelection,
+) -> None:
+    servers = round_of({"ns1.example.": ["10.0.0.7"], "ns2.example.": ["10.0.0.7"]})
+    assert servers.next_server(selection) == ("10.0.0.7", "ns1.example.")
+    servers.tried.add("10.0.0.7")
+    assert servers.next_server(selection) is None
+    assert round_of({"ns1.example.": []}).next_server(selection) is None  # no address known

@@ -56,11 +56,22 @@ from resolver.wire import Rcode, ResourceRecord
 from resolver.wire.names import name_key
 
 ExchangeKey = tuple[str, int | None, str, int]
+TIMEOUT = Failure.TIMEOUT
 
 
 def hints_on_loopback(hints: RootHints) -> bool:
     """A lab: root servers on loopback addresses, where every server will be."""
     return any(ipaddress.ip_address(address).is_loopback for address in hints.addresses())
+
+
+class _InFlight:
+    """An exchange being sent, and the future that identical ones wait on (made by the
+    first of them: most exchanges are never shared)."""
+
+    __slots__ = ("future",)
+
+    def __init__(self) -> None:
+        self.future: asyncio.Future[Reply | ExchangeFailed] | None = None
 
 
 class IterativeEngine:
@@ -107,7 +118,7 @@ class IterativeEngine:
             Validator(TrustCache(trust_anchors, clock), clock) if trust_anchors else None,
             priming,
         )
-        self._in_flight: dict[ExchangeKey, asyncio.Future[Reply | ExchangeFailed]] = {}
+        self._in_flight: dict[ExchangeKey, _InFlight] = {}
         self.stale = StaleState(stale) if stale is not None else None
         cache.stale_window = stale.window if stale is not None else 0.0
         self._background: set[asyncio.Task[Answer]] = set()  # refreshes behind stale answers
@@ -171,34 +182,56 @@ class IterativeEngine:
             self.stale.note(key, task.result(), self.clock())
 
     async def _walk(self, qname: str, qtype: int, checking_disabled: bool, refresh: bool) -> Answer:
-        """Resolve by iteration (or forwarding), from the cache or the closest zone cut."""
+        """Resolve by iteration (or forwarding), from the cache or the closest zone cut.
+
+        The time budget is a deadline on the monotonic clock, checked before each
+        exchange, and each exchange's timeout is cut to what is left of it: no
+        ``asyncio.timeout`` per question (a Timeout object and a timer rescheduled and
+        cancelled each time), since every exchange has its own timer already."""
         # Asked per question: a reload may have changed the log level (hop events are
         # built only when an observer wants them).
         self.env.report_hops = wants_every_hop(self.observer)
         resolution = Resolution(qname, qtype, self.env, checking_disabled, refresh)
-        try:
-            async with asyncio.timeout(self.limits.time_budget):
-                exchange = resolution.next_exchange()
-                while exchange is not None:
-                    resolution.take_reply(exchange, await self._send(exchange))
-                    exchange = resolution.next_exchange()
-        except TimeoutError:
+        deadline = time.monotonic() + self.limits.time_budget
+        exchange = resolution.next_exchange()
+        while exchange is not None:
+            left = deadline - time.monotonic()
+            if left <= 0.0:
+                break
+            capped = exchange.timeout >= left
+            if capped:
+                exchange.timeout = left
+            try:
+                outcome = await self._send(exchange, left)
+            except TimeoutError:  # waited on another question's exchange past the budget
+                break
+            if capped and isinstance(outcome, ExchangeFailed) and outcome.failure is TIMEOUT:
+                break  # the budget ran out while waiting: no fault of the server's
+            resolution.take_reply(exchange, outcome)
+            exchange = resolution.next_exchange()
+        if exchange is not None:
             resolution.give_up(FailureKind.TIME_BUDGET, Limit.TIME_BUDGET)
         assert resolution.answer is not None
         return resolution.answer
 
-    async def _send(self, exchange: Exchange) -> Reply | ExchangeFailed:
-        """One exchange, shared with any identical one already in flight."""
+    async def _send(self, exchange: Exchange, left: float) -> Reply | ExchangeFailed:
+        """One exchange, shared with any identical one already in flight; ``left`` is
+        what remains of the question's time budget (TimeoutError past it, when waiting
+        on another question's exchange).
+
+        The common case is alone: no future is made for it, and no failure is built in
+        advance; a second identical exchange makes the future it waits on."""
         key = (exchange.address, exchange.port, name_key(exchange.qname), exchange.qtype)
-        waiting = self._in_flight.get(key)
-        if waiting is not None:
+        in_flight = self._in_flight
+        sharing = in_flight.get(key)
+        if sharing is not None:
             exchange.shared = True
-            return await asyncio.shield(waiting)
-        shared: asyncio.Future[Reply | ExchangeFailed] = asyncio.get_running_loop().create_future()
-        self._in_flight[key] = shared
-        outcome: Reply | ExchangeFailed = ExchangeFailed(
-            Failure.TIMEOUT, exchange.address, "abandoned by the question that sent it"
-        )
+            waiting = sharing.future
+            if waiting is None:
+                waiting = sharing.future = asyncio.get_running_loop().create_future()
+            return await asyncio.wait_for(asyncio.shield(waiting), left)
+        sharing = in_flight[key] = _InFlight()
+        outcome: Reply | ExchangeFailed | None = None
         try:
             outcome = await self.network.exchange(
                 exchange.address, exchange.qname, exchange.qtype, exchange.timeout,
@@ -208,8 +241,12 @@ class IterativeEngine:
         except ExchangeFailed as failed:
             outcome = failed
         finally:
-            del self._in_flight[key]
-            shared.set_result(outcome)
+            del in_flight[key]
+            if sharing.future is not None:  # others wait: they get what came, or a failure
+                if outcome is None:  # cancelled (the question ended): the others go on
+                    outcome = ExchangeFailed(Failure.TIMEOUT, exchange.address,
+                                             "abandoned by the question that sent it")  # fmt: skip
+                sharing.future.set_result(outcome)
         return outcome
 
     def answer_from_cache(self, qname: str, qtype: int) -> Answer | None:

@@ -41,8 +41,6 @@ from resolver.iterate.remember import (
     hop_details,
     once,
     recall,
-    remember,
-    remember_secure,
 )
 from resolver.iterate.servers import ServerRound
 from resolver.iterate.validation import NeedDS, NeedKeys, learn
@@ -309,7 +307,7 @@ class Lookup:
     def _act(self, pending: Pending) -> None:
         step = pending.step
         if pending.fresh:
-            remember(self.env.cache, step, pending.qtype)
+            self.env.remember(step, pending.qtype)
         if step.referral is not None:
             self._descend(step.referral)
             return
@@ -349,7 +347,7 @@ class Lookup:
         if judged.security == Security.BOGUS:
             if pending.fresh:
                 for rrset in judged.secure or []:  # its parts that did validate
-                    remember_secure(self.env.cache, rrset, step)
+                    self.env.remember_secure(rrset, step)
             if pending.fresh and self.cut is not None:
                 # Another server of the zone may have good data (a broken or spoofing one
                 # gave this): it is lame for the zone now, as Unbound blacklists it.
@@ -365,7 +363,7 @@ class Lookup:
             self._fail(FailureKind.DNSSEC_BOGUS, judged.reason, judged.info_code)
             return None
         if not pending.fresh:  # recalled unchecked: keep what the judgement found
-            remember(self.env.cache, step, pending.qtype)
+            self.env.remember(step, pending.qtype)
         self._act(pending)
         return None
 
@@ -384,7 +382,7 @@ class Lookup:
         assert self.round is not None
         kind = step.kind
         if step.referral is not None:
-            remember(self.env.cache, step, exchange.qtype)
+            self.env.remember(step, exchange.qtype)
             self._descend(step.referral)
         elif (
             kind == Kind.ANSWER
@@ -392,14 +390,14 @@ class Lookup:
             and all(rr.rrtype == RRType.NS for rr in step.records)
         ):
             # The child's own NS records, authoritatively: a zone cut on the same servers.
-            remember(self.env.cache, step, exchange.qtype)
+            self.env.remember(step, exchange.qtype)
             self._descend(Referral(exchange.qname, step.records, step.glue or []))
         elif kind in (Kind.NODATA, Kind.ANSWER):
             # The name exists (perhaps an empty non-terminal) and is no cut (NS data
             # without AA proves none either): ask one label more of the same servers;
             # unless its NSEC says it holds a DNAME, which redirects every name below.
             if kind == Kind.NODATA:
-                remember(self.env.cache, step, exchange.qtype)
+                self.env.remember(step, exchange.qtype)
             if holds_dname(step, exchange.qname):
                 self.minimiser.stop()
             else:

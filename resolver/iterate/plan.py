@@ -15,9 +15,11 @@ from resolver.cache.records import RecordCache
 from resolver.iterate.classify import Classified
 from resolver.iterate.events import Observer
 from resolver.iterate.limits import Limits
+from resolver.iterate.remember import remember, remember_secure
 from resolver.iterate.servers import ServerSelection
 from resolver.iterate.validation import Validator
 from resolver.iterate.zonecut import CutFinder
+from resolver.wire import ResourceRecord
 
 
 class Step(Enum):
@@ -85,6 +87,16 @@ class Environment:
         self.qname_minimisation = qname_minimisation
         self.validator = validator  # None: no DNSSEC validation
         self.priming = priming  # learn the root's NS set from the root first (RFC 8109)
+
+    def remember(self, step: Classified, qtype: int) -> None:
+        """Cache what a usable reply taught; the cut finder drops the cuts it changes."""
+        remember(self.cache, step, qtype)
+        self.finder.learned(step)
+
+    def remember_secure(self, rrset: list[ResourceRecord], step: Classified) -> None:
+        """Cache one RRset of a reply that validated on its own (the rest bogus)."""
+        remember_secure(self.cache, rrset, step)
+        self.finder.learned_records(rrset)
 
 
 class Exchange(dataobject, fast_new=True):

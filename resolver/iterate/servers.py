@@ -128,14 +128,23 @@ class ServerRound:
         self.names_looked_up = 0
 
     def next_server(self, selection: ServerSelection) -> tuple[str, str] | None:
-        """The best untried (address, NS name); servers lame for the zone go last."""
-        known = [(a, ns) for a, ns in self.cut.known() if a not in self.tried]
-        if not known:
-            return None
-        server_of = dict(reversed(known))  # first NS name listed for each address
-        ordered = selection.order(dict.fromkeys(a for a, _ in known))
-        ordered.sort(key=lambda address: selection.is_lame(address, self.cut.zone))
-        return ordered[0], server_of[ordered[0]]
+        """The best untried (address, NS name): servers lame for the zone last, then the
+        lowest expected RTT; ties keep the cut's order (NS order, hints order first)."""
+        cut, tried = self.cut, self.tried
+        candidates: dict[str, str] = {}  # untried address -> the first NS name listed for it
+        for ns in cut.nameservers:
+            for address in cut.addresses.get(name_key(ns), ()):
+                if address not in tried and address not in candidates:
+                    candidates[address] = ns
+        if len(candidates) <= 1:  # below the TLDs, often a single server: no choice to make
+            return next(iter(candidates.items()), None)
+        zone = cut.zone
+
+        def rank(address: str) -> tuple[bool, float]:
+            return selection.is_lame(address, zone), selection.expected_rtt(address)
+
+        best = min(candidates, key=rank)  # the first of the best: a stable order's head
+        return best, candidates[best]
 
     def next_glueless(self, limit: int) -> tuple[str, int] | None:
         """The next (NS name, type) to look up; ``limit`` bounds the names per cut."""

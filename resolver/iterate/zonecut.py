@@ -11,18 +11,26 @@ that cannot be used (no address, and every name server inside the zone itself,
 so no lookup can find one) is passed over for the one above it; at the root, a
 cached NS set without usable addresses gives way to the hints, which stay the
 last resort (RFC 8109 section 3).
+
+A cut built from the cache is kept a moment (:data:`CUT_REUSE` seconds at most,
+never past the TTL of any RRset it was built from) and given again to the next
+lookups of the zone: building it costs a cache lookup per server and address
+type, on every question.  It is dropped as soon as the zone's NS RRset in the
+cache is another (stored again, or gone), or when an address record of one of
+its servers is learned (:meth:`CutFinder.learned`).
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from enum import Enum
 
-from resolver.cache.records import RecordCache
-from resolver.iterate.classify import Referral
+from resolver.cache.records import CachedRRset, RecordCache
+from resolver.iterate.classify import Classified, Referral
 from resolver.iterate.forwarding import ConfiguredZone, ConfiguredZones, ZoneKind
 from resolver.iterate.hints import RootHints
-from resolver.wire import RRType
+from resolver.wire import ResourceRecord, RRType
 from resolver.wire.names import ROOT, ancestors, is_subdomain, name_key
 from resolver.wire.rdata import AAAA, NS, A
 
@@ -85,6 +93,10 @@ class AddressPolicy:
         return True
 
 
+CUT_REUSE = 1.0  # seconds a cut built from the cache is given again without a look
+MAX_KEPT_CUTS = 4096  # cuts kept at once (all are dropped when more are wanted)
+_ADDRESS_TYPES = frozenset((RRType.A, RRType.AAAA))
+
 _THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
 _BROADCAST = ipaddress.ip_address("255.255.255.255")
 
@@ -108,12 +120,37 @@ class ZoneCut:
         return [ns for ns in self.nameservers if not self.addresses.get(name_key(ns))]
 
     def add_addresses(self, ns: str, addresses: list[str]) -> None:
-        have = self.addresses.setdefault(name_key(ns), [])
-        have += [a for a in addresses if a not in have]
+        # A new list, never one changed in place: a kept cut's copies share the lists.
+        key = name_key(ns)
+        have = self.addresses.get(key, [])
+        self.addresses[key] = have + [a for a in addresses if a not in have]
 
     def usable(self) -> bool:
         """Some server has an address, or one outside the zone could be looked up."""
         return bool(self.known()) or any(not is_subdomain(ns, self.zone) for ns in self.glueless())
+
+
+class _KeptCut:
+    """A cut built from the cache, the NS RRset it came from, and until when it holds."""
+
+    __slots__ = ("addresses", "nameservers", "ns_data", "ns_expires", "until", "zone")
+
+    def __init__(self, cut: ZoneCut, ns_rrset: CachedRRset, until: float) -> None:
+        self.zone = cut.zone
+        self.nameservers = cut.nameservers
+        self.addresses = dict(cut.addresses)
+        self.ns_data = ns_rrset.data  # the cached RRset's own data: another object if stored again
+        self.ns_expires = ns_rrset.expires
+        self.until = until
+
+    def holds(self, ns_rrset: CachedRRset, now: float) -> bool:
+        same = ns_rrset.data is self.ns_data and ns_rrset.expires == self.ns_expires
+        return same and now < self.until
+
+    def cut(self) -> ZoneCut:
+        cut = ZoneCut(self.zone, self.nameservers, CutSource.CACHE)
+        cut.addresses = dict(self.addresses)  # the lists are shared, never changed in place
+        return cut
 
 
 class CutFinder:
@@ -130,6 +167,8 @@ class CutFinder:
         self.hints = hints
         self.policy = policy
         self.configured = configured or ConfiguredZones()
+        self._kept: dict[str, _KeptCut] = {}  # zone key -> the cut last built from the cache
+        self._servers: dict[str, set[str]] = {}  # NS name key -> keys of kept zones it serves
 
     def closest(
         self,
@@ -157,15 +196,62 @@ class CutFinder:
             ns_rrset = self.cache.get_rrset(zone, RRType.NS)
             if ns_rrset is None:
                 continue
-            cut = ZoneCut(zone, [r.target for r in ns_rrset.rdatas if isinstance(r, NS)],
-                          CutSource.CACHE)  # fmt: skip
-            for ns in cut.nameservers:
-                cut.add_addresses(ns, self.addresses_of(ns))
-            if zone == ROOT and not cut.known():
-                break  # the root without addresses: the hints (and priming) instead
-            if cut.usable():
+            cut = self._cached_cut(zone, key, ns_rrset)
+            if cut is not None:
                 return cut
+            if zone == ROOT:
+                break  # the root without addresses: the hints (and priming) instead
         return self.hints_cut()
+
+    def _cached_cut(self, zone: str, key: str, ns_rrset: CachedRRset) -> ZoneCut | None:
+        """The cut of ``zone`` from its cached NS RRset, if usable: the one kept, while
+        it holds, else built from the cache (and kept)."""
+        now = self.cache.clock()
+        kept = self._kept.get(key)
+        if kept is not None and kept.holds(ns_rrset, now):
+            return kept.cut()
+        cut = ZoneCut(zone, [r.target for r in ns_rrset.rdatas if isinstance(r, NS)],
+                      CutSource.CACHE)  # fmt: skip
+        until = min(ns_rrset.expires, now + CUT_REUSE)
+        for ns in cut.nameservers:
+            addresses, expires = self._cached_addresses(ns)
+            cut.add_addresses(ns, addresses)
+            until = min(until, expires)
+        if not cut.usable():
+            return None
+        if len(self._kept) >= MAX_KEPT_CUTS:
+            self.forget()
+        self._kept[key] = _KeptCut(cut, ns_rrset, until)
+        for ns in cut.nameservers:
+            self._servers.setdefault(name_key(ns), set()).add(key)
+        return cut
+
+    def learned(self, step: Classified) -> None:
+        """A reply's records were just cached: kept cuts that one of its address records
+        is about (the answer's, the glue's, the referral's glue) are dropped."""
+        self._drop_served_by(step.records)
+        if step.glue:
+            self._drop_served_by(step.glue)
+        if step.referral is not None:
+            self._drop_served_by(step.referral.glue)
+
+    def learned_records(self, records: Iterable[ResourceRecord]) -> None:
+        """Records were just cached (outside a whole reply): as :meth:`learned`."""
+        self._drop_served_by(records)
+
+    def _drop_served_by(self, records: Iterable[ResourceRecord]) -> None:
+        if not self._servers:
+            return
+        for rr in records:
+            if rr.rrtype in _ADDRESS_TYPES:
+                zones = self._servers.pop(name_key(rr.name), None)
+                for zone in zones or ():
+                    self._kept.pop(zone, None)
+
+    def forget(self) -> None:
+        """Drop every kept cut (the cache was flushed, say)."""
+        self._kept.clear()
+        self._servers.clear()
 
     def configured_cut(self, zone: ConfiguredZone) -> ZoneCut:
         source = CutSource.FORWARD if zone.kind is ZoneKind.FORWARD else CutSource.STUB
@@ -202,14 +288,21 @@ class CutFinder:
 
     def addresses_of(self, ns: str) -> list[str]:
         """Usable cached addresses of a name server: the child's own first, then glue."""
+        return self._cached_addresses(ns)[0]
+
+    def _cached_addresses(self, ns: str) -> tuple[list[str], float]:
+        """:meth:`addresses_of`, and when the first of the RRsets they came from expires."""
         found: list[str] = []
+        expires = float("inf")
         cache = self.cache
         for rrtype in self.policy.types:
             for rrset in (cache.get_rrset(ns, rrtype), cache.get_glue(ns, rrtype)):
                 if rrset is not None:
+                    expires = min(expires, rrset.expires)
                     found += [
                         r.address
                         for r in rrset.rdatas
                         if isinstance(r, A | AAAA) and r.address not in found
                     ]
-        return [a for a in found if self.policy.usable(a)]
+        usable = self.policy.usable
+        return [a for a in found if usable(a)], expires

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import gc
 import os
 import resource
 import signal
@@ -163,6 +164,7 @@ async def serve(process: Process) -> None:
     if process.link is not None:
         linked = asyncio.ensure_future(serve_link(process.link, runtime))
         closers.append(linked.cancel)
+    freeze_start_up()
     first: dict[str, object] = {}
     if process.link is None:  # the first process says where it can be reached
         control = process.control.path if process.control is not None else None
@@ -208,7 +210,31 @@ def loop_name(loop: asyncio.AbstractEventLoop) -> str:
     return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
 
 
+# The cyclic garbage collector collects its young generation once this many more
+# container objects were allocated than freed (CPython's default: 700).  Questions in
+# flight hold many short-lived ones and the cache grows by long-lived ones, whose
+# survival brings on collections of the older generations, the oldest of which walks
+# every cached record.  Measured on the benchmark's 40,000 wildcard names, with what
+# start-up built frozen: 136-144 us of CPU per name against 150-155 with neither;
+# 50,000 did no better than 10,000 (and a larger young generation pauses longer).
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def collect_less_often() -> None:
+    """The young generation collected every GC_YOUNG_THRESHOLD allocations, not 700."""
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+
+
+def freeze_start_up() -> None:
+    """What start-up built (modules, settings, hints, local zones, the service) lives as
+    long as the process: out of every collection from now on (``gc.freeze``)."""
+    gc.collect()
+    gc.freeze()
+
+
 def _run(process: Process) -> None:
+    collect_less_often()
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve(process))

@@ -193,6 +193,8 @@ def zones_hook(runtime: Runtime) -> ReloadHook:
             flushed = sum(runtime.answers.flush_zone(zone) for zone in changed_local)
             for zone in changed_delegations:
                 flushed += runtime.records.flush_zone(zone) + runtime.answers.flush_zone(zone)
+            if changed_delegations:
+                runtime.engine.env.finder.forget()  # the cuts it kept from the cache
             if changed_local or changed_delegations:
                 log.info("zones_reloaded", local_changed=changed_local,
                          delegations_changed=changed_delegations, flushed=flushed,
