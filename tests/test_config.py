@@ -518,3 +518,11 @@ def test_reload_of_local_zones_flushes_their_answers(tmp_path: Path, hints: Root
     assert ok and text.endswith(": nodefault")
     assert runtime.engine.local.lookup("x.test.", RRType.A) is None
     assert len(runtime.answers) == 1  # test.'s answer flushed, the other kept
+
+
+def test_zone_ratelimit_reaches_the_engine(tmp_path: Path, hints: RootHints) -> None:
+    off = build_service(load_settings(write(tmp_path, ""), {}), hints)
+    assert off.engine.env.zone_limit is None  # off by default, as Unbound's ratelimit
+    config = write(tmp_path, "zone-ratelimit = 50\nzone-ratelimit-factor = 0\n")
+    limit = build_service(load_settings(config, {}), hints).engine.env.zone_limit
+    assert limit is not None and (limit.per_second, limit.factor) == (50, 0)

@@ -6,7 +6,21 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from resolver.iterate.answer import FailureKind
 from resolver.iterate.zonelimit import ZoneRateLimit
+from resolver.wire import Rcode, RRType
+from tests.fakes import (
+    COM,
+    EXAMPLE,
+    ROOT_A,
+    ROOT_B,
+    FakeClock,
+    FakeNetwork,
+    make_engine,
+    referral,
+    resolve,
+    why,
+)
 
 
 def test_queries_up_to_the_limit_are_sent_then_refused() -> None:
@@ -64,3 +78,45 @@ def test_never_more_than_the_limit_and_its_share_in_a_second(
     for second, count in sent.items():
         over = max(0, asked[second] - per_second)
         assert count == min(asked[second], per_second) + (over // factor if factor else 0)
+
+
+# ------------------------------------------------------------------ in the engine
+
+
+def flood_world(clock: FakeClock, count: int) -> FakeNetwork:
+    """root -> com -> example.com, and ``count`` names in example.com."""
+    net = FakeNetwork(clock)
+    for root in (ROOT_A, ROOT_B):
+        net.servers[root] = lambda q, t: referral(q, RRType.text(t), "com.",
+                                                  [("ns1.nic.com.", COM)])  # fmt: skip
+    net.servers[COM] = lambda q, t: referral(q, RRType.text(t), "example.com.",
+                                             [("ns1.example.com.", EXAMPLE)])  # fmt: skip
+    for index in range(count):
+        name = f"n{index}.example.com."
+        net.answers(EXAMPLE, name, "A", f"{name} 300 A 192.0.2.1")
+    return net
+
+
+def test_a_zone_over_its_limit_is_not_asked_and_the_question_fails() -> None:
+    clock = FakeClock()
+    net = flood_world(clock, 6)
+    engine, _, recorder = make_engine(net, clock)
+    engine.env.zone_limit = ZoneRateLimit(3, factor=0)
+    results = [resolve(engine, f"n{index}.example.com.", "A") for index in range(5)]
+    assert [r.rcode for r in results] == [Rcode.NOERROR] * 3 + [Rcode.SERVFAIL] * 2
+    assert why(results[3]) == "limit: zone rate limit"
+    assert results[3].failure is not None and results[3].failure.kind is FailureKind.LIMIT
+    assert net.count(EXAMPLE) == 3  # the fourth and fifth were never sent
+    assert any(fields.get("limit") == "zone rate limit" for _, fields in recorder.events)
+    assert resolve(engine, "n0.example.com.", "A").rcode == Rcode.NOERROR  # cached: free
+    clock.advance(1)
+    assert resolve(engine, "n5.example.com.", "A").rcode == Rcode.NOERROR  # a new second
+
+
+def test_without_a_limit_every_name_is_asked() -> None:
+    clock = FakeClock()
+    net = flood_world(clock, 6)
+    engine, _, _ = make_engine(net, clock)
+    assert engine.env.zone_limit is None  # off by default
+    results = [resolve(engine, f"n{index}.example.com.", "A") for index in range(6)]
+    assert all(r.rcode == Rcode.NOERROR for r in results) and net.count(EXAMPLE) == 6

@@ -50,6 +50,7 @@ from resolver.iterate.stale import StalePolicy, StaleState, as_stale, may_replac
 from resolver.iterate.trust import TrustCache
 from resolver.iterate.validation import Validator, sentinel
 from resolver.iterate.zonecut import AddressPolicy, CutFinder
+from resolver.iterate.zonelimit import ZoneRateLimit
 from resolver.local.zones import LocalAnswer, LocalZones
 from resolver.net.contract import ExchangeFailed, Failure, Network, Reply
 from resolver.wire import Rcode, ResourceRecord
@@ -92,12 +93,14 @@ class IterativeEngine:
         trust_anchors: TrustAnchors | None = None,
         priming: bool = True,
         stale: StalePolicy | None = None,
+        zone_limit: ZoneRateLimit | None = None,
     ) -> None:
         """``addresses`` says which upstream addresses may be used (default: IPv4, and
         loopback only when the root hints are on loopback, that is, in a lab).  ``local``
         holds the zones answered without asking anyone; a reload replaces the attribute.
         ``trust_anchors`` turns DNSSEC validation on (None: no validation).  ``stale``
-        turns serve-stale on (None: expired data is never used)."""
+        turns serve-stale on (None: expired data is never used).  ``zone_limit`` bounds
+        the queries a second to any one zone's servers (None: no bound)."""
         self.network = network
         self.local = local or LocalZones()
         self.cache = cache
@@ -117,6 +120,7 @@ class IterativeEngine:
             qname_minimisation,
             Validator(TrustCache(trust_anchors, clock), clock) if trust_anchors else None,
             priming,
+            zone_limit,
         )
         self._in_flight: dict[ExchangeKey, _InFlight] = {}
         self.stale = StaleState(stale) if stale is not None else None

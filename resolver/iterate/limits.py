@@ -45,6 +45,7 @@ class Limit(Enum):
     SUBLOOKUP_DEPTH = "sub-lookup depth"
     DELEGATION_LOOP = "delegation loop"
     NXDOMAIN_TARGETS = "name servers that do not exist"
+    ZONE_RATE = "zone rate limit"  # the zone's servers were asked too often this second
 
 
 class LimitExceeded(Exception):

@@ -47,7 +47,7 @@ from resolver.iterate.validation import NeedDS, NeedKeys, learn
 from resolver.iterate.zonecut import CutSource, ZoneCut
 from resolver.net.contract import ExchangeFailed, Failure, Reply
 from resolver.wire import Rcode, ResourceRecord, RRType
-from resolver.wire.names import ROOT, is_subdomain, label_count, name_key, parent
+from resolver.wire.names import ROOT, name_key, parent
 from resolver.wire.rdata import AAAA, A
 
 
@@ -159,24 +159,10 @@ class Lookup:
 
     def _enter(self, cut: ZoneCut) -> None:
         self.cut = cut
-        self.round = ServerRound(cut, self._glueless_order(cut), self.env.finder.policy.types)
+        finder = self.env.finder
+        self.round = ServerRound(cut, finder.glueless_order(cut), finder.policy.types)
         self.minimiser.enter(cut)
         self.step = Step.ASK
-
-    def _glueless_order(self, cut: ZoneCut) -> list[str]:
-        """NS names to look up, likeliest to answer first.
-
-        A name inside the cut's own zone cannot be found without the glue we lack,
-        so it goes last; names whose own zone cut we already know come first,
-        since their lookup is short.
-        """
-
-        def cost(ns: str) -> tuple[bool, int]:
-            inside = is_subdomain(ns, cut.zone)
-            known = self.env.finder.closest(ns) if not inside else None
-            return inside, -(label_count(known.zone) if known else 0)
-
-        return sorted(cut.glueless(), key=cost)
 
     def _ask(self) -> Exchange | Lookup | None:
         cut, servers, env = self.cut, self.round, self.env
@@ -190,6 +176,9 @@ class Lookup:
             else:
                 qname, qtype, minimised = self.minimiser.question(self.name, self.qtype,
                                                                   self._target())  # fmt: skip
+            limit = env.zone_limit  # a zone's servers asked at most so often (Unbound: ratelimit)
+            if limit is not None and not forwarded and not limit.allows(cut.zone, env.clock()):
+                raise LimitExceeded(Limit.ZONE_RATE)
             self.budget.spend_query()
             servers.tried.add(address)
             self.step = Step.WAIT_REPLY
@@ -344,6 +333,11 @@ class Lookup:
             return None
         self.pending = None
         step.security = judged.security
+        if self.env.report_hops:  # resolver-trace shows each judgement
+            self.env.observer("judged", depth=self.depth, name=step.name or pending.qname,
+                              qtype=RRType.text(pending.qtype), zone=pending.zone,
+                              security=Security(judged.security).name.lower(),
+                              reason=judged.reason)  # fmt: skip
         if judged.security == Security.BOGUS:
             if pending.fresh:
                 for rrset in judged.secure or []:  # its parts that did validate

@@ -19,6 +19,7 @@ from resolver.iterate.remember import remember, remember_secure
 from resolver.iterate.servers import ServerSelection
 from resolver.iterate.validation import Validator
 from resolver.iterate.zonecut import CutFinder
+from resolver.iterate.zonelimit import ZoneRateLimit
 from resolver.wire import ResourceRecord
 
 
@@ -76,6 +77,7 @@ class Environment:
         qname_minimisation: bool,
         validator: Validator | None = None,
         priming: bool = True,
+        zone_limit: ZoneRateLimit | None = None,
     ) -> None:
         self.cache = cache
         self.finder = finder
@@ -87,6 +89,7 @@ class Environment:
         self.qname_minimisation = qname_minimisation
         self.validator = validator  # None: no DNSSEC validation
         self.priming = priming  # learn the root's NS set from the root first (RFC 8109)
+        self.zone_limit = zone_limit  # None: a zone's servers may be asked without bound
 
     def remember(self, step: Classified, qtype: int) -> None:
         """Cache what a usable reply taught; the cut finder drops the cuts it changes."""

@@ -31,7 +31,7 @@ from resolver.iterate.classify import Classified, Referral
 from resolver.iterate.forwarding import ConfiguredZone, ConfiguredZones, ZoneKind
 from resolver.iterate.hints import RootHints
 from resolver.wire import ResourceRecord, RRType
-from resolver.wire.names import ROOT, ancestors, is_subdomain, name_key
+from resolver.wire.names import ROOT, ancestors, is_subdomain, label_count, name_key
 from resolver.wire.rdata import AAAA, NS, A
 
 
@@ -252,6 +252,21 @@ class CutFinder:
         """Drop every kept cut (the cache was flushed, say)."""
         self._kept.clear()
         self._servers.clear()
+
+    def glueless_order(self, cut: ZoneCut) -> list[str]:
+        """The cut's name servers without addresses, likeliest to answer first.
+
+        A name inside the cut's own zone cannot be found without the glue we lack,
+        so it goes last; names whose own zone cut we already know come first,
+        since their lookup is short.
+        """
+
+        def cost(ns: str) -> tuple[bool, int]:
+            inside = is_subdomain(ns, cut.zone)
+            known = self.closest(ns) if not inside else None
+            return inside, -(label_count(known.zone) if known else 0)
+
+        return sorted(cut.glueless(), key=cost)
 
     def configured_cut(self, zone: ConfiguredZone) -> ZoneCut:
         source = CutSource.FORWARD if zone.kind is ZoneKind.FORWARD else CutSource.STUB

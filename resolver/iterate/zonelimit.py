@@ -5,9 +5,9 @@ attack) makes a resolver ask that zone's servers once per name: the resolver
 becomes the attacker's amplifier against them, and nothing a per-client limit
 does helps when the names come from many clients.  Like Unbound's ``ratelimit``
 (iterator/iter_utils.c, services/cache/infra.c), the count is kept per zone
-cut whose servers are asked (the delegation point), and only for queries
-actually sent: a question answered from the cache, or an exchange shared with an
-identical one in flight, costs nothing.
+cut whose servers are asked (the delegation point), for each query a lookup
+puts to them: a question answered from the cache costs nothing.  Forwarders are
+not counted (they are the operator's own choice of servers).
 
 Over the limit a lookup is not sent and fails (SERVFAIL, a ``limit`` warning),
 except one query in ``factor`` (Unbound's ``ratelimit-factor``, 10 by default),

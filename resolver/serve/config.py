@@ -100,6 +100,8 @@ class Settings:
     metrics: str | None = None  # ADDR:PORT, or None: off
     ip_ratelimit: int = 0  # queries per second per client address; 0: off
     ip_ratelimit_mode: str = "truncate"
+    zone_ratelimit: int = 0  # queries per second to one zone cut's servers; 0: off
+    zone_ratelimit_factor: int = 10  # over it, one in this many is sent anyway
     config: Path | None = None  # the file they were read from, read again at a reload
     sections: Mapping[str, object] = field(default_factory=dict, hash=False)
     # The local zones these settings describe, read by load_settings (not compared: a

@@ -187,5 +187,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("ip-ratelimit-mode", str, "what a UDP query over ip-ratelimit gets: a truncated "
            "answer (TC=1: a real client retries over TCP, which is not limited) or nothing",
            choices=RATELIMIT_MODES, reloadable=True),
+    Option("zone-ratelimit", int, "queries per second sent to the servers of any one zone "
+           "cut, against floods of random names under one zone (Unbound's ratelimit; "
+           "default 0: off)", _not_negative, metavar="QPS"),
+    Option("zone-ratelimit-factor", int, "over zone-ratelimit, one query in this many is "
+           "sent all the same, so the zone stays resolvable (0: none; default 10)",
+           _not_negative, metavar="N"),
 )  # fmt: skip
 BY_KEY: Mapping[str, Option] = {option.key: option for option in OPTIONS}

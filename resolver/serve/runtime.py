@@ -36,6 +36,7 @@ from resolver.iterate.forwarding import ConfiguredZone, ConfiguredZones, Server,
 from resolver.iterate.hints import RootHints
 from resolver.iterate.servers import ServerSelection
 from resolver.iterate.stale import StalePolicy
+from resolver.iterate.zonelimit import ZoneRateLimit
 from resolver.local import LocalZones, load_local_zones
 from resolver.net.transport import UpstreamTransport
 from resolver.serve.access import AccessList
@@ -147,6 +148,13 @@ def stale_policy(settings: Settings) -> StalePolicy | None:
                        client_timeout=settings.stale_client_timeout / 1000)  # fmt: skip
 
 
+def zone_rate_limit(settings: Settings) -> ZoneRateLimit | None:
+    """The per-zone upstream limit as the settings say (None: off)."""
+    if not settings.zone_ratelimit:
+        return None
+    return ZoneRateLimit(settings.zone_ratelimit, settings.zone_ratelimit_factor)
+
+
 def configured_zones(settings: Settings) -> ConfiguredZones:
     """The engine's forward and stub zones from the settings' sections."""
     return ConfiguredZones(
@@ -224,6 +232,7 @@ def build_service(
         trust_anchors=settings.anchors,
         priming=settings.priming,
         stale=stale_policy(settings),
+        zone_limit=zone_rate_limit(settings),
     )
     answers = AnswerCache(settings.cache_size)
     service = ResolverService(

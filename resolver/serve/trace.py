@@ -7,8 +7,14 @@ The engine starts from the root hints with an empty cache and reports every
 upstream exchange through an observer; this script prints one line per hop as
 it happens: the zone cut, the server name and address asked, the round-trip
 time and what came back.  Sub-lookups (addresses of name servers that came
-without glue) are indented under the hop that needed them.  A summary line
-ends the trace.
+without glue, the DS and DNSKEY RRsets validation needs) are indented under the
+hop that needed them, and each DNSSEC judgement is a line of its own (secure,
+insecure, or bogus and why).  A summary line ends the trace, with the answer's
+validation state.
+
+Validation is on as in the service: from the shipped root KSKs with the shipped
+hints, from ``--trust-anchor-file`` with other hints (a lab), off with
+``--no-dnssec``.
 
 With the default hints (the repository's ``named.root``) this talks to the real
 root servers.  For the test lab: ``--root-hints lab.hints --upstream-port 5300``.
@@ -27,7 +33,8 @@ from typing import Any, TextIO
 
 import structlog
 
-from resolver.cache.records import RecordCache
+from resolver.cache.records import RecordCache, Security
+from resolver.dnssec import TrustAnchorError, TrustAnchors, load_trust_anchors, root_trust_anchors
 from resolver.iterate.answer import Answer
 from resolver.iterate.engine import IterativeEngine
 from resolver.iterate.hints import DEFAULT_HINTS, HintsError, load_root_hints
@@ -56,6 +63,15 @@ RECORD_WIDTH = 80  # a longer record is shortened in hop lines (the summary has 
 ADDRESS_WIDTH = 15
 RTT_WIDTH = 9
 QUESTION_WIDTH = 24  # what was asked: with QNAME minimisation, often less than the name
+
+
+# Why a sub-lookup is in the plan (plan.Purpose's values), for a person.
+SUBLOOKUP_WHY = {
+    "priming": "priming the root, RFC 8109",
+    "glueless": "a name server of {zone} without glue",
+    "keys": "the keys of {zone}, to validate its signatures",
+    "ds": "is {zone} signed? its DS RRset at the parent",
+}
 
 
 def _rtt(rtt_ms: float | None) -> str:
@@ -123,17 +139,25 @@ class TextTrace:
                 f"{question:<{QUESTION_WIDTH}} {_outcome(fields)}{tcp}"
             )
         elif event == "sublookup":
-            why = (
-                "priming the root, RFC 8109"
-                if fields.get("purpose") == "priming"
-                else f"a name server of {fields.get('zone')} without glue"
-            )
+            why = SUBLOOKUP_WHY.get(str(fields.get("purpose")), "{zone}")
+            why = why.format(zone=fields.get("zone"))
             self._print(f"{indent}> sub-lookup {fields.get('qname')} {fields.get('qtype')} ({why})")
         elif event == "sublookup_done":
-            found = ", ".join(fields.get("addresses", [])) or "no address"
+            records = fields.get("addresses", [])
+            if fields.get("purpose") in ("keys", "ds"):  # key material: how many, not what
+                found = f"{len(records)} {fields.get('qtype')}" if records else "none"
+            else:
+                found = ", ".join(records) or "no address"
             self._print(
                 f"{indent}< {fields.get('qname')} {fields.get('qtype')}: "
                 f"{fields.get('rcode')}, {found}"
+            )
+        elif event == "judged":
+            verdict = str(fields.get("security"))
+            reason = fields.get("reason")
+            self._print(
+                f"{indent}= DNSSEC {fields.get('name')} {fields.get('qtype')}: "
+                f"{verdict}{f': {reason}' if reason else ''}"
             )
         elif event == "limit":
             where = f" (a name server of {fields['zone']})" if "zone" in fields else ""
@@ -146,6 +170,8 @@ class TextTrace:
     def summary(self, result: Answer, elapsed_ms: float) -> None:
         rcode = Rcode.text(result.rcode)
         cost = f"{elapsed_ms:.1f} ms, {result.upstream_queries} upstream queries"
+        if result.rcode != Rcode.SERVFAIL and result.security != Security.UNCHECKED:
+            cost += f", DNSSEC {security_text(result.security)}"
         if result.answer:
             self._print(f";; {rcode}  ({cost})")
             for rr in result.answer:
@@ -186,8 +212,14 @@ class JsonTrace:
                 "reason": result.failure.text if result.failure else "",
                 "elapsed_ms": round(elapsed_ms, 1),
                 "upstream_queries": result.upstream_queries,
+                "security": security_text(result.security),
             }
         )
+
+
+def security_text(security: int) -> str:
+    """``secure``, ``insecure``, ``bogus`` or ``unchecked`` (not validated)."""
+    return Security(security).name.lower()
 
 
 def resolved(result: Answer) -> bool:
@@ -223,6 +255,16 @@ def _parser() -> argparse.ArgumentParser:
     family.add_argument("--ipv4-only", action="store_true", help="query over IPv4 only")
     family.add_argument("--ipv6-only", action="store_true", help="query over IPv6 only")
     parser.add_argument(
+        "--trust-anchor-file",
+        type=Path,
+        metavar="FILE",
+        help="DS or DNSKEY records to validate from (default: the shipped root KSKs with "
+        "the shipped root hints; with other hints, no validation without this)",
+    )
+    parser.add_argument(
+        "--no-dnssec", dest="dnssec", action="store_false", help="do not validate (DNSSEC)"
+    )
+    parser.add_argument(
         "--timeout",
         type=float,
         default=1.0,
@@ -245,6 +287,17 @@ def _configure_logging() -> None:
     )
 
 
+def _trust_anchors(args: argparse.Namespace) -> TrustAnchors | None:
+    """As the service decides (resolver.serve.config.trust_anchors)."""
+    if not args.dnssec:
+        return None
+    if args.trust_anchor_file is not None:
+        return load_trust_anchors(args.trust_anchor_file)
+    if args.root_hints.resolve() == Path(DEFAULT_HINTS).resolve():
+        return root_trust_anchors()
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -262,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--timeout and --budget must be positive")
     try:
         hints = load_root_hints(args.root_hints)
-    except HintsError as error:
+        anchors = _trust_anchors(args)
+    except (HintsError, TrustAnchorError) as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     _configure_logging()
@@ -277,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         observer=trace,
         addresses=upstream_addresses(hints, args.ipv4_only, args.ipv6_only),
         qname_minimisation=args.qname_minimisation,
+        trust_anchors=anchors,
     )
     trace.header(qname, RRType.text(qtype), str(args.root_hints), args.upstream_port)
     started = time.monotonic()

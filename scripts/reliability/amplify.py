@@ -288,11 +288,13 @@ def measure(port: int, lab: BrokenLab, questions: int, flood: int, pid: int | No
 
 
 def run(questions: int, ns_names: int, flood: int, cache_size: int, unbound: bool,
-        directory: Path) -> dict[str, Any]:  # fmt: skip
-    results: dict[str, Any] = {"ns_names": ns_names, "cache_size": cache_size}
+        directory: Path, zone_ratelimit: int = 0) -> dict[str, Any]:  # fmt: skip
+    results: dict[str, Any] = {"ns_names": ns_names, "cache_size": cache_size,
+                               "zone_ratelimit": zone_ratelimit}  # fmt: skip
+    flags = ["--cache-size", str(cache_size), "--zone-ratelimit", str(zone_ratelimit)]
     with BrokenLab(directory / "lab", roles(ns_names)) as lab:
         hints = lab.write_hints(directory / "hints")
-        with Resolver(directory / "ours", hints, 53, "--cache-size", str(cache_size)) as ours:
+        with Resolver(directory / "ours", hints, 53, *flags) as ours:
 
             def cache() -> dict[str, Any]:
                 stats = ours.stats()
@@ -321,10 +323,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flood", type=int, default=20000, help="random names (0: none)")
     parser.add_argument("--cache-size", type=int, default=2000)
     parser.add_argument("--no-unbound", action="store_true")
+    parser.add_argument("--zone-ratelimit", type=int, default=0,
+                        help="ours with this zone-ratelimit (queries a second per zone cut)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="amplify-") as tmp:
         result = run(args.questions, args.ns_names, args.flood, args.cache_size,
-                     not args.no_unbound, Path(tmp))  # fmt: skip
+                     not args.no_unbound, Path(tmp), args.zone_ratelimit)  # fmt: skip
     print(json.dumps(result, indent=1))
     return 0
 
