@@ -43,7 +43,7 @@ from resolver.iterate.remember import (
     recall,
 )
 from resolver.iterate.servers import ServerRound
-from resolver.iterate.validation import NeedDS, NeedKeys, learn
+from resolver.iterate.validation import NeedDS, NeedKeys, Verdict, learn
 from resolver.iterate.zonecut import CutSource, ZoneCut
 from resolver.net.contract import ExchangeFailed, Failure, Reply
 from resolver.wire import Rcode, ResourceRecord, RRType
@@ -339,27 +339,30 @@ class Lookup:
                               security=Security(judged.security).name.lower(),
                               reason=judged.reason)  # fmt: skip
         if judged.security == Security.BOGUS:
-            if pending.fresh:
-                for rrset in judged.secure or []:  # its parts that did validate
-                    self.env.remember_secure(rrset, step)
-            if pending.fresh and self.cut is not None:
-                # Another server of the zone may have good data (a broken or spoofing one
-                # gave this): it is lame for the zone now, as Unbound blacklists it.
-                self.env.selection.mark_lame(pending.address, pending.zone)
-                self.bogus = (judged.reason, judged.info_code)
-                self.step = Step.ASK
-                return None
-            if not pending.fresh and not self.refetched:
-                # Cached unchecked (say, a referral's DS from one bad server): ask afresh.
-                self.refetched = True
-                self.step = Step.FIND_CUT
-                return None
-            self._fail(FailureKind.DNSSEC_BOGUS, judged.reason, judged.info_code)
+            self._bogus(pending, judged)
             return None
         if not pending.fresh:  # recalled unchecked: keep what the judgement found
             self.env.remember(step, pending.qtype)
         self._act(pending)
         return None
+
+    def _bogus(self, pending: Pending, judged: Verdict) -> None:
+        """Data that did not validate: another server, a fresh fetch, or SERVFAIL."""
+        if pending.fresh:
+            for rrset in judged.secure or []:  # its parts that did validate
+                self.env.remember_secure(rrset, pending.step)
+        if pending.fresh and self.cut is not None:
+            # Another server of the zone may have good data (a broken or spoofing one
+            # gave this): it is lame for the zone now, as Unbound blacklists it.
+            self.env.selection.mark_lame(pending.address, pending.zone)
+            self.bogus = (judged.reason, judged.info_code)
+            self.step = Step.ASK
+        elif not pending.fresh and not self.refetched:
+            # Cached unchecked (say, a referral's DS from one bad server): ask afresh.
+            self.refetched = True
+            self.step = Step.FIND_CUT
+        else:
+            self._fail(FailureKind.DNSSEC_BOGUS, judged.reason, judged.info_code)
 
     def _note_security(self, step: Classified) -> None:
         """The answer is as secure as its least secure part; keep the RRSIGs for DO=1."""
