@@ -35,7 +35,11 @@ def summarise(collapsed: Path, top: int) -> None:
     own: collections.Counter[str] = collections.Counter()
     inclusive: collections.Counter[str] = collections.Counter()
     total = 0
-    for line in collapsed.read_text().splitlines():
+    # py-spy writes one stack per \n; a frame's text may hold characters that
+    # str.splitlines() also takes for line breaks (\x0b, \x1c, \u2028...).
+    for line in collapsed.read_text().split("\n"):
+        if not line:
+            continue
         stack, _, count = line.rpartition(" ")
         samples = int(count)
         total += samples

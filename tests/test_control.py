@@ -29,13 +29,15 @@ from test_listener import ResolverProcess, dig, new_client
 
 from resolver.cache.answers import AnswerCache
 from resolver.cache.records import CachedNegative, CachedRRset, RecordCache, Trust
+from resolver.iterate.hints import parse_root_hints
 from resolver.lab import Lab
 from resolver.serve import dump
-from resolver.serve.config import SettingsError
-from resolver.serve.control import CommandError, bind_control_socket, parse_request
+from resolver.serve.config import Settings, SettingsError
+from resolver.serve.control import CommandError, bind_control_socket, execute, parse_request
+from resolver.serve.runtime import build_service
 from resolver.wire import CLASS_IN, ResourceRecord, RRType
-from resolver.wire.rdata import SOA, A
-from tests.fakes import FakeClock
+from resolver.wire.rdata import NS, SOA, A
+from tests.fakes import HINTS_TEXT, FakeClock
 
 
 def control(socket_path: Path | str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -368,3 +370,16 @@ def test_dump_lines_yield_between_slices(monkeypatch: pytest.MonkeyPatch) -> Non
     lines = asyncio.run(scenario())
     assert len(lines) == 36 and lines[0].startswith("; 35 record sets")
     assert ticks >= 4
+
+
+def test_a_flush_reaches_the_zone_cuts_the_engine_keeps(tmp_path: Path) -> None:
+    """The cut finder keeps a cut built from records for a second: a flushed server
+    address must not be used from it."""
+    runtime = build_service(Settings(), parse_root_hints(HINTS_TEXT))
+    records, finder = runtime.records, runtime.engine.env.finder
+    ns = ResourceRecord("example.com.", RRType.NS, CLASS_IN, 300, NS("ns1.example.com."))
+    records.store_rrset([ns], Trust.AUTHORITATIVE)
+    records.store_rrset(_a("ns1.example.com.", "192.0.2.53"), Trust.AUTHORITATIVE)
+    assert finder.closest("www.example.com.").known() == [("192.0.2.53", "ns1.example.com.")]
+    asyncio.run(execute(runtime, "flush", "ns1.example.com."))
+    assert finder.closest("www.example.com.").zone != "example.com."  # no address: above

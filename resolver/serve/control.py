@@ -81,11 +81,13 @@ async def execute(runtime: Runtime, command: str, name: str | None) -> Any:
     records, answers = runtime.records, runtime.answers
     if command == "stats":
         return to_json(runtime.samples())
-    if command == "flush":
+    if command in ("flush", "flush-zone"):
         assert name is not None
-        return _removed((records.flush_name(name), answers.flush_name(name)))
-    if command == "flush-zone":
-        assert name is not None
+        # The zone cuts the engine keeps for a second are built from records: drop them
+        # too, so a flushed server address is not used again.
+        runtime.engine.env.finder.forget()
+        if command == "flush":
+            return _removed((records.flush_name(name), answers.flush_name(name)))
         return _removed((records.flush_zone(name), answers.flush_zone(name)))
     if command == "flush-negative":
         return _removed((records.flush_negative(), answers.flush_negative()))
