@@ -30,7 +30,6 @@ of machines scales.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -38,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.bench_resolvers import Run, machine, version
+from benchmarks.bench_resolvers import Run, UpstreamCounter, machine, version
 from resolver.lab import bulk_zones
 from resolver.lab.nsd import NsdLab
 from scripts.cluster import FRONT, PORT, Cluster
@@ -46,31 +45,6 @@ from scripts.cluster import FRONT, PORT, Cluster
 KINDS = ("shared", "alone", "unbound")  # ours with the tier, ours without, Unbound
 NODES = (1, 2, 4)
 POLICIES = ("chashed", "roundrobin")
-
-
-class HierarchyCounter:
-    """nftables counters on queries to the benchmark's hierarchy only (127.9.0.0/16): not the
-    clients' queries to dnsdist nor dnsdist's to the nodes, which are port 53 too."""
-
-    def reset(self) -> None:
-        subprocess.run(["nft", "delete", "table", "inet", "cluster"], capture_output=True)
-        rules = (
-            "add table inet cluster\n"
-            "add chain inet cluster out { type filter hook output priority 0; }\n"
-            "add rule inet cluster out ip daddr 127.9.0.0/16 udp dport 53 counter\n"
-            "add rule inet cluster out ip daddr 127.9.0.0/16 tcp dport 53 tcp flags syn counter\n"
-        )
-        subprocess.run(["nft", "-f", "-"], input=rules, text=True, check=True)
-
-    def read(self) -> int:
-        listing = subprocess.run(["nft", "-j", "list", "table", "inet", "cluster"],
-                                 capture_output=True, text=True, check=True).stdout  # fmt: skip
-        return sum(
-            expression["counter"]["packets"]
-            for item in json.loads(listing)["nftables"]
-            for expression in item.get("rule", {}).get("expr", [])
-            if "counter" in expression
-        )
 
 
 def dnsperf(names: list[str], workdir: Path, extra: list[str]) -> Run:
@@ -103,7 +77,7 @@ def once_per_node(names: list[str], nodes: int) -> list[str]:
 
 def measure(kind: str, nodes: int, policy: str, names: list[str], hot_seconds: int,
             workdir: Path, hints: Path) -> dict[str, float]:  # fmt: skip
-    counter = HierarchyCounter()
+    counter = UpstreamCounter("cluster", to="127.9.0.0/16")  # the hierarchy's queries only
     cluster = Cluster(workdir / f"{kind}-{nodes}-{policy}", hints, 53, nodes,
                       shared=kind == "shared", policy=policy,
                       kind="unbound" if kind == "unbound" else "ours",

@@ -105,29 +105,36 @@ def dnsperf(names: list[str], workdir: Path, extra: list[str], cpus: str = CLIEN
 
 
 class UpstreamCounter:
-    """nftables counters on packets to port 53: UDP queries and TCP connections."""
+    """nftables counters on packets to port 53: UDP queries and TCP connections; with
+    ``to`` (a network), only those to it (bench_cluster: the hierarchy, not dnsdist's
+    queries to the nodes, which are port 53 too)."""
+
+    def __init__(self, table: str = "bench", to: str | None = None) -> None:
+        self.table = table
+        self.match = f"ip daddr {to} " if to else ""
 
     def reset(self) -> None:
-        subprocess.run(["nft", "delete", "table", "inet", "bench"], capture_output=True)
+        table, match = self.table, self.match
+        subprocess.run(["nft", "delete", "table", "inet", table], capture_output=True)
         rules = (
-            "add table inet bench\n"
-            "add chain inet bench out { type filter hook output priority 0; }\n"
-            "add rule inet bench out udp dport 53 counter\n"
-            "add rule inet bench out tcp dport 53 tcp flags syn counter\n"
+            f"add table inet {table}\n"
+            f"add chain inet {table} out {{ type filter hook output priority 0; }}\n"
+            f"add rule inet {table} out {match}udp dport 53 counter\n"
+            f"add rule inet {table} out {match}tcp dport 53 tcp flags syn counter\n"
         )
         subprocess.run(["nft", "-f", "-"], input=rules, text=True, check=True)
 
     def read(self) -> int:
         listing = subprocess.run(
-            ["nft", "-j", "list", "table", "inet", "bench"], capture_output=True, text=True,
+            ["nft", "-j", "list", "table", "inet", self.table], capture_output=True, text=True,
             check=True,
         ).stdout  # fmt: skip
-        total = 0
-        for item in json.loads(listing)["nftables"]:
-            for expression in item.get("rule", {}).get("expr", []):
-                if "counter" in expression:
-                    total += expression["counter"]["packets"]
-        return total
+        return sum(
+            expression["counter"]["packets"]
+            for item in json.loads(listing)["nftables"]
+            for expression in item.get("rule", {}).get("expr", [])
+            if "counter" in expression
+        )
 
 
 def rss_kib(pid: int) -> int:

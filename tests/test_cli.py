@@ -31,7 +31,7 @@ import dns.rrset
 import pytest
 
 from resolver.lab.topology import hints_text
-from resolver.lab.unbound import nodefault_flags
+from resolver.lab.unbound import free_port, nodefault_flags
 from resolver.serve import cli
 from resolver.serve.cli import (
     GC_YOUNG_THRESHOLD,
@@ -59,20 +59,6 @@ def hints(tmp_path: Path) -> Path:
     path = tmp_path / "lab.hints"
     path.write_text(hints_text())
     return path
-
-
-def free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 (just now)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind(("127.0.0.1", 0))
-            port = udp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return int(port)
 
 
 def one_line(text: str) -> str:

@@ -20,6 +20,9 @@ import dns.rcode
 import pytest
 
 from resolver.lab import cli
+from resolver.lab.unbound import free_port
+
+ROOT_ADDRESS = "127.1.0.1"  # every lab server answers on one port: probe it on the root's address
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "lab.py"
@@ -69,13 +72,6 @@ def test_main_refuses_a_routed_namespace_with_status_2(
     assert error.count("resolver-lab: this network namespace routes through eth0") == 2
 
 
-def free_port() -> int:
-    """A port free on the root servers' address (every lab server uses the same one)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.1.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def wait_for(path: Path, process: subprocess.Popen[str]) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while not path.exists():
@@ -85,7 +81,7 @@ def wait_for(path: Path, process: subprocess.Popen[str]) -> None:
 
 
 def test_lab_runs_until_sigterm_and_writes_hints_once_it_answers(tmp_path: Path) -> None:
-    port, hints = free_port(), tmp_path / "lab.root"
+    port, hints = free_port(ROOT_ADDRESS), tmp_path / "lab.root"
     lab = subprocess.Popen(
         [sys.executable, str(SCRIPT), "--port", str(port), "--hints", str(hints)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -112,7 +108,7 @@ def test_lab_runs_until_sigterm_and_writes_hints_once_it_answers(tmp_path: Path)
 
 
 def test_a_port_in_use_is_one_error_line() -> None:
-    port = free_port()
+    port = free_port(ROOT_ADDRESS)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
         taken.bind(("127.2.1.1", port))  # one lab address (com.) already in use
         done = subprocess.run(
@@ -125,7 +121,7 @@ def test_a_port_in_use_is_one_error_line() -> None:
 
 
 def test_lab_prints_the_hints_when_no_file_is_given(tmp_path: Path) -> None:
-    port = free_port()
+    port = free_port(ROOT_ADDRESS)
     lab = subprocess.Popen(
         [sys.executable, str(SCRIPT), "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -153,7 +149,7 @@ def test_hints_that_cannot_be_written_are_one_error_line_and_the_lab_stops(
     tmp_path: Path,
 ) -> None:
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--port", str(free_port()),
+        [sys.executable, str(SCRIPT), "--port", str(free_port(ROOT_ADDRESS)),
          "--hints", str(tmp_path / "no-such-directory" / "lab.root")],
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip

@@ -53,7 +53,7 @@ from resolver.iterate.answer import Answer as EngineAnswer
 from resolver.iterate.answer import FailureKind, servfail
 from resolver.lab import CASES, Lab, LabCase, answer_of
 from resolver.lab.cases import BIG_TXT, Answer
-from resolver.lab.unbound import nodefault_flags
+from resolver.lab.unbound import free_port, nodefault_flags
 from resolver.serve.access import AccessList
 from resolver.serve.listener import ResolverService, TcpListener, UdpListener
 from resolver.wire import CLASS_IN, Rcode, ResourceRecord, RRType
@@ -73,20 +73,6 @@ def new_client() -> str:
 
 
 # -- the resolver process ----------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 (just now)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind(("127.0.0.1", 0))
-            port = int(udp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
 
 
 class ResolverProcess:

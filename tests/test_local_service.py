@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 
 from resolver.lab import Lab
-from tests.test_listener import ResolverProcess, dig, free_port, new_client
+from resolver.lab.unbound import free_port
+from tests.test_listener import ResolverProcess, dig, new_client
 
 HOSTS = """\
 # /etc/hosts, as seed 004 shows it

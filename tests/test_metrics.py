@@ -22,9 +22,10 @@ from pathlib import Path
 import pytest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
-from test_listener import ResolverProcess, dig, free_port, new_client
+from test_listener import ResolverProcess, dig, new_client
 
 from resolver.lab import Lab
+from resolver.lab.unbound import free_port
 from resolver.net.contract import ExchangeFailed, Failure, Reply
 from resolver.serve.metrics import families
 from resolver.serve.stats import CountingNetwork, Sample, ServiceStats, as_text, merge

@@ -116,15 +116,16 @@ def validator_conf(trust_anchor: Path | None) -> str:
     )
 
 
-def free_port() -> int:
-    """A port free on 127.0.0.1 for UDP and TCP just now."""
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free on ``host`` for UDP and TCP just now (the lab's, the tests' and the
+    benchmarks' one way to pick a port)."""
     while True:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind(("127.0.0.1", 0))
+            udp.bind((host, 0))
             port = int(udp.getsockname()[1])
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
                 try:
-                    tcp.bind(("127.0.0.1", port))
+                    tcp.bind((host, port))
                 except OSError:
                     continue
                 return port

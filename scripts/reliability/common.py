@@ -22,6 +22,7 @@ from typing import Any
 import dns.flags
 import dns.message
 
+from resolver.lab.unbound import free_port
 from resolver.net.sockets import DEFAULT_MAX_AGE
 
 # Idle upstream sockets are kept for reuse up to DEFAULT_MAX_AGE and swept at most that
@@ -30,20 +31,6 @@ POOL_SETTLE = 2 * DEFAULT_MAX_AGE + 0.5
 
 START_TIMEOUT = 15.0
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port free for both UDP and TCP on ``host`` (just now)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind((host, 0))
-            port = int(udp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind((host, port))
-                except OSError:
-                    continue
-                return port
 
 
 def port_53_problem(address: str = "127.8.0.1") -> str | None:

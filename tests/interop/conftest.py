@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from resolver.lab.nsd import NsdLab, find_tool
-from resolver.lab.unbound import OurResolver, UnboundProcess
+from resolver.lab.unbound import OurResolver, UnboundProcess, free_port
 
 TOOLS = ("nsd", "nsd-checkconf", "unbound", "dig", "kdig")
 SIGNING_TOOLS = ("ldns-keygen", "ldns-signzone")
@@ -58,12 +58,6 @@ def signing_ready(interop_ready: None) -> None:
     absent = [tool for tool in SIGNING_TOOLS if find_tool(tool) is None]
     reason = f"missing {', '.join(absent)} (apt-get install ldnsutils)" if absent else None
     _not_ready(reason, "signed lab")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-        udp.bind(("127.0.0.1", 0))
-        return int(udp.getsockname()[1])
 
 
 class Hierarchies:

@@ -33,8 +33,7 @@ import pytest
 from resolver.lab.cases import answer_tuples
 from resolver.lab.nsd import NsdLab, find_tool
 from resolver.lab.signed_cases import DNSSEC_BOGUS, SIGNED_CASES, SIGNED_CASES_BY_ID, SignedCase
-from resolver.lab.unbound import OurResolver, UnboundProcess
-from tests.interop.conftest import free_port
+from resolver.lab.unbound import OurResolver, UnboundProcess, free_port
 from tests.interop.test_against_unbound import EXTRA
 
 pytestmark = pytest.mark.interop
