@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dns.message
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -9,9 +10,11 @@ from hypothesis import strategies as st
 from resolver.iterate.answer import FailureKind
 from resolver.iterate.zonelimit import ZoneRateLimit
 from resolver.wire import Rcode, RRType
+from resolver.wire.names import name_key
 from tests.fakes import (
     COM,
     EXAMPLE,
+    NET,
     ROOT_A,
     ROOT_B,
     FakeClock,
@@ -120,3 +123,34 @@ def test_without_a_limit_every_name_is_asked() -> None:
     assert engine.env.zone_limit is None  # off by default
     results = [resolve(engine, f"n{index}.example.com.", "A") for index in range(6)]
     assert all(r.rcode == Rcode.NOERROR for r in results) and net.count(EXAMPLE) == 6
+
+
+def test_a_sublookup_over_the_limit_fails_alone_and_the_question_goes_on() -> None:
+    """Unbound's ratelimit fails one query, not the client's question: a name server
+    whose address lies in a zone over its limit is given up, the next one is used."""
+    clock = FakeClock()
+    net = FakeNetwork(clock)
+    tld = {"com.": COM, "net.": NET, "org.": "127.2.3.1"}
+
+    def root(qname: str, qtype: int) -> dns.message.Message:
+        zone = name_key(qname).rsplit(".", 2)[-2] + "."
+        return referral(qname, RRType.text(qtype), zone, [(f"ns1.nic.{zone}", tld[zone])])
+
+    net.servers[ROOT_A] = root
+    net.add("127.2.3.1", "www.noglue.org.", "A", referral(
+        "www.noglue.org.", "A", "noglue.org.", [("ns1.provider.net.", None),
+                                                ("ns1.provider.com.", None)]))  # fmt: skip
+    for tld_address, ns, address in ((NET, "ns1.provider.net.", "127.3.5.1"),
+                                     (COM, "ns1.provider.com.", "127.3.6.1")):  # fmt: skip
+        zone = ns.split(".", 1)[1]
+        net.add(tld_address, ns, "A", referral(ns, "A", zone, [(ns, address)]))
+        net.answers(address, ns, "A", f"{ns} 300 A {address}")
+        net.answers(address, "www.noglue.org.", "A", "www.noglue.org. 300 A 198.51.100.20")
+    engine, _, recorder = make_engine(net, clock)
+    limit = engine.env.zone_limit = ZoneRateLimit(100, factor=0)
+    while limit.allows("net.", clock()):  # net.'s servers have had their second already
+        pass
+    result = resolve(engine, "www.noglue.org.", "A")
+    assert result.rcode == Rcode.NOERROR, why(result)
+    assert net.count(NET) == 0 and net.count("127.3.6.1") == 2
+    assert [e["zone"] for e in recorder.named("limit")] == ["net."]

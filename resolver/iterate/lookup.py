@@ -178,7 +178,8 @@ class Lookup:
                                                                   self._target())  # fmt: skip
             limit = env.zone_limit  # a zone's servers asked at most so often (Unbound: ratelimit)
             if limit is not None and not forwarded and not limit.allows(cut.zone, env.clock()):
-                raise LimitExceeded(Limit.ZONE_RATE)
+                self._over_zone_rate(cut.zone)
+                return None
             self.budget.spend_query()
             servers.tried.add(address)
             self.step = Step.WAIT_REPLY
@@ -202,6 +203,15 @@ class Lookup:
             return None
         self._cut_failed(cut)
         return None
+
+    def _over_zone_rate(self, zone: str) -> None:
+        """``zone``'s servers had their queries for this second: nothing is sent and this
+        lookup fails; the question, or for a sub-lookup the lookup that needed it (another
+        name server, say), goes on from there, as Unbound's ratelimit fails one query."""
+        self.budget.note(Limit.ZONE_RATE)
+        self.env.observer("limit", qname=self.name, qtype=RRType.text(self.qtype),
+                          limit=Limit.ZONE_RATE.value, zone=zone, depth=self.depth)  # fmt: skip
+        self._fail(FailureKind.LIMIT, f"limit: {Limit.ZONE_RATE.value}")
 
     def _cut_failed(self, cut: ZoneCut) -> None:
         """Every server of the cut failed.  A cut from the cache may be stale (its glue

@@ -9,8 +9,11 @@ cut whose servers are asked (the delegation point), for each query a lookup
 puts to them: a question answered from the cache costs nothing.  Forwarders are
 not counted (they are the operator's own choice of servers).
 
-Over the limit a lookup is not sent and fails (SERVFAIL, a ``limit`` warning),
-except one query in ``factor`` (Unbound's ``ratelimit-factor``, 10 by default),
+Over the limit the query is not sent and the lookup that wanted it fails (a
+``limit`` warning): the client's question gets SERVFAIL, while a sub-lookup's
+failure only costs the lookup that needed it that way (another name server is
+tried), as an Unbound ratelimit fails one query and not the question.  Except
+one query in ``factor`` (Unbound's ``ratelimit-factor``, 10 by default),
 so that the zone stays resolvable for the names clients really use; those then
 sit in the cache.  The table is bounded: at most ``max_zones`` zones counted at
 once, the least recently used forgotten first.
