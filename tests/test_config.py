@@ -526,3 +526,15 @@ def test_zone_ratelimit_reaches_the_engine(tmp_path: Path, hints: RootHints) -> 
     config = write(tmp_path, "zone-ratelimit = 50\nzone-ratelimit-factor = 0\n")
     limit = build_service(load_settings(config, {}), hints).engine.env.zone_limit
     assert limit is not None and (limit.per_second, limit.factor) == (50, 0)
+
+
+def test_zone_ratelimit_changes_at_a_reload(tmp_path: Path, hints: RootHints) -> None:
+    config = write(tmp_path, "")
+    runtime = build_service(load_settings(config, {}), hints)
+    config.write_text("zone-ratelimit = 20\n")
+    ok, text = runtime.reload()
+    limit = runtime.engine.env.zone_limit
+    assert ok and "zone-ratelimit" in text and "restart" not in text, text
+    assert limit is not None and (limit.per_second, limit.factor) == (20, 10)
+    config.write_text("zone-ratelimit = 0\n")
+    assert runtime.reload()[0] and runtime.engine.env.zone_limit is None

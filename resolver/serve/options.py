@@ -189,9 +189,9 @@ OPTIONS: tuple[Option, ...] = (
            choices=RATELIMIT_MODES, reloadable=True),
     Option("zone-ratelimit", int, "queries per second sent to the servers of any one zone "
            "cut, against floods of random names under one zone (Unbound's ratelimit; "
-           "default 0: off)", _not_negative, metavar="QPS"),
+           "default 0: off)", _not_negative, metavar="QPS", reloadable=True),
     Option("zone-ratelimit-factor", int, "over zone-ratelimit, one query in this many is "
            "sent all the same, so the zone stays resolvable (0: none; default 10)",
-           _not_negative, metavar="N"),
+           _not_negative, metavar="N", reloadable=True),
 )  # fmt: skip
 BY_KEY: Mapping[str, Option] = {option.key: option for option in OPTIONS}

@@ -135,6 +135,11 @@ class Runtime:
             self.answers.clear()  # its TTLs were clamped with the old bounds
         self.service.ratelimit.configure(new.ip_ratelimit, new.ip_ratelimit_mode)
         self.service.prefetch.enable(new.prefetch)
+        if (new.zone_ratelimit, new.zone_ratelimit_factor) != (
+            old.zone_ratelimit,
+            old.zone_ratelimit_factor,
+        ):
+            self.engine.env.zone_limit = zone_rate_limit(new)  # counts start again
         if new.cache_size != old.cache_size:
             self.records.resize(new.cache_size)
             self.answers.resize(new.cache_size)

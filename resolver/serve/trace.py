@@ -34,13 +34,14 @@ from typing import Any, TextIO
 import structlog
 
 from resolver.cache.records import RecordCache, Security
-from resolver.dnssec import TrustAnchorError, TrustAnchors, load_trust_anchors, root_trust_anchors
+from resolver.dnssec import TrustAnchors
 from resolver.iterate.answer import Answer
 from resolver.iterate.engine import IterativeEngine
 from resolver.iterate.hints import DEFAULT_HINTS, HintsError, load_root_hints
 from resolver.iterate.limits import Limits
 from resolver.iterate.servers import ServerSelection
 from resolver.net.transport import UpstreamTransport
+from resolver.serve.config import Settings, SettingsError, trust_anchors
 from resolver.serve.upstream import upstream_addresses
 from resolver.wire import Rcode, RRType
 from resolver.wire.names import BadName, normalize
@@ -288,14 +289,10 @@ def _configure_logging() -> None:
 
 
 def _trust_anchors(args: argparse.Namespace) -> TrustAnchors | None:
-    """As the service decides (resolver.serve.config.trust_anchors)."""
-    if not args.dnssec:
-        return None
-    if args.trust_anchor_file is not None:
-        return load_trust_anchors(args.trust_anchor_file)
-    if args.root_hints.resolve() == Path(DEFAULT_HINTS).resolve():
-        return root_trust_anchors()
-    return None
+    """Where validation starts, decided as the service decides it."""
+    anchor_file = str(args.trust_anchor_file) if args.trust_anchor_file else None
+    return trust_anchors(Settings(root_hints=str(args.root_hints), dnssec=args.dnssec,
+                                  trust_anchor_file=anchor_file))  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -316,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         hints = load_root_hints(args.root_hints)
         anchors = _trust_anchors(args)
-    except (HintsError, TrustAnchorError) as error:
+    except (HintsError, SettingsError) as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     _configure_logging()
