@@ -112,6 +112,8 @@ def test_help_lists_every_flag_on_a_line_of_its_own() -> None:
         pytest.param(["--port"], id="missing-value"),
         pytest.param(["--port", "abc"], id="port-not-a-number"),
         pytest.param(["--port", "70000"], id="port-too-large"),
+        pytest.param(["--upstream-port", "0"], id="upstream-port-0"),
+        pytest.param(["--upstream-port", "65536"], id="upstream-port-too-large"),
         pytest.param(["--address", "localhost"], id="address-not-ip"),
         pytest.param(["--allow", "10.0.0.0/33"], id="bad-cidr"),
         pytest.param(["--cache-size", "0"], id="cache-size-0"),
@@ -128,6 +130,14 @@ def test_bad_flag_is_one_line_and_status_2(args: list[str], hints: Path) -> None
     line = one_line(result.stderr)
     assert line.startswith("resolver: ")
     assert "_port" not in line and "_positive" not in line  # no Python function names
+
+
+def test_version_prints_the_installed_version(hints: Path) -> None:
+    from importlib.metadata import version
+
+    result = run("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"resolver {version('resolver')}\n"
 
 
 def test_the_collector_is_set_for_a_long_running_service() -> None:

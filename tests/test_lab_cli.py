@@ -72,6 +72,28 @@ def test_main_refuses_a_routed_namespace_with_status_2(
     assert error.count("resolver-lab: this network namespace routes through eth0") == 2
 
 
+@pytest.mark.parametrize(
+    "args",
+    [["--port", "99999"], ["--port", "0"], ["--port", "x"], ["nsd", "--unbound-port", "70000"]],
+    ids=["port-too-large", "port-0", "port-not-a-number", "nsd-unbound-port"],
+)
+def test_a_bad_port_is_one_error_line(args: list[str]) -> None:
+    done = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
+                          timeout=30)  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert "is not a port number" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_version() -> None:
+    from importlib.metadata import version
+
+    done = subprocess.run([sys.executable, str(SCRIPT), "--version"], capture_output=True,
+                          text=True, timeout=30)  # fmt: skip
+    assert done.returncode == 0
+    assert done.stdout == f"resolver-lab {version('resolver')}\n"
+
+
 def wait_for(path: Path, process: subprocess.Popen[str]) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while not path.exists():

@@ -20,6 +20,7 @@ import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 RESOLVER_PORT = 2053
 """The port the printed example commands run the resolver on."""
@@ -179,6 +180,13 @@ def run_nsd_lab(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (no usage block), status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--hints",
@@ -191,23 +199,44 @@ def _common(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="start even though this network namespace routes off loopback",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("resolver")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
+def _port(text: str) -> int:
+    """A port number from the command line, 1-65535, or argparse's one-line error."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (1-65535)")
+    return port
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="resolver-lab",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _common(parser)
     parser.add_argument(
-        "--port", type=int, default=5300, metavar="PORT", help="port of every lab server"
+        "--port", type=_port, default=5300, metavar="PORT", help="port of every lab server"
     )
     return parser
 
 
 def build_nsd_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="resolver-lab nsd",
         description=(
             "Serve the lab's zones with NSD, one instance per server role on port 53 "
@@ -230,7 +259,7 @@ def build_nsd_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--unbound-port",
-        type=int,
+        type=_port,
         default=UNBOUND_PORT,
         metavar="PORT",
         help="port in the Unbound configuration written to the workdir",

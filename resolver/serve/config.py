@@ -272,6 +272,24 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see --help)\n")
 
 
+class VersionAction(argparse.Action):
+    """``--version``: the installed package's version, looked up only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="print the version and exit")  # fmt: skip
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> NoReturn:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            installed = version("resolver")
+        except PackageNotFoundError:  # run from a checkout without an install
+            installed = "(not installed)"
+        print(f"{parser.prog} {installed}")
+        parser.exit(0)
+
+
 def _flag_type(option: Option) -> Callable[[str], object]:
     """Text from the command line to the option's value, with the same checks as a file."""
 
@@ -321,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="TOML configuration file (see resolver.toml); flags override it",
     )
+    parser.add_argument("--version", action=VersionAction)
     for option in OPTIONS:
         add_option(parser, option)
     return parser
