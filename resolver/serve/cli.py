@@ -47,6 +47,7 @@ from resolver.serve.listener import MAX_IN_FLIGHT, MAX_TCP_CONNECTIONS, TcpListe
 from resolver.serve.logs import configure_logging
 from resolver.serve.metrics import MetricsServer, bind_metrics_socket
 from resolver.serve.runtime import build_service
+from resolver.serve.webview import WebView
 
 __all__ = ["build_parser", "main"]
 
@@ -159,7 +160,9 @@ async def serve(process: Process) -> None:
         server = await asyncio.start_unix_server(ControlServer(front), sock=process.control.sock)
         closers.append(server.close)
     if process.metrics is not None:
-        metrics = await asyncio.start_server(MetricsServer(front.samples), sock=process.metrics)
+        web = WebView(settings, process.hints, front)  # view: the web view, same address
+        served = MetricsServer(front.samples, web)
+        metrics = await asyncio.start_server(served, sock=process.metrics)
         closers.append(metrics.close)
     if process.link is not None:
         linked = asyncio.ensure_future(serve_link(process.link, runtime))

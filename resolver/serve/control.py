@@ -44,6 +44,7 @@ from resolver.serve.config import (
     load_settings,
 )
 from resolver.serve.dump import dump_lines
+from resolver.serve.livestate import process_state
 from resolver.serve.options import OFF
 from resolver.serve.runtime import Runtime
 from resolver.serve.stats import Sample, as_text, from_json, merge, to_json
@@ -96,6 +97,8 @@ async def execute(runtime: Runtime, command: str, name: str | None) -> Any:
     if command == "reload":
         ok, text = runtime.reload()
         return {"ok": ok, "text": text}
+    if command == "state":  # view: the web view's live page (links only, not for clients)
+        return process_state(runtime)
     raise CommandError(f"unknown command {command!r}")
 
 

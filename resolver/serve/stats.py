@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import bisect
 import os
+import time
+from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
@@ -64,6 +66,10 @@ METRICS: dict[str, tuple[str, str]] = {
 
 _KNOWN_TYPES = {int(t): t.name for t in RRType}
 
+RECENT_SERVFAILS = 50  # the last SERVFAILs kept for the web view's live page
+# (when, name, type, EDE INFO-CODE, EXTRA-TEXT)
+RecentServfail = tuple[float, str, str, int, str]
+
 
 def type_label(rrtype: int) -> str:
     """A query type as a label; the ones we do not name share one (clients choose the type,
@@ -90,6 +96,14 @@ class ServiceStats:
         self.shared_lookups: dict[str, int] = {}
         self.shared_writes: dict[str, int] = {}
         self.shared_up: int | None = None
+        # The last SERVFAILs given after a resolution, with their Extended DNS Error
+        # (RFC 8914): bounded, appended only when a resolution failed.
+        self.servfails: deque[RecentServfail] = deque(maxlen=RECENT_SERVFAILS)
+
+    def servfailed(self, name: str, qtype: int, error: tuple[int, str] | None) -> None:
+        """A SERVFAIL given after a resolution, and why (for the web view's live page)."""
+        code, text = error if error is not None else (0, "")
+        self.servfails.append((time.time(), name, RRType.text(qtype), int(code), text))
 
     def answered(self, qtype: int, rcode: int, transport: str, seconds: float) -> None:
         key = (qtype, rcode, transport)
