@@ -21,7 +21,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -31,12 +30,12 @@ from urllib.parse import quote
 import pytest
 from test_listener import ResolverProcess
 
+from resolver.iterate.hints import DEFAULT_HINTS, load_root_hints
 from resolver.lab import Lab
 from resolver.lab.unbound import free_port
-from resolver.serve.drawing import draw, read_walk, trust_chain
-from resolver.iterate.hints import DEFAULT_HINTS, load_root_hints
 from resolver.serve.access import AccessList
 from resolver.serve.config import Settings
+from resolver.serve.drawing import draw, read_walk, trust_chain
 from resolver.serve.webview import TraceBucket, WebView
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,7 +86,9 @@ def elements(dom: str, cls: str) -> list[dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def web(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, ResolverProcess]]:
+def web(
+    lab: Lab, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[int, ResolverProcess]]:
     """A resolver on the lab with the web view."""
     port = free_port()
     running = ResolverProcess(lab, tmp_path_factory.mktemp("web"), "--metrics",
@@ -117,9 +118,9 @@ def test_the_browser_draws_the_walk_with_its_zones_servers_and_branches(
     assert all(float(h["rtt-ms"]) >= 0 for h in hops)
     branches = elements(dom, "sublookup")
     assert ("ns1.provider.net.", "glueless") in {(b["qname"], b["purpose"]) for b in branches}
-    assert ("www.noglue.org.", "A", "NOERROR") == tuple(
-        elements(dom, "question")[0][k] for k in ("qname", "qtype", "rcode")
-    )
+    question = elements(dom, "question")[0]
+    assert (question["qname"], question["qtype"], question["rcode"]) == (
+        "www.noglue.org.", "A", "NOERROR")  # fmt: skip
     screenshot = tmp_path / "trace.png"
     browse(url, tmp_path / "profile", f"--screenshot={screenshot}", "--window-size=1400,900")
     assert screenshot.stat().st_size > 10_000
@@ -131,7 +132,7 @@ def test_the_front_page_shows_the_form_and_the_live_state(
 ) -> None:
     port, resolver = web
     # Something to see: a SERVFAIL (the lab's delegation loop) with its EDE.
-    status, _, _ = get(port, "/trace?name=www.loop1.com&type=A")
+    assert get(port, "/trace?name=www.loop1.com&type=A")[0] == 200
     subprocess.run(["dig", "@127.0.0.1", "-p", str(resolver.port), "www.loop1.com", "+tries=1"],
                    capture_output=True, timeout=30)  # fmt: skip
     dom = browse(f"http://127.0.0.1:{port}/", tmp_path / "profile", "--dump-dom")
@@ -260,6 +261,12 @@ def test_resolver_trace_writes_the_same_drawing(lab: Lab, lab_hints: Path, tmp_p
 # -- the drawing from events ---------------------------------------------------------------
 
 
+# From the signed lab: example.com.'s KSK (tag 1404) and the DS naming it.
+DS_1404 = "1404 13 2 6AC152E8265C2A381D3591676497ACAE15D08092CD5B3FBE84128C72AECC8DD3"
+KSK_1404 = ("257 3 13 +keyXpZuniFbPb39+E/DBNZxkdBCYVgaZ+u/I1YdCe3e4CXdi669GE5CbzaH9Rf8r97FFxY"
+            "fWu8hPUzP84XPSA==")  # fmt: skip
+
+
 def _signed_events(answer: str, reason: str = "") -> list[dict[str, Any]]:
     """A validated trace's events, shaped as the engine reports them (www.example.com.)."""
     ds = {"event": "sublookup", "qname": "example.com.", "qtype": "DS", "zone": "example.com.",
@@ -275,12 +282,11 @@ def _signed_events(answer: str, reason: str = "") -> list[dict[str, Any]]:
         {"event": "judged", "name": "example.com.", "qtype": "DS", "zone": "example.com.",
          "security": "secure", "reason": ""},
         {**ds, "event": "sublookup_done", "rcode": "NOERROR",
-         "addresses": ["1404 13 2 6AC152E8265C2A381D3591676497ACAE15D08092CD5B3FBE84128C72AECC8DD3"]},
+         "addresses": [DS_1404]},
         {"event": "judged", "name": "example.com.", "qtype": "DNSKEY", "zone": "example.com.",
          "security": "secure", "reason": ""},
         {"event": "sublookup_done", "qname": "example.com.", "qtype": "DNSKEY", "rcode": "NOERROR",
-         "purpose": "keys", "addresses": [
-             "257 3 13 +keyXpZuniFbPb39+E/DBNZxkdBCYVgaZ+u/I1YdCe3e4CXdi669GE5CbzaH9Rf8r97FFxYfWu8hPUzP84XPSA=="]},
+         "purpose": "keys", "addresses": [KSK_1404]},
         {"event": "judged", "name": "www.example.com.", "qtype": "A", "zone": "example.com.",
          "security": answer, "reason": reason},
         {"event": "summary", "rcode": "NOERROR" if answer != "bogus" else "SERVFAIL",

@@ -40,6 +40,7 @@ from typing import Any, NoReturn
 from resolver.dnssec import TrustAnchorError, TrustAnchors, load_trust_anchors, root_trust_anchors
 from resolver.iterate.hints import DEFAULT_HINTS
 from resolver.local import LocalSources, LocalZones, load_local_zones
+from resolver.serve.dnstap import target_problem
 from resolver.serve.options import BY_KEY, OFF, OPTIONS, Option, split_host_port
 from resolver.serve.sections import (
     DelegatedZone,
@@ -98,6 +99,7 @@ class Settings:
     workers: int = 1
     control_socket: str | None = None  # None: the default place; OFF: none
     metrics: str | None = None  # ADDR:PORT, or None: off
+    dnstap: str | None = None  # unix:PATH or file:PATH, or None: off (resolver.serve.dnstap)
     ip_ratelimit: int = 0  # queries per second per client address; 0: off
     ip_ratelimit_mode: str = "truncate"
     zone_ratelimit: int = 0  # queries per second to one zone cut's servers; 0: off
@@ -234,6 +236,9 @@ def load_settings(config: Path | None, flags: Mapping[str, object]) -> Settings:
         raise SettingsError(
             f"min-ttl ({settings.min_ttl}) is larger than max-ttl ({settings.max_ttl}){where}"
         )
+    dnstap = target_problem(settings.dnstap, settings.workers)
+    if dnstap is not None:
+        raise SettingsError(dnstap)
     delegated = [zone.zone for zone in settings.delegated_zones()]
     try:
         no_duplicates(delegated)

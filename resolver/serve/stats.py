@@ -59,6 +59,11 @@ METRICS: dict[str, tuple[str, str]] = {
     ),
     "shared_cache_writes": ("counter", "Answers written to the shared cache tier, by result"),
     "shared_cache_up": ("gauge", "1 while the shared cache tier answers, 0 during an outage"),
+    "dnstap_messages": (
+        "counter",
+        "dnstap messages, by result (written; dropped_full: the queue was full; "
+        "dropped_no_reader: no reader connected)",
+    ),
     "processes": ("gauge", "Processes answering (--workers)"),
     "tasks": ("gauge", "asyncio tasks alive (a leak shows here first)"),
     "open_descriptors": ("gauge", "File descriptors open (sockets included)"),
@@ -99,6 +104,7 @@ class ServiceStats:
         # The last SERVFAILs given after a resolution, with their Extended DNS Error
         # (RFC 8914): bounded, appended only when a resolution failed.
         self.servfails: deque[RecentServfail] = deque(maxlen=RECENT_SERVFAILS)
+        self.dnstap: dict[str, int] = {}  # dnstap messages by result (resolver.serve.dnstap)
 
     def servfailed(self, name: str, qtype: int, error: tuple[int, str] | None) -> None:
         """A SERVFAIL given after a resolution, and why (for the web view's live page)."""
@@ -141,6 +147,8 @@ class ServiceStats:
             out.append(("shared_cache_writes", (("result", result),), count))
         if self.shared_up is not None:
             out.append(("shared_cache_up", (), self.shared_up))
+        for result, count in list(self.dnstap.items()):  # a copy: the writer thread adds
+            out.append(("dnstap_messages", (("result", result),), count))
         out.append(("processes", (), 1))
         out.extend(process_samples())
         return out
