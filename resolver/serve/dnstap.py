@@ -99,7 +99,7 @@ def target_problem(value: str | None, workers: int) -> str | None:
     if kind == "file" and workers > 1:
         return "dnstap file:PATH takes one process (workers = 1): use unix:PATH with a reader"
     folder = os.path.dirname(os.path.abspath(path))
-    if not os.access(folder, os.W_OK | os.X_OK):
+    if kind == "file" and not os.access(folder, os.W_OK | os.X_OK):
         return f"dnstap {value}: cannot write in {folder}"
     return None
 
@@ -311,7 +311,7 @@ class DnstapSink:
             return
         while self.queue and self.connected:
             self._write_batch()
-        if not self.connected:  # the reader went away while the last batch was written
+        if self._out is None:  # the reader went away while the last batch was written
             return
         with contextlib.suppress(OSError, ValueError):
             if self.kind == "file":
