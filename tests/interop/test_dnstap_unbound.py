@@ -67,9 +67,9 @@ def captures(
         workdir = tmp_path_factory.mktemp(f"dnstap-{who}")
         reader = Capture(workdir)
         try:
+            tap = f"unix:{reader.socket}"
             server = (
-                OurResolver(workdir / "r", nsd_hints, free_port(), "--dnstap",
-                            f"unix:{reader.socket}")  # fmt: skip
+                OurResolver(workdir / "r", nsd_hints, free_port(), "--dnstap", tap)
                 if who == "ours"
                 else TappedUnbound(workdir / "r", nsd_hints, free_port(), reader.socket)
             )
