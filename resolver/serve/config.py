@@ -348,24 +348,28 @@ def default_control_socket(
     euid: int | None = None,
     environ: Mapping[str, str] | None = None,
     run_dir: str = "/run",
+    port: int = Settings.port,
 ) -> str:
     """Where the control socket is when nobody says: like unbound's and kresd's run
-    directories for root, the user's runtime directory otherwise, /tmp as a last resort."""
+    directories for root, the user's runtime directory otherwise, /tmp as a last resort;
+    named after the resolver's port, so that resolvers on one host (a lab and a real one,
+    two test runs) each have their own and ``resolver-control --port N`` finds the one
+    answering on N instead of whichever started first."""
     euid = os.geteuid() if euid is None else euid
     environ = os.environ if environ is None else environ
     if euid == 0 and os.access(run_dir, os.W_OK):
-        return f"{run_dir}/resolver/control.sock"
+        return f"{run_dir}/resolver/control-{port}.sock"
     runtime = environ.get("XDG_RUNTIME_DIR", "")
     if runtime and os.path.isdir(runtime):
-        return f"{runtime}/resolver-control.sock"
-    return f"/tmp/resolver-control-{euid}.sock"
+        return f"{runtime}/resolver-control-{port}.sock"
+    return f"/tmp/resolver-control-{euid}-{port}.sock"
 
 
 def control_socket_path(settings: Settings) -> str | None:
     """The control socket of these settings: None when it is turned off."""
     if settings.control_socket == OFF:
         return None
-    return settings.control_socket or default_control_socket()
+    return settings.control_socket or default_control_socket(port=settings.port)
 
 
 def metrics_endpoint(settings: Settings) -> tuple[str, int] | None:

@@ -38,6 +38,7 @@ from typing import Any, NoReturn
 import structlog
 
 from resolver.serve.config import (
+    Settings,
     SettingsError,
     control_socket_path,
     default_control_socket,
@@ -64,6 +65,7 @@ MAX_REQUEST = 1024  # bytes of one request line
 LINK_FRAME = struct.Struct("!I")
 LINK_TIMEOUT = 30.0  # seconds a worker has to answer one command
 CLIENT_TIMEOUT = 60.0
+DEFAULT_PORT = Settings.port  # the resolver's own default port
 
 
 class CommandError(Exception):
@@ -347,8 +349,13 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument(
         "--control-socket",
         metavar="PATH",
-        help=f"the resolver's control socket (default {default_control_socket()})",
+        help="the resolver's control socket (default: the one of the resolver on --port, "
+        f"{default_control_socket()} for port {DEFAULT_PORT})",
     )
+    where.add_argument(  # the default socket is per port (config.default_control_socket)
+        "--port", type=int, default=DEFAULT_PORT, help="the port of the resolver to talk to "
+        f"(default {DEFAULT_PORT}), when neither --control-socket nor --config is given",
+    )  # fmt: skip
     where.add_argument(
         "--config",
         metavar="FILE",
@@ -368,7 +375,7 @@ def _socket_path(args: argparse.Namespace) -> str:
         if path is None:
             raise SettingsError(f"{args.config} sets control-socket = {OFF!r}")
         return path
-    return default_control_socket()
+    return default_control_socket(port=args.port)
 
 
 def request(path: str, line: str, timeout: float = CLIENT_TIMEOUT) -> tuple[bool, str]:

@@ -184,7 +184,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("workers", int, "processes answering on the port (SO_REUSEPORT), each with its own "
            "cache (default 1)", _positive, metavar="N"),
     Option("control-socket", str, "Unix socket for resolver-control, mode 0600 (default "
-           "/run/resolver/control.sock as root, else in $XDG_RUNTIME_DIR or /tmp; "
+           "/run/resolver/control-PORT.sock as root, else in $XDG_RUNTIME_DIR or /tmp; "
            f"'{OFF}': no control socket)", _socket_path, metavar="PATH"),
     Option("metrics", str, "serve Prometheus metrics at http://ADDR:PORT/metrics and the web "
            "view at http://ADDR:PORT/ (default off)", _endpoint, metavar="ADDR:PORT"),
