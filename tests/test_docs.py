@@ -59,9 +59,9 @@ def test_the_webview_block_draws_the_walk_and_writes_the_svg(checkout: Path) -> 
     svg = Path("/tmp/chain.svg")
     svg.unlink(missing_ok=True)
     stdout = run(docs_blocks()["webview"], checkout, offline_pip_environment(), BLOCK_TIMEOUT)
-    hops = int(stdout.splitlines()[0])
+    hops = next(int(line) for line in stdout.splitlines() if line.strip().isdigit())
     assert hops >= 5, stdout  # ., org., and the glueless branch's ., net., provider.net.
-    assert ";;   b.chain.org. 300 IN A 198.51.100.7" in stdout  # the trace printed as well
+    assert ";;   b.chain.org. 300 A 198.51.100.7" in stdout  # the trace printed as well
     drawn = svg.read_text()
     assert drawn.startswith("<svg") and 'data-zone="chain.net."' in drawn
 
@@ -91,7 +91,8 @@ def test_no_command_needs_the_development_checkout() -> None:
         blocks = re.findall(r"^```(?:sh)?\n(.*?)^```$", text, re.M | re.S)
         for block in blocks:
             for line in block.splitlines():
-                assert not re.match(r"\s*(?:taskset -c \d+ )?python3? ", line), (doc, line)
+                bare = re.match(r"\s*(?:taskset -c \d+ )?python3? (?!-m venv)", line)
+                assert not bare, (doc, line)  # .venv/bin/python: the one the install made
 
 
 def test_scripts_offline_gives_a_namespace_with_only_loopback() -> None:
