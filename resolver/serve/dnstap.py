@@ -218,6 +218,7 @@ class DnstapSink:
         self.connected = False
         self.stopping = False
         self._out: Any = None  # the open file or socket
+        self._failing = False  # the last attempt to reach the reader failed
         self._thread = threading.Thread(target=self._run, name="dnstap", daemon=True)
         self._thread.start()
 
@@ -242,10 +243,13 @@ class DnstapSink:
                 try:
                     self._connect()
                 except (OSError, ValueError) as error:
-                    log.debug("dnstap_no_reader", target=f"{self.kind}:{self.path}",
-                              error=str(error))  # fmt: skip
+                    # Said once an outage (a warning), then every second at debug.
+                    level = log.debug if self._failing else log.warning
+                    level("dnstap_no_reader", target=f"{self.kind}:{self.path}", error=str(error))
+                    self._failing = True
                     self._sleep(RECONNECT)
                     continue
+                self._failing = False
             if not self.queue:
                 time.sleep(IDLE)
                 continue

@@ -145,12 +145,20 @@ class Walk:
     summary: dict[str, Any]
 
 
+def _hop_text(fields: dict[str, Any]) -> str:
+    """What came back, for a drawing: key material counted, not spelled out."""
+    records = fields.get("records", [])
+    if fields.get("outcome") == "answer" and fields.get("qtype") in ("DNSKEY", "DS") and records:
+        return f"answer: {len(records)} {fields.get('qtype')}"
+    return outcome_text(fields)
+
+
 def _hop(fields: dict[str, Any]) -> Hop:
     rtt = fields.get("rtt_ms")
     return Hop(str(fields.get("zone", "")), str(fields.get("server", "")),
                str(fields.get("address", "")), float(rtt) if rtt is not None else None,
                f"{fields.get('qname')} {fields.get('qtype')}", str(fields.get("outcome", "")),
-               outcome_text(fields), bool(fields.get("tcp")))  # fmt: skip
+               _hop_text(fields), bool(fields.get("tcp")))  # fmt: skip
 
 
 def read_walk(events: list[dict[str, Any]]) -> Walk:
