@@ -1,9 +1,16 @@
 """dnsdist in front of N resolver nodes sharing a Redis cache tier, on loopback addresses.
 
-Run it in a namespace with only loopback (it refuses otherwise), as root there (every
-piece listens on port 53 of its own 127.10.x.y address):
+Run it in a namespace with only loopback (it refuses otherwise, unless --allow-routes), as
+root there (every piece listens on port 53 of its own 127.10.x.y address); from a checkout
+installed with ``pip install '.[lab,shared-cache]'`` (Redis's client is the shared-cache extra):
 
-    ../shared/tools/offline python scripts/cluster.py --nodes 3 --seconds 300
+    scripts/offline .venv/bin/python scripts/cluster.py --nodes 3 --seconds 300 \
+        --command 'dig @127.10.0.53 www.google.com'
+
+``--command`` runs a shell command in the same namespace once everything answers, then
+stops the cluster (its exit status is the command's); without it the cluster runs for
+``--seconds``.  To ask it questions yourself, start it in the background of a shell in
+the namespace: ``scripts/offline sh -c '.venv/bin/python scripts/cluster.py & exec sh'``.
 
 It starts the offline lab (``resolver-lab``: the simulated hierarchy on port 5300;
 ``--upstream nsd`` serves the same zones with NSD on port 53), a ``redis-server``
@@ -68,7 +75,7 @@ def cluster_problem(tools: Sequence[str] = TOOLS) -> str | None:
     except OSError as error:
         return (
             f"cannot bind port {PORT} on loopback ({error.strerror}): run as root in a "
-            "namespace (scripts/test.sh, ../shared/tools/offline)"
+            "namespace with only loopback (scripts/offline CMD, or unshare -rn)"
         )
     return None
 
@@ -387,10 +394,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--upstream", choices=("lab", "nsd"), default="lab")
     parser.add_argument("--seconds", type=float, default=600.0, help="stop after (max 3600)")
     parser.add_argument("--workdir", type=Path, help="configs and logs (default: a temp dir)")
+    parser.add_argument("--command", help="a shell command to run once the cluster answers; "
+                        "then stop (the exit status is the command's)")  # fmt: skip
+    parser.add_argument("--allow-routes", action="store_true", help="start even where the "
+                        "network namespace routes beyond loopback (as resolver-lab)")  # fmt: skip
     args = parser.parse_args(argv)
     from resolver.lab.cli import refuse_unless_loopback_only
 
-    reason = refuse_unless_loopback_only(False) or cluster_problem()
+    reason = refuse_unless_loopback_only(args.allow_routes) or cluster_problem()
     if reason:
         print(f"cluster: {reason}", file=sys.stderr)
         return 2
@@ -400,6 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.update(now=True))
     lab, hints, port = _lab(args, workdir)
+    status = 0
     try:
         cluster = Cluster(workdir, hints, port, args.nodes, shared=not args.no_shared,
                           policy=args.policy)  # fmt: skip
@@ -411,16 +423,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"; dnsdist: {FRONT} port {PORT} ({args.policy}); configs, logs: {workdir}")
             print(f";   dig @{FRONT} www.google.com      # through dnsdist")
             print(f";   dig @{node_address(1)} www.google.com   # one node directly")
-            print(f"; stops after {args.seconds:.0f} s, or at Ctrl-C / SIGTERM", flush=True)
-            deadline = time.monotonic() + min(args.seconds, 3600.0)
-            while not stop["now"] and time.monotonic() < deadline:
-                time.sleep(0.2)
+            if args.command is not None:
+                for number in cluster.nodes:  # dnsdist's health checks passed: it answers
+                    cluster.wait_backend(f"node{number}", "up")
+                print(f"; running: {args.command}", flush=True)
+                status = subprocess.run(["sh", "-c", args.command], check=False).returncode
+            else:
+                print(f"; stops after {args.seconds:.0f} s, or at Ctrl-C / SIGTERM", flush=True)
+                deadline = time.monotonic() + min(args.seconds, 3600.0)
+                while not stop["now"] and time.monotonic() < deadline:
+                    time.sleep(0.2)
     finally:
         stopper = getattr(lab, "stop", None)
         if callable(stopper):
             stopper()
     print("; cluster stopped", file=sys.stderr)
-    return 0
+    return status
 
 
 if __name__ == "__main__":

@@ -10,15 +10,16 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 
 # tests/test_readme.py installs the README's commands into a fresh virtual environment
-# inside the namespace, where no package index answers.  Fill a wheelhouse with what
-# `pip install '.[lab]'` needs (the dependencies and the build backend) while the
-# network is still there; it is kept until pyproject.toml or the interpreter changes.
+# inside the namespace, where no package index answers (and tests/test_docs.py the
+# docs' cluster command, which adds the shared-cache extra).  Fill a wheelhouse with what
+# `pip install '.[lab,shared-cache]'` needs (the dependencies and the build backend) while
+# the network is still there; it is kept until pyproject.toml or the interpreter changes.
 WHEELHOUSE=${RESOLVER_WHEELHOUSE:-$PWD/build/wheelhouse}
-filled_for=$("$PYTHON" -c 'import sys; print(sys.version)')
+filled_for="$("$PYTHON" -c 'import sys; print(sys.version)') [lab,shared-cache]"
 if [ ! -f "$WHEELHOUSE/filled" ] || [ pyproject.toml -nt "$WHEELHOUSE/filled" ] ||
   [ "$(cat "$WHEELHOUSE/filled")" != "$filled_for" ]; then
   rm -rf "$WHEELHOUSE"
-  if "$PYTHON" -m pip wheel -q --wheel-dir "$WHEELHOUSE" 'setuptools>=68' wheel '.[lab]'; then
+  if "$PYTHON" -m pip wheel -q --wheel-dir "$WHEELHOUSE" 'setuptools>=68' wheel '.[lab,shared-cache]'; then
     rm -f "$WHEELHOUSE"/resolver-*.whl  # the README builds the project itself
     echo "$filled_for" >"$WHEELHOUSE/filled"
   else

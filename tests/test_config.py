@@ -28,6 +28,7 @@ from resolver.serve.config import (
     SettingsError,
     build_parser,
     changed_keys,
+    control_socket_path,
     default_control_socket,
     load_settings,
     metrics_endpoint,
@@ -118,7 +119,7 @@ def test_example_commented_values_are_valid(tmp_path: Path) -> None:
     shown = re.findall(r"^# ([a-z-]+ = .+)$", text, re.MULTILINE)
     shown_keys = {line.split(" = ")[0] for line in shown}
     assert shown_keys == {"root-hints", "control-socket", "metrics", "hosts-file",
-                          "trust-anchor-file"}  # fmt: skip
+                          "trust-anchor-file", "dnstap"}  # fmt: skip
     hosts = tmp_path / "hosts"
     hosts.write_text("192.0.2.7 printer\n")
     anchors = tmp_path / "root.key"
@@ -128,6 +129,7 @@ def test_example_commented_values_are_valid(tmp_path: Path) -> None:
     path = write(tmp_path, "\n".join(kept))
     settings = load_settings(path, {})
     assert settings.metrics == "127.0.0.1:9153"
+    assert settings.dnstap == "unix:/run/dnstap.sock"
     assert settings.control_socket == "/run/resolver/control.sock"
     assert settings.hosts_file == str(hosts)
     assert settings.anchors is not None and settings.anchors.zones == ["."]
@@ -287,18 +289,25 @@ def test_metrics_off_unless_asked() -> None:
 
 
 def test_default_control_socket(tmp_path: Path) -> None:
+    """One per port: two resolvers on a host do not share one (resolver-control --port)."""
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     runtime = tmp_path / "user"
     runtime.mkdir()
-    assert default_control_socket(0, {}, str(run_dir)) == f"{run_dir}/resolver/control.sock"
+    assert default_control_socket(0, {}, str(run_dir)) == f"{run_dir}/resolver/control-2053.sock"
+    assert default_control_socket(0, {}, str(run_dir), 53) == f"{run_dir}/resolver/control-53.sock"
     unwritable = str(tmp_path / "no-such-run")
-    assert default_control_socket(0, {}, unwritable) == "/tmp/resolver-control-0.sock"
+    assert default_control_socket(0, {}, unwritable) == "/tmp/resolver-control-0-2053.sock"
     env = {"XDG_RUNTIME_DIR": str(runtime)}
-    assert default_control_socket(1000, env, str(run_dir)) == f"{runtime}/resolver-control.sock"
-    assert default_control_socket(1000, {}, str(run_dir)) == "/tmp/resolver-control-1000.sock"
+    assert default_control_socket(1000, env, str(run_dir), 5353) == (
+        f"{runtime}/resolver-control-5353.sock"
+    )
+    assert default_control_socket(1000, {}, str(run_dir)) == "/tmp/resolver-control-1000-2053.sock"
     gone = {"XDG_RUNTIME_DIR": str(tmp_path / "gone")}
-    assert default_control_socket(1000, gone, str(run_dir)) == "/tmp/resolver-control-1000.sock"
+    assert default_control_socket(1000, gone, str(run_dir)) == (
+        "/tmp/resolver-control-1000-2053.sock"
+    )
+    assert control_socket_path(Settings(port=53)) == default_control_socket(port=53)
 
 
 def test_changed_keys() -> None:

@@ -9,6 +9,7 @@ Run inside the network sandbox:
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -103,8 +104,9 @@ def test_metrics_count_what_clients_and_upstreams_saw(resolver: ResolverProcess,
 
 
 def test_other_paths_are_not_found(resolver: ResolverProcess, metrics_port: int) -> None:
+    # (/ is the web view's page: tests/test_webview.py)
     with pytest.raises(urllib.error.HTTPError) as caught:
-        urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/", timeout=10)
+        urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/nothing", timeout=10)
     assert caught.value.code == 404
 
 
@@ -125,6 +127,11 @@ def test_workers_are_summed_on_one_endpoint(lab: Lab, tmp_path: Path) -> None:
         sections = dump.split("; process ")[1:]
         assert len(sections) == 2
         assert all(".wild.example.com. " in section for section in sections)
+        # The web view's live state gathers both processes too.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/state", timeout=10) as reply:
+            state = json.loads(reply.read())
+        assert state["processes"] == 2 and state["queries"] == 20
+        assert state["servers"]  # the server tables of both, the slowest first
     finally:
         assert running.stop() == 0
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from resolver.iterate.hints import HintsError, RootHints, load_root_hints
+from resolver.serve import dnstap
 from resolver.serve.config import (
     Settings,
     SettingsError,
@@ -46,7 +47,9 @@ from resolver.serve.control import (
 from resolver.serve.listener import MAX_IN_FLIGHT, MAX_TCP_CONNECTIONS, TcpListener, UdpListener
 from resolver.serve.logs import configure_logging
 from resolver.serve.metrics import MetricsServer, bind_metrics_socket
+from resolver.serve.options import OFF
 from resolver.serve.runtime import build_service
+from resolver.serve.webview import WebView
 
 __all__ = ["build_parser", "main"]
 
@@ -154,12 +157,16 @@ async def serve(process: Process) -> None:
         udp, _ = await loop.create_datagram_endpoint(lambda: UdpListener(service), sock=udp_sock)
         tcp = await asyncio.start_server(TcpListener(service), sock=tcp_sock)
         closers += [udp.close, tcp.close]
+    if settings.dnstap not in (None, OFF):  # view: dnstap, client and upstream messages
+        closers.append(dnstap.install(runtime, str(settings.dnstap)).close)
     front = Front(runtime, process.links)
     if process.control is not None:
         server = await asyncio.start_unix_server(ControlServer(front), sock=process.control.sock)
         closers.append(server.close)
     if process.metrics is not None:
-        metrics = await asyncio.start_server(MetricsServer(front.samples), sock=process.metrics)
+        web = WebView(settings, process.hints, front)  # view: the web view, same address
+        served = MetricsServer(front.samples, web)
+        metrics = await asyncio.start_server(served, sock=process.metrics)
         closers.append(metrics.close)
     if process.link is not None:
         linked = asyncio.ensure_future(serve_link(process.link, runtime))

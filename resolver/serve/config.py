@@ -40,6 +40,7 @@ from typing import Any, NoReturn
 from resolver.dnssec import TrustAnchorError, TrustAnchors, load_trust_anchors, root_trust_anchors
 from resolver.iterate.hints import DEFAULT_HINTS
 from resolver.local import LocalSources, LocalZones, load_local_zones
+from resolver.serve.dnstap import target_problem
 from resolver.serve.options import BY_KEY, OFF, OPTIONS, Option, split_host_port
 from resolver.serve.sections import (
     DelegatedZone,
@@ -98,6 +99,7 @@ class Settings:
     workers: int = 1
     control_socket: str | None = None  # None: the default place; OFF: none
     metrics: str | None = None  # ADDR:PORT, or None: off
+    dnstap: str | None = None  # unix:PATH or file:PATH, or None: off (resolver.serve.dnstap)
     ip_ratelimit: int = 0  # queries per second per client address; 0: off
     ip_ratelimit_mode: str = "truncate"
     zone_ratelimit: int = 0  # queries per second to one zone cut's servers; 0: off
@@ -234,6 +236,9 @@ def load_settings(config: Path | None, flags: Mapping[str, object]) -> Settings:
         raise SettingsError(
             f"min-ttl ({settings.min_ttl}) is larger than max-ttl ({settings.max_ttl}){where}"
         )
+    dnstap = target_problem(settings.dnstap, settings.workers)
+    if dnstap is not None:
+        raise SettingsError(dnstap)
     delegated = [zone.zone for zone in settings.delegated_zones()]
     try:
         no_duplicates(delegated)
@@ -362,24 +367,28 @@ def default_control_socket(
     euid: int | None = None,
     environ: Mapping[str, str] | None = None,
     run_dir: str = "/run",
+    port: int = Settings.port,
 ) -> str:
     """Where the control socket is when nobody says: like unbound's and kresd's run
-    directories for root, the user's runtime directory otherwise, /tmp as a last resort."""
+    directories for root, the user's runtime directory otherwise, /tmp as a last resort;
+    named after the resolver's port, so that resolvers on one host (a lab and a real one,
+    two test runs) each have their own and ``resolver-control --port N`` finds the one
+    answering on N instead of whichever started first."""
     euid = os.geteuid() if euid is None else euid
     environ = os.environ if environ is None else environ
     if euid == 0 and os.access(run_dir, os.W_OK):
-        return f"{run_dir}/resolver/control.sock"
+        return f"{run_dir}/resolver/control-{port}.sock"
     runtime = environ.get("XDG_RUNTIME_DIR", "")
     if runtime and os.path.isdir(runtime):
-        return f"{runtime}/resolver-control.sock"
-    return f"/tmp/resolver-control-{euid}.sock"
+        return f"{runtime}/resolver-control-{port}.sock"
+    return f"/tmp/resolver-control-{euid}-{port}.sock"
 
 
 def control_socket_path(settings: Settings) -> str | None:
     """The control socket of these settings: None when it is turned off."""
     if settings.control_socket == OFF:
         return None
-    return settings.control_socket or default_control_socket()
+    return settings.control_socket or default_control_socket(port=settings.port)
 
 
 def metrics_endpoint(settings: Settings) -> tuple[str, int] | None:

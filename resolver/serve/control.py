@@ -38,12 +38,14 @@ from typing import Any, NoReturn
 import structlog
 
 from resolver.serve.config import (
+    Settings,
     SettingsError,
     control_socket_path,
     default_control_socket,
     load_settings,
 )
 from resolver.serve.dump import dump_lines
+from resolver.serve.livestate import process_state
 from resolver.serve.options import OFF
 from resolver.serve.runtime import Runtime
 from resolver.serve.stats import Sample, as_text, from_json, merge, to_json
@@ -63,6 +65,7 @@ MAX_REQUEST = 1024  # bytes of one request line
 LINK_FRAME = struct.Struct("!I")
 LINK_TIMEOUT = 30.0  # seconds a worker has to answer one command
 CLIENT_TIMEOUT = 60.0
+DEFAULT_PORT = Settings.port  # the resolver's own default port
 
 
 class CommandError(Exception):
@@ -96,6 +99,8 @@ async def execute(runtime: Runtime, command: str, name: str | None) -> Any:
     if command == "reload":
         ok, text = runtime.reload()
         return {"ok": ok, "text": text}
+    if command == "state":  # view: the web view's live page (links only, not for clients)
+        return process_state(runtime)
     raise CommandError(f"unknown command {command!r}")
 
 
@@ -344,8 +349,13 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument(
         "--control-socket",
         metavar="PATH",
-        help=f"the resolver's control socket (default {default_control_socket()})",
+        help="the resolver's control socket (default: the one of the resolver on --port, "
+        f"{default_control_socket()} for port {DEFAULT_PORT})",
     )
+    where.add_argument(  # the default socket is per port (config.default_control_socket)
+        "--port", type=int, default=DEFAULT_PORT, help="the port of the resolver to talk to "
+        f"(default {DEFAULT_PORT}), when neither --control-socket nor --config is given",
+    )  # fmt: skip
     where.add_argument(
         "--config",
         metavar="FILE",
@@ -365,7 +375,7 @@ def _socket_path(args: argparse.Namespace) -> str:
         if path is None:
             raise SettingsError(f"{args.config} sets control-socket = {OFF!r}")
         return path
-    return default_control_socket()
+    return default_control_socket(port=args.port)
 
 
 def request(path: str, line: str, timeout: float = CLIENT_TIMEOUT) -> tuple[bool, str]:

@@ -191,8 +191,11 @@ class ResolverService:
                 return self._send(pending, query, refused, logged=True)
             resolution = cached
         answer, authority = sections(query, resolution)
+        extended = self._extended_error(resolution)
+        if resolution.rcode == Rcode.SERVFAIL:  # view: the web view's recent SERVFAILs
+            self.stats.servfailed(question.name, question.rrtype, extended)
         response = make_response(
-            query, resolution.rcode, answer, authority, error=self._extended_error(resolution),
+            query, resolution.rcode, answer, authority, error=extended,
             authenticated=authenticated(query, resolution),
         )  # fmt: skip
         return self._send(pending, query, response, resolution)

@@ -1,5 +1,8 @@
 """Prometheus metrics at ``--metrics ADDR:PORT`` (``GET /metrics``), off unless asked for.
 
+The same address serves the web view (:mod:`resolver.serve.webview`: ``/`` the form
+and the live state, ``/trace`` a resolution drawn, ``/state`` the live numbers).
+
 The numbers are the service's own counters (:mod:`resolver.serve.stats`), turned
 into Prometheus metric families with the prometheus-client library at each
 scrape, and served by a small HTTP handler on the event loop (no thread, so a
@@ -34,6 +37,7 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import Collector
 
 from resolver.serve.stats import METRICS, Sample
+from resolver.serve.webview import Page, WebView
 
 log = structlog.get_logger("resolver.serve.metrics")
 
@@ -90,33 +94,39 @@ async def exposition(gather: Gather) -> bytes:
 
 
 class MetricsServer:
-    """HTTP/1.1 just enough for Prometheus: ``GET /metrics``, one request per connection."""
+    """HTTP/1.1 just enough for Prometheus (``GET /metrics``) and the web view, one request
+    per connection."""
 
-    def __init__(self, gather: Gather) -> None:
+    def __init__(self, gather: Gather, web: WebView | None = None) -> None:
         self.gather = gather
+        self.web = web
 
-    async def _respond(self, method: str, path: str) -> tuple[str, str, bytes]:
-        """(status, content type, body) for a request."""
+    async def _respond(self, method: str, target: str, peer: str) -> Page:
+        """The response to a request for ``target`` (a path and its query string)."""
         if method not in ("GET", "HEAD"):
-            return "405 Method Not Allowed", "text/plain", b"GET only\n"
+            return Page("405 Method Not Allowed", "text/plain", b"GET only\n")
+        path, _, query = target.partition("?")
         if path != "/metrics":
-            return "404 Not Found", "text/plain", b"see /metrics\n"
+            page = await self.web.respond(path, query, peer) if self.web is not None else None
+            return page or Page("404 Not Found", "text/plain", b"see /metrics or /\n")
         try:
-            return "200 OK", CONTENT_TYPE_LATEST, await exposition(self.gather)
+            return Page("200 OK", CONTENT_TYPE_LATEST, await exposition(self.gather))
         except Exception as error:  # a worker that does not answer, say
             log.warning("metrics_unavailable", error=str(error))
-            return "503 Service Unavailable", "text/plain", f"{error}\n".encode()
+            return Page("503 Service Unavailable", "text/plain", f"{error}\n".encode())
 
     async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = (writer.get_extra_info("peername") or ("",))[0]
         try:
             async with asyncio.timeout(10):
                 request = await reader.readuntil(b"\r\n\r\n")
                 method, _, rest = request.decode("latin-1").partition(" ")
-                path = rest.split(" ", 1)[0].split("?", 1)[0]
-                status, kind, body = await self._respond(method, path)
-            head = (f"HTTP/1.1 {status}\r\nContent-Type: {kind}\r\n"
-                    f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")  # fmt: skip
-            writer.write(head.encode() + (body if method != "HEAD" else b""))
+                page = await self._respond(method, rest.split(" ", 1)[0], str(peer))
+            extra = "".join(f"{name}: {value}\r\n" for name, value in page.headers)
+            head = (f"HTTP/1.1 {page.status}\r\nContent-Type: {page.kind}\r\n"
+                    f"Content-Length: {len(page.body)}\r\nX-Content-Type-Options: nosniff\r\n"
+                    f"{extra}Connection: close\r\n\r\n")  # fmt: skip
+            writer.write(head.encode() + (page.body if method != "HEAD" else b""))
             await writer.drain()
         except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass  # not an HTTP request we serve: close

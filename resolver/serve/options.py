@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from resolver.serve.dnstap import parse_target
 from resolver.serve.ratelimit import MODES as RATELIMIT_MODES
 from resolver.serve.sections import default_zone_name
 
@@ -77,6 +78,12 @@ def _network(value: str) -> str:
         return str(ipaddress.ip_network(value, strict=False))
     except ValueError:
         raise ValueError(f"{value!r} is not a CIDR network") from None
+
+
+def _dnstap(value: str) -> str:
+    if value != OFF:
+        parse_target(value)  # ValueError with the reason
+    return value
 
 
 def _path(value: str) -> str:
@@ -184,10 +191,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("workers", int, "processes answering on the port (SO_REUSEPORT), each with its own "
            "cache (default 1)", _positive, metavar="N"),
     Option("control-socket", str, "Unix socket for resolver-control, mode 0600 (default "
-           "/run/resolver/control.sock as root, else in $XDG_RUNTIME_DIR or /tmp; "
+           "/run/resolver/control-PORT.sock as root, else in $XDG_RUNTIME_DIR or /tmp; "
            f"'{OFF}': no control socket)", _socket_path, metavar="PATH"),
-    Option("metrics", str, "serve Prometheus metrics at http://ADDR:PORT/metrics (default "
-           "off)", _endpoint, metavar="ADDR:PORT"),
+    Option("metrics", str, "serve Prometheus metrics at http://ADDR:PORT/metrics and the web "
+           "view at http://ADDR:PORT/ (default off)", _endpoint, metavar="ADDR:PORT"),
+    Option("dnstap", str, "write dnstap query logs (client and upstream queries and responses) "
+           "to a Frame Streams reader's Unix socket or to a file (default off)", _dnstap,
+           metavar="unix:PATH|file:PATH"),
     Option("ip-ratelimit", int, "UDP queries per second per client address (its /24, or IPv6 "
            "/64 and /56, get a multiple); over it, ip-ratelimit-mode applies (default 0: off)",
            _not_negative, metavar="QPS", reloadable=True),

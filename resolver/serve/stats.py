@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import bisect
 import os
+import time
+from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
@@ -57,12 +59,21 @@ METRICS: dict[str, tuple[str, str]] = {
     ),
     "shared_cache_writes": ("counter", "Answers written to the shared cache tier, by result"),
     "shared_cache_up": ("gauge", "1 while the shared cache tier answers, 0 during an outage"),
+    "dnstap_messages": (
+        "counter",
+        "dnstap messages, by result (written; dropped_full: the queue was full; "
+        "dropped_no_reader: no reader connected)",
+    ),
     "processes": ("gauge", "Processes answering (--workers)"),
     "tasks": ("gauge", "asyncio tasks alive (a leak shows here first)"),
     "open_descriptors": ("gauge", "File descriptors open (sockets included)"),
 }
 
 _KNOWN_TYPES = {int(t): t.name for t in RRType}
+
+RECENT_SERVFAILS = 50  # the last SERVFAILs kept for the web view's live page
+# (when, name, type, EDE INFO-CODE, EXTRA-TEXT)
+RecentServfail = tuple[float, str, str, int, str]
 
 
 def type_label(rrtype: int) -> str:
@@ -90,6 +101,15 @@ class ServiceStats:
         self.shared_lookups: dict[str, int] = {}
         self.shared_writes: dict[str, int] = {}
         self.shared_up: int | None = None
+        # The last SERVFAILs given after a resolution, with their Extended DNS Error
+        # (RFC 8914): bounded, appended only when a resolution failed.
+        self.servfails: deque[RecentServfail] = deque(maxlen=RECENT_SERVFAILS)
+        self.dnstap: dict[str, int] = {}  # dnstap messages by result (resolver.serve.dnstap)
+
+    def servfailed(self, name: str, qtype: int, error: tuple[int, str] | None) -> None:
+        """A SERVFAIL given after a resolution, and why (for the web view's live page)."""
+        code, text = error if error is not None else (0, "")
+        self.servfails.append((time.time(), name, RRType.text(qtype), int(code), text))
 
     def answered(self, qtype: int, rcode: int, transport: str, seconds: float) -> None:
         key = (qtype, rcode, transport)
@@ -127,6 +147,8 @@ class ServiceStats:
             out.append(("shared_cache_writes", (("result", result),), count))
         if self.shared_up is not None:
             out.append(("shared_cache_up", (), self.shared_up))
+        for result, count in list(self.dnstap.items()):  # a copy: the writer thread adds
+            out.append(("dnstap_messages", (("result", result),), count))
         out.append(("processes", (), 1))
         out.extend(process_samples())
         return out

@@ -1,6 +1,6 @@
 """Trace one iterative resolution from the root, hop by hop (like ``dig +trace``).
 
-    resolver-trace NAME [TYPE] [--root-hints FILE] [--upstream-port N] [--json] [--timeout S]
+    resolver-trace NAME [TYPE] [--root-hints FILE] [--upstream-port N] [--json] [--svg FILE]
     python scripts/trace.py ...   (the same, from a checkout)
 
 The engine starts from the root hints with an empty cache and reports every
@@ -15,6 +15,10 @@ validation state.
 Validation is on as in the service: from the shipped root KSKs with the shipped
 hints, from ``--trust-anchor-file`` with other hints (a lab), off with
 ``--no-dnssec``.
+
+``--svg FILE`` also writes the resolution as a drawing (:mod:`resolver.serve.drawing`),
+the one the web view shows at ``/trace`` of the ``--metrics`` address.  The engine a
+trace runs on is built by :func:`trace_engine`, which the web view uses too.
 
 With the default hints (the repository's ``named.root``) this talks to the real
 root servers.  For the test lab: ``--root-hints lab.hints --upstream-port 5300``.
@@ -37,11 +41,14 @@ from resolver.cache.records import RecordCache, Security
 from resolver.dnssec import TrustAnchors
 from resolver.iterate.answer import Answer
 from resolver.iterate.engine import IterativeEngine
-from resolver.iterate.hints import DEFAULT_HINTS, HintsError, load_root_hints
+from resolver.iterate.events import Observer
+from resolver.iterate.hints import DEFAULT_HINTS, HintsError, RootHints, load_root_hints
 from resolver.iterate.limits import Limits
 from resolver.iterate.servers import ServerSelection
+from resolver.net.contract import Network
 from resolver.net.transport import UpstreamTransport
 from resolver.serve.config import Settings, SettingsError, trust_anchors
+from resolver.serve.drawing import draw, outcome_text, why
 from resolver.serve.upstream import upstream_addresses
 from resolver.wire import Rcode, RRType
 from resolver.wire.names import BadName, normalize
@@ -54,59 +61,23 @@ EPILOG = """\
 exit status:
   0  the name resolved: NOERROR (with an answer, or NODATA) or NXDOMAIN
   1  it did not: SERVFAIL (no server answered, or a resolution limit was hit)
-  2  bad usage: unknown type, bad name, unreadable or unusable root hints
+  2  bad usage: unknown type, bad name, unreadable or unusable root hints, an --svg
+     file that cannot be written
 """
 
 # Column widths of a hop line: zone cut, server name, address, round-trip time.
 ZONE_WIDTH = 22
 SERVER_WIDTH = 22
-RECORD_WIDTH = 80  # a longer record is shortened in hop lines (the summary has it whole)
 ADDRESS_WIDTH = 15
 RTT_WIDTH = 9
 QUESTION_WIDTH = 24  # what was asked: with QNAME minimisation, often less than the name
 
 
-# Why a sub-lookup is in the plan (plan.Purpose's values), for a person.
-SUBLOOKUP_WHY = {
-    "priming": "priming the root, RFC 8109",
-    "glueless": "a name server of {zone} without glue",
-    "keys": "the keys of {zone}, to validate its signatures",
-    "ds": "is {zone} signed? its DS RRset at the parent",
-}
+_outcome = outcome_text  # records longer than drawing.RECORD_WIDTH are shortened
 
 
 def _rtt(rtt_ms: float | None) -> str:
     return "-" if rtt_ms is None else f"{rtt_ms:.1f} ms"
-
-
-def _short(record: str) -> str:
-    if len(record) <= RECORD_WIDTH:
-        return record
-    return f"{record[: RECORD_WIDTH - 3]}... ({len(record)} chars)"
-
-
-def _outcome(fields: dict[str, Any]) -> str:
-    """What came back from one hop, in a few words."""
-    outcome = fields.get("outcome", "")
-    if outcome == "referral":
-        glued = set(fields.get("glue", []))
-        servers = ", ".join(
-            f"{ns}{'' if ns in glued else ' (no glue)'}" for ns in fields.get("ns", [])
-        )
-        return f"referral to {fields.get('referral')}  NS {servers}"
-    if outcome == "lame":
-        return f"lame: {fields.get('reason')}"
-    records = [_short(record) for record in fields.get("records", [])]
-    if outcome == "cname":
-        chain = "; ".join(records)
-        return f"CNAME to {fields.get('target')}: {chain}"
-    if outcome == "answer":
-        return "answer: " + "; ".join(records)
-    if outcome == "nxdomain":
-        return "NXDOMAIN" + (": " + "; ".join(records) if records else "")
-    if outcome == "nodata":
-        return "NODATA" + (": " + "; ".join(records) if records else "")
-    return str(outcome)  # a transport failure: timeout, port unreachable, ...
 
 
 class TextTrace:
@@ -140,9 +111,10 @@ class TextTrace:
                 f"{question:<{QUESTION_WIDTH}} {_outcome(fields)}{tcp}"
             )
         elif event == "sublookup":
-            why = SUBLOOKUP_WHY.get(str(fields.get("purpose")), "{zone}")
-            why = why.format(zone=fields.get("zone"))
-            self._print(f"{indent}> sub-lookup {fields.get('qname')} {fields.get('qtype')} ({why})")
+            purpose = why(str(fields.get("purpose")), fields.get("zone"))
+            self._print(
+                f"{indent}> sub-lookup {fields.get('qname')} {fields.get('qtype')} ({purpose})"
+            )
         elif event == "sublookup_done":
             records = fields.get("addresses", [])
             if fields.get("purpose") in ("keys", "ds"):  # key material: how many, not what
@@ -187,14 +159,20 @@ class TextTrace:
             self._print(f";; {rcode}{reason}  ({cost})")
 
 
-class JsonTrace:
-    """Observer printing one JSON object per event (and one for the summary)."""
+class RecordedTrace:
+    """Observer keeping every event as a JSON-ready dict (start and summary included): what
+    ``--json`` prints, and what :mod:`resolver.serve.drawing` draws."""
 
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
+    def __init__(self, limit: int = 0) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.limit = limit  # the most events kept (0: no bound); the summary is always kept
+        self.dropped = 0
 
     def _emit(self, obj: dict[str, Any]) -> None:
-        print(json.dumps(obj, default=str), file=self.out, flush=True)
+        if self.limit and len(self.events) >= self.limit and obj["event"] != "summary":
+            self.dropped += 1
+            return
+        self.events.append(obj)
 
     def header(self, qname: str, qtype: str, hints: str, port: int) -> None:
         self._emit({"event": "start", "qname": qname, "qtype": qtype, "hints": hints,
@@ -204,18 +182,52 @@ class JsonTrace:
         self._emit({"event": event, **fields})
 
     def summary(self, result: Answer, elapsed_ms: float) -> None:
-        self._emit(
-            {
-                "event": "summary",
-                "rcode": Rcode.text(result.rcode),
-                "answer": [rr.to_text() for rr in result.answer],
-                "authority": [rr.to_text() for rr in result.authority],
-                "reason": result.failure.text if result.failure else "",
-                "elapsed_ms": round(elapsed_ms, 1),
-                "upstream_queries": result.upstream_queries,
-                "security": security_text(result.security),
-            }
-        )
+        self._emit(summary_event(result, elapsed_ms))
+
+
+def summary_event(result: Answer, elapsed_ms: float) -> dict[str, Any]:
+    """The last event of a trace: how the question ended."""
+    return {
+        "event": "summary",
+        "rcode": Rcode.text(result.rcode),
+        "answer": [rr.to_text() for rr in result.answer],
+        "authority": [rr.to_text() for rr in result.authority],
+        "reason": result.failure.text if result.failure else "",
+        "elapsed_ms": round(elapsed_ms, 1),
+        "upstream_queries": result.upstream_queries,
+        "security": security_text(result.security),
+    }
+
+
+class JsonTrace(RecordedTrace):
+    """Observer printing one JSON object per event (and one for the summary)."""
+
+    def __init__(self, out: TextIO) -> None:
+        super().__init__()
+        self.out = out
+
+    def _emit(self, obj: dict[str, Any]) -> None:
+        print(json.dumps(obj, default=str), file=self.out, flush=True)
+
+
+class TeeTrace:
+    """Two traces fed the same events: one printed, one recorded for ``--svg``."""
+
+    def __init__(self, printed: TextTrace | JsonTrace, recorded: RecordedTrace) -> None:
+        self.printed = printed
+        self.recorded = recorded
+
+    def header(self, qname: str, qtype: str, hints: str, port: int) -> None:
+        self.printed.header(qname, qtype, hints, port)
+        self.recorded.header(qname, qtype, hints, port)
+
+    def __call__(self, event: str, **fields: Any) -> None:
+        self.printed(event, **fields)
+        self.recorded(event, **fields)
+
+    def summary(self, result: Answer, elapsed_ms: float) -> None:
+        self.printed.summary(result, elapsed_ms)
+        self.recorded.summary(result, elapsed_ms)
 
 
 def security_text(security: int) -> str:
@@ -246,6 +258,12 @@ def _parser() -> argparse.ArgumentParser:
         "--upstream-port", type=int, default=53, help="port of every upstream server (default 53)"
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per event")
+    parser.add_argument(
+        "--svg",
+        type=Path,
+        metavar="FILE",
+        help="also write the resolution as an SVG drawing to FILE (the web view's drawing)",
+    )
     parser.add_argument(
         "--no-qname-minimisation",
         dest="qname_minimisation",
@@ -295,6 +313,35 @@ def _trust_anchors(args: argparse.Namespace) -> TrustAnchors | None:
                                   trust_anchor_file=anchor_file))  # fmt: skip
 
 
+def trace_engine(
+    observer: Observer,
+    hints: RootHints,
+    *,
+    port: int,
+    anchors: TrustAnchors | None,
+    timeout: float = 1.0,
+    budget: float = Limits.time_budget,
+    ipv4_only: bool = False,
+    ipv6_only: bool = False,
+    qname_minimisation: bool = True,
+    network: Network | None = None,
+) -> IterativeEngine:
+    """A fresh engine for one traced resolution: empty caches, server RTTs unknown, every
+    hop reported to ``observer``.  ``resolver-trace`` and the web view build it here; the
+    web view passes its own ``network`` (a transport it closes when the trace is done)."""
+    return IterativeEngine(
+        network if network is not None else UpstreamTransport(port=port),
+        RecordCache(),
+        hints,
+        selection=ServerSelection(initial_timeout=timeout),
+        limits=Limits(time_budget=budget),
+        observer=observer,
+        addresses=upstream_addresses(hints, ipv4_only, ipv6_only),
+        qname_minimisation=qname_minimisation,
+        trust_anchors=anchors,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -318,18 +365,14 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     _configure_logging()
 
-    trace: TextTrace | JsonTrace = JsonTrace(sys.stdout) if args.json else TextTrace(sys.stdout)
-    engine = IterativeEngine(
-        UpstreamTransport(port=args.upstream_port),
-        RecordCache(),
-        hints,
-        selection=ServerSelection(initial_timeout=args.timeout),
-        limits=Limits(time_budget=args.budget),
-        observer=trace,
-        addresses=upstream_addresses(hints, args.ipv4_only, args.ipv6_only),
+    printed: TextTrace | JsonTrace = JsonTrace(sys.stdout) if args.json else TextTrace(sys.stdout)
+    recorded = RecordedTrace()
+    trace = TeeTrace(printed, recorded) if args.svg else printed
+    engine = trace_engine(
+        trace, hints, port=args.upstream_port, anchors=anchors, timeout=args.timeout,
+        budget=args.budget, ipv4_only=args.ipv4_only, ipv6_only=args.ipv6_only,
         qname_minimisation=args.qname_minimisation,
-        trust_anchors=anchors,
-    )
+    )  # fmt: skip
     trace.header(qname, RRType.text(qtype), str(args.root_hints), args.upstream_port)
     started = time.monotonic()
     try:
@@ -338,4 +381,12 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (``| head``): stop quietly
         sys.stdout = None  # no flush error at exit
         return EXIT_UNRESOLVED
+    if args.svg:
+        try:
+            args.svg.write_text(draw(recorded.events))
+        except OSError as error:
+            print(
+                f"{parser.prog}: error: cannot write {args.svg}: {error.strerror}", file=sys.stderr
+            )
+            return EXIT_USAGE
     return EXIT_RESOLVED if resolved(result) else EXIT_UNRESOLVED
