@@ -8,6 +8,12 @@ chain broke: kept briefly, so a broken zone is not asked again for every
 question).  Trust anchors (the root KSKs shipped with the package, or a
 ``--trust-anchor-file``) are permanent entries.  This is Unbound's key cache
 (validator/val_kcache.c) in small, bounded like every table here.
+
+Apart from the zones, it remembers names proved *not* to be zone cuts: a validated DS
+NODATA or NXDOMAIN whose NSEC/NSEC3 does not show a delegation (no NS bit) proves
+nothing about a zone there (RFC 6840 sections 4.1 and 4.4), so an RRSIG naming such a
+signer is bogus (RFC 4035 section 5.3.1: the signer is the zone that holds the data).
+They are kept apart so that :meth:`TrustCache.closest` never stops at one.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ class TrustCache:
         self.anchors = anchors
         self.clock = clock
         self._zones: LruDict[str, ZoneTrust] = LruDict(max_entries)
+        self._not_zones: LruDict[str, tuple[float, str]] = LruDict(max_entries)
         self._anchored: dict[str, ZoneTrust] = {}
         for zone in anchors.zones:
             records = tuple(anchors.for_zone(zone))
@@ -101,5 +108,21 @@ class TrustCache:
     def _put(self, entry: ZoneTrust) -> None:
         self._zones.put(name_key(entry.zone), entry)
 
+    def not_a_zone(self, name: str, ttl: float, reason: str) -> None:
+        """``name`` is proved to be no zone cut (its parent's signed DS denial says so)."""
+        self._not_zones.put(name_key(name), (self.clock() + ttl, reason))
+
+    def not_a_zone_reason(self, name: str) -> str | None:
+        """Why ``name`` is known to be no zone cut, or None."""
+        key = name_key(name)
+        found = self._not_zones.get(key)
+        if found is None:
+            return None
+        if found[0] <= self.clock():
+            self._not_zones.pop(key)
+            return None
+        return found[1]
+
     def clear(self) -> None:
         self._zones.clear()
+        self._not_zones.clear()
