@@ -171,9 +171,9 @@ def copy_rrset(
 ) -> dns.rrset.RRset:
     """A new RRset of ``rrset``'s records at ``name`` (an expansion, a copy to change)."""
     out = dns.rrset.RRset(name, IN, rrset.rdtype, rrset.covers)
+    out.update_ttl(rrset.ttl if ttl is None else ttl)  # first: it only lowers a set's TTL
     for rdata in rrset:
         out.add(rdata)
-    out.update_ttl(rrset.ttl if ttl is None else ttl)
     return out
 
 
