@@ -113,7 +113,12 @@ class Attack:
     forged: str = FORGED_ADDRESS  # what the attacker wants answered: never in an answer
 
 
-DEEP_NAME = "a." * NSEC3_LABELS + "nsec3trap."
+def deep_name(label: str = "a") -> str:
+    """A name of NSEC3_LABELS labels below nsec3trap., its first label ``label``."""
+    return f"{label}." + "a." * (NSEC3_LABELS - 1) + "nsec3trap."
+
+
+DEEP_NAME = deep_name()
 
 ATTACKS: list[Attack] = [
     Attack("signer-nodata", "www.signer.", "A", "bogus",
@@ -252,17 +257,25 @@ def _keytrap(b: _Builder, keys: int, sigs: int) -> tuple[str, Server]:
     )
     origin, server, zone = _signed(b, "keytrap.", fakes + "www A 192.0.2.30\n", [real],
                                    servers=TRAP_SERVERS)  # fmt: skip
-    www = zone.rrset("www.keytrap.", dns.rdatatype.A)
-    assert www is not None
-    trap = dns.rrset.RRset(www.name, IN, dns.rdatatype.RRSIG, dns.rdatatype.A)
-    trap.update_ttl(TTL)
-    for _ in range(sigs):
-        rdata = fake_rrsig(www, 8, real.tag, origin, KEYTRAP_BITS // 8, b.now)
-        assert isinstance(rdata, dns.rdtypes.ANY.RRSIG.RRSIG)
-        signature = bytearray(rdata.signature)
-        signature[0] &= 0x7F  # below every modulus: each check is a full RSA operation
-        trap.add(rdata.replace(signature=bytes(signature)))
-    zone.forgeries[("www.keytrap.", "A")] = _fixed([www, trap])
+
+    def trap(zone: SignedZone, query: dns.message.Message) -> dns.message.Message:
+        """Any name below keytrap.: its A record and ``sigs`` RRSIGs of the key tag, none
+        valid (distinct names, so that caches do not spare a resolver the work)."""
+        qname = query.question[0].name
+        www = dns.rrset.from_text(qname, TTL, "IN", "A", "192.0.2.30")
+        sigset = dns.rrset.RRset(qname, IN, dns.rdatatype.RRSIG, dns.rdatatype.A)
+        sigset.update_ttl(TTL)
+        for _ in range(sigs):
+            rdata = fake_rrsig(www, 8, real.tag, origin, KEYTRAP_BITS // 8, b.now)
+            assert isinstance(rdata, dns.rdtypes.ANY.RRSIG.RRSIG)
+            signature = bytearray(rdata.signature)
+            signature[0] &= 0x7F  # below every modulus: each check is a full RSA operation
+            sigset.add(rdata.replace(signature=bytes(signature)))
+        reply = response(query)
+        reply.answer += [www, sigset]
+        return reply
+
+    zone.forgeries[("*.keytrap.", "A")] = trap
     return origin, server
 
 
@@ -278,7 +291,8 @@ def _nsec3trap(b: _Builder, chains: int) -> tuple[str, Server]:
         text = f"1 0 {NSEC3_ITERATIONS} {os.urandom(255).hex()} {following} A RRSIG"
         rrset = dns.rrset.from_text(owner, 60, "IN", "NSEC3", text)
         records += [rrset, sign(rrset, key, origin, now=b.now)]
-    zone.forgeries[(DEEP_NAME, "A")] = _fixed([], zone.soa() + records, dns.rcode.NXDOMAIN)
+    # Any name below nsec3trap. (the attack asks names of NSEC3_LABELS labels).
+    zone.forgeries[("*.nsec3trap.", "A")] = _fixed([], zone.soa() + records, dns.rcode.NXDOMAIN)
     return origin, server
 
 

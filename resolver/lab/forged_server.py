@@ -71,6 +71,7 @@ class ForgedServers:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._closers: list[asyncio.BaseTransport | asyncio.Server] = []
+        self._tcp_tasks: set[asyncio.Task[None]] = set()
 
     def answer(self, address: str, wire: bytes, tcp: bool) -> bytes | None:
         """The reply to one query (None: nothing worth answering).  Never raises."""
@@ -118,6 +119,9 @@ class ForgedServers:
     async def _tcp(
         self, address: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tcp_tasks.add(task)
         try:
             while True:
                 header = await asyncio.wait_for(reader.readexactly(2), TCP_IDLE_TIMEOUT)
@@ -130,12 +134,17 @@ class ForgedServers:
         except (asyncio.IncompleteReadError, TimeoutError, ConnectionError, asyncio.CancelledError):
             pass
         finally:
+            self._tcp_tasks.discard(task)
             writer.close()
 
     async def _close(self) -> None:
         for closer in self._closers:
             closer.close()
         self._closers.clear()
+        for task in list(self._tcp_tasks):
+            task.cancel()
+        if self._tcp_tasks:
+            await asyncio.wait(list(self._tcp_tasks), timeout=2)
         await asyncio.sleep(0)
 
     def stop(self) -> None:

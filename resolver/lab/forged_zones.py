@@ -346,8 +346,12 @@ class SignedZone:
 
     def respond(self, query: dns.message.Message) -> Reply:
         question = query.question[0]
-        key = (question.name.to_text().lower(), dns.rdatatype.to_text(question.rdtype))
-        forge = self.forgeries.get(key)
+        rdtype = dns.rdatatype.to_text(question.rdtype)
+        forge = self.forgeries.get((question.name.to_text().lower(), rdtype))
+        name = question.name
+        while forge is None and len(name) > 1:  # "*.zone." forges every name below it
+            name = name.parent()
+            forge = self.forgeries.get(("*." + name.to_text().lower(), rdtype))
         if forge is not None:
             forged = forge(self, query)
             if forged is not None:
