@@ -12,10 +12,11 @@ others keep being answered meanwhile.
 
 Run it as root in a namespace with only loopback (it binds port 53 on 127.9.x.1):
 
-    unshare -rn sh -c 'ip link set lo up && .venv/bin/python scripts/reliability/validator_attacks.py'
-    git archive 751e899 resolver | tar -x -C /tmp/before   # the code before issue 20
-    unshare -rn sh -c 'ip link set lo up && .venv/bin/python \\
-        scripts/reliability/validator_attacks.py --before /tmp/before'
+    unshare -rn sh -c 'ip link set lo up &&
+        .venv/bin/python scripts/reliability/validator_attacks.py'
+    mkdir /tmp/before && git archive 751e899 resolver | tar -x -C /tmp/before  # pre-issue 20
+    unshare -rn sh -c 'ip link set lo up &&
+        .venv/bin/python scripts/reliability/validator_attacks.py --before /tmp/before'
 """
 
 from __future__ import annotations
