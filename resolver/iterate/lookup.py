@@ -49,7 +49,8 @@ from resolver.iterate.validation import NeedDS, NeedKeys, Verdict
 from resolver.iterate.zonecut import CutSource, ZoneCut
 from resolver.net.contract import ExchangeFailed, Failure, Reply
 from resolver.wire import Rcode, ResourceRecord, RRType
-from resolver.wire.names import ROOT, name_key, parent
+from resolver.wire.dnssec_rdata import RRSIG
+from resolver.wire.names import ROOT, label_count, name_key, parent
 from resolver.wire.rdata import AAAA, A
 
 
@@ -81,6 +82,7 @@ class Lookup:
         self.purpose = purpose
         self.for_zone = for_zone  # the zone cut a name server address is wanted for
         self.chain: list[ResourceRecord] = []
+        self.chain_proof: list[ResourceRecord] = []  # proofs of wildcard CNAMEs in the chain
         self.seen = {name_key(name)}
         self.cut: ZoneCut | None = None
         self.round: ServerRound | None = None
@@ -133,15 +135,27 @@ class Lookup:
 
     def _check_cache(self) -> None:
         for_client = self.purpose is Purpose.QUESTION
-        step = None if for_client and self.budget.refresh else recall(
+        refresh = for_client and self.budget.refresh
+        step = None if refresh else recall(
             self.env.cache, self.name, self.qtype, self.env.clock(), for_client=for_client
         )  # fmt: skip
+        if step is None and self.validating and not refresh:
+            step = self._synthesised()
         if step is None:
             self.step = Step.FIND_CUT
             return
         # The zone the data is from, as the walk would find it: for DS, the parent's side.
         zone = self.env.finder.closest(self._target()).zone if self.validating else ""
         self._accept(Pending(step, self.name, self.qtype, zone, False))
+
+    def _synthesised(self) -> Classified | None:
+        """RFC 8198: an answer made from validated NSEC/NSEC3 ranges, if they cover it."""
+        validator = self.env.validator
+        aggressive = validator.aggressive if validator is not None else None
+        if aggressive is None or (validator is not None and validator.trust.negative
+                                  and validator.trust.negative_anchor(self.name)):  # fmt: skip
+            return None  # under a negative trust anchor nothing is secure (RFC 7646)
+        return aggressive.synthesise(self.name, self.qtype, self.crypto)
 
     def _find_cut(self) -> Lookup | None:
         cut = self.env.finder.closest(self._target(), self.passed_over, self.forwarding)
@@ -468,6 +482,8 @@ class Lookup:
     def _follow(self, step: Classified) -> None:
         """A CNAME: keep the chain and go back to step 1 for its target."""
         self.chain += step.records
+        if step.proof and _expanded(step):  # RFC 4035 3.1.3.3: a DO client gets its proof
+            self.chain_proof += step.proof
         if len(self.seen) > self.env.limits.max_cname_chain:
             raise LimitExceeded(Limit.CNAME_CHAIN)
         target = step.name
@@ -496,7 +512,8 @@ class Lookup:
             self.answer.sigs = covering(self.sigs, chain)
             # Negative answers carry their proof; a wildcard expansion its proof that the
             # name itself does not exist (RFC 4035 section 3.1.3.3).
-            self.answer.proof = list(step.proof or []) + covering(step.sigs or [], soa)
+            proof = self.chain_proof + list(step.proof or []) + covering(step.sigs or [], soa)
+            self.answer.proof = once(proof) if self.chain_proof else proof
         self.step = Step.DONE
 
     def _fail(self, kind: FailureKind, text: str, info_code: int = 0) -> None:
@@ -509,3 +526,13 @@ class Lookup:
                           server=exchange.server, address=exchange.address,
                           qname=exchange.qname, qtype=RRType.text(exchange.qtype),
                           **fields)  # fmt: skip
+
+
+def _expanded(step: Classified) -> bool:
+    """Whether an RRset of ``step`` was expanded from a wildcard: an RRSIG over it counts
+    fewer labels than its owner has (RFC 4034 section 3.1.3)."""
+    for sig in step.sigs or ():
+        rdata = sig.rdata
+        if isinstance(rdata, RRSIG) and rdata.labels < label_count(sig.name.removeprefix("*.")):
+            return True
+    return False

@@ -46,6 +46,7 @@ from resolver.dnssec import (
     verify_rrset,
 )
 from resolver.dnssec.budget import MAX_NSEC3_RECORDS, MAX_SIGNATURES_PER_RRSET, ValidationBudget
+from resolver.iterate.aggressive import AggressiveNsec
 from resolver.iterate.classify import Classified, Kind, synthesised
 from resolver.iterate.remember import rrsets
 from resolver.iterate.sentinel import sentinel as sentinel  # the engine's, re-exported
@@ -107,6 +108,9 @@ class Validator:
     def __init__(self, trust: TrustCache, clock: Callable[[], float]) -> None:
         self.trust = trust
         self.clock = clock
+        # RFC 8198: the NSEC/NSEC3 ranges of secure proofs, answering questions that fall
+        # in them (on by default, as in Unbound and Knot Resolver; None: off).
+        self.aggressive: AggressiveNsec | None = AggressiveNsec(clock)
 
     def judge(
         self,
@@ -120,6 +124,9 @@ class Validator:
         ``budget`` bounds the cryptographic work (one per client question)."""
         if self.trust.anchor_above(step.name) is None and self.trust.anchor_above(qname) is None:
             return INSECURE  # no trust anchor above it: nothing to validate against
+        trust = self.trust
+        if trust.negative and (trust.negative_anchor(step.name) or trust.negative_anchor(qname)):
+            return INSECURE  # RFC 7646: an operator's negative trust anchor
         sigs = step.sigs or []
         worst = SECURE
         records = [rr for rr in step.records if rr.rrtype != RRType.RRSIG]
@@ -193,6 +200,9 @@ class Validator:
             expanded = self._wildcard(owner, checked.rrsig.labels, step, signer, zone, budget)
             if expanded.security != Security.SECURE:
                 return expanded
+            if self.aggressive is not None:  # RFC 8198 section 5.3: expand it again later
+                self.aggressive.learn_wildcard(checked.wildcard, rrset, covering,
+                                               checked.ttl or 0)  # fmt: skip
         if rrtype == RRType.DS:
             self.trust.secure_ds(owner, rrset, checked.ttl or 0)
         return Verdict(Security.SECURE, ttl=checked.ttl)
@@ -303,7 +313,10 @@ class Validator:
         if not signer or (step.soa is not None and signer != name_key(step.soa.name)):
             return bogus(f"{step.name}: denial signed by another zone than its SOA's",
                          NSEC_MISSING)  # fmt: skip
-        return _proved(self._prove(step, qtype, records, signer, budget), step.name, budget)
+        result = self._prove(step, qtype, records, signer, budget)
+        if result.proved and self.aggressive is not None:  # RFC 8198: secure ranges only
+            self.aggressive.learn_denial(signer, records, all_sigs, step.soa)
+        return _proved(result, step.name, budget)
 
     def _prove(
         self,
@@ -346,6 +359,8 @@ class Validator:
             if name_key(_signer_of(rrset, sigs, zone) or "") != name_key(signer):
                 return bogus(f"{owner}: wildcard proof from another zone", NSEC_MISSING)
         result = prove_wildcard_answer(owner, labels, records, signer, budget=budget)
+        if result.proved and self.aggressive is not None:
+            self.aggressive.learn_denial(signer, records, sigs, None)
         return _proved(result, owner, budget)
 
 

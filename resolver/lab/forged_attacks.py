@@ -13,12 +13,12 @@ signer.         ``www.signer. A`` forged, signed by the attacker's key with the 
                 NODATA).  ``ghost.signer.`` the same for a name that does not exist (the DS
                 question gets a signed NXDOMAIN).  RFC 4035 5.3.1, RFC 6840 4.1 and 4.4.
 keytrap.        CVE-2023-50387: the DNSKEY RRset holds ``KEYTRAP_KEYS`` RSA keys sharing the
-                key tag of the zone's real key, and ``www.keytrap. A`` comes with
-                ``KEYTRAP_SIGS`` RRSIGs of that tag, none valid.
-nsec3trap.      CVE-2023-50868: an NXDOMAIN for a name of 100 labels whose proof is
-                ``NSEC3_CHAINS`` NSEC3 records (validly signed), each of its own chain (a
-                255-octet salt, 150 iterations), so that proving it means hashing every
-                label once per chain.
+                key tag of the zone's real key, and any ``NAME.keytrap. A`` comes with
+                ``KEYTRAP_SIGS`` RRSIGs of that tag, none valid (three servers).
+nsec3trap.      CVE-2023-50868: an NXDOMAIN for any name below it (the attack asks names
+                of 100 labels) whose proof is ``NSEC3_CHAINS`` NSEC3 records (validly
+                signed), each of its own chain (a 255-octet salt, 150 iterations), so that
+                proving it means hashing every label once per chain (three servers).
 downgrade.      The DS set names an ECDSA key and a key of an unsupported algorithm (253);
                 ``www.downgrade. A`` is forged with only a signature of algorithm 253
                 (the ECDSA one stripped): a supported algorithm exists, so this is bogus,
@@ -37,6 +37,8 @@ replay.         Data from elsewhere glued on: ``www.child.replay.`` signed by th
 bogus.          Every signature expired: the zone a negative trust anchor is for.
 aggr.           An honest NSEC zone with a wildcard, for aggressive use of NSEC (RFC 8198).
 aggr3.          The same with NSEC3.
+optout.         The same with NSEC3 opt-out on every record (no NXDOMAIN proves secure).
+shared.         shared. and its signed child sub.shared. on one server.
 ==============  ============================================================================
 
 :func:`build` makes the world (keys are made at each call) and :data:`ATTACKS` lists the
@@ -186,6 +188,7 @@ def build(
     children = [
         _signer(b), _keytrap(b, keytrap_keys, keytrap_sigs), _nsec3trap(b, nsec3_chains),
         _downgrade(b), _weak(b), _digest(b), _replay(b), _shared(b), _bogus(b), _aggr(b), _aggr3(b),
+        _optout(b),
     ]  # fmt: skip
     root_server = Server(ROOT_ADDRESS, "a.root-servers.net.")
     root_key = new_key()
@@ -417,6 +420,12 @@ AGGR_BODY = 'a A 192.0.2.100\nm A 192.0.2.101\nz A 192.0.2.102\n*.w TXT "aggress
 
 def _aggr(b: _Builder) -> tuple[str, Server]:
     origin, server, _ = _signed(b, "aggr.", AGGR_BODY)
+    return origin, server
+
+
+def _optout(b: _Builder) -> tuple[str, Server]:
+    """NSEC3 with opt-out on every record: no NXDOMAIN of it is provably secure."""
+    origin, server, _ = _signed(b, "optout.", AGGR_BODY, nsec3=nsec3param(), opt_out=True)
     return origin, server
 
 

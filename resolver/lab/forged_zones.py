@@ -204,6 +204,7 @@ class SignedZone:
     text: str
     keys: list[Key] = field(default_factory=list)
     nsec3: dns.rdtypes.ANY.NSEC3PARAM.NSEC3PARAM | None = None
+    opt_out: bool = False  # every NSEC3 with the opt-out flag (RFC 5155 section 6)
     validity: Validity = VALID
     now: float = field(default_factory=time.time)
     forgeries: dict[tuple[str, str], Forgery] = field(default_factory=dict)
@@ -270,7 +271,8 @@ class SignedZone:
                 bitmap = " ".join(dns.rdatatype.to_text(dns.rdatatype.RdataType.make(t))
                                   for t in sorted(types))  # fmt: skip
                 salt = self.nsec3.salt.hex() or "-"
-                text = f"1 0 {self.nsec3.iterations} {salt} {following} {bitmap}"
+                flags = 1 if self.opt_out else 0
+                text = f"1 {flags} {self.nsec3.iterations} {salt} {following} {bitmap}"
                 rrset = dns.rrset.from_text(f"{digest}.{self.origin}", NEGATIVE_TTL, "IN",
                                             "NSEC3", text.strip())  # fmt: skip
                 txn.add(rrset)
@@ -412,7 +414,9 @@ class SignedZone:
                 return reply
             reply.authority += self.soa() + self._next_closer_proof(qname, encloser)
             reply.authority += self._nodata_proof(wildcard)
-            return reply
+            if self.nsec3 is not None:  # RFC 5155 section 7.2.5: and the closest encloser
+                reply.authority += self._nsec3_records(self._nsec3_owner(encloser))
+            return _unique(reply)
         reply.set_rcode(dns.rcode.NXDOMAIN)
         reply.authority += self.soa() + self._next_closer_proof(qname, encloser)
         if self.nsec3 is not None:

@@ -102,6 +102,8 @@ class Settings:
     ip_ratelimit_mode: str = "truncate"
     zone_ratelimit: int = 0  # queries per second to one zone cut's servers; 0: off
     zone_ratelimit_factor: int = 10  # over it, one in this many is sent anyway
+    aggressive_nsec: bool = True  # RFC 8198
+    negative_trust_anchors: tuple[str, ...] = ()  # RFC 7646
     config: Path | None = None  # the file they were read from, read again at a reload
     sections: Mapping[str, object] = field(default_factory=dict, hash=False)
     # The local zones these settings describe, read by load_settings (not compared: a

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from resolver.serve.negative import zone_name
 from resolver.serve.ratelimit import MODES as RATELIMIT_MODES
 from resolver.serve.sections import default_zone_name
 
@@ -193,5 +194,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("zone-ratelimit-factor", int, "over zone-ratelimit, one query in this many is "
            "sent all the same, so the zone stays resolvable (0: none; default 10)",
            _not_negative, metavar="N", reloadable=True),
+    # DNSSEC hardening (issue 20): resolver.iterate.aggressive, resolver.serve.negative,
+    # resolver.serve.autotrust.
+    Option("aggressive-nsec", bool, "answer NXDOMAIN, NODATA and wildcard answers from "
+           "validated NSEC/NSEC3 ranges without asking (RFC 8198; default on)",
+           reloadable=True),
+    Option("negative-trust-anchors", list, "a zone not to validate, its signatures broken "
+           "(RFC 7646 negative trust anchor; repeatable; also resolver-control nta)",
+           zone_name, metavar="ZONE", reloadable=True),
 )  # fmt: skip
 BY_KEY: Mapping[str, Option] = {option.key: option for option in OPTIONS}
