@@ -94,7 +94,12 @@ class Lookup:
         self.limits_before = len(budget.limits_hit)
         self.waiting: Waiting | None = None  # the sub-lookup asked for
         self.pending: Pending | None = None  # what JUDGE judges
-        self.validating = env.validator is not None and not budget.checking_disabled
+        # Priming (RFC 8109) gives the root servers' names and addresses, used as a
+        # referral's are, never judged: judging it would need ". DNSKEY" first, which a
+        # cold question for ". DNSKEY" (an RFC 5011 probe) is itself.  Its records stay
+        # unchecked in the cache and are judged when a question asks for them.
+        self.validating = (env.validator is not None and not budget.checking_disabled
+                           and purpose is not Purpose.PRIMING)  # fmt: skip
         # The question's signature checks and NSEC3 hashes, shared with its sub-lookups
         # (resolver.dnssec.budget: KeyTrap, CVE-2023-50868).
         self.crypto = crypto if crypto is not None or not self.validating else ValidationBudget()

@@ -41,7 +41,14 @@ from resolver.iterate.zonelimit import ZoneRateLimit
 from resolver.local import LocalZones, load_local_zones
 from resolver.net.transport import UpstreamTransport
 from resolver.serve.access import AccessList
-from resolver.serve.config import Settings, SettingsError, changed_keys, load_settings
+from resolver.serve.autotrust import AutoTrust
+from resolver.serve.config import (
+    Settings,
+    SettingsError,
+    changed_keys,
+    configured_anchors,
+    load_settings,
+)
 from resolver.serve.listener import ResolverService
 from resolver.serve.logs import set_format, set_level
 from resolver.serve.negative import configure as configure_negative
@@ -80,6 +87,7 @@ class Runtime:
         self.engine = engine
         self.service = service
         self.reload_hooks: list[ReloadHook] = []
+        self.autotrust: AutoTrust | None = None  # RFC 5011 (auto-trust-anchor-file)
 
     def samples(self) -> list[Sample]:
         """Every counter of this process, for ``stats`` and ``/metrics``."""
@@ -263,6 +271,11 @@ def build_service(
     service.prefetch.enable(settings.prefetch)
     runtime = Runtime(settings, flags or {}, stats, records, answers, engine, service)
     configure_validation(runtime, settings)
+    if settings.auto_trust_anchor_file and engine.validating:
+        runtime.autotrust = AutoTrust(settings.auto_trust_anchor_file, engine,
+                                      configured_anchors(settings),
+                                      add_holddown=settings.add_holddown,
+                                      del_holddown=settings.del_holddown)  # fmt: skip
     runtime.reload_hooks.append(zones_hook(runtime))
     service.shared = build_tier(settings, stats)  # scale: None unless [shared-cache]
     runtime.reload_hooks.append(shared_hook(runtime))
