@@ -15,7 +15,7 @@ import pytest
 from resolver.cache.records import Security
 from resolver.iterate.aggressive import AggressiveNsec
 from resolver.lab import forged_attacks
-from resolver.lab.forged_zones import World
+from resolver.lab.forged_world import World
 from resolver.wire import CLASS_IN, Rcode, ResourceRecord, RRType
 from resolver.wire.dnssec_rdata import NSEC, RRSIG
 from resolver.wire.rdata import SOA

@@ -24,7 +24,7 @@ from resolver.dnssec import parse_trust_anchors
 from resolver.iterate.trust import TrustCache
 from resolver.lab import forged_attacks
 from resolver.lab.forged_server import ForgedServers
-from resolver.lab.forged_zones import World
+from resolver.lab.forged_world import World
 from resolver.lab.unbound import OurResolver, free_port
 from resolver.serve import negative
 from resolver.wire import Rcode

@@ -27,7 +27,7 @@ from resolver.cache.records import Security
 from resolver.iterate.answer import Answer
 from resolver.lab import forged_attacks
 from resolver.lab.forged_server import ForgedServers
-from resolver.lab.forged_zones import World
+from resolver.lab.forged_world import World
 from resolver.lab.unbound import OurResolver, free_port
 from resolver.serve.shared import SharedCacheSettings, SharedTier, parse_shared_cache
 from resolver.serve.sharedwire import encode, seal

@@ -24,7 +24,7 @@ from resolver.iterate.hints import parse_root_hints
 from resolver.iterate.servers import ServerSelection
 from resolver.lab import forged_attacks
 from resolver.lab.forged_attacks import ATTACKS, ATTACKS_BY_ID, Attack
-from resolver.lab.forged_zones import World
+from resolver.lab.forged_world import World
 from resolver.wire import Rcode, RRType
 from tests.fakes import FakeClock, FakeNetwork, Recorder
 

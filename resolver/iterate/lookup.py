@@ -45,12 +45,11 @@ from resolver.iterate.remember import (
     recall,
 )
 from resolver.iterate.servers import ServerRound
-from resolver.iterate.validation import NeedDS, NeedKeys, Verdict
+from resolver.iterate.validation import NeedDS, NeedKeys, Verdict, expanded
 from resolver.iterate.zonecut import CutSource, ZoneCut
 from resolver.net.contract import ExchangeFailed, Failure, Reply
 from resolver.wire import Rcode, ResourceRecord, RRType
-from resolver.wire.dnssec_rdata import RRSIG
-from resolver.wire.names import ROOT, label_count, name_key, parent
+from resolver.wire.names import ROOT, name_key, parent
 from resolver.wire.rdata import AAAA, A
 
 
@@ -94,14 +93,11 @@ class Lookup:
         self.limits_before = len(budget.limits_hit)
         self.waiting: Waiting | None = None  # the sub-lookup asked for
         self.pending: Pending | None = None  # what JUDGE judges
-        # Priming (RFC 8109) gives the root servers' names and addresses, used as a
-        # referral's are, never judged: judging it would need ". DNSKEY" first, which a
-        # cold question for ". DNSKEY" (an RFC 5011 probe) is itself.  Its records stay
-        # unchecked in the cache and are judged when a question asks for them.
+        # Priming's answer is used as a referral's is, unjudged (judging it would need ". DNSKEY",
+        # which a cold ". DNSKEY" question is itself); a question for it judges it.
         self.validating = (env.validator is not None and not budget.checking_disabled
                            and purpose is not Purpose.PRIMING)  # fmt: skip
-        # The question's signature checks and NSEC3 hashes, shared with its sub-lookups
-        # (resolver.dnssec.budget: KeyTrap, CVE-2023-50868).
+        # The question's validation work, shared with its sub-lookups (dnssec.budget).
         self.crypto = crypto if crypto is not None or not self.validating else ValidationBudget()
         self.security = Security.SECURE if self.validating else Security.UNCHECKED
         self.sigs: list[ResourceRecord] = []  # RRSIGs of the chain, for DO=1 clients
@@ -144,23 +140,15 @@ class Lookup:
         step = None if refresh else recall(
             self.env.cache, self.name, self.qtype, self.env.clock(), for_client=for_client
         )  # fmt: skip
-        if step is None and self.validating and not refresh:
-            step = self._synthesised()
+        validator = self.env.validator
+        if step is None and self.validating and not refresh and validator is not None:
+            step = validator.synthesise(self.name, self.qtype, self.crypto)  # RFC 8198
         if step is None:
             self.step = Step.FIND_CUT
             return
         # The zone the data is from, as the walk would find it: for DS, the parent's side.
         zone = self.env.finder.closest(self._target()).zone if self.validating else ""
         self._accept(Pending(step, self.name, self.qtype, zone, False))
-
-    def _synthesised(self) -> Classified | None:
-        """RFC 8198: an answer made from validated NSEC/NSEC3 ranges, if they cover it."""
-        validator = self.env.validator
-        aggressive = validator.aggressive if validator is not None else None
-        if aggressive is None or (validator is not None and validator.trust.negative
-                                  and validator.trust.negative_anchor(self.name)):  # fmt: skip
-            return None  # under a negative trust anchor nothing is secure (RFC 7646)
-        return aggressive.synthesise(self.name, self.qtype, self.crypto)
 
     def _find_cut(self) -> Lookup | None:
         cut = self.env.finder.closest(self._target(), self.passed_over, self.forwarding)
@@ -487,7 +475,7 @@ class Lookup:
     def _follow(self, step: Classified) -> None:
         """A CNAME: keep the chain and go back to step 1 for its target."""
         self.chain += step.records
-        if step.proof and _expanded(step):  # RFC 4035 3.1.3.3: a DO client gets its proof
+        if step.proof and expanded(step):  # RFC 4035 3.1.3.3: a DO client gets its proof
             self.chain_proof += step.proof
         if len(self.seen) > self.env.limits.max_cname_chain:
             raise LimitExceeded(Limit.CNAME_CHAIN)
@@ -531,13 +519,3 @@ class Lookup:
                           server=exchange.server, address=exchange.address,
                           qname=exchange.qname, qtype=RRType.text(exchange.qtype),
                           **fields)  # fmt: skip
-
-
-def _expanded(step: Classified) -> bool:
-    """Whether an RRset of ``step`` was expanded from a wildcard: an RRSIG over it counts
-    fewer labels than its owner has (RFC 4034 section 3.1.3)."""
-    for sig in step.sigs or ():
-        rdata = sig.rdata
-        if isinstance(rdata, RRSIG) and rdata.labels < label_count(sig.name.removeprefix("*.")):
-            return True
-    return False

@@ -53,7 +53,7 @@ from resolver.iterate.sentinel import sentinel as sentinel  # the engine's, re-e
 from resolver.iterate.trust import TrustCache
 from resolver.wire import ResourceRecord, RRType
 from resolver.wire.dnssec_rdata import RRSIG
-from resolver.wire.names import is_subdomain, name_key
+from resolver.wire.names import is_subdomain, label_count, name_key
 
 # RFC 8914 section 4 INFO-CODEs for what went wrong.
 DNSSEC_BOGUS, SIGNATURE_EXPIRED, SIGNATURE_NOT_YET_VALID = 6, 7, 8
@@ -150,6 +150,15 @@ class Validator:
                 return judged
             worst = _worse(worst, judged)
         return worst
+
+    def synthesise(
+        self, name: str, qtype: int, budget: ValidationBudget | None = None
+    ) -> Classified | None:
+        """RFC 8198: an answer made from validated NSEC/NSEC3 ranges, if they cover it
+        (never under a negative trust anchor, where nothing is secure: RFC 7646)."""
+        if self.aggressive is None or (self.trust.negative and self.trust.negative_anchor(name)):
+            return None
+        return self.aggressive.synthesise(name, qtype, budget)
 
     # ------------------------------------------------------------ one RRset
 
@@ -419,3 +428,13 @@ def _worse(a: Verdict, b: Verdict) -> Verdict:
         ttls = [t for t in (a.ttl, b.ttl) if t is not None]
         return Verdict(Security.SECURE, ttl=min(ttls) if ttls else None)
     return a
+
+
+def expanded(step: Classified) -> bool:
+    """Whether an RRset of ``step`` was expanded from a wildcard: an RRSIG over it counts
+    fewer labels than its owner has (RFC 4034 section 3.1.3)."""
+    for sig in step.sigs or ():
+        rdata = sig.rdata
+        if isinstance(rdata, RRSIG) and rdata.labels < label_count(sig.name.removeprefix("*.")):
+            return True
+    return False

@@ -62,6 +62,7 @@ import dns.rdatatype
 import dns.rdtypes.ANY.RRSIG
 import dns.rrset
 
+from .forged_world import Server, World, delegation, zone_text
 from .forged_zones import (
     DAY,
     IN,
@@ -70,12 +71,9 @@ from .forged_zones import (
     Algorithm,
     Forgery,
     Key,
-    Server,
     SignedZone,
     Validity,
-    World,
     copy_rrset,
-    delegation,
     dnskey_text,
     ds_text,
     fake_rrsig,
@@ -84,7 +82,6 @@ from .forged_zones import (
     response,
     rsa_key_with_tag,
     sign,
-    zone_text,
 )
 
 ROOT_ADDRESS = "127.9.0.1"

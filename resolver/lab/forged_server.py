@@ -24,7 +24,7 @@ import dns.exception
 import dns.flags
 import dns.message
 
-from .forged_zones import World
+from .forged_world import World
 
 START_TIMEOUT = 10.0
 TCP_IDLE_TIMEOUT = 5.0

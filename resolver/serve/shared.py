@@ -41,8 +41,8 @@ HMAC-SHA256 under a key the nodes share (:func:`resolver.serve.sharedwire.seal`;
 keys are accepted during a rotation, the first one signs) and a value without a valid
 tag is refused: only a node holding a key could have written it, after validating it.
 Without keys, a validating node validates every value again with its own chain of
-trust (:meth:`SharedTier.revalidate`: the RRSIGs and proofs are in the value; the keys
-it lacks are looked up, as for its own answers), and a value that does not validate is
+trust (:func:`resolver.serve.sharedcheck.revalidate`: the RRSIGs and proofs are in the
+value; the keys it lacks are looked up as for its own answers); one that does not validate is
 counted as ``bogus`` and the question walked; Unbound's ``cachedb`` sits behind its
 validator for the same reason.  A node that does not validate serves values as
 unchecked data (never AD).
@@ -66,13 +66,9 @@ from urllib.parse import urlsplit, urlunsplit
 import structlog
 
 from resolver.cache.records import Security
-from resolver.dnssec.budget import ValidationBudget
 from resolver.iterate.answer import Answer
-from resolver.iterate.classify import Classified, Kind
 from resolver.iterate.engine import IterativeEngine
-from resolver.iterate.learn import learn
-from resolver.iterate.remember import rrsets
-from resolver.iterate.validation import NeedKeys, Verdict
+from resolver.serve.sharedcheck import revalidate
 from resolver.serve.sharedwire import (
     BadValue,
     accepted_states,
@@ -83,9 +79,8 @@ from resolver.serve.sharedwire import (
     unseal,
 )
 from resolver.serve.stats import ServiceStats
-from resolver.wire import Rcode, ResourceRecord, RRType
-from resolver.wire.names import ROOT, name_key, parent
-from resolver.wire.rdata import CNAME
+from resolver.wire import RRType
+from resolver.wire.names import name_key
 
 if TYPE_CHECKING:
     from resolver.serve.config import Settings
@@ -102,7 +97,7 @@ RETRY_MAX = 30.0  # the longest pause between two tries while it is down
 BAD_VALUE_LOG_INTERVAL = 10.0  # seconds between two warnings about bad values
 LOOKUP_RESULTS = ("hit", "miss", "error", "rejected", "skipped", "bogus")
 MIN_HMAC_KEY = 32  # characters of a shared key (HMAC-SHA256: RFC 2104 section 3)
-MAX_CHAIN_STEPS = 16  # key and DS lookups one value's validation may need
+
 WRITE_RESULTS = ("ok", "error", "skipped", "too_large")
 
 
@@ -245,7 +240,7 @@ class SharedTier:
             shared, authenticated = found
             if not validating or authenticated or checking_disabled:
                 return shared
-            security = await self.revalidate(engine, qname, qtype, shared)
+            security = await revalidate(engine, qname, qtype, shared)
             if security is not None:
                 shared.security = security
                 return shared
@@ -306,32 +301,6 @@ class SharedTier:
         if not validating:  # this node vouches for nothing: as its own engine would answer
             answer.security, answer.sigs, answer.proof = Security.UNCHECKED, None, None
         return answer, authenticated
-
-    async def revalidate(
-        self, engine: IterativeEngine, qname: str, qtype: int, answer: Answer
-    ) -> int | None:
-        """The DNSSEC state this node gives a value, validating it with its own chain of
-        trust (the state written in it is ignored): SECURE or INSECURE, or None when it is
-        bogus or cannot be validated within bounds.  The chain's DNSKEY and DS RRsets are
-        looked up as the engine does for its own answers (usually from its caches)."""
-        validator = engine.env.validator
-        assert validator is not None
-        budget = ValidationBudget()
-        worst: int = Security.SECURE
-        for step, zone in _steps(engine, qname, qtype, answer):
-            for _ in range(MAX_CHAIN_STEPS):
-                judged = validator.judge(step, qname, qtype, zone, budget)
-                if isinstance(judged, Verdict):
-                    break
-                rrtype = RRType.DNSKEY if isinstance(judged, NeedKeys) else RRType.DS
-                needed = await engine.resolve(judged.zone, rrtype)
-                learn(validator.trust, judged.zone, rrtype, needed)
-            else:
-                return None
-            if judged.security not in (Security.SECURE, Security.INSECURE):
-                return None
-            worst = min(worst, judged.security)
-        return worst
 
     # ------------------------------------------------------------ writing
 
@@ -414,48 +383,6 @@ class SharedTier:
         closing = getattr(self.client, "aclose", None) or self.client.close
         with contextlib.suppress(*self.errors):
             await closing()
-
-
-def _steps(
-    engine: IterativeEngine, qname: str, qtype: int, answer: Answer
-) -> list[tuple[Classified, str]]:
-    """A shared answer as the engine would have seen it: its records grouped by the zone
-    cut this node knows for each owner (a DS by its parent's), each group judged as an
-    answer from that zone; a negative answer's SOA and proof as one more step."""
-    finder = engine.env.finder
-    proof = list(answer.proof or [])
-    sigs = list(answer.sigs or []) + [rr for rr in proof if rr.rrtype == RRType.RRSIG]
-    groups: dict[str, list[ResourceRecord]] = {}
-    for rrset in rrsets(answer.answer):
-        owner = rrset[0].name
-        target = parent(owner) if rrset[0].rrtype == RRType.DS and owner != ROOT else owner
-        groups.setdefault(finder.closest(target).zone, []).extend(rrset)
-    steps = []
-    for zone, records in groups.items():
-        step = Classified(Kind.ANSWER, records, records[-1].name)
-        step.sigs, step.proof = sigs, proof or None
-        steps.append((step, zone))
-    if answer.rcode == Rcode.NXDOMAIN or answer.authority:
-        name = _chain_end(qname, answer.answer)
-        kind = Kind.NXDOMAIN if answer.rcode == Rcode.NXDOMAIN else Kind.NODATA
-        soa = answer.authority[0] if answer.authority else None
-        step = Classified(kind, [], name, soa)
-        step.sigs, step.proof = sigs, proof or None
-        target = parent(name) if qtype == RRType.DS and name != ROOT else name
-        steps.append((step, finder.closest(target).zone))
-    return steps
-
-
-def _chain_end(qname: str, records: list[ResourceRecord]) -> str:
-    """Where the CNAMEs of an answer lead from ``qname``."""
-    name = qname
-    for _ in range(len(records) + 1):
-        cname = next((rr.rdata for rr in records if rr.rrtype == RRType.CNAME
-                      and name_key(rr.name) == name_key(name)), None)  # fmt: skip
-        if not isinstance(cname, CNAME):
-            break
-        name = cname.target
-    return name
 
 
 def _describe(error: BaseException) -> str:
