@@ -147,3 +147,16 @@ def test_memory_is_bounded() -> None:
         kept.learn_denial(zone, [records[0]], [records[1]], soa)
         assert kept.size <= 50
         assert len(kept._zones) <= 4
+
+
+def test_an_empty_non_terminal_is_denied_with_its_own_proof(world: World) -> None:
+    """w.aggr. exists only as the parent of *.w.aggr.: its NODATA is the NSEC whose next
+    name is below it, nothing more (the wildcard's NSEC proves nothing about w itself)."""
+    node = Counted(world)
+    node.asks("x.y.w.aggr.", "A")  # keeps *.w's NSEC (the wildcard, without A)
+    node.asks("nothing.aggr.", "A")  # keeps m -> ns1
+    node.asks("ns1.aggr.", "TXT")  # keeps ns1 -> *.w: the one before w
+    rcode, security, asked, texts = node.asks("w.aggr.", "TXT")
+    assert (rcode, security, asked) == (Rcode.NOERROR, Security.SECURE, 0)
+    proof = [t.split()[0] for t in texts if t.split()[3] == "NSEC"]
+    assert proof == ["ns1.aggr."], texts

@@ -44,7 +44,13 @@ from resolver.dnssec import (
     prove_wildcard_answer,
 )
 from resolver.dnssec.budget import ValidationBudget
-from resolver.dnssec.canonical import canonical_name_key, common_labels, suffix, wildcard_of
+from resolver.dnssec.canonical import (
+    canonical_name_key,
+    common_labels,
+    strictly_below,
+    suffix,
+    wildcard_of,
+)
 from resolver.dnssec.nsec import covers
 from resolver.iterate.classify import Classified, Kind
 from resolver.wire import ResourceRecord, RRType
@@ -284,6 +290,8 @@ class _Nsec(_Finder):
         if name_key(nsec.name) == name_key(self.name) or not covers(
             nsec.name, nsec.rdata.next_name, self.name
         ):
+            return self._nodata([first])
+        if strictly_below(nsec.rdata.next_name, self.name):  # an empty non-terminal
             return self._nodata([first])
         shared = max(common_labels(self.name, nsec.name),
                      common_labels(self.name, nsec.rdata.next_name))  # fmt: skip
