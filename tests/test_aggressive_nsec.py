@@ -13,7 +13,6 @@ from __future__ import annotations
 import pytest
 
 from resolver.cache.records import Security
-from resolver.iterate.aggressive import AggressiveNsec
 from resolver.lab import forged_attacks
 from resolver.lab.forged_world import World
 from resolver.wire import CLASS_IN, Rcode, ResourceRecord, RRType
@@ -137,6 +136,8 @@ def nsec(owner: str, following: str) -> list[ResourceRecord]:
 
 
 def test_memory_is_bounded() -> None:
+    from resolver.iterate.aggressive import AggressiveNsec
+
     clock = FakeClock()
     kept = AggressiveNsec(clock, max_records=50, max_zones=4)
     soa = ResourceRecord("zone.", RRType.SOA, CLASS_IN, 60,

@@ -26,7 +26,6 @@ from resolver.lab import forged_attacks
 from resolver.lab.forged_server import ForgedServers
 from resolver.lab.forged_world import World
 from resolver.lab.unbound import OurResolver, free_port
-from resolver.serve import negative
 from resolver.wire import Rcode
 from tests.fakes import FakeClock
 from tests.test_validator_attacks import Validating
@@ -70,6 +69,8 @@ def test_a_broken_zone_under_an_anchor_is_insecure_and_others_stay_validated(
 
 
 def test_the_command_is_checked() -> None:
+    from resolver.serve import negative
+
     assert negative.parse(["add", "Example.COM"]) == "add Example.COM. 3600"  # case kept
     assert negative.parse(["add", "example.com.", "60"]) == "add example.com. 60"
     assert negative.parse(["remove", "example.com"]) == "remove example.com."

@@ -30,7 +30,7 @@ from resolver.lab.forged_server import ForgedServers
 from resolver.lab.forged_world import World
 from resolver.lab.unbound import OurResolver, free_port
 from resolver.serve.shared import SharedCacheSettings, SharedTier, parse_shared_cache
-from resolver.serve.sharedwire import encode, seal
+from resolver.serve.sharedwire import encode
 from resolver.serve.stats import ServiceStats
 from resolver.wire import CLASS_IN, Rcode, ResourceRecord, RRType
 from resolver.wire.rdata import A
@@ -53,7 +53,8 @@ def world() -> World:
 def node(world: World, clock: FakeClock, redis: FakeRedis, *keys: str) -> tuple[
     Validating, SharedTier, ServiceStats]:  # fmt: skip
     """A validating engine on the world with a tier on the Redis double."""
-    settings = SharedCacheSettings("redis://127.0.0.1:6379/0", hmac_keys=keys)
+    extra = {"hmac_keys": keys} if keys else {}  # (a setting of issue 20)
+    settings = SharedCacheSettings("redis://127.0.0.1:6379/0", **extra)  # type: ignore[arg-type]
     stats = ServiceStats()
     return Validating(world), SharedTier(settings, stats, client=redis, clock=clock), stats
 
@@ -139,6 +140,8 @@ def test_a_value_another_node_wrote_is_validated_and_served(
 
 
 def test_with_hmac_keys_only_authenticated_values_are_taken(world: World) -> None:
+    from resolver.serve.sharedwire import seal
+
     clock = FakeClock()
     redis = FakeRedis(clock)
     first, tier1, _ = node(world, clock, redis, KEY_1)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -154,3 +155,72 @@ def test_hostile_questions_cost_bounded_cpu_and_others_are_answered(
 
     waits = asyncio.run(meanwhile())
     assert max(waits) < 2.0, waits
+
+
+# ---------------------------------------------------------------- the features beside them
+
+
+def test_aggressive_nsec_as_unbound(attacked: tuple[Ports, ForgedServers]) -> None:
+    """RFC 8198 (Unbound 1.17: aggressive-nsec defaults to yes): after one NXDOMAIN in
+    aggr. (NSEC), a name in the same range (between m and ns1) is denied without a query."""
+    ports, servers = attacked
+    for port, first, second in ((ports.ours, "nothing.aggr.", "n1.aggr."),
+                                (ports.unbound, "nothing2.aggr.", "n2.aggr.")):  # fmt: skip
+        assert dns.rcode.to_text(ask(port, first, "A").rcode()) == "NXDOMAIN"
+        reply = ask(port, second, "A")
+        assert dns.rcode.to_text(reply.rcode()) == "NXDOMAIN" and reply.flags & dns.flags.AD
+        assert servers.count(second) == 0, port
+
+
+class UnboundWith(UnboundProcess):
+    """Unbound with lines added to its server: section (or its anchor line replaced)."""
+
+    def __init__(self, *args: object, lines: str = "", auto: Path | None = None,
+                 **kwargs: object) -> None:  # fmt: skip
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.lines = lines
+        self.auto = auto
+
+    def command(self) -> list[str]:
+        command = super().command()
+        conf = self.workdir / "unbound.conf"
+        text = conf.read_text().replace("remote-control:", self.lines + "remote-control:")
+        if self.auto is not None:
+            text = re.sub(r'trust-anchor-file: "[^"]*"', f'auto-trust-anchor-file: "{self.auto}"',
+                          text)  # fmt: skip
+        conf.write_text(text)
+        return command
+
+
+def test_negative_trust_anchor_and_rfc_5011_as_unbound(
+    attacked: tuple[Ports, ForgedServers], tmp_path: Path
+) -> None:
+    """An NTA for bogus. (every signature expired): Unbound's domain-insecure answers it
+    insecure, as ours does (resolver-control nta, tests/test_negative_anchors.py; here the
+    setting).  RFC 5011: both keep an auto-trust-anchor-file and mark the root key valid."""
+    served = attacked[1].world
+    hints, anchor = tmp_path / "hints", tmp_path / "anchor"
+    hints.write_text(served.hints_text())
+    ours_state, theirs_state = tmp_path / "ours.key", tmp_path / "unbound.key"
+    served_anchor = served.anchor_text()
+    anchor.write_text(served_anchor)
+    ours_state.write_text(served_anchor)
+    theirs_state.write_text(served_anchor)
+    with (
+        UnboundWith(tmp_path / "ub", hints, free_port(), trust_anchor=anchor,
+                    lines='    domain-insecure: "bogus."\n', auto=theirs_state) as theirs,
+        OurResolver(tmp_path / "ours", hints, free_port(), "--auto-trust-anchor-file",
+                    str(ours_state), "--negative-trust-anchors", "bogus.") as ours,
+    ):  # fmt: skip
+        for port in (ours.port, theirs.port):
+            reply = ask(port, "www.bogus.", "A")
+            assert dns.rcode.to_text(reply.rcode()) == "NOERROR", port
+            assert not reply.flags & dns.flags.AD and "192.0.2.90" in reply.to_text()
+            assert ask(port, "ok.replay.", "A").flags & dns.flags.AD
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (
+            ";;state=VALID" in ours_state.read_text() and "VALID" in theirs_state.read_text()
+        ):  # fmt: skip
+            time.sleep(0.2)
+    assert ";;state=VALID" in ours_state.read_text()
+    assert re.search(r"state=2 \[\s*VALID\s*\]", theirs_state.read_text())
