@@ -119,7 +119,7 @@ def test_example_commented_values_are_valid(tmp_path: Path) -> None:
     shown = re.findall(r"^# ([a-z-]+ = .+)$", text, re.MULTILINE)
     shown_keys = {line.split(" = ")[0] for line in shown}
     assert shown_keys == {"root-hints", "control-socket", "metrics", "hosts-file",
-                          "trust-anchor-file", "dnstap"}  # fmt: skip
+                          "trust-anchor-file", "dnstap", "auto-trust-anchor-file"}  # fmt: skip
     hosts = tmp_path / "hosts"
     hosts.write_text("192.0.2.7 printer\n")
     anchors = tmp_path / "root.key"

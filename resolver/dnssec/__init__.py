@@ -14,6 +14,9 @@ caches of pure results (parsed public keys, NSEC3 hashes).
 - :mod:`.denial`, :mod:`.nsec`, :mod:`.nsec3`: proofs of non-existence with
   NSEC (RFC 4035 section 5.4) and NSEC3 (RFC 5155 section 8, RFC 9276 limits).
 - :mod:`.anchors`: the root KSKs shipped with the package and trust anchor files.
+- :mod:`.budget`: the signature checks and NSEC3 hashes one question may cost
+  (KeyTrap, CVE-2023-50387 and 50868).
+- :mod:`.autotrust`: RFC 5011 key states, hold-downs and their state file.
 
 It may import only :mod:`resolver.wire` and ``cryptography`` (the import-linter
 layers put it between ``iterate`` and ``cache | net``).  Results are typed

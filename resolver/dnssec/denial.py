@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from resolver.dnssec import nsec, nsec3
+from resolver.dnssec.budget import ValidationBudget
 from resolver.dnssec.proofs import DenialReason, DenialResult, DenialStatus
 from resolver.wire.message import ResourceRecord, RRType
 from resolver.wire.names import is_subdomain
@@ -45,12 +46,17 @@ def _uses_nsec(records: Sequence[ResourceRecord], zone: str) -> bool:
 
 
 def prove_nxdomain(
-    qname: str, records: Sequence[ResourceRecord], zone: str, *, max_iterations: int = 150
+    qname: str,
+    records: Sequence[ResourceRecord],
+    zone: str,
+    *,
+    max_iterations: int = 150,
+    budget: ValidationBudget | None = None,
 ) -> DenialResult:
     """NXDOMAIN: ``qname`` does not exist in ``zone``, and no wildcard could answer it."""
     if _uses_nsec(records, zone):
         return nsec.nxdomain(qname, records, zone)
-    return nsec3.nxdomain(qname, records, zone, max_iterations)
+    return nsec3.nxdomain(qname, records, zone, max_iterations, budget)
 
 
 def prove_nodata(
@@ -60,15 +66,21 @@ def prove_nodata(
     zone: str,
     *,
     max_iterations: int = 150,
+    budget: ValidationBudget | None = None,
 ) -> DenialResult:
     """NODATA: ``qname`` (or the wildcard that covers it) exists without ``qtype``."""
     if _uses_nsec(records, zone):
         return nsec.nodata(qname, qtype, records, zone)
-    return nsec3.nodata(qname, qtype, records, zone, max_iterations)
+    return nsec3.nodata(qname, qtype, records, zone, max_iterations, budget)
 
 
 def prove_no_ds(
-    child: str, records: Sequence[ResourceRecord], zone: str, *, max_iterations: int = 150
+    child: str,
+    records: Sequence[ResourceRecord],
+    zone: str,
+    *,
+    max_iterations: int = 150,
+    budget: ValidationBudget | None = None,
 ) -> DenialResult:
     """An insecure delegation: ``child`` is delegated from ``zone`` with no DS.
 
@@ -78,7 +90,7 @@ def prove_no_ds(
     """
     if _uses_nsec(records, zone):
         return nsec.no_ds(child, records, zone)
-    return nsec3.no_ds(child, records, zone, max_iterations)
+    return nsec3.no_ds(child, records, zone, max_iterations, budget)
 
 
 def prove_wildcard_answer(
@@ -88,10 +100,11 @@ def prove_wildcard_answer(
     zone: str,
     *,
     max_iterations: int = 150,
+    budget: ValidationBudget | None = None,
 ) -> DenialResult:
     """An answer for ``qname`` expanded from ``*.`` + its rightmost ``rrsig_labels``
     labels (the RRSIG's Labels field): ``qname`` itself must not exist (RFC 4035
     section 5.3.4, RFC 5155 section 8.8)."""
     if _uses_nsec(records, zone):
         return nsec.wildcard_answer(qname, rrsig_labels, records, zone)
-    return nsec3.wildcard_answer(qname, rrsig_labels, records, zone, max_iterations)
+    return nsec3.wildcard_answer(qname, rrsig_labels, records, zone, max_iterations, budget)

@@ -10,7 +10,11 @@ DNAME; an insecure delegation or an opt-out span makes the answer insecure.
 Records whose flags have bits other than opt-out, or whose hash algorithm is
 unknown, are ignored (RFC 5155 section 8.2).  Above ``max_iterations`` (150, as
 Unbound and RFC 9276 section 3.2 allow) the answer is treated as insecure
-without hashing anything: iterations are a cost an attacker chooses.
+without hashing anything: iterations are a cost an attacker chooses.  So is the
+number of hashes (CVE-2023-50868): a proof that would hash more than the question's
+:class:`~resolver.dnssec.budget.ValidationBudget` allows is not proved (the validator
+also refuses replies with more than ``MAX_NSEC3_RECORDS`` NSEC3 records before checking
+anything), and each parameter set is tried only until one proves.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from resolver.dnssec.budget import ValidationBudget
 from resolver.dnssec.canonical import canonical_name_wire, strictly_below, suffix, wildcard_of
 from resolver.dnssec.proofs import (
     DenialReason,
@@ -59,15 +64,28 @@ class _Record:
     nsec3: NSEC3
 
 
+class _OutOfBudget(Exception):
+    """The question's NSEC3 hashes are spent (caught in :func:`_run`)."""
+
+
 class _Chain:
     """The usable NSEC3 records of one zone with one set of parameters."""
 
-    def __init__(self, zone: str, params: tuple[int, int, bytes], records: list[_Record]) -> None:
+    def __init__(
+        self,
+        zone: str,
+        params: tuple[int, int, bytes],
+        records: list[_Record],
+        budget: ValidationBudget | None = None,
+    ) -> None:
         self.zone = zone
         self.algorithm, self.iterations, self.salt = params
         self.records = records
+        self.budget = budget
 
     def hash(self, name: str) -> bytes:
+        if self.budget is not None and not self.budget.spend_hash():
+            raise _OutOfBudget
         return nsec3_hash(name, self.salt, self.iterations, self.algorithm)
 
     def matching(self, name: str) -> NSEC3 | None:
@@ -99,7 +117,9 @@ def _owner_hash(owner: str, zone_labels: list[bytes]) -> bytes | None:
     return digest if len(digest) == _HASH_SIZE else None
 
 
-def _chains(records: Sequence[ResourceRecord], zone: str) -> list[_Chain] | DenialResult:
+def _chains(
+    records: Sequence[ResourceRecord], zone: str, budget: ValidationBudget | None = None
+) -> list[_Chain] | DenialResult:
     groups: dict[tuple[int, int, bytes], list[_Record]] = {}
     unknown_hash = False
     zone_labels = [label.lower() for label in text_to_labels(zone)]
@@ -119,7 +139,7 @@ def _chains(records: Sequence[ResourceRecord], zone: str) -> list[_Chain] | Deni
         if unknown_hash:
             return DenialResult(DenialStatus.UNSUPPORTED, DenialReason.UNKNOWN_HASH)
         return not_proved(DenialReason.NO_RECORDS)
-    return [_Chain(zone, key, found) for key, found in groups.items()]
+    return [_Chain(zone, key, found, budget) for key, found in groups.items()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,16 +257,25 @@ def _run(
     records: Sequence[ResourceRecord],
     zone: str,
     max_iterations: int,
+    budget: ValidationBudget | None = None,
 ) -> DenialResult:
-    """Run one proof over each parameter set found, best outcome first."""
+    """Run one proof over each parameter set found until one proves; the best outcome."""
     if not is_subdomain(qname, zone):
         return not_proved(DenialReason.OUT_OF_ZONE)
-    chains = _chains(records, zone)
+    chains = _chains(records, zone, budget)
     if isinstance(chains, DenialResult):
         return chains
     if any(chain.iterations > max_iterations for chain in chains):
         return DenialResult(DenialStatus.UNSUPPORTED, DenialReason.TOO_MANY_ITERATIONS)
-    results = [check(chain, qname, qtype) for chain in chains]
+    results = []
+    try:
+        for chain in chains:
+            result = check(chain, qname, qtype)
+            if result.proved:
+                return result
+            results.append(result)
+    except _OutOfBudget:
+        return not_proved(DenialReason.BUDGET)
     return min(results, key=lambda r: _ORDER[r.status])
 
 
@@ -259,27 +288,45 @@ _ORDER = {
 
 
 def nxdomain(
-    qname: str, records: Sequence[ResourceRecord], zone: str, max_iterations: int
+    qname: str,
+    records: Sequence[ResourceRecord],
+    zone: str,
+    max_iterations: int,
+    budget: ValidationBudget | None = None,
 ) -> DenialResult:
-    return _run(_nxdomain, qname, 0, records, zone, max_iterations)
+    return _run(_nxdomain, qname, 0, records, zone, max_iterations, budget)
 
 
 def nodata(
-    qname: str, qtype: int, records: Sequence[ResourceRecord], zone: str, max_iterations: int
+    qname: str,
+    qtype: int,
+    records: Sequence[ResourceRecord],
+    zone: str,
+    max_iterations: int,
+    budget: ValidationBudget | None = None,
 ) -> DenialResult:
-    return _run(_nodata, qname, qtype, records, zone, max_iterations)
+    return _run(_nodata, qname, qtype, records, zone, max_iterations, budget)
 
 
 def no_ds(
-    child: str, records: Sequence[ResourceRecord], zone: str, max_iterations: int
+    child: str,
+    records: Sequence[ResourceRecord],
+    zone: str,
+    max_iterations: int,
+    budget: ValidationBudget | None = None,
 ) -> DenialResult:
     if not strictly_below(child, zone) and child != ROOT:
         return not_proved(DenialReason.OUT_OF_ZONE)
-    return _run(_no_ds, child, RRType.DS, records, zone, max_iterations)
+    return _run(_no_ds, child, RRType.DS, records, zone, max_iterations, budget)
 
 
 def wildcard_answer(
-    qname: str, rrsig_labels: int, records: Sequence[ResourceRecord], zone: str, max_iterations: int
+    qname: str,
+    rrsig_labels: int,
+    records: Sequence[ResourceRecord],
+    zone: str,
+    max_iterations: int,
+    budget: ValidationBudget | None = None,
 ) -> DenialResult:
     """RFC 5155 section 8.8: the next closer name of the wildcard's encloser is covered."""
     if rrsig_labels >= label_count(qname):
@@ -296,4 +343,4 @@ def wildcard_answer(
             return insecure(DenialReason.OPT_OUT, encloser)
         return proved(encloser)
 
-    return _run(check, qname, 0, records, zone, max_iterations)
+    return _run(check, qname, 0, records, zone, max_iterations, budget)

@@ -40,6 +40,7 @@ class DenialReason(Enum):
     INSECURE_DELEGATION = "an insecure delegation is in the way"
     TOO_MANY_ITERATIONS = "NSEC3 iterations above the limit"
     UNKNOWN_HASH = "NSEC3 hash algorithm not supported"
+    BUDGET = "the question's NSEC3 hash budget ran out"  # CVE-2023-50868
 
 
 @dataclass(frozen=True, slots=True)

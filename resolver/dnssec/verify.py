@@ -7,14 +7,20 @@ arithmetic, RFC 4034 section 3.1.5 and RFC 1982), is there a usable key with
 its signer, algorithm and key tag, and does the signature check out with one.
 An RRset is secure when any one of its RRSIGs is valid (RFC 6840 section 5.11
 forbids demanding more).
+
+The signature checks are counted (:mod:`.budget`): at most
+:data:`~resolver.dnssec.budget.MAX_SIGNATURES_PER_RRSET` per RRset, and what the question's
+:class:`~resolver.dnssec.budget.ValidationBudget` allows; past either, the verdict is
+``TOO_MUCH_WORK`` (KeyTrap, CVE-2023-50387).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
+from resolver.dnssec.budget import MAX_SIGNATURES_PER_RRSET, ValidationBudget
 from resolver.dnssec.canonical import signed_data, signed_owner
 from resolver.dnssec.keys import (
     DIGEST_PREFERENCE,
@@ -44,10 +50,12 @@ class SigStatus(Enum):
     UNSUPPORTED_ALGORITHM = "unsupported algorithm"  # RFC 8624: insecure, not bogus
     MISMATCH = "mismatch"  # the RRSIG does not belong to this RRset
     NO_SIGNATURE = "no signature"  # no RRSIG covers the RRset at all
+    TOO_MUCH_WORK = "too many signature checks"  # past the RRset's or the question's budget
 
 
 # When no RRSIG is valid, the one reported is the one that got furthest.
 _FAILURE_RANK = {
+    SigStatus.TOO_MUCH_WORK: 7,
     SigStatus.BAD_SIGNATURE: 6,
     SigStatus.BAD_KEY: 5,
     SigStatus.EXPIRED: 4,
@@ -128,6 +136,10 @@ def _candidate_keys(rrsig: RRSIG, keys: Sequence[ResourceRecord]) -> list[DNSKEY
     ]
 
 
+Checks = Callable[[], bool]
+"""Asked before each signature check: False when no more may be made."""
+
+
 def verify_rrsig(
     rrset: Sequence[ResourceRecord],
     rrsig_record: ResourceRecord,
@@ -135,8 +147,10 @@ def verify_rrsig(
     now: int,
     *,
     skew: int = 0,
+    checks: Checks | None = None,
 ) -> SigStatus:
-    """Check one RRSIG record over ``rrset`` with the DNSKEY records ``keys``."""
+    """Check one RRSIG record over ``rrset`` with the DNSKEY records ``keys``, trying the
+    matching keys until one verifies (or ``checks`` says no more)."""
     rrsig = rrsig_record.rdata
     if not rrset or not isinstance(rrsig, RRSIG) or not _fits(rrset, rrsig_record, rrsig):
         return SigStatus.MISMATCH
@@ -149,10 +163,30 @@ def verify_rrsig(
     if not candidates:
         return SigStatus.NO_MATCHING_KEY
     data = signed_data(rrsig, rrset)
-    outcomes = [verify_signature(rrsig.algorithm, k.key, rrsig.signature, data) for k in candidates]
-    if True in outcomes:
-        return SigStatus.VALID
-    return SigStatus.BAD_SIGNATURE if False in outcomes else SigStatus.BAD_KEY
+    failed = False
+    for key in candidates:
+        if checks is not None and not checks():
+            return SigStatus.TOO_MUCH_WORK
+        outcome = verify_signature(rrsig.algorithm, key.key, rrsig.signature, data)
+        if outcome:
+            return SigStatus.VALID
+        failed = failed or outcome is False
+    return SigStatus.BAD_SIGNATURE if failed else SigStatus.BAD_KEY
+
+
+def rrset_checks(budget: ValidationBudget | None) -> Checks:
+    """The signature checks one RRset may make: MAX_SIGNATURES_PER_RRSET, each taken from
+    the question's budget too."""
+    left = MAX_SIGNATURES_PER_RRSET
+
+    def check() -> bool:
+        nonlocal left
+        if left <= 0 or (budget is not None and not budget.spend_signature()):
+            return False
+        left -= 1
+        return True
+
+    return check
 
 
 def verify_rrset(
@@ -162,11 +196,13 @@ def verify_rrset(
     now: int,
     *,
     skew: int = 0,
+    budget: ValidationBudget | None = None,
 ) -> Verification:
     """The verdict on an RRset given the RRSIG records seen with it and the zone's keys.
 
     ``rrsigs`` may hold RRSIGs of other RRsets: only those covering this one's
-    owner and type count.  ``keys`` are DNSKEY records already trusted.
+    owner and type count.  ``keys`` are DNSKEY records already trusted.  At most
+    MAX_SIGNATURES_PER_RRSET signatures are checked, and no more than ``budget`` allows.
     """
     if not rrset:
         return Verification(SigStatus.NO_SIGNATURE)
@@ -180,13 +216,16 @@ def verify_rrset(
         and name_key(rr.name) == owner
     ]
     best = Verification(SigStatus.NO_SIGNATURE)
+    checks = rrset_checks(budget)
     for record in covering:
         assert isinstance(record.rdata, RRSIG)
-        status = verify_rrsig(rrset, record, keys, now, skew=skew)
+        status = verify_rrsig(rrset, record, keys, now, skew=skew, checks=checks)
         if status is SigStatus.VALID:
             return _valid(rrset, record, now)
         if _FAILURE_RANK[status] > _FAILURE_RANK[best.status]:
             best = Verification(status, record.rdata)
+        if status is SigStatus.TOO_MUCH_WORK:
+            break
     return best
 
 
@@ -231,6 +270,7 @@ def validate_dnskeys(
     now: int,
     *,
     skew: int = 0,
+    budget: ValidationBudget | None = None,
 ) -> KeyVerdict:
     """Authenticate a zone's DNSKEY RRset from its validated DS RRset or trust anchors.
 
@@ -249,7 +289,7 @@ def validate_dnskeys(
         return KeyVerdict(KeyStatus.INSECURE, reason=SigStatus.UNSUPPORTED_ALGORITHM)
     if not entry:
         return KeyVerdict(KeyStatus.BOGUS, reason=SigStatus.NO_MATCHING_KEY)
-    verdict = verify_rrset(keyset, rrsigs, entry, now, skew=skew)
+    verdict = verify_rrset(keyset, rrsigs, entry, now, skew=skew, budget=budget)
     if verdict.valid:
         return KeyVerdict(KeyStatus.SECURE, tuple(keyset), verification=verdict)
     return KeyVerdict(KeyStatus.BOGUS, reason=verdict.status, verification=verdict)

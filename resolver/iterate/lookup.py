@@ -29,8 +29,10 @@ reached; the replies to those questions steer the walk the same way.
 from __future__ import annotations
 
 from resolver.cache.records import Security
+from resolver.dnssec.budget import ValidationBudget
 from resolver.iterate.answer import Answer, FailureKind, servfail
 from resolver.iterate.classify import Classified, Kind, Referral, classify, classify_forwarded
+from resolver.iterate.learn import learn
 from resolver.iterate.limits import Limit, LimitExceeded, ResolutionBudget
 from resolver.iterate.minimise import Minimiser
 from resolver.iterate.plan import Environment, Exchange, Pending, Purpose, Step, Waiting
@@ -43,7 +45,7 @@ from resolver.iterate.remember import (
     recall,
 )
 from resolver.iterate.servers import ServerRound
-from resolver.iterate.validation import NeedDS, NeedKeys, Verdict, learn
+from resolver.iterate.validation import NeedDS, NeedKeys, Verdict, expanded
 from resolver.iterate.zonecut import CutSource, ZoneCut
 from resolver.net.contract import ExchangeFailed, Failure, Reply
 from resolver.wire import Rcode, ResourceRecord, RRType
@@ -65,6 +67,7 @@ class Lookup:
         purpose: Purpose = Purpose.QUESTION,
         for_zone: str = "",
         glueless_depth: int = 0,
+        crypto: ValidationBudget | None = None,
     ) -> None:
         self.qname = name
         self.name = name  # the name being resolved now: the end of the CNAME chain
@@ -78,6 +81,7 @@ class Lookup:
         self.purpose = purpose
         self.for_zone = for_zone  # the zone cut a name server address is wanted for
         self.chain: list[ResourceRecord] = []
+        self.chain_proof: list[ResourceRecord] = []  # proofs of wildcard CNAMEs in the chain
         self.seen = {name_key(name)}
         self.cut: ZoneCut | None = None
         self.round: ServerRound | None = None
@@ -89,7 +93,12 @@ class Lookup:
         self.limits_before = len(budget.limits_hit)
         self.waiting: Waiting | None = None  # the sub-lookup asked for
         self.pending: Pending | None = None  # what JUDGE judges
-        self.validating = env.validator is not None and not budget.checking_disabled
+        # Priming's answer is used as a referral's is, unjudged (judging it would need ". DNSKEY",
+        # which a cold ". DNSKEY" question is itself); a question for it judges it.
+        self.validating = (env.validator is not None and not budget.checking_disabled
+                           and purpose is not Purpose.PRIMING)  # fmt: skip
+        # The question's validation work, shared with its sub-lookups (dnssec.budget).
+        self.crypto = crypto if crypto is not None or not self.validating else ValidationBudget()
         self.security = Security.SECURE if self.validating else Security.UNCHECKED
         self.sigs: list[ResourceRecord] = []  # RRSIGs of the chain, for DO=1 clients
         self.recursion_lame: tuple[Exchange, Classified] | None = None  # a last resort
@@ -127,13 +136,18 @@ class Lookup:
 
     def _check_cache(self) -> None:
         for_client = self.purpose is Purpose.QUESTION
-        step = None if for_client and self.budget.refresh else recall(
+        refresh = for_client and self.budget.refresh
+        step = None if refresh else recall(
             self.env.cache, self.name, self.qtype, self.env.clock(), for_client=for_client
         )  # fmt: skip
+        validator = self.env.validator
+        if step is None and self.validating and not refresh and validator is not None:
+            step = validator.synthesise(self.name, self.qtype, self.crypto)  # RFC 8198
         if step is None:
             self.step = Step.FIND_CUT
             return
-        zone = self.env.finder.closest(self.name).zone if self.validating else ""
+        # The zone the data is from, as the walk would find it: for DS, the parent's side.
+        zone = self.env.finder.closest(self._target()).zone if self.validating else ""
         self._accept(Pending(step, self.name, self.qtype, zone, False))
 
     def _find_cut(self) -> Lookup | None:
@@ -145,8 +159,8 @@ class Lookup:
             self.step = Step.WAIT_LOOKUP
             self.waiting = Waiting(Purpose.PRIMING)
             return Lookup(ROOT, RRType.NS, self.env, self.budget, depth=self.depth,
-                          purpose=Purpose.PRIMING,
-                          glueless_depth=self.glueless_depth)  # fmt: skip
+                          purpose=Purpose.PRIMING, glueless_depth=self.glueless_depth,
+                          crypto=self.crypto)  # fmt: skip
         self._enter(cut)
         return None
 
@@ -198,7 +212,8 @@ class Lookup:
             self.waiting = Waiting(Purpose.NS_ADDRESS, ns, rrtype)
             return Lookup(ns, rrtype, env, self.budget, depth=self.depth + 1,
                           purpose=Purpose.NS_ADDRESS, for_zone=cut.zone,
-                          glueless_depth=self.glueless_depth + 1)  # fmt: skip
+                          glueless_depth=self.glueless_depth + 1,
+                          crypto=self.crypto)  # fmt: skip
         if servers.retry_timeouts():
             return None
         self._cut_failed(cut)
@@ -322,7 +337,8 @@ class Lookup:
         pending = self.pending
         validator = self.env.validator
         assert pending is not None and validator is not None
-        judged = validator.judge(pending.step, pending.qname, pending.qtype, pending.zone)
+        judged = validator.judge(pending.step, pending.qname, pending.qtype, pending.zone,
+                                 self.crypto)  # fmt: skip
         if isinstance(judged, NeedKeys | NeedDS):
             purpose = Purpose.KEYS if isinstance(judged, NeedKeys) else Purpose.DS
             rrtype = RRType.DNSKEY if purpose is Purpose.KEYS else RRType.DS
@@ -330,7 +346,7 @@ class Lookup:
             self.step = Step.WAIT_LOOKUP
             return Lookup(judged.zone, rrtype, self.env, self.budget, depth=self.depth + 1,
                           purpose=purpose, for_zone=judged.zone,
-                          glueless_depth=self.glueless_depth)  # fmt: skip
+                          glueless_depth=self.glueless_depth, crypto=self.crypto)  # fmt: skip
         step = pending.step
         if (
             judged.security == Security.BOGUS
@@ -361,7 +377,9 @@ class Lookup:
         if pending.fresh:
             for rrset in judged.secure or []:  # its parts that did validate
                 self.env.remember_secure(rrset, pending.step)
-        if pending.fresh and self.cut is not None:
+        if judged.final:  # the question's validation budget is spent: asking again pays again
+            self._fail(FailureKind.DNSSEC_BOGUS, judged.reason, judged.info_code)
+        elif pending.fresh and self.cut is not None:
             # Another server of the zone may have good data (a broken or spoofing one
             # gave this): it is lame for the zone now, as Unbound blacklists it.
             self.env.selection.mark_lame(pending.address, pending.zone)
@@ -457,6 +475,8 @@ class Lookup:
     def _follow(self, step: Classified) -> None:
         """A CNAME: keep the chain and go back to step 1 for its target."""
         self.chain += step.records
+        if step.proof and expanded(step):  # RFC 4035 3.1.3.3: a DO client gets its proof
+            self.chain_proof += step.proof
         if len(self.seen) > self.env.limits.max_cname_chain:
             raise LimitExceeded(Limit.CNAME_CHAIN)
         target = step.name
@@ -485,7 +505,8 @@ class Lookup:
             self.answer.sigs = covering(self.sigs, chain)
             # Negative answers carry their proof; a wildcard expansion its proof that the
             # name itself does not exist (RFC 4035 section 3.1.3.3).
-            self.answer.proof = list(step.proof or []) + covering(step.sigs or [], soa)
+            proof = self.chain_proof + list(step.proof or []) + covering(step.sigs or [], soa)
+            self.answer.proof = once(proof) if self.chain_proof else proof
         self.step = Step.DONE
 
     def _fail(self, kind: FailureKind, text: str, info_code: int = 0) -> None:

@@ -33,12 +33,11 @@ from recordclass import dataobject
 
 from resolver.cache.records import Security
 from resolver.dnssec import (
+    DenialReason,
     DenialResult,
     DenialStatus,
     KeyStatus,
     SigStatus,
-    TrustAnchors,
-    key_tag,
     prove_no_ds,
     prove_nodata,
     prove_nxdomain,
@@ -46,13 +45,15 @@ from resolver.dnssec import (
     validate_dnskeys,
     verify_rrset,
 )
-from resolver.iterate.answer import Answer, FailureKind, servfail
+from resolver.dnssec.budget import MAX_NSEC3_RECORDS, MAX_SIGNATURES_PER_RRSET, ValidationBudget
+from resolver.iterate.aggressive import AggressiveNsec
 from resolver.iterate.classify import Classified, Kind, synthesised
 from resolver.iterate.remember import rrsets
+from resolver.iterate.sentinel import sentinel as sentinel  # the engine's, re-exported
 from resolver.iterate.trust import TrustCache
 from resolver.wire import ResourceRecord, RRType
-from resolver.wire.dnssec_rdata import DNSKEY, DS, RRSIG
-from resolver.wire.names import is_subdomain, name_key
+from resolver.wire.dnssec_rdata import RRSIG
+from resolver.wire.names import is_subdomain, label_count, name_key
 
 # RFC 8914 section 4 INFO-CODEs for what went wrong.
 DNSSEC_BOGUS, SIGNATURE_EXPIRED, SIGNATURE_NOT_YET_VALID = 6, 7, 8
@@ -74,6 +75,7 @@ class Verdict(dataobject, fast_new=True):
     # RRsets of a bogus answer that validated on their own: cached as secure all the same
     # (a good DNAME beside a spoofed CNAME, Deckard's val_dname_bogus).
     secure: list[list[ResourceRecord]] | None = None
+    final: bool = False  # bogus for lack of budget: no other server is asked (KeyTrap)
 
 
 class NeedKeys(dataobject, fast_new=True):
@@ -93,15 +95,38 @@ def bogus(reason: str, info_code: int = DNSSEC_BOGUS) -> Verdict:
     return Verdict(Security.BOGUS, reason, info_code)
 
 
+def too_much_work(what: str, budget: ValidationBudget | None) -> Verdict:
+    """Bogus, and final: the question spent its validation budget (or one RRset its share)."""
+    spent = budget.exhausted if budget is not None and budget.exhausted else ""
+    spent = spent or f"more than {MAX_SIGNATURES_PER_RRSET} signature checks for one RRset"
+    verdict = bogus(f"{what}: {spent} (validation work is bounded: CVE-2023-50387, 50868)")
+    verdict.final = True
+    return verdict
+
+
 class Validator:
     def __init__(self, trust: TrustCache, clock: Callable[[], float]) -> None:
         self.trust = trust
         self.clock = clock
+        # RFC 8198: the NSEC/NSEC3 ranges of secure proofs, answering questions that fall
+        # in them (on by default, as in Unbound and Knot Resolver; None: off).
+        self.aggressive: AggressiveNsec | None = AggressiveNsec(clock)
 
-    def judge(self, step: Classified, qname: str, qtype: int, zone: str) -> Judgement:
-        """What ``step`` (a reply to (qname, qtype) from a server of ``zone``) is worth."""
+    def judge(
+        self,
+        step: Classified,
+        qname: str,
+        qtype: int,
+        zone: str,
+        budget: ValidationBudget | None = None,
+    ) -> Judgement:
+        """What ``step`` (a reply to (qname, qtype) from a server of ``zone``) is worth;
+        ``budget`` bounds the cryptographic work (one per client question)."""
         if self.trust.anchor_above(step.name) is None and self.trust.anchor_above(qname) is None:
             return INSECURE  # no trust anchor above it: nothing to validate against
+        trust = self.trust
+        if trust.negative and (trust.negative_anchor(step.name) or trust.negative_anchor(qname)):
+            return INSECURE  # RFC 7646: an operator's negative trust anchor
         sigs = step.sigs or []
         worst = SECURE
         records = [rr for rr in step.records if rr.rrtype != RRType.RRSIG]
@@ -110,7 +135,7 @@ class Validator:
             records = [rr for rr in records if not synthesised(rr, dnames)]
         secure: list[list[ResourceRecord]] = []
         for rrset in rrsets(records):
-            judged = self._rrset(rrset, sigs, zone, step, qtype)
+            judged = self._rrset(rrset, sigs, zone, step, qtype, budget)
             if not isinstance(judged, Verdict):
                 return judged
             if judged.security == Security.BOGUS:
@@ -120,11 +145,20 @@ class Validator:
                 secure.append(rrset)
             worst = _worse(worst, judged)
         if step.kind in (Kind.NXDOMAIN, Kind.NODATA):
-            judged = self._denial(step, qtype, zone)
+            judged = self._denial(step, qtype, zone, budget)
             if not isinstance(judged, Verdict) or judged.security == Security.BOGUS:
                 return judged
             worst = _worse(worst, judged)
         return worst
+
+    def synthesise(
+        self, name: str, qtype: int, budget: ValidationBudget | None = None
+    ) -> Classified | None:
+        """RFC 8198: an answer made from validated NSEC/NSEC3 ranges, if they cover it
+        (never under a negative trust anchor, where nothing is secure: RFC 7646)."""
+        if self.aggressive is None or (self.trust.negative and self.trust.negative_anchor(name)):
+            return None
+        return self.aggressive.synthesise(name, qtype, budget)
 
     # ------------------------------------------------------------ one RRset
 
@@ -135,6 +169,7 @@ class Validator:
         zone: str,
         step: Classified,
         qtype: int,
+        budget: ValidationBudget | None = None,
     ) -> Judgement:
         owner, rrtype = rrset[0].name, rrset[0].rrtype
         covering = [
@@ -143,13 +178,14 @@ class Validator:
             and isinstance(sig.rdata, RRSIG) and sig.rdata.type_covered == rrtype
         ]  # fmt: skip
         if rrtype == RRType.DNSKEY and qtype == RRType.DNSKEY:
-            return self._dnskeys(owner, rrset, covering)
+            return self._dnskeys(owner, rrset, covering, budget)
         if not covering:
             return self._unsigned(owner, zone)
-        signer = _signer(covering, owner)
+        signer = _signer(covering, owner, zone)
         if signer is None:
-            return bogus(f"{owner} {RRType.text(rrtype)}: no RRSIG from a zone above it")
-        known = self._state(signer)
+            return bogus(f"{owner} {RRType.text(rrtype)}: no RRSIG from {zone} or a zone "
+                         f"between it and the name")  # fmt: skip
+        known = self._signer_state(signer, zone)
         if not isinstance(known, Verdict):
             return known
         entry = self.trust.get(signer)
@@ -157,19 +193,47 @@ class Validator:
             return known
         if entry.keys is None:
             return NeedKeys(signer)
-        checked = verify_rrset(rrset, covering, entry.keys, int(self.clock()))
+        checked = verify_rrset(rrset, covering, entry.keys, int(self.clock()), budget=budget)
+        name = f"{owner} {RRType.text(rrtype)}"
         if checked.status == SigStatus.UNSUPPORTED_ALGORITHM:
-            return INSECURE
+            # The zone's keys validated with an algorithm we support: an RRset signed only
+            # with others lost its signatures on the way (RFC 6840 5.11: a downgrade).
+            return bogus(f"{name}: signed only with algorithms not supported, in a zone "
+                         f"signed with one that is", RRSIGS_MISSING)  # fmt: skip
+        if checked.status == SigStatus.TOO_MUCH_WORK:
+            return too_much_work(name, budget)
         if not checked.valid:
-            return bogus(f"{owner} {RRType.text(rrtype)}: {checked.status.value}",
+            return bogus(f"{name}: {checked.status.value}",
                          INFO_CODES.get(checked.status, DNSSEC_BOGUS))  # fmt: skip
         if checked.wildcard is not None and checked.rrsig is not None:
-            expanded = self._wildcard(owner, checked.rrsig.labels, step, signer, zone)
+            expanded = self._wildcard(owner, checked.rrsig.labels, step, signer, zone, budget)
             if expanded.security != Security.SECURE:
                 return expanded
+            if self.aggressive is not None:  # RFC 8198 section 5.3: expand it again later
+                self.aggressive.learn_wildcard(checked.wildcard, rrset, covering,
+                                               checked.ttl or 0)  # fmt: skip
         if rrtype == RRType.DS:
             self.trust.secure_ds(owner, rrset, checked.ttl or 0)
         return Verdict(Security.SECURE, ttl=checked.ttl)
+
+    def _signer_state(self, signer: str, zone: str) -> Judgement:
+        """Whether ``signer`` may sign data that came from the zone cut ``zone``, and how
+        far the chain of trust reaches it (RFC 4035 section 5.3.1: the signer is the zone
+        that holds the data).  A signer below the cut must be proved a zone first: its DS
+        is asked for (NeedDS), which the parent's signed answer settles."""
+        if zone and not is_subdomain(signer, zone):
+            return bogus(f"signed by {signer}, above the zone {zone} the data came from")
+        if not zone or name_key(signer) == name_key(zone) or self.trust.get(signer):
+            return self._state(signer)
+        why = self.trust.not_a_zone_reason(signer)
+        if why is not None:
+            return bogus(f"signed by {signer}, which is no zone: {why}")
+        above = self.trust.closest(signer)
+        if above is None:
+            return INSECURE
+        if above.security != Security.SECURE:
+            return Verdict(above.security, above.reason, above.info_code)
+        return NeedDS(signer)
 
     def _state(self, zone: str) -> Judgement:
         """How far the chain of trust reaches ``zone``: SECURE (known, keys maybe not yet
@@ -177,6 +241,9 @@ class Validator:
         entry = self.trust.get(zone)
         if entry is not None:
             return Verdict(entry.security, entry.reason, entry.info_code)
+        why = self.trust.not_a_zone_reason(zone)
+        if why is not None:
+            return bogus(f"{zone} has keys, and is no zone: {why}")
         above = self.trust.closest(zone)
         if above is None:
             return INSECURE
@@ -191,12 +258,17 @@ class Validator:
             return INSECURE
         if deepest.security != Security.SECURE:
             return Verdict(deepest.security, deepest.reason, deepest.info_code)
-        if is_subdomain(zone, deepest.zone) and name_key(zone) != name_key(deepest.zone):
+        below = is_subdomain(zone, deepest.zone) and name_key(zone) != name_key(deepest.zone)
+        if below and self.trust.not_a_zone_reason(zone) is None:
             return NeedDS(zone)  # is the zone that gave it signed at all?
         return bogus(f"{owner}: no RRSIG in the signed zone {deepest.zone}", RRSIGS_MISSING)
 
     def _dnskeys(
-        self, zone: str, keys: list[ResourceRecord], sigs: list[ResourceRecord]
+        self,
+        zone: str,
+        keys: list[ResourceRecord],
+        sigs: list[ResourceRecord],
+        budget: ValidationBudget | None = None,
     ) -> Judgement:
         """A zone's DNSKEY RRset, checked against its DS records or trust anchor."""
         entry = self.trust.get(zone)
@@ -205,7 +277,9 @@ class Validator:
             return NeedDS(zone) if isinstance(state, NeedKeys) else state
         if entry.security != Security.SECURE:
             return Verdict(entry.security, entry.reason, entry.info_code)
-        verdict = validate_dnskeys(zone, keys, sigs, entry.ds, int(self.clock()))
+        verdict = validate_dnskeys(zone, keys, sigs, entry.ds, int(self.clock()), budget=budget)
+        if verdict.reason == SigStatus.TOO_MUCH_WORK:
+            return too_much_work(f"{zone} DNSKEY", budget)
         if verdict.status == KeyStatus.INSECURE:
             self.trust.insecure(zone, INSECURE_TTL, "no supported DS algorithm or digest")
             return INSECURE
@@ -220,12 +294,14 @@ class Validator:
 
     # ------------------------------------------------------------ denial of existence
 
-    def _denial(self, step: Classified, qtype: int, zone: str) -> Judgement:
+    def _denial(
+        self, step: Classified, qtype: int, zone: str, budget: ValidationBudget | None = None
+    ) -> Judgement:
         """The SOA and NSEC/NSEC3 records of a negative answer, and what they prove."""
         sigs = step.sigs or []
         soa_judged: Judgement = SECURE
         if step.soa is not None:
-            soa_judged = self._rrset([step.soa], sigs, zone, step, qtype)
+            soa_judged = self._rrset([step.soa], sigs, zone, step, qtype, budget)
             if not isinstance(soa_judged, Verdict) or soa_judged.security != Security.SECURE:
                 return soa_judged
         records = [rr for rr in step.proof or [] if rr.rrtype != RRType.RRSIG]
@@ -233,63 +309,111 @@ class Validator:
             if step.soa is None:
                 return self._unsigned(step.name, zone)  # no SOA, no proof: signed at all?
             return bogus(f"{step.name}: no NSEC or NSEC3 proof", NSEC_MISSING)
-        signer = zone
+        if _too_many_nsec3(records):  # checked before any signature (CVE-2023-50868)
+            return too_much_work(f"{step.name}: {len(records)} proof records", budget)
+        all_sigs = sigs + list(step.proof or [])
+        signers = set()
         for rrset in rrsets(records):
-            judged = self._rrset(rrset, sigs + list(step.proof or []), zone, step, qtype)
+            judged = self._rrset(rrset, all_sigs, zone, step, qtype, budget)
             if not isinstance(judged, Verdict) or judged.security != Security.SECURE:
                 return judged
-            signer = _signer_of(rrset, sigs + list(step.proof or [])) or signer
-        return _proved(self._prove(step, qtype, records, signer), step.name)
+            signers.add(name_key(_signer_of(rrset, all_sigs, zone) or zone))
+        signer = signers.pop() if len(signers) == 1 else ""
+        if not signer or (step.soa is not None and signer != name_key(step.soa.name)):
+            return bogus(f"{step.name}: denial signed by another zone than its SOA's",
+                         NSEC_MISSING)  # fmt: skip
+        result = self._prove(step, qtype, records, signer, budget)
+        if result.proved and self.aggressive is not None:  # RFC 8198: secure ranges only
+            self.aggressive.learn_denial(signer, records, all_sigs, step.soa)
+        return _proved(result, step.name, budget)
 
     def _prove(
-        self, step: Classified, qtype: int, records: list[ResourceRecord], zone: str
+        self,
+        step: Classified,
+        qtype: int,
+        records: list[ResourceRecord],
+        zone: str,
+        budget: ValidationBudget | None = None,
     ) -> DenialResult:
         if step.kind == Kind.NXDOMAIN:
-            return prove_nxdomain(step.name, records, zone)
+            return prove_nxdomain(step.name, records, zone, budget=budget)
         if qtype == RRType.DS:
             # A delegation without DS, or no delegation at all (an empty non-terminal,
             # a name with other data): either way there is no DS (RFC 4035 section 5.4).
-            no_ds = prove_no_ds(step.name, records, zone)
+            # Which one it is matters for the chain of trust only (see learn).
+            no_ds = prove_no_ds(step.name, records, zone, budget=budget)
             if no_ds.status == DenialStatus.PROVED or no_ds.insecure:
                 return no_ds
-        return prove_nodata(step.name, qtype, records, zone)
+        return prove_nodata(step.name, qtype, records, zone, budget=budget)
 
     def _wildcard(
-        self, owner: str, labels: int, step: Classified, signer: str, zone: str
+        self,
+        owner: str,
+        labels: int,
+        step: Classified,
+        signer: str,
+        zone: str,
+        budget: ValidationBudget | None = None,
     ) -> Verdict:
         """An answer expanded from a wildcard: the name itself must not exist (RFC 4035
         section 5.3.4), proved by NSEC/NSEC3 records of the same zone."""
         sigs = list(step.sigs or []) + list(step.proof or [])
         records = [rr for rr in step.proof or [] if rr.rrtype != RRType.RRSIG]
+        if _too_many_nsec3(records):
+            return too_much_work(f"{owner}: {len(records)} proof records", budget)
         for rrset in rrsets(records):
-            judged = self._rrset(rrset, sigs, zone, step, 0)
+            judged = self._rrset(rrset, sigs, zone, step, 0, budget)
             if not isinstance(judged, Verdict) or judged.security != Security.SECURE:
                 return bogus(f"{owner}: wildcard proof not validated", NSEC_MISSING)
-        return _proved(prove_wildcard_answer(owner, labels, records, signer), owner)
+            if name_key(_signer_of(rrset, sigs, zone) or "") != name_key(signer):
+                return bogus(f"{owner}: wildcard proof from another zone", NSEC_MISSING)
+        result = prove_wildcard_answer(owner, labels, records, signer, budget=budget)
+        if result.proved and self.aggressive is not None:
+            self.aggressive.learn_denial(signer, records, sigs, None)
+        return _proved(result, owner, budget)
 
 
-def _proved(result: DenialResult, name: str) -> Verdict:
+def _too_many_nsec3(records: list[ResourceRecord]) -> bool:
+    return sum(1 for rr in records if rr.rrtype == RRType.NSEC3) > MAX_NSEC3_RECORDS
+
+
+def _proved(result: DenialResult, name: str, budget: ValidationBudget | None = None) -> Verdict:
     if result.status == DenialStatus.PROVED:
         return SECURE
     if result.insecure:
         return INSECURE  # NSEC3 opt-out, or an NSEC3 we may not check (RFC 9276)
+    if result.reason == DenialReason.BUDGET:
+        return too_much_work(f"{name}: denial ({result.reason.value})", budget)
     return bogus(f"{name}: denial not proved ({result.reason.value})", NSEC_MISSING)
 
 
-def _signer(covering: list[ResourceRecord], owner: str) -> str | None:
-    """The zone that signed an RRset: the RRSIG's signer, which must be at or above it."""
-    for sig in covering:
-        rdata = sig.rdata
-        if isinstance(rdata, RRSIG) and is_subdomain(owner, rdata.signer):
-            return rdata.signer
-    return None
+def _signer(covering: list[ResourceRecord], owner: str, zone: str = "") -> str | None:
+    """The zone that signed an RRset: an RRSIG's signer, at or above the owner; the zone
+    cut ``zone`` itself when an RRSIG names it, else the deepest at or below it (a zone
+    the chain of trust must then prove), else any (judged above the cut: bogus)."""
+    signers = [
+        sig.rdata.signer
+        for sig in covering
+        if isinstance(sig.rdata, RRSIG) and is_subdomain(owner, sig.rdata.signer)
+    ]
+    if not signers:
+        return None
+    if zone:
+        if any(name_key(s) == name_key(zone) for s in signers):
+            return zone
+        below = [s for s in signers if is_subdomain(s, zone)]
+        if below:
+            return max(below, key=lambda s: len(name_key(s)))
+    return signers[0]
 
 
-def _signer_of(rrset: list[ResourceRecord], sigs: list[ResourceRecord]) -> str | None:
+def _signer_of(
+    rrset: list[ResourceRecord], sigs: list[ResourceRecord], zone: str = ""
+) -> str | None:
     owner, rrtype = rrset[0].name, rrset[0].rrtype
     covering = [s for s in sigs if name_key(s.name) == name_key(owner)
                 and isinstance(s.rdata, RRSIG) and s.rdata.type_covered == rrtype]  # fmt: skip
-    return _signer(covering, owner)
+    return _signer(covering, owner, zone)
 
 
 _BADNESS = {Security.SECURE: 0, Security.UNCHECKED: 1, Security.INSECURE: 1, Security.BOGUS: 2}
@@ -306,81 +430,11 @@ def _worse(a: Verdict, b: Verdict) -> Verdict:
     return a
 
 
-def learn(trust: TrustCache, zone: str, rrtype: int, answer: Answer | None) -> None:
-    """After a sub-lookup for ``zone`` DNSKEY or DS: make sure the trust cache moved on,
-    so the judgement waiting for it does not ask again.  Data that came validated from
-    the record cache is taken in; a lookup that failed leaves the zone bogus."""
-    entry = trust.get(zone)
-    records = [rr for rr in answer.answer if rr.rrtype == rrtype] if answer else []
-    secure = answer is not None and answer.security == Security.SECURE
-    if rrtype == RRType.DS:
-        if entry is not None and entry.zone == zone and entry.expires > trust.clock():
-            return  # the judgement of the DS answer already said
-        if records and secure:
-            trust.secure_ds(zone, records, min(rr.ttl for rr in records))
-        elif answer is not None and answer.rcode in (0, 3) and secure:
-            trust.insecure(zone, INSECURE_TTL, "no DS at the parent")
-        elif answer is not None and answer.security == Security.INSECURE:
-            trust.insecure(zone, INSECURE_TTL, "the parent zone is insecure")
-        else:
-            reason = _why(answer, f"{zone} DS could not be validated")
-            trust.bogus(zone, reason, _code(answer, DNSSEC_BOGUS))
-        return
-    if entry is not None and (entry.keys is not None or entry.security != Security.SECURE):
-        return
-    if records and secure:
-        trust.secure_keys(zone, records, min(rr.ttl for rr in records))
-    elif answer is not None and answer.security == Security.INSECURE:
-        trust.insecure(zone, INSECURE_TTL, "no supported key")
-    else:
-        reason = _why(answer, f"no validated DNSKEY for {zone}")
-        trust.bogus(zone, reason, _code(answer, DNSKEY_MISSING))
-
-
-def _why(answer: Answer | None, default: str) -> str:
-    if answer is not None and answer.failure is not None:
-        return f"{default}: {answer.failure.text}"
-    return default
-
-
-def _code(answer: Answer | None, default: int) -> int:
-    """The INFO-CODE of a failed key lookup: its own when it had one (the DNSKEY RRset's
-    signature expired: RFC 8914 section 4.8, not "DNSKEY Missing"), else ``default``."""
-    if answer is not None and answer.failure is not None and answer.failure.info_code:
-        return answer.failure.info_code
-    return default
-
-
-SENTINEL_IS_TA = "root-key-sentinel-is-ta-"
-SENTINEL_NOT_TA = "root-key-sentinel-not-ta-"
-
-
-def sentinel(qname: str, qtype: int, answer: Answer, anchors: TrustAnchors) -> Answer:
-    """RFC 8509: a validated A or AAAA answer for ``root-key-sentinel-is-ta-NNNNN.<...>`` is
-    SERVFAIL when NNNNN is not the key tag of a root trust anchor, and one for
-    ``...-not-ta-NNNNN`` when it is: so a client can tell which root keys its resolver
-    trusts (section 3.2; other types are answered as they are)."""
-    label = qname.split(".", 1)[0].lower()
-    if (
-        qtype not in (RRType.A, RRType.AAAA)
-        or answer.security != Security.SECURE
-        or not label.startswith("root-key-sentinel-")
-    ):
-        return answer
-    for prefix, wanted in ((SENTINEL_IS_TA, True), (SENTINEL_NOT_TA, False)):
-        tag = label[len(prefix) :]
-        known = label.startswith(prefix) and len(tag) == 5 and tag.isdigit()
-        if known and (int(tag) in _root_key_tags(anchors)) != wanted:
-            return servfail(FailureKind.DNSSEC_BOGUS, f"key sentinel: {label}")
-    return answer
-
-
-def _root_key_tags(anchors: TrustAnchors) -> set[int]:
-    tags = set()
-    for rr in anchors.for_zone("."):
-        rdata = rr.rdata
-        if isinstance(rdata, DS):
-            tags.add(rdata.key_tag)
-        elif isinstance(rdata, DNSKEY):
-            tags.add(key_tag(rdata))
-    return tags
+def expanded(step: Classified) -> bool:
+    """Whether an RRset of ``step`` was expanded from a wildcard: an RRSIG over it counts
+    fewer labels than its owner has (RFC 4034 section 3.1.3)."""
+    for sig in step.sigs or ():
+        rdata = sig.rdata
+        if isinstance(rdata, RRSIG) and rdata.labels < label_count(sig.name.removeprefix("*.")):
+            return True
+    return False

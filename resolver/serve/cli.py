@@ -171,6 +171,10 @@ async def serve(process: Process) -> None:
     if process.link is not None:
         linked = asyncio.ensure_future(serve_link(process.link, runtime))
         closers.append(linked.cancel)
+    if runtime.autotrust is not None:  # RFC 5011 probes; the first process writes the file
+        runtime.autotrust.writes = process.link is None
+        probing = asyncio.ensure_future(runtime.autotrust.run())
+        closers.append(probing.cancel)
     freeze_start_up()
     first: dict[str, object] = {}
     if process.link is None:  # the first process says where it can be reached

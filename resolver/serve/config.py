@@ -40,6 +40,7 @@ from typing import Any, NoReturn
 from resolver.dnssec import TrustAnchorError, TrustAnchors, load_trust_anchors, root_trust_anchors
 from resolver.iterate.hints import DEFAULT_HINTS
 from resolver.local import LocalSources, LocalZones, load_local_zones
+from resolver.serve.autotrust import load_points, merged
 from resolver.serve.dnstap import target_problem
 from resolver.serve.options import BY_KEY, OFF, OPTIONS, Option, split_host_port
 from resolver.serve.sections import (
@@ -104,6 +105,11 @@ class Settings:
     ip_ratelimit_mode: str = "truncate"
     zone_ratelimit: int = 0  # queries per second to one zone cut's servers; 0: off
     zone_ratelimit_factor: int = 10  # over it, one in this many is sent anyway
+    aggressive_nsec: bool = True  # RFC 8198
+    negative_trust_anchors: tuple[str, ...] = ()  # RFC 7646
+    auto_trust_anchor_file: str | None = None  # RFC 5011
+    add_holddown: int = 30 * 86400
+    del_holddown: int = 30 * 86400
     config: Path | None = None  # the file they were read from, read again at a reload
     sections: Mapping[str, object] = field(default_factory=dict, hash=False)
     # The local zones these settings describe, read by load_settings (not compared: a
@@ -257,6 +263,17 @@ def trust_anchors(settings: Settings) -> TrustAnchors | None:
     (a lab, a private root) mean no validation: the shipped keys could not sign them."""
     if not settings.dnssec:
         return None
+    base = configured_anchors(settings)
+    if settings.auto_trust_anchor_file:  # RFC 5011: its zones' anchors are its own
+        try:
+            return merged(base, load_points(settings.auto_trust_anchor_file))
+        except TrustAnchorError as error:
+            raise SettingsError(f"auto-trust-anchor-file: {error}") from None
+    return base
+
+
+def configured_anchors(settings: Settings) -> TrustAnchors | None:
+    """The anchors of trust-anchor-file, or the shipped root KSKs with the shipped hints."""
     if settings.trust_anchor_file:
         try:
             return load_trust_anchors(settings.trust_anchor_file)

@@ -4,7 +4,9 @@
 Commands: ``stats`` (counters as ``key=value`` lines), ``flush NAME`` (one name,
 every type), ``flush-zone NAME`` (the name and everything below it),
 ``flush-negative`` (NXDOMAIN, NODATA and SERVFAIL entries), ``dump`` (the cache
-as zone-file lines with the TTLs left) and ``reload`` (as SIGHUP).
+as zone-file lines with the TTLs left), ``reload`` (as SIGHUP) and ``nta add ZONE
+[SECONDS]``, ``nta remove ZONE``, ``nta list`` (negative trust anchors, RFC 7646:
+:mod:`resolver.serve.negative`).
 
 The protocol is one line each way and then the body: the client sends
 ``COMMAND [NAME]\\n``; the resolver answers ``ok\\n`` and the output, or
@@ -37,6 +39,7 @@ from typing import Any, NoReturn
 
 import structlog
 
+from resolver.serve import negative
 from resolver.serve.config import (
     Settings,
     SettingsError,
@@ -60,6 +63,11 @@ COMMANDS = {  # command -> (takes a name, help)
     "flush-negative": (False, "remove every NXDOMAIN, NODATA and SERVFAIL entry"),
     "dump": (False, "the cache as zone-file lines, TTLs as they are now"),
     "reload": (False, "read the configuration again (as SIGHUP)"),
+    "nta": (
+        True,
+        "negative trust anchors (RFC 7646): nta add ZONE [SECONDS] (default 3600), "
+        "nta remove ZONE, nta list",
+    ),
 }
 MAX_REQUEST = 1024  # bytes of one request line
 LINK_FRAME = struct.Struct("!I")
@@ -101,6 +109,12 @@ async def execute(runtime: Runtime, command: str, name: str | None) -> Any:
         return {"ok": ok, "text": text}
     if command == "state":  # view: the web view's live page (links only, not for clients)
         return process_state(runtime)
+    if command == "nta":
+        assert name is not None
+        try:
+            return negative.command(runtime, name)
+        except negative.NtaError as error:
+            raise CommandError(str(error)) from None
     raise CommandError(f"unknown command {command!r}")
 
 
@@ -112,6 +126,11 @@ def parse_request(line: str) -> tuple[str, str | None]:
     command, args = words[0], words[1:]
     if command not in COMMANDS:
         raise CommandError(f"unknown command {command!r} (commands: {', '.join(COMMANDS)})")
+    if command == "nta":
+        try:
+            return command, negative.parse(args)
+        except negative.NtaError as error:
+            raise CommandError(str(error)) from None
     takes_name = COMMANDS[command][0]
     if len(args) != int(takes_name):
         raise CommandError(f"{command} takes {'one name' if takes_name else 'no argument'}")
@@ -223,6 +242,8 @@ class Front:
             for pid, result in results:
                 lines += [f"; process {pid}", *result]
             return lines
+        if command == "nta":  # every process did the same: the first one's words
+            return list(results[0][1])
         if command == "reload":
             texts = [f"{pid}: {r['text']}" if len(results) > 1 else r["text"] for pid, r in results]
             if not all(r["ok"] for _pid, r in results):
@@ -363,7 +384,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="take the control socket from the resolver's configuration file",
     )
     parser.add_argument("command", choices=list(COMMANDS), help="what to do")
-    parser.add_argument("name", nargs="?", help="the domain name of flush and flush-zone")
+    parser.add_argument(
+        "name",
+        nargs="?",
+        help="the domain name of flush and flush-zone; add, remove or list for nta",
+    )
+    parser.add_argument("more", nargs="*", help="nta add and remove: ZONE, and SECONDS")
     return parser  # fmt: skip
 
 
@@ -396,6 +422,10 @@ def request(path: str, line: str, timeout: float = CLIENT_TIMEOUT) -> tuple[bool
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     takes_name = COMMANDS[args.command][0]
+    if args.more and args.command != "nta":
+        print(f"resolver-control: {args.command} takes one NAME at most (see --help)",
+              file=sys.stderr)  # fmt: skip
+        return 2
     if takes_name != (args.name is not None):
         need = "a NAME" if takes_name else "no NAME"
         print(f"resolver-control: {args.command} takes {need} (see --help)", file=sys.stderr)
@@ -405,7 +435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"resolver-control: {error}", file=sys.stderr)
         return 2
-    line = args.command if args.name is None else f"{args.command} {args.name}"
+    line = " ".join([args.command, *([args.name] if args.name else []), *args.more])
     try:
         ok, output = request(path, line)
     except OSError as error:

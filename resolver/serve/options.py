@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from resolver.serve.dnstap import parse_target
+from resolver.serve.negative import zone_name
 from resolver.serve.ratelimit import MODES as RATELIMIT_MODES
 from resolver.serve.sections import default_zone_name
 
@@ -210,5 +211,20 @@ OPTIONS: tuple[Option, ...] = (
     Option("zone-ratelimit-factor", int, "over zone-ratelimit, one query in this many is "
            "sent all the same, so the zone stays resolvable (0: none; default 10)",
            _not_negative, metavar="N", reloadable=True),
+    # DNSSEC hardening (issue 20): resolver.iterate.aggressive, resolver.serve.negative,
+    # resolver.serve.autotrust.
+    Option("aggressive-nsec", bool, "answer NXDOMAIN, NODATA and wildcard answers from "
+           "validated NSEC/NSEC3 ranges without asking (RFC 8198; default on)",
+           reloadable=True),
+    Option("auto-trust-anchor-file", str, "trust anchors kept up to date by RFC 5011 "
+           "(Unbound's auto-trust-anchor-file): starts as DS or DNSKEY lines, rewritten by the "
+           "resolver, which must be able to write it", _path, metavar="FILE"),
+    Option("add-holddown", int, "RFC 5011: seconds a new key must be seen before it is "
+           "trusted (default 2592000, 30 days)", _not_negative, metavar="SECONDS"),
+    Option("del-holddown", int, "RFC 5011: seconds a revoked key is remembered before it is "
+           "forgotten (default 2592000, 30 days)", _not_negative, metavar="SECONDS"),
+    Option("negative-trust-anchors", list, "a zone not to validate, its signatures broken "
+           "(RFC 7646 negative trust anchor; repeatable; also resolver-control nta)",
+           zone_name, metavar="ZONE", reloadable=True),
 )  # fmt: skip
 BY_KEY: Mapping[str, Option] = {option.key: option for option in OPTIONS}

@@ -31,6 +31,7 @@ import structlog
 
 from resolver.cache.answers import AnswerCache
 from resolver.cache.records import RecordCache
+from resolver.iterate.aggressive import AggressiveNsec
 from resolver.iterate.engine import IterativeEngine
 from resolver.iterate.forwarding import ConfiguredZone, ConfiguredZones, Server, ZoneKind
 from resolver.iterate.hints import RootHints
@@ -40,9 +41,17 @@ from resolver.iterate.zonelimit import ZoneRateLimit
 from resolver.local import LocalZones, load_local_zones
 from resolver.net.transport import UpstreamTransport
 from resolver.serve.access import AccessList
-from resolver.serve.config import Settings, SettingsError, changed_keys, load_settings
+from resolver.serve.autotrust import AutoTrust
+from resolver.serve.config import (
+    Settings,
+    SettingsError,
+    changed_keys,
+    configured_anchors,
+    load_settings,
+)
 from resolver.serve.listener import ResolverService
 from resolver.serve.logs import set_format, set_level
+from resolver.serve.negative import configure as configure_negative
 from resolver.serve.options import BY_KEY
 from resolver.serve.sections import DelegatedZone
 from resolver.serve.shared import build_tier, shared_hook
@@ -78,6 +87,7 @@ class Runtime:
         self.engine = engine
         self.service = service
         self.reload_hooks: list[ReloadHook] = []
+        self.autotrust: AutoTrust | None = None  # RFC 5011 (auto-trust-anchor-file)
 
     def samples(self) -> list[Sample]:
         """Every counter of this process, for ``stats`` and ``/metrics``."""
@@ -143,6 +153,20 @@ class Runtime:
         if new.cache_size != old.cache_size:
             self.records.resize(new.cache_size)
             self.answers.resize(new.cache_size)
+        configure_validation(self, new)  # aggressive NSEC, negative trust anchors
+
+
+def configure_validation(runtime: Runtime, settings: Settings) -> None:
+    """The validator's settings that a reload may change: aggressive use of NSEC (RFC
+    8198) on or off, and the configuration's negative trust anchors (RFC 7646)."""
+    validator = runtime.engine.env.validator
+    if validator is None:
+        return
+    if not settings.aggressive_nsec:
+        validator.aggressive = None
+    elif validator.aggressive is None:
+        validator.aggressive = AggressiveNsec(runtime.engine.clock)
+    configure_negative(runtime, settings.negative_trust_anchors)
 
 
 def stale_policy(settings: Settings) -> StalePolicy | None:
@@ -246,6 +270,12 @@ def build_service(
     service.ratelimit.configure(settings.ip_ratelimit, settings.ip_ratelimit_mode)
     service.prefetch.enable(settings.prefetch)
     runtime = Runtime(settings, flags or {}, stats, records, answers, engine, service)
+    configure_validation(runtime, settings)
+    if settings.auto_trust_anchor_file and engine.validating:
+        runtime.autotrust = AutoTrust(settings.auto_trust_anchor_file, engine,
+                                      configured_anchors(settings),
+                                      add_holddown=settings.add_holddown,
+                                      del_holddown=settings.del_holddown)  # fmt: skip
     runtime.reload_hooks.append(zones_hook(runtime))
     service.shared = build_tier(settings, stats)  # scale: None unless [shared-cache]
     runtime.reload_hooks.append(shared_hook(runtime))

@@ -34,6 +34,19 @@ with the pause doubling up to 30 seconds; the first success logs
 ``shared_cache_writes{result=ok|error|skipped|too_large}`` and the gauge
 ``shared_cache_up``.
 
+Redis is a trust boundary (issue 20): anyone who can write to it can put any bytes
+there, the DNSSEC state of a value included.  So a validating node does not take that
+state on trust.  With ``hmac-keys`` configured, values are authenticated with
+HMAC-SHA256 under a key the nodes share (:func:`resolver.serve.sharedwire.seal`; two
+keys are accepted during a rotation, the first one signs) and a value without a valid
+tag is refused: only a node holding a key could have written it, after validating it.
+Without keys, a validating node validates every value again with its own chain of
+trust (:func:`resolver.serve.sharedcheck.revalidate`: the RRSIGs and proofs are in the
+value; the keys it lacks are looked up as for its own answers); one that does not validate is
+counted as ``bogus`` and the question walked; Unbound's ``cachedb`` sits behind its
+validator for the same reason.  A node that does not validate serves values as
+unchecked data (never AD).
+
 The ``redis`` library (with hiredis, ``pip install 'resolver[shared-cache]'``) is
 imported only when the section is configured.
 """
@@ -55,7 +68,16 @@ import structlog
 from resolver.cache.records import Security
 from resolver.iterate.answer import Answer
 from resolver.iterate.engine import IterativeEngine
-from resolver.serve.sharedwire import BadValue, accepted_states, decode, encode, shareable
+from resolver.serve.sharedcheck import revalidate
+from resolver.serve.sharedwire import (
+    BadValue,
+    accepted_states,
+    decode,
+    encode,
+    seal,
+    shareable,
+    unseal,
+)
 from resolver.serve.stats import ServiceStats
 from resolver.wire import RRType
 from resolver.wire.names import name_key
@@ -73,7 +95,9 @@ MAX_WRITES = 64  # writes waiting for Redis; beyond, an answer is not written
 RETRY_FIRST = 1.0  # seconds the tier is skipped after the first error of an outage
 RETRY_MAX = 30.0  # the longest pause between two tries while it is down
 BAD_VALUE_LOG_INTERVAL = 10.0  # seconds between two warnings about bad values
-LOOKUP_RESULTS = ("hit", "miss", "error", "rejected", "skipped")
+LOOKUP_RESULTS = ("hit", "miss", "error", "rejected", "skipped", "bogus")
+MIN_HMAC_KEY = 32  # characters of a shared key (HMAC-SHA256: RFC 2104 section 3)
+
 WRITE_RESULTS = ("ok", "error", "skipped", "too_large")
 
 
@@ -90,6 +114,11 @@ class SharedCacheSettings:
     read_timeout_ms: int = 100
     max_ttl: int = 86400  # values with a longer TTL are refused (and written capped to it)
     max_value_size: int = 65536  # bytes; larger values are neither written nor read
+    hmac_keys: tuple[str, ...] = ()  # shared secrets: the first signs, each verifies
+
+    @property
+    def keys(self) -> tuple[bytes, ...]:
+        return tuple(key.encode() for key in self.hmac_keys)
 
     @property
     def timeout(self) -> float:
@@ -105,6 +134,9 @@ _KEYS: dict[str, tuple[type, Callable[[Any], bool], str]] = {
     "read-timeout-ms": (int, lambda v: 1 <= v <= 10_000, "1 to 10000 milliseconds"),
     "max-ttl": (int, lambda v: 1 <= v <= 2**31 - 1, "1 to 2147483647 seconds"),
     "max-value-size": (int, lambda v: 512 <= v <= 1 << 20, "512 to 1048576 bytes"),
+    "hmac-keys": (list, lambda v: 1 <= len(v) <= 2 and all(
+        isinstance(k, str) and len(k) >= MIN_HMAC_KEY for k in v),
+        f"one or two keys (two during a rotation) of at least {MIN_HMAC_KEY} characters"),
 }  # fmt: skip
 
 
@@ -117,7 +149,7 @@ def parse_shared_cache(table: dict[str, Any]) -> SharedCacheSettings:
         kind, check, wanted = _KEYS[key]
         if not isinstance(value, kind) or isinstance(value, bool) or not check(value):
             raise ValueError(f"{key}: {value!r} is not {wanted}")
-        values[key.replace("-", "_")] = value
+        values[key.replace("-", "_")] = tuple(value) if isinstance(value, list) else value
     if "url" not in values:
         raise ValueError("url is required (redis://HOST:PORT/DB)")
     if importlib.util.find_spec("redis") is None:
@@ -197,14 +229,23 @@ class SharedTier:
         self, engine: IterativeEngine, qname: str, qtype: int, checking_disabled: bool
     ) -> Answer:
         """The answer to a question: the node's own caches and local zones, else the shared
-        tier, else the engine's walk (whose answer is then offered to the tier)."""
+        tier (validated again unless authenticated), else the engine's walk (whose answer
+        is then offered to the tier, replacing a value that did not validate)."""
         local = engine.local.lookup(qname, qtype) if engine.local else None
         if local is not None or engine.answer_from_cache(qname, qtype) is not None:
             return await engine.resolve(qname, qtype, checking_disabled=checking_disabled)
         validating = engine.validating
-        shared = await self.fetch(qname, qtype, validating)
-        if shared is not None:
-            return shared
+        found = await self.fetch_value(qname, qtype, validating)
+        if found is not None:
+            shared, authenticated = found
+            if not validating or authenticated or checking_disabled:
+                return shared
+            security = await revalidate(engine, qname, qtype, shared)
+            if security is not None:
+                shared.security = security
+                return shared
+            self.stats.shared_lookups["bogus"] += 1
+            self._bad_value(self.key(qname, qtype), "did not validate")
         answer = await engine.resolve(qname, qtype, checking_disabled=checking_disabled)
         if answer.upstream_queries > 0 and shareable(answer, validating):
             self.offer(qname, qtype, answer)
@@ -213,7 +254,15 @@ class SharedTier:
     # ------------------------------------------------------------ reading
 
     async def fetch(self, qname: str, qtype: int, validating: bool) -> Answer | None:
-        """The tier's answer to a question, checked; None on a miss, an error, a bad value."""
+        """The tier's answer to a question, checked (its DNSSEC state as written); None on
+        a miss, an error, a bad value."""
+        found = await self.fetch_value(qname, qtype, validating)
+        return found[0] if found is not None else None
+
+    async def fetch_value(
+        self, qname: str, qtype: int, validating: bool
+    ) -> tuple[Answer, bool] | None:
+        """(the tier's answer, whether it is authenticated) or None (see :meth:`fetch`)."""
         counts = self.stats.shared_lookups
         if self.lookups >= MAX_LOOKUPS or not self._may_try():
             counts["skipped"] += 1
@@ -241,7 +290,8 @@ class SharedTier:
                 raise BadValue("the key has no expiry")
             if len(value) > self.settings.max_value_size:
                 raise BadValue(f"{len(value)} bytes, over max-value-size")
-            answer = decode(value, qname, qtype, pttl / 1000, max_ttl=self.settings.max_ttl,
+            inner, authenticated = unseal(value, key, self.settings.keys)
+            answer = decode(inner, qname, qtype, pttl / 1000, max_ttl=self.settings.max_ttl,
                             states=accepted_states(validating))  # fmt: skip
         except BadValue as error:
             counts["rejected"] += 1
@@ -250,7 +300,7 @@ class SharedTier:
         counts["hit"] += 1
         if not validating:  # this node vouches for nothing: as its own engine would answer
             answer.security, answer.sigs, answer.proof = Security.UNCHECKED, None, None
-        return answer
+        return answer, authenticated
 
     # ------------------------------------------------------------ writing
 
@@ -261,10 +311,12 @@ class SharedTier:
             counts["skipped"] += 1
             return
         value, lifetime = encode(qname, qtype, answer, self.settings.max_ttl)
+        key = self.key(qname, qtype)
+        value = seal(value, key, self.settings.keys)
         if len(value) > self.settings.max_value_size:
             counts["too_large"] += 1
             return
-        task = asyncio.ensure_future(self._write(self.key(qname, qtype), value, lifetime))
+        task = asyncio.ensure_future(self._write(key, value, lifetime))
         self.writes.add(task)
         task.add_done_callback(self.writes.discard)
 

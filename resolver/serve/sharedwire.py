@@ -33,12 +33,22 @@ the node accepts, the Redis expiry no longer than the lifetime.  Anything else i
 TTLs count down across nodes without trusting their clocks: the time a value has
 spent in Redis is its lifetime less the expiry Redis has left for it (Redis's own
 clock), and every TTL is lowered by that many whole seconds.
+
+Checking the shape does not make the DNSSEC state in a value true: whoever writes to
+Redis writes that byte too.  With ``hmac-keys`` configured, values are authenticated
+(:func:`seal` and :func:`unseal`): ``RSH1``, then HMAC-SHA256 (RFC 2104) under the
+first key over the Redis key and the rest of the value, then the value as above; a
+value is accepted under any configured key (two during a rotation), and without a
+valid tag it is refused.  Without keys, a value is unauthenticated and a validating
+node validates it again before using it (:mod:`resolver.serve.shared`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import struct
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 
 from resolver.cache.records import Security
 from resolver.iterate.answer import Answer
@@ -60,6 +70,8 @@ from resolver.wire.names import is_subdomain, name_key
 from resolver.wire.rdata import CNAME
 
 MAGIC = b"RSC1"
+SEALED = b"RSH1"  # an authenticated value: SEALED, the HMAC tag, then a value as above
+TAG_SIZE = 32  # HMAC-SHA256
 _ENVELOPE = struct.Struct("!4sBIHH")  # magic, security, lifetime, answer count, authority count
 ENVELOPE_SIZE = _ENVELOPE.size
 SHARED_RCODES = frozenset({Rcode.NOERROR, Rcode.NXDOMAIN})
@@ -68,6 +80,34 @@ _PROOF_TYPES = frozenset({RRType.RRSIG, RRType.NSEC, RRType.NSEC3})
 
 class BadValue(ValueError):
     """A value from Redis that must not reach a client: the reason, for the log."""
+
+
+def _tag(key: bytes, redis_key: str, value: bytes) -> bytes:
+    return hmac.new(key, redis_key.encode() + b"\x00" + value, hashlib.sha256).digest()
+
+
+def seal(value: bytes, redis_key: str, keys: Sequence[bytes]) -> bytes:
+    """The value authenticated under the first key (unchanged without keys); the Redis
+    key is in the tag, so a value moved to another key is refused too."""
+    if not keys:
+        return value
+    return SEALED + _tag(keys[0], redis_key, value) + value
+
+
+def unseal(value: bytes, redis_key: str, keys: Sequence[bytes]) -> tuple[bytes, bool]:
+    """(the value inside, whether it is authenticated).  With keys, a value without a
+    tag valid under one of them is BadValue; without keys, a sealed value is taken
+    unauthenticated (this node cannot tell)."""
+    sealed = value.startswith(SEALED) and len(value) > len(SEALED) + TAG_SIZE
+    inner = value[len(SEALED) + TAG_SIZE :] if sealed else value
+    if not keys:
+        return inner, False
+    if not sealed:
+        raise BadValue("not authenticated (hmac-keys are configured)")
+    tag = value[len(SEALED) : len(SEALED) + TAG_SIZE]
+    if not any(hmac.compare_digest(tag, _tag(key, redis_key, inner)) for key in keys):
+        raise BadValue("bad authentication tag (no configured hmac key made it)")
+    return inner, True
 
 
 def accepted_states(validating: bool) -> frozenset[int]:
