@@ -263,9 +263,11 @@ def trust_chain(walk: Walk) -> tuple[list[TrustZone], list[Verdict]]:
     zones: dict[str, TrustZone] = {}
     covered: list[Verdict] = []
     for verdict in _verdicts(walk.items):
+        # A zone's DS RRset is judged at its parent's cut (RFC 4035 section 5: the parent
+        # signs it), its DNSKEY RRset at the zone itself: both belong to the zone they name.
         same = verdict.name.lower() == verdict.zone.lower()
-        if same and verdict.qtype in ("DS", "DNSKEY"):
-            entry = zones.setdefault(verdict.zone.lower(), TrustZone(verdict.zone))
+        if verdict.qtype == "DS" or (same and verdict.qtype == "DNSKEY"):
+            entry = zones.setdefault(verdict.name.lower(), TrustZone(verdict.name))
             if verdict.qtype == "DS":
                 entry.ds = verdict
             else:
