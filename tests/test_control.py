@@ -203,6 +203,15 @@ def test_client_finds_the_socket_in_the_config_file(resolver: ResolverProcess,
     assert done.returncode == 0 and "queries.total=" in done.stdout
 
 
+def test_version() -> None:
+    from importlib.metadata import version
+
+    done = subprocess.run([sys.executable, "-m", "resolver.serve.control", "--version"],
+                          capture_output=True, text=True, timeout=20)  # fmt: skip
+    assert done.returncode == 0
+    assert done.stdout == f"resolver-control {version('resolver')}\n"
+
+
 # -- the socket: in use, stale, workers ------------------------------------------------------
 
 

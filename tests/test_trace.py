@@ -180,6 +180,8 @@ def test_runs_from_another_directory(lab: Lab, lab_hints: Path, tmp_path: Path) 
         ("www..example.com",),
         ("www.example.com", "--upstream-port", "70000"),
         ("www.example.com", "--timeout", "0"),
+        ("www.example.com", "--upstream-port", "0"),
+        ("www.example.com", "A", "stray"),
     ],
 )
 def test_bad_usage_exits_2(args: tuple[str, ...], tmp_path: Path) -> None:
@@ -187,8 +189,17 @@ def test_bad_usage_exits_2(args: tuple[str, ...], tmp_path: Path) -> None:
     hints.write_text(". 3600 NS a.root-servers.net.\na.root-servers.net. 3600 A 127.1.0.1\n")
     run = trace(*args, "--root-hints", str(hints), hints=None)
     assert run.returncode == 2
-    assert "usage:" in run.stderr or "error:" in run.stderr
+    assert run.stderr.startswith("resolver-trace: ") and run.stderr.count("\n") == 1, run.stderr
+    assert "usage:" not in run.stderr  # one line, not the whole usage block
     assert run.stdout == ""
+
+
+def test_version() -> None:
+    from importlib.metadata import version
+
+    run = trace("--version", hints=None)
+    assert run.returncode == 0
+    assert run.stdout == f"resolver-trace {version('resolver')}\n"
 
 
 def test_unusable_hints_exit_2(tmp_path: Path) -> None:

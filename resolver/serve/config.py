@@ -287,7 +287,7 @@ def configured_anchors(settings: Settings) -> TrustAnchors | None:
 # -- the command line ---------------------------------------------------------------------
 
 
-class _Parser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr (no usage block), status 2."""
 
     def error(self, message: str) -> NoReturn:
@@ -347,7 +347,7 @@ def add_option(parser: argparse.ArgumentParser, option: Option) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = OneLineParser(
         prog="resolver",
         description="Iterative recursive DNS resolver: answers clients by walking from the "
         "root servers down to the authoritative ones.",

@@ -35,14 +35,16 @@ import struct
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import structlog
 
 from resolver.serve import negative
 from resolver.serve.config import (
+    OneLineParser,
     Settings,
     SettingsError,
+    VersionAction,
     control_socket_path,
     default_control_socket,
     load_settings,
@@ -353,19 +355,15 @@ def _clear_stale(path: str) -> None:
 # -------------------------------------------------------------------- the command
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: {message} (see --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = OneLineParser(
         prog="resolver-control",
         description="Send a command to a running resolver over its control socket.",
         epilog="commands:\n" + "\n".join(f"  {c + (' NAME' if n else ''):<20}{h}"
                                          for c, (n, h) in COMMANDS.items()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
+    parser.add_argument("--version", action=VersionAction)
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
         "--control-socket",

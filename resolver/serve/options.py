@@ -42,7 +42,7 @@ def _port(value: int) -> int:
     return value
 
 
-def _server_port(value: int) -> int:
+def server_port(value: int) -> int:
     # Port 0 is "any port" to bind(), but no server listens on it: a query sent there is lost.
     if not 1 <= value <= 65535:
         raise ValueError(f"{value} is not a server's port (1-65535)")
@@ -146,7 +146,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("root-hints", str, "root hints file in named.root format (default: the shipped "
            "named.root)", _path, metavar="FILE"),
     Option("upstream-port", int, "port of every upstream server (default 53; for labs that "
-           "cannot bind 53)", _server_port, metavar="PORT"),
+           "cannot bind 53)", server_port, metavar="PORT"),
     Option("ipv4-only", bool, "query upstream servers over IPv4 only (default: IPv4 and IPv6 "
            "wherever the host has a route)"),
     Option("ipv6-only", bool, "query upstream servers over IPv6 only"),

@@ -47,8 +47,15 @@ from resolver.iterate.limits import Limits
 from resolver.iterate.servers import ServerSelection
 from resolver.net.contract import Network
 from resolver.net.transport import UpstreamTransport
-from resolver.serve.config import Settings, SettingsError, trust_anchors
+from resolver.serve.config import (
+    OneLineParser,
+    Settings,
+    SettingsError,
+    VersionAction,
+    trust_anchors,
+)
 from resolver.serve.drawing import draw, outcome_text, why
+from resolver.serve.options import server_port
 from resolver.serve.upstream import upstream_addresses
 from resolver.wire import Rcode, RRType
 from resolver.wire.names import BadName, normalize
@@ -239,12 +246,22 @@ def resolved(result: Answer) -> bool:
     return result.rcode in (Rcode.NOERROR, Rcode.NXDOMAIN)
 
 
+def _server_port(text: str) -> int:
+    try:
+        return server_port(int(text))
+    except ValueError as error:
+        reason = str(error) if text.strip().lstrip("-").isdigit() else f"{text!r} is not a port"
+        raise argparse.ArgumentTypeError(reason) from None
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
+        prog="resolver-trace",
         description="Resolve NAME from the root with an empty cache, printing every hop.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action=VersionAction)
     parser.add_argument("name", help="the name to resolve")
     parser.add_argument("type", nargs="?", default="A", help="record type (default A)")
     parser.add_argument(
@@ -255,7 +272,11 @@ def _parser() -> argparse.ArgumentParser:
         "that is, the real root servers)",
     )
     parser.add_argument(
-        "--upstream-port", type=int, default=53, help="port of every upstream server (default 53)"
+        "--upstream-port",
+        type=_server_port,
+        default=53,
+        metavar="PORT",
+        help="port of every upstream server (default 53)",
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per event")
     parser.add_argument(
