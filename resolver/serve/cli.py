@@ -46,10 +46,8 @@ from resolver.serve.control import (
 )
 from resolver.serve.listener import MAX_IN_FLIGHT, MAX_TCP_CONNECTIONS, TcpListener, UdpListener
 from resolver.serve.logs import configure_logging
-from resolver.serve.metrics import MetricsServer, bind_metrics_socket
 from resolver.serve.options import OFF
 from resolver.serve.runtime import build_service
-from resolver.serve.webview import WebView
 
 __all__ = ["build_parser", "main"]
 
@@ -164,6 +162,11 @@ async def serve(process: Process) -> None:
         server = await asyncio.start_unix_server(ControlServer(front), sock=process.control.sock)
         closers.append(server.close)
     if process.metrics is not None:
+        # Imported only when wanted: prometheus-client and the web view are a tenth of
+        # the start-up time (docs/performance.md, "Start-up").
+        from resolver.serve.metrics import MetricsServer
+        from resolver.serve.webview import WebView
+
         web = WebView(settings, process.hints, front)  # view: the web view, same address
         served = MetricsServer(front.samples, web)
         metrics = await asyncio.start_server(served, sock=process.metrics)
@@ -287,6 +290,8 @@ def _bind_extras(settings: Settings) -> tuple[ControlSocket | None, socket.socke
     endpoint = metrics_endpoint(settings)
     if endpoint is None:
         return control, None
+    from resolver.serve.metrics import bind_metrics_socket  # only when wanted, as above
+
     try:
         return control, bind_metrics_socket(*endpoint)
     except OSError as error:
