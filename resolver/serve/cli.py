@@ -152,7 +152,8 @@ async def serve(process: Process) -> None:
     closers: list[Callable[[], object]] = []
     for udp_sock, tcp_sock in process.sockets:
         udp, _ = await loop.create_datagram_endpoint(lambda: UdpListener(service), sock=udp_sock)
-        tcp = await asyncio.start_server(TcpListener(service), sock=tcp_sock)
+        tcp_listener = TcpListener(service, per_client=settings.tcp_connections_per_client)
+        tcp = await asyncio.start_server(tcp_listener, sock=tcp_sock)
         closers += [udp.close, tcp.close]
     front = Front(runtime, process.links)
     if process.control is not None:

@@ -153,3 +153,65 @@ def _keys(client: str) -> list[tuple[object, int]] | None:
         return _keys(str(address.ipv4_mapped))
     packed = address.packed
     return [((packed[: bits // 8], bits), multiple) for bits, multiple in IPV6_LEVELS]
+
+
+# -------------------------------------------------------------------- DNSBomb
+
+PENDING_PER_CLIENT = 256  # UDP queries of one address being resolved at once (default)
+PENDING_PREFIX_MULTIPLE = 4  # its /24 (IPv6 /56) may have this many times as many
+
+
+class PendingLimit:
+    """UDP queries of one client address (and of its /24, or IPv6 /56) being resolved at
+    once: ``pending-per-client``, 0 for no limit.
+
+    DNSBomb (Li et al., IEEE S&P 2024) sends many queries from a forged address (the
+    victim's) for names whose servers hold their answers back, then releases them all
+    at once: the resolver's answers reach the victim in one burst, many times the bytes
+    the attacker spent.  Queries answered from the cache are never held; for the others
+    this bounds the answers one burst can release towards one address (and one network)
+    to ``per_client`` (4 times as many), whatever the attacker sends.  How long a query
+    is held is the engine's time budget.  Over TCP the address is proven and each
+    connection has its own bound (MAX_PIPELINED)."""
+
+    def __init__(self, per_client: int = PENDING_PER_CLIENT) -> None:
+        self.per_client = per_client
+        self.counts: dict[object, int] = {}
+        self.refused = 0  # queries dropped for being over the limit
+
+    def take(self, client: str) -> tuple[object, ...] | None:
+        """Count one more query of ``client`` in progress: its keys (for :meth:`done`), or
+        None when it is over the limit (drop the query)."""
+        if not self.per_client:
+            return ()
+        keys = _pending_keys(client)
+        counts = self.counts
+        if counts.get(keys[0], 0) >= self.per_client or (
+            len(keys) > 1 and counts.get(keys[1], 0) >= self.per_client * PENDING_PREFIX_MULTIPLE
+        ):
+            self.refused += 1
+            return None
+        for key in keys:
+            counts[key] = counts.get(key, 0) + 1
+        return keys
+
+    def done(self, keys: tuple[object, ...]) -> None:
+        counts = self.counts
+        for key in keys:
+            left = counts.get(key, 1) - 1
+            if left > 0:
+                counts[key] = left
+            else:
+                counts.pop(key, None)
+
+
+def _pending_keys(client: str) -> tuple[object, ...]:
+    """The address, and its /24 (IPv4) or /56 (IPv6) as a second key."""
+    if ":" not in client:
+        cut = client.rfind(".")
+        return (client,) if cut < 0 else (client, (client[:cut], 24))
+    try:
+        packed = ipaddress.IPv6Address(client.split("%", 1)[0]).packed
+    except ValueError:
+        return (client,)
+    return (client, (packed[:7], 56))

@@ -38,9 +38,12 @@ from resolver.iterate.servers import ServerSelection
 from resolver.iterate.stale import StalePolicy
 from resolver.iterate.zonelimit import ZoneRateLimit
 from resolver.local import LocalZones, load_local_zones
+from resolver.net.caps import CaseKeeping
+from resolver.net.sockets import DEFAULT_MAX_USES, REUSE_MAX_USES
 from resolver.net.transport import UpstreamTransport
 from resolver.serve.access import AccessList
 from resolver.serve.config import Settings, SettingsError, changed_keys, load_settings
+from resolver.serve.cookies import ServerCookies, parse_secret
 from resolver.serve.listener import ResolverService
 from resolver.serve.logs import set_format, set_level
 from resolver.serve.options import BY_KEY
@@ -78,6 +81,7 @@ class Runtime:
         self.engine = engine
         self.service = service
         self.reload_hooks: list[ReloadHook] = []
+        self.transport: UpstreamTransport | None = None  # set by build_service
 
     def samples(self) -> list[Sample]:
         """Every counter of this process, for ``stats`` and ``/metrics``."""
@@ -143,6 +147,36 @@ class Runtime:
         if new.cache_size != old.cache_size:
             self.records.resize(new.cache_size)
             self.answers.resize(new.cache_size)
+        apply_forgery_settings(self, new)
+
+
+def apply_forgery_settings(runtime: Runtime, settings: Settings) -> None:
+    """The reloadable settings of issue 21 (0x20, server cookies, UDP size, DNSBomb)."""
+    service = runtime.service
+    service.cookies = server_cookies(settings)
+    service.max_udp_size = settings.max_udp_size
+    service.pending.per_client = settings.pending_per_client
+    transport = runtime.transport
+    if transport is not None:
+        transport.caps.enabled = settings.use_caps_for_id
+        transport.caps.exempt = CaseKeeping(exempt=settings.caps_exempt).exempt
+
+
+def server_cookies(settings: Settings) -> ServerCookies | None:
+    """Server cookies for clients as the settings say (None: answer-cookies off)."""
+    if not settings.answer_cookies:
+        return None
+    return ServerCookies(parse_secret(secret) for secret in settings.cookie_secret)
+
+
+def upstream_transport(settings: Settings) -> UpstreamTransport:
+    """The network to the authoritative servers as the settings say."""
+    return UpstreamTransport(
+        port=settings.upstream_port,
+        max_uses=REUSE_MAX_USES if settings.upstream_port_reuse else DEFAULT_MAX_USES,
+        caps=CaseKeeping(settings.use_caps_for_id, settings.caps_exempt),
+        cookies=settings.upstream_cookies,
+    )
 
 
 def stale_policy(settings: Settings) -> StalePolicy | None:
@@ -224,7 +258,8 @@ def build_service(
     """Everything one process answers with, from its settings."""
     stats = ServiceStats()
     records = RecordCache(settings.cache_size, min_ttl=settings.min_ttl, max_ttl=settings.max_ttl)
-    network = CountingNetwork(UpstreamTransport(port=settings.upstream_port), stats)
+    transport = upstream_transport(settings)
+    network = CountingNetwork(transport, stats)
     engine = IterativeEngine(
         network,
         records,
@@ -246,6 +281,8 @@ def build_service(
     service.ratelimit.configure(settings.ip_ratelimit, settings.ip_ratelimit_mode)
     service.prefetch.enable(settings.prefetch)
     runtime = Runtime(settings, flags or {}, stats, records, answers, engine, service)
+    runtime.transport = transport
+    apply_forgery_settings(runtime, settings)
     runtime.reload_hooks.append(zones_hook(runtime))
     service.shared = build_tier(settings, stats)  # scale: None unless [shared-cache]
     runtime.reload_hooks.append(shared_hook(runtime))
