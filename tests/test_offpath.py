@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import itertools
 import socket
 from collections.abc import Coroutine
 from typing import Any
@@ -88,7 +89,7 @@ def test_every_query_gets_a_socket_and_a_port_of_its_own_by_default() -> None:
     assert upstream.sockets.opened == 300 and len(ports) == 300
     assert len(set(ports)) >= 295
     assert all(port >= 1024 for port in ports)
-    assert all(a != b for a, b in zip(ports, ports[1:], strict=False))  # never twice in a row
+    assert all(a != b for a, b in itertools.pairwise(ports))  # never twice in a row
 
 
 def test_port_reuse_is_an_opt_in() -> None:
@@ -141,7 +142,7 @@ def test_sad_dns_a_port_found_open_is_closed_before_the_next_query() -> None:
     assert all(seen_open) and len(seen_open) == 20  # open while its one query waited
     assert not any(after)  # closed once the reply was in
     assert refused == 20
-    assert all(a != b for a, b in zip(ports, ports[1:], strict=False))
+    assert all(a != b for a, b in itertools.pairwise(ports))
 
 
 def test_a_port_is_open_no_longer_than_its_query_timeout() -> None:
