@@ -84,6 +84,9 @@ def _load_hints(path: str) -> RootHints:
         raise UsageError(str(error)) from None
 
 
+# Connections the kernel completes before we accept them: room for a new client while
+# hostile ones reconnect as fast as they can (serve/tcp.py; capped by net.core.somaxconn).
+TCP_BACKLOG = 1024
 UDP_RECEIVE_BUFFER = 4 << 20  # room for bursts while the loop is busy (capped by rmem_max)
 Listening = list[tuple[socket.socket, socket.socket]]  # (UDP, TCP) per address
 
@@ -115,7 +118,7 @@ def bind_sockets(addresses: list[str], port: int, reuse_port: bool) -> Listening
                 raise UsageError(
                     f"cannot listen on {address} port {port}: {_reason(error)}"
                 ) from None
-            tcp.listen(128)
+            tcp.listen(TCP_BACKLOG)
             for sock in (udp, tcp):
                 sock.setblocking(False)
     except BaseException:

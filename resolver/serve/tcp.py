@@ -15,8 +15,13 @@
   attack"): with the cap reached, a new connection closes the connection that
   has been idle longest (nothing outstanding, oldest first) and takes its place,
   so connections held open by clients that send nothing, or one byte now and
-  then, cannot lock new clients out; a new one is refused only when every
-  connection has a query in progress.  And the idle timeout shrinks as the
+  then, cannot lock new clients out; a new one is refused when every connection
+  has a query in progress, or when its own network (IPv4 /24, IPv6 /56) already
+  holds ``per_client`` connections, or lost one to eviction in the last 10 s: a
+  network that has its share, or that was just pushed out, does not push others
+  out (without that, hostile clients that reconnect at once, from one network or
+  from many, would evict each other, and everybody else, as fast as they can
+  connect).  And the idle timeout shrinks as the
   connections fill up (``idle_timeout``: 10 s below half the cap, 2 s up to
   four fifths, 0.5 s beyond, as Unbound's ``edns-tcp-keepalive-timeout`` is
   lowered when its TCP buffers run short), announced to every client that uses
@@ -26,7 +31,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+import ipaddress
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -41,6 +47,8 @@ TCP_IDLE_TIMEOUT = 10.0  # seconds a TCP connection may stay open with no query 
 MAX_TCP_CONNECTIONS = 256
 PER_CLIENT = 32  # connections from one client address (tcp-connections-per-client)
 MAX_PIPELINED = 64  # queries of one TCP connection in progress before we stop reading it
+EVICTED_WAIT = 10.0  # seconds a network that lost a connection to eviction may not evict
+MAX_EVICTED_NETWORKS = 65536
 # (share of the cap open, idle timeout in seconds): the first level reached applies.
 PRESSURE = ((0.8, 0.5), (0.5, 2.0))
 
@@ -60,6 +68,8 @@ class TcpListener:
         self.per_client = per_client  # 0: no limit
         self.connections: set[_TcpConnection] = set()
         self.by_client: dict[str, int] = {}
+        self.by_network: dict[object, int] = {}
+        self.evicted_networks: dict[object, float] = {}  # network -> when it lost one
         # Connections with nothing outstanding, the longest idle first (dicts keep order).
         self.idle: dict[_TcpConnection, None] = {}
         self.evicted = 0
@@ -87,13 +97,17 @@ class TcpListener:
             log.warning("tcp_refused", client=client, reason="too many connections from it")
             writer.transport.abort()
             return
-        if len(self.connections) >= self.max_connections and not self._evict_one():
+        network = _network(client)
+        if len(self.connections) >= self.max_connections and not (
+            self._may_evict(network) and self._evict_one()
+        ):
             log.warning("tcp_refused", client=client, reason="too many connections")
             writer.transport.abort()
             return
         connection = _TcpConnection(self, reader, writer, client)
         self.connections.add(connection)
         self.by_client[client] = self.by_client.get(client, 0) + 1
+        self.by_network[network] = self.by_network.get(network, 0) + 1
         self.idle[connection] = None
         self._pressure_changed()
         try:
@@ -101,18 +115,33 @@ class TcpListener:
         finally:
             self.connections.discard(connection)
             self.idle.pop(connection, None)
-            left = self.by_client.get(client, 1) - 1
-            if left:
-                self.by_client[client] = left
-            else:
-                self.by_client.pop(client, None)
+            _count_down(self.by_client, client)
+            _count_down(self.by_network, network)
             self._timeout = self.idle_timeout()
             writer.close()
+
+    def _may_evict(self, network: object) -> bool:
+        """Whether a new connection from ``network`` may push an idle one out: not when
+        its network has its share already, nor when one of its connections was evicted
+        within EVICTED_WAIT seconds (clients that reconnect at once as soon as they are
+        evicted, from many networks, would otherwise evict one another, and everybody
+        else, as fast as they can connect)."""
+        if self.per_client and self.by_network.get(network, 0) >= self.per_client:
+            return False
+        evicted = self.evicted_networks.get(network)
+        return evicted is None or self.loop_time() - evicted >= EVICTED_WAIT
+
+    @staticmethod
+    def loop_time() -> float:
+        return asyncio.get_running_loop().time()
 
     def _evict_one(self) -> bool:
         """Close the connection idle longest to make room; False if none is idle."""
         for connection in self.idle:
             del self.idle[connection]
+            if len(self.evicted_networks) >= MAX_EVICTED_NETWORKS:
+                self.evicted_networks.clear()
+            self.evicted_networks[_network(connection.client)] = self.loop_time()
             self.connections.discard(connection)  # its place is taken now, not when it ends
             self.evicted += 1
             log.info("tcp_evicted", client=connection.client, reason="idle under pressure")
@@ -197,13 +226,18 @@ class _TcpConnection:
         """Evicted: the connection is dropped now, its read ends."""
         self.closed = True
         self.writer.transport.abort()
-        if self.read_timeout is not None:
-            self.read_timeout.reschedule(self.loop.time())
+        self._move_deadline(self.loop.time())
 
     def reschedule(self, timeout: float) -> None:
         """A shorter idle timeout applies from now on (pressure)."""
-        if self.read_timeout is not None and not self.outstanding:
-            self.read_timeout.reschedule(max(self.idle_since + timeout, self.loop.time()))
+        if not self.outstanding:
+            self._move_deadline(max(self.idle_since + timeout, self.loop.time()))
+
+    def _move_deadline(self, when: float) -> None:
+        """The read in progress, if any, ends at ``when`` (unless it is ending already)."""
+        timeout = self.read_timeout
+        if timeout is not None and not timeout.expired():
+            timeout.reschedule(when)
 
     async def _finish(self, pending: Pending) -> None:
         try:
@@ -233,5 +267,22 @@ class _TcpConnection:
         if self.outstanding == 0:
             self.idle_since = self.loop.time()
             self.listener.became_idle(self)
-            if self.read_timeout is not None:
-                self.read_timeout.reschedule(self.idle_since + self.listener.idle_timeout())
+            self._move_deadline(self.idle_since + self.listener.idle_timeout())
+
+
+def _network(client: str) -> object:
+    """The client's network for fairness: IPv4 /24, IPv6 /56 (the address if neither)."""
+    if ":" not in client:
+        return client.rsplit(".", 1)[0]
+    try:
+        return ipaddress.IPv6Address(client.split("%", 1)[0]).packed[:7]
+    except ValueError:
+        return client
+
+
+def _count_down(counts: dict[Any, int], key: object) -> None:
+    left = counts.get(key, 1) - 1
+    if left > 0:
+        counts[key] = left
+    else:
+        counts.pop(key, None)
