@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import dns.message
-import pytest
 
 import resolver.serve.tcp as tcp_module
 from resolver.serve.tcp import TcpListener
