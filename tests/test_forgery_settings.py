@@ -71,9 +71,9 @@ def test_a_cookie_secret_must_be_32_hex_digits(capsys: pytest.CaptureFixture[str
 def test_a_reload_applies_the_reloadable_ones(tmp_path: Path) -> None:
     built = runtime(tmp_path, [], "max-udp-size = 1232\n")
     (tmp_path / "resolver.toml").write_text(
-        'max-udp-size = 4096\nuse-caps-for-id = true\npending-per-client = 10\n'
+        "max-udp-size = 4096\nuse-caps-for-id = true\npending-per-client = 10\n"
         'cookie-secret = ["' + "ab" * 16 + '"]\nanswer-cookies = true\n'
-        'upstream-port-reuse = true\n'
+        "upstream-port-reuse = true\n"
     )
     ok, text = built.reload()
     assert ok, text
@@ -102,4 +102,3 @@ def test_max_udp_size_4096_lets_a_3_kb_answer_through_udp(big_udp: ResolverProce
         assert "tc" not in whole.flags and whole.counts[1] == 1
         small = dig(big_udp.port, "big.example.com", "TXT", "+bufsize=1232", "+ignore")
         assert "tc" in small.flags  # the client's own size still caps it
-
