@@ -340,3 +340,31 @@ def test_a_server_without_cookies_is_answered_as_before(cookies: bool) -> None:
     assert all(isinstance(o, Reply) for o in outcomes)
     has = [any(o.otype == COOKIE for o in q.options) for _, q, _ in server.queries]
     assert has == [cookies, cookies]
+
+
+# ---------------------------------------------------------------------- the running service
+
+
+def test_the_running_service_uses_a_port_per_query_and_refuses_a_wrong_case_forgery(
+    tmp_path: Any,
+) -> None:
+    """scripts/reliability/offpath.py, small: 60 names asked of the running resolver, each
+    upstream query from its own port; with use-caps-for-id a forger that guessed ID and
+    port (the server itself, replying first in the wrong case) gets nothing, without it
+    everything (the numbers with Unbound beside ours are in docs/reliability.md)."""
+    import os
+
+    from scripts.reliability.common import port_53_problem
+    from scripts.reliability.offpath import measure
+
+    problem = port_53_problem()
+    if problem is not None:
+        if os.environ.get("CI"):
+            pytest.fail(problem + " (run the suite with scripts/test.sh)")
+        pytest.skip(problem)
+    ports = measure("ours", tmp_path, 60, "ports")
+    assert ports["upstream_queries"] == 60 and ports["distinct_ports"] >= 59
+    caps = measure("ours", tmp_path, 60, "caps", ("--use-caps-for-id",))
+    assert caps["forged_answers"] == 0 and caps["answers"] == {"192.0.2.7": 60}
+    plain = measure("ours", tmp_path, 20, "caps")
+    assert plain["forged_answers"] == 20  # what the attacker gets without 0x20
