@@ -60,6 +60,7 @@ class CookieJar:
         self.clock = clock
         self.client: dict[str, bytes] = {}  # server address -> our Client Cookie
         self.server: dict[str, tuple[bytes, float]] = {}  # -> its Server Cookie, when learnt
+        self.options: dict[str, bytes] = {}  # -> the COOKIE option to send it, made once
 
     def client_cookie(self, address: str) -> bytes:
         cookie = self.client.get(address)
@@ -81,8 +82,17 @@ class CookieJar:
         return known[0]
 
     def option(self, address: str) -> bytes:
-        """The COOKIE option of a query to ``address``."""
-        return option(COOKIE, self.client_cookie(address) + self.server_cookie(address))
+        """The COOKIE option of a query to ``address`` (kept until what it holds changes)."""
+        made = self.options.get(address)
+        if made is not None:  # (learning or forgetting a Server Cookie drops it)
+            known = self.server.get(address)
+            if known is None or self.clock() - known[1] <= SERVER_COOKIE_LIFETIME:
+                return made
+        made = option(COOKIE, self.client_cookie(address) + self.server_cookie(address))
+        if len(self.options) >= MAX_SERVERS:
+            self.options.clear()
+        self.options[address] = made
+        return made
 
     def check(self, address: str, options: tuple[tuple[int, bytes], ...]) -> CookieCheck:
         """Judge a reply's EDNS options; a valid Server Cookie in it is remembered."""
@@ -93,7 +103,9 @@ class CookieJar:
         if not cookie_shape_ok(value) or client != self.client_cookie(address):
             return CookieCheck.WRONG_COOKIE
         if SERVER_COOKIE_MIN <= len(server) <= SERVER_COOKIE_MAX:
-            self.server.pop(address, None)  # kept in order of learning: the oldest first
+            known = self.server.pop(address, None)  # kept in order of learning: oldest first
+            if known is None or known[0] != server:
+                self.options.pop(address, None)
             if len(self.server) >= MAX_SERVERS:
                 del self.server[next(iter(self.server))]
             self.server[address] = (server, self.clock())
@@ -102,3 +114,4 @@ class CookieJar:
     def forget(self, address: str) -> None:
         """``address`` no longer answers with cookies: stop expecting them."""
         self.server.pop(address, None)
+        self.options.pop(address, None)

@@ -34,6 +34,7 @@ which has a new random ID anyway.
 
 from __future__ import annotations
 
+import _socket
 import asyncio
 import errno
 import secrets
@@ -110,8 +111,10 @@ class UpstreamSocket:
 
     def __init__(self, server: Server, uses: int, now: float) -> None:
         family = socket.AF_INET6 if ":" in server[0] else socket.AF_INET
-        # SOCK_NONBLOCK at creation: one system call fewer than setblocking(False).
-        sock = socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK)
+        # SOCK_NONBLOCK at creation: one system call fewer than setblocking(False); the C
+        # socket type itself, without socket.socket's Python layer (its __init__ and
+        # close(), which count references for makefile(), never used here).
+        sock = _socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK)
         try:
             for _ in range(10):
                 try:

@@ -29,10 +29,12 @@ a timer handle ends it at the timeout.  That is a third of the CPU of
 from __future__ import annotations
 
 import asyncio
+import socket
 import struct
 import time
 from collections.abc import Callable
 from enum import Enum
+from typing import cast
 
 import structlog
 
@@ -138,7 +140,7 @@ class UpstreamTransport:
             try:
                 upstream.sock.send(attempt.wire)
             except BlockingIOError:  # the send buffer is full: wait for room
-                await loop.sock_sendall(upstream.sock, attempt.wire)
+                await loop.sock_sendall(cast(socket.socket, upstream.sock), attempt.wire)
             timer = loop.call_at(loop.time() + timeout, waiter.expire)
             try:
                 message = await waiter.future
