@@ -49,6 +49,7 @@ PER_CLIENT = 32  # connections from one client address (tcp-connections-per-clie
 MAX_PIPELINED = 64  # queries of one TCP connection in progress before we stop reading it
 EVICTED_WAIT = 10.0  # seconds a network that lost a connection to eviction may not evict
 MAX_EVICTED_NETWORKS = 65536
+PRESSURE_LOG_EVERY = 10.0  # seconds between two tcp_pressure log lines
 # (share of the cap open, idle timeout in seconds): the first level reached applies.
 PRESSURE = ((0.8, 0.5), (0.5, 2.0))
 
@@ -73,6 +74,8 @@ class TcpListener:
         # Connections with nothing outstanding, the longest idle first (dicts keep order).
         self.idle: dict[_TcpConnection, None] = {}
         self.evicted = 0
+        self.pressure_counts: dict[str, int] = {}  # since the last tcp_pressure line
+        self.pressure_logged = -PRESSURE_LOG_EVERY
         self._timeout = self.base_timeout()
 
     @property
@@ -94,14 +97,14 @@ class TcpListener:
         peer = writer.get_extra_info("peername") or ("?",)
         client = str(peer[0])
         if self.per_client and self.by_client.get(client, 0) >= self.per_client:
-            log.warning("tcp_refused", client=client, reason="too many connections from it")
+            self._pressure("refused_per_client", client)
             writer.transport.abort()
             return
         network = _network(client)
         if len(self.connections) >= self.max_connections and not (
             self._may_evict(network) and self._evict_one()
         ):
-            log.warning("tcp_refused", client=client, reason="too many connections")
+            self._pressure("refused_at_cap", client)
             writer.transport.abort()
             return
         connection = _TcpConnection(self, reader, writer, client)
@@ -144,10 +147,22 @@ class TcpListener:
             self.evicted_networks[_network(connection.client)] = self.loop_time()
             self.connections.discard(connection)  # its place is taken now, not when it ends
             self.evicted += 1
-            log.info("tcp_evicted", client=connection.client, reason="idle under pressure")
+            self._pressure("evicted", connection.client)
             connection.close()
             return True
         return False
+
+    def _pressure(self, what: str, client: str) -> None:
+        """Count a refusal or an eviction; log them, with the last client, at most once per
+        PRESSURE_LOG_EVERY seconds (one line per event would let a connection flood fill
+        the log as fast as it connects)."""
+        self.pressure_counts[what] = self.pressure_counts.get(what, 0) + 1
+        now = self.loop_time()
+        if now - self.pressure_logged >= PRESSURE_LOG_EVERY:
+            log.warning("tcp_pressure", last_client=client, open=len(self.connections),
+                        **self.pressure_counts)  # fmt: skip
+            self.pressure_logged = now
+            self.pressure_counts = {}
 
     def _pressure_changed(self) -> None:
         """A new connection: if the idle timeout is now shorter, every idle connection's

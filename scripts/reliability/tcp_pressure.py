@@ -170,8 +170,8 @@ def run(kind: str, directory: Path, connections: int, seconds: float, sources: s
             stats = resolver.stats()
             result["internal_errors"] = sum(
                 e.get("event") in ("internal_error", "not-json") for e in resolver.events())
-            result["tcp_evicted_logged"] = sum(
-                e.get("event") == "tcp_evicted" for e in resolver.events())  # fmt: skip
+            result["tcp_pressure_log_lines"] = sum(
+                e.get("event") == "tcp_pressure" for e in resolver.events())  # fmt: skip
             result["queries_tcp"] = stats.get("queries_total", -1)
     else:
         unbound = UnboundProcess(directory / "unbound", hints, free_port())
