@@ -22,7 +22,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import resource
+import socket
+import struct
 import sys
 import tempfile
 import time
@@ -30,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from resolver.lab.unbound import UnboundProcess, free_port, unbound_binary
-from scripts.reliability.common import Resolver, frame, percentile, query
+from scripts.reliability.common import Resolver, frame, percentile, query, recv_exactly
 
 PROBE_EVERY = 0.25
 PROBE_TIMEOUT = 2.0
@@ -100,52 +103,70 @@ class Hostile:
             pass
 
 
-async def probe_once(port: int, qid: int) -> float | None:
+def probe_once(port: int, qid: int) -> float | None:
+    """A new connection, one question: seconds until the answer, or None (not in 2 s)."""
     started = time.monotonic()
-    writer = None
     try:
-        async with asyncio.timeout(PROBE_TIMEOUT):
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(frame(query("localhost.", qid=qid)))
-            length = int.from_bytes(await reader.readexactly(2), "big")
-            reply = await reader.readexactly(length)
-        if reply[:2] != qid.to_bytes(2, "big") or reply[3] & 0xF:
-            return None
-        return time.monotonic() - started
-    except (OSError, TimeoutError, asyncio.IncompleteReadError):
+        with socket.create_connection(("127.0.0.1", port), timeout=PROBE_TIMEOUT) as sock:
+            sock.settimeout(max(PROBE_TIMEOUT - (time.monotonic() - started), 0.01))
+            sock.sendall(frame(query("localhost.", qid=qid)))
+            (length,) = struct.unpack("!H", recv_exactly(sock, 2))
+            reply = recv_exactly(sock, length)
+    except (OSError, ConnectionError):
         return None
-    finally:
-        if writer is not None:
-            writer.transport.abort()
+    took = time.monotonic() - started
+    if reply[:2] != qid.to_bytes(2, "big") or reply[3] & 0xF or took > PROBE_TIMEOUT:
+        return None
+    return took
 
 
-async def attack(port: int, connections: int, seconds: float, sources: str) -> dict[str, Any]:
-    hostile = Hostile(port, connections, sources)
-    holders = [asyncio.ensure_future(hostile.hold(i)) for i in range(connections)]
-    await asyncio.sleep(3.0)  # let them all get in (or be turned away)
-    held_at_start = hostile.open_now
+def hostile_process(port: int, connections: int, seconds: float, sources: str,
+                    results: multiprocessing.Queue[dict[str, Any]]) -> None:  # fmt: skip
+    """The attacker, in a process of its own (the probe must not wait on its loop)."""
+
+    async def hold() -> dict[str, Any]:
+        hostile = Hostile(port, connections, sources)
+        holders = [asyncio.ensure_future(hostile.hold(i)) for i in range(connections)]
+        held: list[int] = []
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.25)
+            held.append(hostile.open_now)
+        hostile.stop.set()
+        await asyncio.gather(*holders, return_exceptions=True)
+        return {"hostile_connections": connections, "sources": sources,
+                "hostile_held_min": min(held[12:], default=0),
+                "hostile_held_max": max(held, default=0), "hostile_opened": hostile.opened,
+                "hostile_closed_by_resolver": hostile.closed_by_resolver,
+                "hostile_connect_failed": hostile.connect_failed}  # fmt: skip
+
+    results.put(asyncio.run(hold()))
+
+
+def attack(port: int, connections: int, seconds: float, sources: str) -> dict[str, Any]:
+    """The hostile connections for ``seconds`` + 3 (the first 3 to get in), a probe
+    every PROBE_EVERY meanwhile from this process."""
+    results: multiprocessing.Queue[dict[str, Any]] = multiprocessing.Queue()
+    attacker = multiprocessing.Process(
+        target=hostile_process, args=(port, connections, seconds + 3.0, sources, results)
+    )
+    attacker.start()
+    time.sleep(3.0)  # let them all get in (or be turned away)
     latencies: list[float] = []
-    failed = 0
+    failed = n = 0
     deadline = time.monotonic() + seconds
-    n = 0
-    held: list[int] = []
     while time.monotonic() < deadline:
         n += 1
-        took = await probe_once(port, n & 0xFFFF)
+        took = probe_once(port, n & 0xFFFF)
         if took is None:
             failed += 1
         else:
             latencies.append(took)
-        held.append(hostile.open_now)
-        await asyncio.sleep(PROBE_EVERY)
-    hostile.stop.set()
-    await asyncio.gather(*holders, return_exceptions=True)
+        time.sleep(PROBE_EVERY)
+    hostile = results.get(timeout=60)
+    attacker.join(30)
     return {
-        "hostile_connections": connections, "sources": sources,
-        "hostile_held_at_start": held_at_start,
-        "hostile_held_min": min(held, default=0), "hostile_held_max": max(held, default=0),
-        "hostile_opened": hostile.opened, "hostile_closed_by_resolver": hostile.closed_by_resolver,
-        "hostile_connect_failed": hostile.connect_failed,
+        **hostile,
         "probe_asked": n, "probe_answered_within_2s": len(latencies), "probe_failed": failed,
         "probe_p50_ms": round(percentile(latencies, 0.5) * 1000, 1) if latencies else None,
         "probe_p99_ms": round(percentile(latencies, 0.99) * 1000, 1) if latencies else None,
@@ -166,7 +187,7 @@ def run(kind: str, directory: Path, connections: int, seconds: float, sources: s
     hints.write_text(". 3600000 NS a.root.\na.root. 3600000 A 127.8.0.1\n")
     if kind == "ours":
         with Resolver(directory / "ours", hints, 53, *flags) as resolver:
-            result = asyncio.run(attack(resolver.port, connections, seconds, sources))
+            result = attack(resolver.port, connections, seconds, sources)
             stats = resolver.stats()
             result["internal_errors"] = sum(
                 e.get("event") in ("internal_error", "not-json") for e in resolver.events())
@@ -176,7 +197,7 @@ def run(kind: str, directory: Path, connections: int, seconds: float, sources: s
     else:
         unbound = UnboundProcess(directory / "unbound", hints, free_port())
         with unbound:
-            result = asyncio.run(attack(unbound.port, connections, seconds, sources))
+            result = attack(unbound.port, connections, seconds, sources)
     return {"resolver": kind, "flags": list(flags), **result}
 
 
