@@ -17,11 +17,9 @@
   so connections held open by clients that send nothing, or one byte now and
   then, cannot lock new clients out; a new one is refused when every connection
   has a query in progress, or when its own network (IPv4 /24, IPv6 /56) already
-  holds ``per_client`` connections, or lost one to eviction in the last 10 s: a
-  network that has its share, or that was just pushed out, does not push others
-  out (without that, hostile clients that reconnect at once, from one network or
-  from many, would evict each other, and everybody else, as fast as they can
-  connect).  And the idle timeout shrinks as the
+  holds ``per_client`` connections, or lost one to eviction in the last 10 s:
+  fairness, a network that has its share, or that reconnects as soon as it is
+  pushed out, does not push the others out in turn.  And the idle timeout shrinks as the
   connections fill up (``idle_timeout``: 10 s below half the cap, 2 s up to
   four fifths, 0.5 s beyond, as Unbound's ``edns-tcp-keepalive-timeout`` is
   lowered when its TCP buffers run short), announced to every client that uses
@@ -126,9 +124,8 @@ class TcpListener:
     def _may_evict(self, network: object) -> bool:
         """Whether a new connection from ``network`` may push an idle one out: not when
         its network has its share already, nor when one of its connections was evicted
-        within EVICTED_WAIT seconds (clients that reconnect at once as soon as they are
-        evicted, from many networks, would otherwise evict one another, and everybody
-        else, as fast as they can connect)."""
+        within EVICTED_WAIT seconds (a network reconnecting as soon as it is evicted does
+        not push the others out in turn)."""
         if self.per_client and self.by_network.get(network, 0) >= self.per_client:
             return False
         evicted = self.evicted_networks.get(network)
