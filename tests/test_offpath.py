@@ -89,7 +89,8 @@ def test_every_query_gets_a_socket_and_a_port_of_its_own_by_default() -> None:
     assert upstream.sockets.opened == 300 and len(ports) == 300
     assert len(set(ports)) >= 295
     assert all(port >= 1024 for port in ports)
-    assert all(a != b for a, b in itertools.pairwise(ports))  # never twice in a row
+    # Twice in a row only by chance (a new socket drawing the port just closed: p < 0.5%).
+    assert sum(a == b for a, b in itertools.pairwise(ports)) <= 1
 
 
 def test_port_reuse_is_an_opt_in() -> None:
@@ -142,7 +143,7 @@ def test_sad_dns_a_port_found_open_is_closed_before_the_next_query() -> None:
     assert all(seen_open) and len(seen_open) == 20  # open while its one query waited
     assert not any(after)  # closed once the reply was in
     assert refused == 20
-    assert all(a != b for a, b in itertools.pairwise(ports))
+    assert len(set(ports)) >= 19
 
 
 def test_a_port_is_open_no_longer_than_its_query_timeout() -> None:
