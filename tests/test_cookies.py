@@ -258,3 +258,19 @@ def test_knot_with_cookies_upstream(tmp_path: Path, cookies: bool) -> None:
             assert len(upstream.cookies.server_cookie("127.0.0.1")) == 16
     log = knot.workdir / "stderr.log"
     assert "error" not in log.read_text().lower()
+
+
+def test_the_running_resolver_walks_to_knot_with_cookies(lab: Lab, tmp_path: Path) -> None:
+    """End to end: a stub zone served by knotd with mod-cookies (BADCOOKIE to any query
+    without its Server Cookie), asked through the running resolver with dig: answered."""
+    need(knotd_binary(), "knotd (Debian's knot)")
+    with KnotProcess(tmp_path / "knot", free_port(), {"example.": ZONE}) as knot:
+        config = tmp_path / "resolver.toml"
+        config.write_text(f'[stub-zones."example."]\nservers = ["127.0.0.1@{knot.port}"]\n')
+        running = ResolverProcess(lab, tmp_path, "--config", str(config))
+        try:
+            for name in ("www.example.", "www.example."):  # the second from the cache
+                out = kdig(running.port, name, "A")
+                assert "status: NOERROR" in out and "192.0.2.80" in out, out
+        finally:
+            assert running.stop() == 0

@@ -185,7 +185,9 @@ class ResolverService:
         if key is not None:
             if transport == "tcp":
                 key.udp_size = 65535
-            elif key.udp_size > UDP_PLAIN:  # EDNS: the client's size, within max-udp-size
+            elif key.udp_size > UDP_PLAIN and self.max_udp_size != EDNS_PAYLOAD:
+                # EDNS: the client's size within max-udp-size (question_key capped it at
+                # the default already)
                 key.udp_size = self._udp_size(packet, key.end)
             key.udp_size -= len(options)
             response = self.answers.answer(key, packet)
