@@ -167,18 +167,24 @@ class ResolverService:
             log.warning("bad_query", client=client, problem=problem + ", not answered")
             self.stats.dropped += 1
             return None
-        cookie = self._cookie(packet, client) if self.cookies is not None else None
+        cookie = None
+        # An additional record (OPT) whose data (options) is not empty: a cookie, maybe.
+        if packet[11] and (packet[-1] or packet[-2]) and self.cookies is not None:
+            cookie = self._cookie(packet, client)
         if (
             transport == "udp"
-            and (cookie is None or not cookie.valid)
+            and self.ratelimit.rate
+            and (cookie is None or not cookie.valid)  # a valid Server Cookie: exempt
             and self.ratelimit.limited(client, started)
         ):
             return self.ratelimit.refusal(packet, client, started)  # TC=1 or nothing (not TCP)
-        if cookie is MALFORMED_COOKIE:
-            log.warning("bad_query", client=client, problem="malformed COOKIE option")
-            self.stats.answered(0, Rcode.FORMERR, transport, self.clock() - started)
-            return response_from_header(packet, Rcode.FORMERR)  # RFC 7873 section 5.2.2
-        options = cookie.reply_option if cookie else b""
+        options = b""
+        if cookie is not None:
+            if cookie is MALFORMED_COOKIE:
+                log.warning("bad_query", client=client, problem="malformed COOKIE option")
+                self.stats.answered(0, Rcode.FORMERR, transport, self.clock() - started)
+                return response_from_header(packet, Rcode.FORMERR)  # RFC 7873 section 5.2.2
+            options = cookie.reply_option
         # Access first: a client outside --allow is not answered (nor logged) from the cache.
         allowed = self.access.allows(client)
         key = question_key(packet) if allowed else None
@@ -189,7 +195,8 @@ class ResolverService:
                 # EDNS: the client's size within max-udp-size (question_key capped it at
                 # the default already)
                 key.udp_size = self._udp_size(packet, key.end)
-            key.udp_size -= len(options)
+            if options:
+                key.udp_size -= len(options)  # room for our COOKIE option
             response = self.answers.answer(key, packet)
             if response is not None:
                 qtype = packet[key.end - 4] << 8 | packet[key.end - 3]
