@@ -21,6 +21,7 @@ import dns.rcode
 import pytest
 
 import resolver.serve.listener as listener_module
+import resolver.serve.tcp as tcp_module
 from resolver.cache.answers import AnswerCache
 from resolver.iterate.answer import Answer
 from resolver.serve.listener import ResolverService, TcpListener, UdpListener
@@ -64,7 +65,7 @@ def service(delay: float = 0.0) -> ResolverService:
 
 @pytest.fixture(autouse=True)
 def short_idle_timeout(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(listener_module, "TCP_IDLE_TIMEOUT", IDLE)
+    monkeypatch.setattr(tcp_module, "TCP_IDLE_TIMEOUT", IDLE)
     yield
 
 
@@ -229,7 +230,7 @@ def test_client_that_never_reads_is_closed() -> None:
     """It sends 2000 queries for 4 KB answers and reads nothing: the resolver must not keep
     buffering answers for it; one idle timeout without progress is enough to drop it."""
     connections: list[Any] = []
-    real = listener_module._TcpConnection
+    real = tcp_module._TcpConnection
 
     class Recorded(real):  # type: ignore[misc, valid-type]
         def __init__(self, *args: Any) -> None:
@@ -253,11 +254,11 @@ def test_client_that_never_reads_is_closed() -> None:
             writer.transport.abort()
             return buffered, still_open
 
-    listener_module._TcpConnection = Recorded  # type: ignore[misc]
+    tcp_module._TcpConnection = Recorded  # type: ignore[misc]
     try:
         buffered, still_open = asyncio.run(scenario())
     finally:
-        listener_module._TcpConnection = real  # type: ignore[misc]
+        tcp_module._TcpConnection = real  # type: ignore[misc]
     assert still_open == 0, f"still open, {buffered} bytes of answers buffered for it"
 
 

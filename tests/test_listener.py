@@ -48,6 +48,7 @@ import pytest
 from structlog.testing import capture_logs
 
 import resolver.serve.listener as listener_module
+import resolver.serve.tcp as tcp_module
 from resolver.cache.answers import AnswerCache
 from resolver.iterate.answer import Answer as EngineAnswer
 from resolver.iterate.answer import FailureKind, servfail
@@ -849,7 +850,7 @@ def test_tcp_pipelined_answers_come_as_they_complete() -> None:
 
 
 def test_tcp_idle_connection_is_closed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(listener_module, "TCP_IDLE_TIMEOUT", 0.3)
+    monkeypatch.setattr(tcp_module, "TCP_IDLE_TIMEOUT", 0.3)
     svc = service()
 
     async def scenario() -> tuple[dns.message.Message, bytes, bytes]:
@@ -871,7 +872,9 @@ def test_tcp_idle_connection_is_closed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert after_query == b"" and never == b""
 
 
-def test_tcp_connection_cap() -> None:
+def test_tcp_connection_cap_evicts_the_idle_connection() -> None:
+    """At the cap, a new client takes the place of a connection with nothing outstanding
+    (RFC 7766 section 6.2.3: idle connections are closed under pressure)."""
     svc = service()
 
     async def scenario() -> tuple[bytes, dns.message.Message]:
@@ -879,12 +882,34 @@ def test_tcp_connection_cap() -> None:
         async with server:
             first_reader, first_writer = await asyncio.open_connection("127.0.0.1", port)
             first_writer.write(_framed(make_query("www.example.")))
-            await asyncio.wait_for(_read_reply(first_reader), TIMEOUT)  # first is in
+            await asyncio.wait_for(_read_reply(first_reader), TIMEOUT)  # first is in, idle
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(_framed(make_query("www.example.")))
+            reply = await asyncio.wait_for(_read_reply(reader), TIMEOUT)  # second served
+            evicted = await asyncio.wait_for(first_reader.read(), TIMEOUT)
+            writer.close()
+            first_writer.close()
+            return evicted, reply
+
+    evicted, reply = asyncio.run(scenario())
+    assert evicted == b""
+    assert reply.rcode() == dns.rcode.NOERROR
+
+
+def test_tcp_connection_cap_refuses_when_every_connection_is_busy() -> None:
+    svc = service()
+    fake_engine(svc).delays = {"slow.example.": 0.5}
+
+    async def scenario() -> tuple[bytes, dns.message.Message]:
+        server, port = await _tcp_server(svc, max_connections=1)
+        async with server:
+            first_reader, first_writer = await asyncio.open_connection("127.0.0.1", port)
+            first_writer.write(_framed(make_query("slow.example.")))  # outstanding for 0.5 s
+            await asyncio.sleep(0.05)
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             refused = await asyncio.wait_for(reader.read(), TIMEOUT)
             writer.close()
-            first_writer.write(_framed(make_query("www.example.")))  # first still served
-            reply = await asyncio.wait_for(_read_reply(first_reader), TIMEOUT)
+            reply = await asyncio.wait_for(_read_reply(first_reader), TIMEOUT)  # still served
             first_writer.close()
             return refused, reply
 
@@ -1104,7 +1129,7 @@ def test_tcp_idle_timeout_counts_from_the_last_answer(monkeypatch: pytest.Monkey
     """RFC 7766 section 6.2.3: idle means no query outstanding.  A slow answer (longer than
     the idle timeout) is followed by a query the connection still takes; then, with nothing
     outstanding, it closes one timeout after the last answer."""
-    monkeypatch.setattr(listener_module, "TCP_IDLE_TIMEOUT", 0.5)
+    monkeypatch.setattr(tcp_module, "TCP_IDLE_TIMEOUT", 0.5)
     svc = service()
     fake_engine(svc).delays = {"slow.example.": 0.7}
 

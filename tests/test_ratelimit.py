@@ -325,3 +325,48 @@ def test_in_process_flood_is_cheap() -> None:
         return time.perf_counter() - started
 
     assert asyncio.run(flood()) < 2.0
+
+
+# -- DNSBomb: pending-per-client and the release window ---------------------------------------
+
+
+def test_pending_limit_per_address_and_per_network() -> None:
+    from resolver.serve.ratelimit import PendingLimit
+
+    limit = PendingLimit(per_client=3)
+    taken = [limit.take("192.0.2.1") for _ in range(4)]
+    assert taken[3] is None and all(t is not None for t in taken[:3])
+    neighbours = [limit.take(f"192.0.2.{i}") for i in range(2, 5)]  # /24: 4 x 3 = 12
+    others = [limit.take(f"192.0.2.{i}") for i in range(5, 12)]
+    assert all(k is not None for k in neighbours + others[:6]) and others[6] is None
+    assert limit.take("198.51.100.1") is not None  # another network
+    first = taken[0]
+    assert first is not None
+    limit.done(first)
+    assert limit.take("192.0.2.1") is not None  # its place, freed
+    assert limit.take("192.0.2.1") is None
+    assert limit.refused == 3
+    assert PendingLimit(per_client=0).take("192.0.2.1") == ()
+
+
+def test_pending_limit_counts_go_back_to_nothing() -> None:
+    from resolver.serve.ratelimit import PendingLimit
+
+    limit = PendingLimit(per_client=2)
+    keys = [limit.take(a) for a in ("192.0.2.1", "2001:db8::1", "2001:db8::1", "x")]
+    for k in keys:
+        assert k is not None
+        limit.done(k)
+    assert limit.counts == {}
+
+
+def test_held_answers_are_released_at_most_32_per_100_ms_to_one_address() -> None:
+    from resolver.serve.ratelimit import RELEASE_BURST, PendingLimit
+
+    limit = PendingLimit()
+    released = [limit.may_release("192.0.2.1", 0.9, 10.0) for _ in range(100)]
+    assert sum(released) == RELEASE_BURST == 32 and limit.withheld == 68
+    assert limit.may_release("192.0.2.2", 0.9, 10.0)  # another address has its own
+    assert all(limit.may_release("192.0.2.1", 0.01, 10.0) for _ in range(100))  # quick ones
+    assert limit.may_release("192.0.2.1", 0.9, 10.11)  # the next window
+    assert PendingLimit(per_client=0).may_release("192.0.2.1", 5.0, 10.0)

@@ -1,28 +1,30 @@
-"""Upstream UDP sockets: each on a random port, connected to one server, used a few times.
+"""Upstream UDP sockets: each on a random port, connected to one server.
 
 RFC 5452 section 9.2 asks for an unpredictable source port as well as an
 unpredictable ID for each query, so that an off-path attacker has to guess
-both (about 31 bits) to slip in a forged reply.  Opening a socket for every
-query (socket, bind, connect, registering it with the event loop, then closing
-it) meets that, but costs more CPU in Python than everything else the
-transport does for an exchange.  A :class:`SocketPool` keeps that property where
-it matters and opens far fewer sockets:
+both (about 31 bits) to slip in a forged reply.  By default every query gets a
+socket of its own (``max_uses`` 1), as in Unbound, BIND and Knot Resolver:
 
-- A socket is bound to a port drawn at random from 1024-65535 (not the
+- a socket is bound to a port drawn at random from 1024-65535 (not the
   kernel's smaller ephemeral range) and connected to one server (address and
-  port) for its whole life, so the kernel drops datagrams from anyone else
-  and reports ICMP errors.  It is only ever used again *for that server*: a
-  port revealed to one server (an attacker's own, say, asked for a name in its
-  zone) is never used to talk to another.
-- It is used for at most a random number of queries (1 to ``max_uses``), one
-  at a time, then closed; the next query to that server takes one of its idle
-  sockets at random.  So from one query to the next a server sees the port
-  change at unpredictable moments.
-- It is closed at once after a timeout or an error, and after ``max_age``
-  seconds whatever its uses: a port stays open for a short while only, which
-  bounds the window of port-inference attacks that probe for open ports while
-  a query is outstanding (SAD DNS, 2020).
-- ``max_uses=1`` is a fresh socket per query, as Unbound does.
+  port), so the kernel drops datagrams from anyone else and reports ICMP
+  errors;
+- it is closed as soon as its exchange ends (a reply accepted, a timeout, an
+  error): a port is open for one query and at most that query's timeout, so a
+  port found open by inference (SAD DNS, 2020: ICMP rate limits reveal which
+  ports are open) is good for one query's ID guessing at most, and is closed
+  before the next one goes out.
+
+Reusing a socket saves the CPU of opening one (about 11 us in Python on the
+machine of docs/performance.md: socket, bind, connect, registering with the
+loop, closing), and is an opt-in (``upstream-port-reuse``, ``max_uses`` above
+1): a socket is then used again *only for the same server* (a port revealed to
+one server, an attacker's own, say, is never used to talk to another), for at
+most a random number of queries (1 to ``max_uses``), one at a time, and closed
+``max_age`` seconds after it was opened whatever its uses.  The trade: a port
+is then open for up to ``max_age`` seconds and carries up to ``max_uses``
+queries, so an attacker who finds it open (SAD DNS) has several queries to aim
+at instead of one.
 
 Each socket is registered with the event loop once, with a callback that
 hands every datagram to the exchange waiting on it (:class:`Receiver`), or
@@ -32,6 +34,7 @@ which has a new random ID anyway.
 
 from __future__ import annotations
 
+import _socket
 import asyncio
 import errno
 import secrets
@@ -40,7 +43,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-DEFAULT_MAX_USES = 16
+DEFAULT_MAX_USES = 1  # a fresh port per query (RFC 5452 section 9.2)
+REUSE_MAX_USES = 16  # queries per port with upstream-port-reuse (the opt-in)
 DEFAULT_MAX_AGE = 2.0  # seconds
 MAX_IDLE = 512  # idle sockets kept over all servers; beyond that a returned one is closed
 RECEIVE_SIZE = 65535  # the largest DNS message over UDP
@@ -62,6 +66,14 @@ class RandomPool:
         value = self.buffer[self.offset] << 8 | self.buffer[self.offset + 1]
         self.offset += 2
         return value
+
+    def token(self, size: int) -> bytes:
+        """``size`` unpredictable bytes (at most the pool's size)."""
+        if self.offset + size > len(self.buffer):
+            self.buffer, self.offset = secrets.token_bytes(self.size), 0
+        start = self.offset
+        self.offset += size
+        return self.buffer[start : self.offset]
 
     def below(self, bound: int) -> int:
         """A number in [0, bound), bound at most 65536 (rejection sampling: no bias)."""
@@ -85,7 +97,9 @@ def random_port() -> int:
 class Receiver(Protocol):
     """What waits on a socket: it gets each datagram, or the error reading gave."""
 
-    def datagram(self, data: bytes) -> None: ...
+    def datagram(self, data: bytes) -> bool:
+        """Take one datagram; True once the exchange is over (nothing more to read)."""
+        ...
 
     def error(self, error: OSError) -> None: ...
 
@@ -97,9 +111,11 @@ class UpstreamSocket:
 
     def __init__(self, server: Server, uses: int, now: float) -> None:
         family = socket.AF_INET6 if ":" in server[0] else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_DGRAM)
+        # SOCK_NONBLOCK at creation: one system call fewer than setblocking(False); the C
+        # socket type itself, without socket.socket's Python layer (its __init__ and
+        # close(), which count references for makefile(), never used here).
+        sock = _socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK)
         try:
-            sock.setblocking(False)
             for _ in range(10):
                 try:
                     sock.bind(("", random_port()))
@@ -132,8 +148,11 @@ class UpstreamSocket:
                 if self.receiver is not None:
                     self.receiver.error(error)
                 return
-            if self.receiver is not None:
-                self.receiver.datagram(data)
+            receiver = self.receiver
+            if receiver is not None and receiver.datagram(data) and self.uses_left <= 1:
+                # Its last exchange is over and the socket is closed next: whatever else
+                # is queued dies with it, no need for one more recv() to find out.
+                return
 
 
 class SocketPool:
@@ -162,8 +181,8 @@ class SocketPool:
         if loop is not self.loop:
             self.close()  # a new loop (tests run several): the old registrations are gone
             self.loop = loop
-        sockets = self.idle.get(server)
         now = self.clock()
+        sockets = self.idle.get(server) if self.max_uses > 1 else None
         while sockets:
             last = len(sockets) - 1
             chosen = random_numbers.below(last + 1) if last else 0

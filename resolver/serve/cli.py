@@ -85,6 +85,9 @@ def _load_hints(path: str) -> RootHints:
         raise UsageError(str(error)) from None
 
 
+# Connections the kernel completes before we accept them: room for a new client while
+# hostile ones reconnect as fast as they can (serve/tcp.py; capped by net.core.somaxconn).
+TCP_BACKLOG = 1024
 UDP_RECEIVE_BUFFER = 4 << 20  # room for bursts while the loop is busy (capped by rmem_max)
 Listening = list[tuple[socket.socket, socket.socket]]  # (UDP, TCP) per address
 
@@ -116,7 +119,7 @@ def bind_sockets(addresses: list[str], port: int, reuse_port: bool) -> Listening
                 raise UsageError(
                     f"cannot listen on {address} port {port}: {_reason(error)}"
                 ) from None
-            tcp.listen(128)
+            tcp.listen(TCP_BACKLOG)
             for sock in (udp, tcp):
                 sock.setblocking(False)
     except BaseException:
@@ -153,7 +156,8 @@ async def serve(process: Process) -> None:
     closers: list[Callable[[], object]] = []
     for udp_sock, tcp_sock in process.sockets:
         udp, _ = await loop.create_datagram_endpoint(lambda: UdpListener(service), sock=udp_sock)
-        tcp = await asyncio.start_server(TcpListener(service), sock=tcp_sock)
+        tcp_listener = TcpListener(service, per_client=settings.tcp_connections_per_client)
+        tcp = await asyncio.start_server(tcp_listener, sock=tcp_sock)
         closers += [udp.close, tcp.close]
     if settings.dnstap not in (None, OFF):  # view: dnstap, client and upstream messages
         closers.append(dnstap.install(runtime, str(settings.dnstap)).close)

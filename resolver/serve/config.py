@@ -110,6 +110,16 @@ class Settings:
     auto_trust_anchor_file: str | None = None  # RFC 5011
     add_holddown: int = 30 * 86400
     del_holddown: int = 30 * 86400
+    # Off-path forgery and resource exhaustion (issue 21)
+    upstream_port_reuse: bool = False  # a fresh source port per upstream query
+    use_caps_for_id: bool = False
+    caps_exempt: tuple[str, ...] = ()
+    upstream_cookies: bool = True
+    answer_cookies: bool = True
+    cookie_secret: tuple[str, ...] = ()  # hex; () draws a random one at start
+    max_udp_size: int = 1232
+    tcp_connections_per_client: int = 32
+    pending_per_client: int = 256
     config: Path | None = None  # the file they were read from, read again at a reload
     sections: Mapping[str, object] = field(default_factory=dict, hash=False)
     # The local zones these settings describe, read by load_settings (not compared: a

@@ -21,10 +21,20 @@
   refuses them outright by default.
 - The same question asked by several clients while it is being resolved is
   resolved once and answered to all (in-flight coalescing).
-- TCP follows RFC 7766: 2-byte length prefix, several queries per connection
-  answered as they complete (possibly out of order), a cap on open connections,
-  and an idle timeout that counts from the last answer sent (section 6.2.3: a
-  connection is idle when no query is outstanding), not from the last query.
+- TCP (RFC 7766, with what it does under pressure) is :mod:`resolver.serve.tcp`.
+- DNS cookies (RFC 7873, RFC 9018): a query with a COOKIE option gets one back
+  with a Server Cookie of ours (:mod:`resolver.serve.cookies`); a valid Server
+  Cookie exempts the query from ``ip-ratelimit``; a malformed option is FORMERR.
+- The largest UDP answer is the client's EDNS size capped at ``max-udp-size``
+  (1232 by default, as Unbound's), 512 without EDNS.
+- DNSBomb (2024: queries from a forged address, held by slow servers, their
+  answers released at once towards the victim): at most ``pending-per-client``
+  UDP queries of one client address are being resolved at once, and 4 times
+  that for its /24 (IPv6: /56); beyond that a query that needs resolving is
+  dropped (:class:`PendingLimit`), which bounds the answers a burst can release
+  towards one address; and answers held half a second or more go to one address
+  at most 32 per 100 ms.  How long a query can be held is the engine's time budget
+  (10 s per question).
 """
 
 from __future__ import annotations
@@ -42,8 +52,9 @@ from resolver.cache.records import RecordCache
 from resolver.iterate.answer import Answer, FailureKind, servfail
 from resolver.iterate.engine import IterativeEngine
 from resolver.serve.access import AccessList
+from resolver.serve.cookies import MALFORMED_COOKIE, ClientCookie, ServerCookies, query_cookie
 from resolver.serve.prefetch import Prefetcher
-from resolver.serve.ratelimit import ClientRateLimit
+from resolver.serve.ratelimit import ClientRateLimit, PendingLimit
 from resolver.serve.responses import (
     EdeCode,
     ExtendedError,
@@ -55,9 +66,12 @@ from resolver.serve.responses import (
 )
 from resolver.serve.shared import SharedTier  # scale: the shared cache tier
 from resolver.serve.stats import ServiceStats
+from resolver.serve.tcp import MAX_TCP_CONNECTIONS, TCP_IDLE_TIMEOUT, TcpListener
 from resolver.wire import (
     CLASS_IN,
+    EDNS_PAYLOAD,
     HEADER_SIZE,
+    UDP_PLAIN,
     Message,
     Opcode,
     Rcode,
@@ -71,12 +85,13 @@ from resolver.wire import (
     write_message,
 )
 from resolver.wire.names import name_key, read_name
+from resolver.wire.options import add_option
+
+__all__ = ["MAX_TCP_CONNECTIONS", "TCP_IDLE_TIMEOUT", "Pending", "ResolverService", "TcpListener",
+           "UdpListener"]  # fmt: skip
 
 log = structlog.get_logger("resolver.serve.listener")
 
-TCP_IDLE_TIMEOUT = 10.0  # seconds a TCP connection may stay open with no query outstanding
-MAX_TCP_CONNECTIONS = 256
-MAX_PIPELINED = 64  # queries of one TCP connection in progress before we stop reading it
 SERVFAIL_TTL = 5  # seconds a SERVFAIL is answered from the cache (BIND: servfail-ttl 1)
 MAX_IN_FLIGHT = 4096  # distinct questions being resolved at once; beyond: SERVFAIL
 STALE_TEXT = "stale answer: the servers could not be reached to refresh it (RFC 8767)"
@@ -94,6 +109,7 @@ class Pending(dataobject, fast_new=True):
     allowed: bool  # the access list's verdict, taken once
     key: QuestionKey | None  # the wire cache's key, None if the query is not plain
     started: float  # the service clock when it arrived
+    options: bytes = b""  # EDNS options added to its answer (our COOKIE)
 
 
 def _servfail(packet: bytes) -> bytes | None:
@@ -128,6 +144,9 @@ class ResolverService:
         self.clock = clock
         self.stats = stats or ServiceStats()
         self.ratelimit = ClientRateLimit(stats=self.stats)  # off until configured (ip-ratelimit)
+        self.cookies: ServerCookies | None = ServerCookies()  # answer-cookies (on)
+        self.pending = PendingLimit()  # pending-per-client (DNSBomb)
+        self.max_udp_size = EDNS_PAYLOAD  # max-udp-size
         # Off until enabled (the prefetch setting).
         self.prefetch = Prefetcher(self._refresh, answers, self._busy)
         self._in_flight: dict[tuple[str, int, bool], asyncio.Task[Answer]] = {}
@@ -148,14 +167,36 @@ class ResolverService:
             log.warning("bad_query", client=client, problem=problem + ", not answered")
             self.stats.dropped += 1
             return None
-        if transport == "udp" and self.ratelimit.limited(client, started):
+        cookie = None
+        # An additional record (OPT) whose data (options) is not empty: a cookie, maybe.
+        if packet[11] and (packet[-1] or packet[-2]) and self.cookies is not None:
+            cookie = self._cookie(packet, client)
+        if (
+            transport == "udp"
+            and self.ratelimit.rate
+            and (cookie is None or not cookie.valid)  # a valid Server Cookie: exempt
+            and self.ratelimit.limited(client, started)
+        ):
             return self.ratelimit.refusal(packet, client, started)  # TC=1 or nothing (not TCP)
+        options = b""
+        if cookie is not None:
+            if cookie is MALFORMED_COOKIE:
+                log.warning("bad_query", client=client, problem="malformed COOKIE option")
+                self.stats.answered(0, Rcode.FORMERR, transport, self.clock() - started)
+                return response_from_header(packet, Rcode.FORMERR)  # RFC 7873 section 5.2.2
+            options = cookie.reply_option
         # Access first: a client outside --allow is not answered (nor logged) from the cache.
         allowed = self.access.allows(client)
         key = question_key(packet) if allowed else None
         if key is not None:
             if transport == "tcp":
                 key.udp_size = 65535
+            elif key.udp_size > UDP_PLAIN and self.max_udp_size != EDNS_PAYLOAD:
+                # EDNS: the client's size within max-udp-size (question_key capped it at
+                # the default already)
+                key.udp_size = self._udp_size(packet, key.end)
+            if options:
+                key.udp_size -= len(options)  # room for our COOKIE option
             response = self.answers.answer(key, packet)
             if response is not None:
                 qtype = packet[key.end - 4] << 8 | packet[key.end - 3]
@@ -163,8 +204,26 @@ class ResolverService:
                 self.stats.answered(qtype, rcode, transport, self.clock() - started)
                 if self.query_log:
                     self._log_cache_hit(packet, client, qtype, rcode)
-                return response
-        return Pending(packet, client, transport, allowed, key, started)
+                return add_option(response, options) if options else response
+        return Pending(packet, client, transport, allowed, key, started, options)
+
+    def _cookie(self, packet: bytes, client: str) -> ClientCookie | None:
+        """The query's COOKIE option judged (None: it has none)."""
+        value = query_cookie(packet)
+        if value is None:
+            return None
+        if not value:
+            return MALFORMED_COOKIE
+        assert self.cookies is not None
+        return self.cookies.answer(value, client)
+
+    def _udp_size(self, packet: bytes, question_end: int) -> int:
+        """The largest UDP answer for a plain query: its EDNS size (the OPT record right
+        after the question) within [512, max-udp-size]; 512 without EDNS."""
+        if len(packet) < question_end + 11:
+            return UDP_PLAIN
+        payload = packet[question_end + 3] << 8 | packet[question_end + 4]
+        return min(max(payload, UDP_PLAIN), self.max_udp_size)
 
     async def finish(self, pending: Pending) -> bytes | None:
         """The response to a query the wire cache did not answer."""
@@ -238,7 +297,9 @@ class ResolverService:
             self._remember(pending.key, query, resolution, wire, response.answer)
             logged = True
         if pending.transport == "udp":
-            wire = fit_udp(query, response, wire)
+            wire = fit_udp(query, response, wire, self.max_udp_size, len(pending.options))
+        if pending.options:
+            wire = add_option(wire, pending.options)
         question = query.question[0] if query.question else None
         rcode = response.rcode
         qtype = question.rrtype if question is not None else 0
@@ -361,122 +422,28 @@ class UdpListener(asyncio.DatagramProtocol):
         if outcome is None:
             return
         if isinstance(outcome, Pending):
-            task = asyncio.ensure_future(self._answer(outcome, addr))
+            keys = self.service.pending.take(addr[0])
+            if keys is None:  # DNSBomb: as many of its queries in progress as it may have
+                return
+            task = asyncio.ensure_future(self._answer(outcome, addr, keys))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
         elif self.transport is not None:
             self.transport.sendto(outcome, addr)
 
-    async def _answer(self, pending: Pending, addr: Address) -> None:
+    async def _answer(self, pending: Pending, addr: Address, keys: tuple[object, ...]) -> None:
         try:
             response = await self.service.finish(pending)
         except Exception:
             log.exception("internal_error", client=addr[0])
             response = self.service.failed(pending)
-        if response is not None and self.transport is not None:
+        finally:
+            self.service.pending.done(keys)
+        if response is None or self.transport is None:
+            return
+        now = self.service.clock()
+        if self.service.pending.may_release(addr[0], now - pending.started, now):
             self.transport.sendto(response, addr)
 
     def error_received(self, exc: Exception) -> None:
         log.debug("udp_error", error=str(exc))
-
-
-class TcpListener:
-    """RFC 7766 service: pipelined queries, out-of-order answers, idle timeout, connection cap."""
-
-    def __init__(self, service: ResolverService, max_connections: int = MAX_TCP_CONNECTIONS):
-        self.service = service
-        self.max_connections = max_connections
-        self.open = 0
-
-    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername") or ("?",)
-        if self.open >= self.max_connections:
-            log.warning("tcp_refused", client=peer[0], reason="too many connections")
-            writer.close()
-            return
-        self.open += 1
-        try:
-            await _TcpConnection(self.service, reader, writer, str(peer[0])).serve()
-        finally:
-            self.open -= 1
-            writer.close()
-
-
-class _TcpConnection:
-    """One client connection: reads queries, answers each as soon as it is ready.
-
-    It is idle when no query is outstanding (RFC 7766 section 6.2.3); the idle timeout
-    starts then, that is from the last answer sent (or the connection's opening), and a
-    read in progress has its deadline moved when an answer goes out.
-    """
-
-    def __init__(
-        self,
-        service: ResolverService,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        client: str,
-    ) -> None:
-        self.service = service
-        self.reader = reader
-        self.writer = writer
-        self.client = client
-        self.loop = asyncio.get_running_loop()
-        self.outstanding = 0
-        self.idle_since = self.loop.time()
-        self.read_timeout: asyncio.Timeout | None = None
-        self.tasks: set[asyncio.Task[None]] = set()
-
-    async def serve(self) -> None:
-        reader = self.reader
-        while True:
-            deadline = None if self.outstanding else self.idle_since + TCP_IDLE_TIMEOUT
-            try:
-                async with asyncio.timeout_at(deadline) as self.read_timeout:
-                    prefix = await reader.readexactly(2)
-                    packet = await reader.readexactly(int.from_bytes(prefix, "big"))
-            except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
-                break
-            finally:
-                self.read_timeout = None
-            self.outstanding += 1
-            outcome = self.service.take(packet, self.client, "tcp")
-            if isinstance(outcome, Pending):
-                task = asyncio.ensure_future(self._finish(outcome))
-                self.tasks.add(task)
-                task.add_done_callback(self.tasks.discard)
-                if len(self.tasks) >= MAX_PIPELINED:
-                    # Backpressure: a client that sends without reading waits for us.
-                    await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)
-            else:
-                await self._write(outcome)
-        if self.tasks:
-            await asyncio.wait(self.tasks, timeout=TCP_IDLE_TIMEOUT)
-
-    async def _finish(self, pending: Pending) -> None:
-        try:
-            response = await self.service.finish(pending)
-        except Exception:
-            log.exception("internal_error", client=self.client)
-            response = self.service.failed(pending)  # as over UDP: the client gets an answer
-        await self._write(response)
-
-    async def _write(self, response: bytes | None) -> None:
-        writer = self.writer
-        if response is not None and not writer.is_closing():
-            writer.write(len(response).to_bytes(2, "big") + response)
-            try:
-                async with asyncio.timeout(TCP_IDLE_TIMEOUT):
-                    await writer.drain()  # the write buffer stays bounded
-            except TimeoutError:
-                # A client that does not read its answers: drop it rather than buffer
-                # answers for it without end (RFC 7766 section 6.2.3 lets us close).
-                log.warning("tcp_closed", client=self.client, reason="answers not read")
-                writer.transport.abort()
-            except ConnectionError:
-                pass
-        self.outstanding -= 1
-        if self.outstanding == 0:
-            self.idle_since = self.loop.time()
-            if self.read_timeout is not None:
-                self.read_timeout.reschedule(self.idle_since + TCP_IDLE_TIMEOUT)

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING
 import structlog
 
 from resolver.iterate.trust import TrustCache
-from resolver.wire.names import BadName, name_key, normalize
+from resolver.serve.sections import zone_name
+from resolver.wire.names import name_key
 
 if TYPE_CHECKING:
     from resolver.serve.runtime import Runtime
@@ -39,14 +40,6 @@ MAX_LIFETIME = 7 * 86400
 
 class NtaError(ValueError):
     """An ``nta`` command that cannot be run as asked."""
-
-
-def zone_name(value: str) -> str:
-    """A zone name for a negative trust anchor, absolute and normalised."""
-    try:
-        return normalize(value)
-    except BadName as error:
-        raise ValueError(f"{value!r} is not a domain name: {error}") from None
 
 
 def _trust(runtime: Runtime) -> TrustCache:

@@ -23,9 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from resolver.serve.dnstap import parse_target
-from resolver.serve.negative import zone_name
 from resolver.serve.ratelimit import MODES as RATELIMIT_MODES
-from resolver.serve.sections import default_zone_name
+from resolver.serve.sections import default_zone_name, zone_name
 
 LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("console", "json")
@@ -108,6 +107,18 @@ def split_host_port(value: str) -> tuple[str, int]:
     if match[1] and ":" not in host:
         raise ValueError(f"{value!r}: brackets are for IPv6 addresses")
     return _address(host), _port(int(match[2] or match[4]))
+
+
+def _udp_size(value: int) -> int:
+    if not 512 <= value <= 65535:
+        raise ValueError(f"must be between 512 and 65535 bytes, not {value}")
+    return value
+
+
+def _cookie_secret(value: str) -> str:
+    if not re.fullmatch(r"[0-9a-fA-F]{32}", value):
+        raise ValueError(f"{value!r} is not 32 hex digits (a 128-bit secret)")
+    return value.lower()
 
 
 def _endpoint(value: str) -> str:
@@ -226,5 +237,31 @@ OPTIONS: tuple[Option, ...] = (
     Option("negative-trust-anchors", list, "a zone not to validate, its signatures broken "
            "(RFC 7646 negative trust anchor; repeatable; also resolver-control nta)",
            zone_name, metavar="ZONE", reloadable=True),
+    # Off-path forgery and resource exhaustion (issue 21): docs/operations.md#forgery
+    Option("upstream-port-reuse", bool, "reuse an upstream UDP socket (and so its source "
+           "port) for up to 16 queries to the same server within 2 s: less CPU, but an "
+           "open port found by an attacker then carries several queries (default off: a "
+           "fresh random port per query, RFC 5452 section 9.2)"),
+    Option("use-caps-for-id", bool, "0x20: random letter case in upstream questions, a "
+           "reply in another case is refused (default off, as Unbound's)", reloadable=True),
+    Option("caps-exempt", list, "a domain whose names are asked without 0x20 (repeatable; "
+           "servers that do not keep case)", zone_name, metavar="ZONE",
+           reloadable=True),
+    Option("upstream-cookies", bool, "send DNS cookies to upstream servers and refuse replies "
+           "with the wrong one (RFC 7873; default on)"),
+    Option("answer-cookies", bool, "answer clients' DNS cookies with server cookies (RFC "
+           "7873, RFC 9018); a valid one exempts a query from ip-ratelimit (default on)",
+           reloadable=True),
+    Option("cookie-secret", list, "server cookie secret, 32 hex digits (repeatable: the "
+           "first makes cookies, all are accepted; default: random at start)",
+           _cookie_secret, metavar="HEX", reloadable=True),
+    Option("max-udp-size", int, "largest answer sent over UDP, bytes (default 1232, DNS Flag "
+           "Day 2020; Unbound's max-udp-size)", _udp_size, metavar="BYTES", reloadable=True),
+    Option("tcp-connections-per-client", int, "TCP connections one client address may hold "
+           "(default 32; 0: no limit; Unbound's tcp-connection-limit)", _not_negative,
+           metavar="N"),
+    Option("pending-per-client", int, "UDP queries of one client address being resolved at "
+           "once, 4 times that for its /24 (IPv6 /56); beyond, dropped (DNSBomb; default "
+           "256; 0: no limit)", _not_negative, metavar="N", reloadable=True),
 )  # fmt: skip
 BY_KEY: Mapping[str, Option] = {option.key: option for option in OPTIONS}

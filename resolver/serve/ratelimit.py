@@ -153,3 +153,92 @@ def _keys(client: str) -> list[tuple[object, int]] | None:
         return _keys(str(address.ipv4_mapped))
     packed = address.packed
     return [((packed[: bits // 8], bits), multiple) for bits, multiple in IPV6_LEVELS]
+
+
+# -------------------------------------------------------------------- DNSBomb
+
+PENDING_PER_CLIENT = 256  # UDP queries of one address being resolved at once (default)
+PENDING_PREFIX_MULTIPLE = 4  # its /24 (IPv6 /56) may have this many times as many
+HELD = 0.5  # seconds: an answer that took this long was held (by a slow server, say)
+RELEASE_WINDOW = 0.1  # seconds
+RELEASE_BURST = 32  # held answers sent to one address within a window; beyond, dropped
+MAX_RELEASING = 65536  # addresses whose window is kept
+
+
+class PendingLimit:
+    """UDP queries of one client address (and of its /24, or IPv6 /56) being resolved at
+    once: ``pending-per-client``, 0 for no limit.
+
+    DNSBomb (Li et al., IEEE S&P 2024) sends many queries from a forged address (the
+    victim's) for names whose servers hold their answers back, then releases them all
+    at once: the resolver's answers reach the victim in one burst, many times the bytes
+    the attacker spent.  Queries answered from the cache are never held; for the others
+    this bounds the answers one burst can release towards one address (and one network)
+    to ``per_client`` (4 times as many), whatever the attacker sends; and answers that
+    were held (HELD seconds or more) go to one address at most RELEASE_BURST per
+    RELEASE_WINDOW, the rest dropped (:meth:`may_release`), so a burst released by the
+    server does not leave as one.  How long a query is held is the engine's time
+    budget.  Over TCP the address is proven and each connection has its own bound
+    (MAX_PIPELINED)."""
+
+    def __init__(self, per_client: int = PENDING_PER_CLIENT) -> None:
+        self.per_client = per_client
+        self.counts: dict[object, int] = {}
+        self.refused = 0  # queries dropped for being over the limit
+        self.windows: dict[str, tuple[float, int]] = {}  # address -> (window start, sent)
+        self.withheld = 0  # held answers dropped for coming out in a burst
+
+    def may_release(self, client: str, held: float, now: float) -> bool:
+        """Whether an answer that took ``held`` seconds may go to ``client`` now: at most
+        RELEASE_BURST such answers per RELEASE_WINDOW to one address (the second half of
+        the DNSBomb bound: answers held together by a server are not sent together).
+        Quick answers are never counted, nor withheld; off with ``per_client`` 0."""
+        if held < HELD or not self.per_client:
+            return True
+        start, sent = self.windows.get(client, (0.0, 0))
+        if now - start >= RELEASE_WINDOW:
+            start, sent = now, 0
+        if sent >= RELEASE_BURST:
+            self.withheld += 1
+            return False
+        if len(self.windows) >= MAX_RELEASING and client not in self.windows:
+            self.windows.clear()
+        self.windows[client] = (start, sent + 1)
+        return True
+
+    def take(self, client: str) -> tuple[object, ...] | None:
+        """Count one more query of ``client`` in progress: its keys (for :meth:`done`), or
+        None when it is over the limit (drop the query)."""
+        if not self.per_client:
+            return ()
+        keys = _pending_keys(client)
+        counts = self.counts
+        if counts.get(keys[0], 0) >= self.per_client or (
+            len(keys) > 1 and counts.get(keys[1], 0) >= self.per_client * PENDING_PREFIX_MULTIPLE
+        ):
+            self.refused += 1
+            return None
+        for key in keys:
+            counts[key] = counts.get(key, 0) + 1
+        return keys
+
+    def done(self, keys: tuple[object, ...]) -> None:
+        counts = self.counts
+        for key in keys:
+            left = counts.get(key, 1) - 1
+            if left > 0:
+                counts[key] = left
+            else:
+                counts.pop(key, None)
+
+
+def _pending_keys(client: str) -> tuple[object, ...]:
+    """The address, and its /24 (IPv4) or /56 (IPv6) as a second key."""
+    if ":" not in client:
+        cut = client.rfind(".")
+        return (client,) if cut < 0 else (client, (client[:cut], 24))
+    try:
+        packed = ipaddress.IPv6Address(client.split("%", 1)[0]).packed
+    except ValueError:
+        return (client,)
+    return (client, (packed[:7], 56))

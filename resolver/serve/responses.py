@@ -6,8 +6,8 @@
 - Every SERVFAIL and REFUSED to a client that used EDNS says why in an Extended
   DNS Error (RFC 8914): an INFO-CODE, and words for people as EXTRA-TEXT.
 - A UDP answer larger than the client takes (512, or its EDNS size capped at
-  1232) is sent with TC=1 and no records (RFC 1035 section 4.2.1, RFC 6891
-  section 6.2.5), so the client asks again over TCP.
+  ``max-udp-size``, 1232 by default) is sent with TC=1 and no records (RFC 1035
+  section 4.2.1, RFC 6891 section 6.2.5), so the client asks again over TCP.
 - RRSIGs and NSEC/NSEC3 proofs go only to clients that set DO, and AD only to
   those that set DO or AD, for answers that validated (RFC 4035 section 3.2,
   RFC 6840 section 5.7).
@@ -124,18 +124,22 @@ def make_response(
     return response
 
 
-def udp_limit(query: Message) -> int:
+def udp_limit(query: Message, max_udp_size: int = EDNS_PAYLOAD) -> int:
     """The largest UDP response this client takes: 512 without EDNS, else its size
-    within [512, 1232]."""
+    within [512, max_udp_size] (``max-udp-size``, 1232 by default)."""
     if query.edns is None:
         return UDP_PLAIN
-    return min(max(query.edns.payload, UDP_PLAIN), EDNS_PAYLOAD)
+    return min(max(query.edns.payload, UDP_PLAIN), max_udp_size)
 
 
-def fit_udp(query: Message, response: Message, wire: bytes) -> bytes:
-    """``wire`` if it fits the client's UDP size, else the response truncated: TC=1 and
-    no records (the OPT and its Extended DNS Error kept)."""
-    if len(wire) <= udp_limit(query):
+def fit_udp(
+    query: Message, response: Message, wire: bytes, max_udp_size: int = EDNS_PAYLOAD,
+    reserve: int = 0,
+) -> bytes:  # fmt: skip
+    """``wire`` if it fits the client's UDP size less ``reserve`` bytes (options added
+    afterwards: our COOKIE), else the response truncated: TC=1 and no records (the OPT
+    and its Extended DNS Error kept)."""
+    if len(wire) <= udp_limit(query, max_udp_size) - reserve:
         return wire
     response.answer, response.authority, response.additional = [], [], []
     response.header.tc = 1

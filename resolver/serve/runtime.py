@@ -39,6 +39,8 @@ from resolver.iterate.servers import ServerSelection
 from resolver.iterate.stale import StalePolicy
 from resolver.iterate.zonelimit import ZoneRateLimit
 from resolver.local import LocalZones, load_local_zones
+from resolver.net.caps import CaseKeeping
+from resolver.net.sockets import DEFAULT_MAX_USES, REUSE_MAX_USES
 from resolver.net.transport import UpstreamTransport
 from resolver.serve.access import AccessList
 from resolver.serve.autotrust import AutoTrust
@@ -49,6 +51,7 @@ from resolver.serve.config import (
     configured_anchors,
     load_settings,
 )
+from resolver.serve.cookies import ServerCookies, parse_secret
 from resolver.serve.listener import ResolverService
 from resolver.serve.logs import set_format, set_level
 from resolver.serve.negative import configure as configure_negative
@@ -88,6 +91,7 @@ class Runtime:
         self.service = service
         self.reload_hooks: list[ReloadHook] = []
         self.autotrust: AutoTrust | None = None  # RFC 5011 (auto-trust-anchor-file)
+        self.transport: UpstreamTransport | None = None  # set by build_service
 
     def samples(self) -> list[Sample]:
         """Every counter of this process, for ``stats`` and ``/metrics``."""
@@ -154,6 +158,7 @@ class Runtime:
             self.records.resize(new.cache_size)
             self.answers.resize(new.cache_size)
         configure_validation(self, new)  # aggressive NSEC, negative trust anchors
+        apply_forgery_settings(self, new)
 
 
 def configure_validation(runtime: Runtime, settings: Settings) -> None:
@@ -167,6 +172,35 @@ def configure_validation(runtime: Runtime, settings: Settings) -> None:
     elif validator.aggressive is None:
         validator.aggressive = AggressiveNsec(runtime.engine.clock)
     configure_negative(runtime, settings.negative_trust_anchors)
+
+
+def apply_forgery_settings(runtime: Runtime, settings: Settings) -> None:
+    """The reloadable settings of issue 21 (0x20, server cookies, UDP size, DNSBomb)."""
+    service = runtime.service
+    service.cookies = server_cookies(settings)
+    service.max_udp_size = settings.max_udp_size
+    service.pending.per_client = settings.pending_per_client
+    transport = runtime.transport
+    if transport is not None:
+        transport.caps.enabled = settings.use_caps_for_id
+        transport.caps.exempt = CaseKeeping(exempt=settings.caps_exempt).exempt
+
+
+def server_cookies(settings: Settings) -> ServerCookies | None:
+    """Server cookies for clients as the settings say (None: answer-cookies off)."""
+    if not settings.answer_cookies:
+        return None
+    return ServerCookies(parse_secret(secret) for secret in settings.cookie_secret)
+
+
+def upstream_transport(settings: Settings) -> UpstreamTransport:
+    """The network to the authoritative servers as the settings say."""
+    return UpstreamTransport(
+        port=settings.upstream_port,
+        max_uses=REUSE_MAX_USES if settings.upstream_port_reuse else DEFAULT_MAX_USES,
+        caps=CaseKeeping(settings.use_caps_for_id, settings.caps_exempt),
+        cookies=settings.upstream_cookies,
+    )
 
 
 def stale_policy(settings: Settings) -> StalePolicy | None:
@@ -248,7 +282,8 @@ def build_service(
     """Everything one process answers with, from its settings."""
     stats = ServiceStats()
     records = RecordCache(settings.cache_size, min_ttl=settings.min_ttl, max_ttl=settings.max_ttl)
-    network = CountingNetwork(UpstreamTransport(port=settings.upstream_port), stats)
+    transport = upstream_transport(settings)
+    network = CountingNetwork(transport, stats)
     engine = IterativeEngine(
         network,
         records,
@@ -276,6 +311,8 @@ def build_service(
                                       configured_anchors(settings),
                                       add_holddown=settings.add_holddown,
                                       del_holddown=settings.del_holddown)  # fmt: skip
+    runtime.transport = transport
+    apply_forgery_settings(runtime, settings)
     runtime.reload_hooks.append(zones_hook(runtime))
     service.shared = build_tier(settings, stats)  # scale: None unless [shared-cache]
     runtime.reload_hooks.append(shared_hook(runtime))

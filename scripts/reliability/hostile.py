@@ -10,7 +10,8 @@ Scenarios (counts are multiplied by ``--scale``; each is bounded in time):
 ``lying_prefix``     100 connections announcing 65535 bytes and sending 100, then waiting
 ``half_open``        100 connections sending a query then shutting down their sending side,
                      and 100 that send a query and reset (RST) at once
-``idle_flood``       2000 connections opened and left idle (the cap is 256)
+``idle_flood``       2000 connections opened and left idle (the cap is 256; at the cap the
+                     longest idle is evicted, see scripts/reliability/tcp_pressure.py)
 ``pipeline``         one connection with 1000 queries in one write, all answers read
 ``never_reads``      20 connections each sending 1000 queries for a 4 KB answer, never reading
 ``overload``         3000 distinct questions over UDP to a silent zone, to a resolver of its
@@ -53,8 +54,8 @@ from scripts.reliability.common import (
 )
 from scripts.reliability.upstreams import Behaviour, BrokenLab, Role, leaf_zone, root_role
 
-IDLE_TIMEOUT = 10.0  # resolver.serve.listener.TCP_IDLE_TIMEOUT
-CAP = 256  # resolver.serve.listener.MAX_TCP_CONNECTIONS
+IDLE_TIMEOUT = 10.0  # resolver.serve.tcp.TCP_IDLE_TIMEOUT (below half the cap)
+CAP = 256  # resolver.serve.tcp.MAX_TCP_CONNECTIONS
 OVERLOAD_IN_FLIGHT = 1000  # MAX_IN_FLIGHT of the overload scenario's resolver
 BIG = " ".join(f'"{"x" * 250}"' for _ in range(16))  # a TXT of about 4 KB
 
