@@ -179,10 +179,12 @@ def test_idle_flood_hits_the_cap_and_drains() -> None:
     """More idle connections than the cap: the excess is closed at once, the rest at the
     idle timeout; then a new client is served again."""
 
-    async def scenario() -> tuple[int, int, int, bytes]:
+    async def scenario() -> tuple[int, int, int, bytes, float]:
         server, port, listener = await _serve(service(), max_connections=20)
         async with server:
+            began = time.monotonic()
             streams = [await asyncio.open_connection("127.0.0.1", port) for _ in range(60)]
+            flood = time.monotonic() - began
             await asyncio.sleep(0.05)
             peak = listener.open
             closings = await asyncio.gather(*(_until_closed(r) for r, _w in streams))
@@ -193,10 +195,14 @@ def test_idle_flood_hits_the_cap_and_drains() -> None:
             writer.write(frame(query("fresh.example.", qid=5)))
             reply = await asyncio.wait_for(_reply(reader), WAIT)
             writer.close()
-            return peak, at_once, listener.open, reply
+            return peak, at_once, listener.open, reply, flood
 
-    peak, at_once, still_open, reply = asyncio.run(scenario())
-    assert peak == 20 and at_once == 40
+    peak, at_once, still_open, reply, flood = asyncio.run(scenario())
+    assert peak == 20
+    if flood < IDLE / 4:
+        assert at_once == 40  # the excess at once; the 20 held until the idle timeout
+    else:  # a loaded machine: the held ones were already idle that long when timing began
+        assert at_once >= 40
     assert still_open <= 1 and reply[:2] == (5).to_bytes(2, "big")
 
 

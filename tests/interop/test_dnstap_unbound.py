@@ -74,6 +74,11 @@ def captures(
                 else TappedUnbound(workdir / "r", nsd_hints, free_port(), reader.socket)
             )
             with server:
+                if who == "ours":  # its writer connects in its own thread: wait for it
+                    deadline = time.monotonic() + 10
+                    while "dnstap_connected" not in server.log():
+                        assert time.monotonic() < deadline, server.log()
+                        time.sleep(0.05)
                 ask_all(server.port)
                 # Unbound's dnstap thread writes in its own time, and what it holds at
                 # SIGTERM is lost: give it a moment (ours writes what it holds at exit).
