@@ -45,6 +45,7 @@ from resolver.serve.config import (
 )
 from resolver.serve.dump import dump_lines
 from resolver.serve.options import OFF
+from resolver.serve.policy_feeds import policy_command  # response policy
 from resolver.serve.runtime import Runtime
 from resolver.serve.stats import Sample, as_text, from_json, merge, to_json
 from resolver.wire.names import BadName, normalize
@@ -58,6 +59,8 @@ COMMANDS = {  # command -> (takes a name, help)
     "flush-negative": (False, "remove every NXDOMAIN, NODATA and SERVFAIL entry"),
     "dump": (False, "the cache as zone-file lines, TTLs as they are now"),
     "reload": (False, "read the configuration again (as SIGHUP)"),
+    # Response policy (resolver.serve.policy_feeds): NAME is list, reload ZONE or refresh ZONE.
+    "policy": (True, "list: policy zones and blocklists; reload ZONE, refresh ZONE"),
 }
 MAX_REQUEST = 1024  # bytes of one request line
 LINK_FRAME = struct.Struct("!I")
@@ -96,6 +99,11 @@ async def execute(runtime: Runtime, command: str, name: str | None) -> Any:
     if command == "reload":
         ok, text = runtime.reload()
         return {"ok": ok, "text": text}
+    if command == "policy":  # response policy: list, reload ZONE, refresh ZONE
+        try:
+            return await policy_command(runtime, name or "")
+        except ValueError as error:
+            raise CommandError(str(error)) from None
     raise CommandError(f"unknown command {command!r}")
 
 
@@ -107,6 +115,8 @@ def parse_request(line: str) -> tuple[str, str | None]:
     command, args = words[0], words[1:]
     if command not in COMMANDS:
         raise CommandError(f"unknown command {command!r} (commands: {', '.join(COMMANDS)})")
+    if command == "policy":  # its words are checked by resolver.serve.policy_feeds
+        return command, " ".join(args)
     takes_name = COMMANDS[command][0]
     if len(args) != int(takes_name):
         raise CommandError(f"{command} takes {'one name' if takes_name else 'no argument'}")
@@ -218,6 +228,10 @@ class Front:
             for pid, result in results:
                 lines += [f"; process {pid}", *result]
             return lines
+        if command == "policy":  # response policy: each process's lines
+            if len(results) == 1:
+                return list(results[0][1])
+            return [f"{pid}: {line}" for pid, result in results for line in result]
         if command == "reload":
             texts = [f"{pid}: {r['text']}" if len(results) > 1 else r["text"] for pid, r in results]
             if not all(r["ok"] for _pid, r in results):
@@ -354,6 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("command", choices=list(COMMANDS), help="what to do")
     parser.add_argument("name", nargs="?", help="the domain name of flush and flush-zone")
+    parser.add_argument("zone", nargs="?", help="policy reload and refresh: the zone's name")
     return parser  # fmt: skip
 
 
@@ -395,7 +410,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"resolver-control: {error}", file=sys.stderr)
         return 2
-    line = args.command if args.name is None else f"{args.command} {args.name}"
+    line = " ".join(word for word in (args.command, args.name, args.zone) if word is not None)
     try:
         ok, output = request(path, line)
     except OSError as error:

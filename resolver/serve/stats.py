@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from resolver.net.contract import ExchangeFailed, Failure, Network, Reply
@@ -57,6 +57,10 @@ METRICS: dict[str, tuple[str, str]] = {
     ),
     "shared_cache_writes": ("counter", "Answers written to the shared cache tier, by result"),
     "shared_cache_up": ("gauge", "1 while the shared cache tier answers, 0 during an outage"),
+    # Response policy ([[policy-zone]], [[blocklist]]: resolver.serve.policy_step).
+    "policy_actions": ("counter", "Response policy rules applied, by zone and action"),
+    "policy_loads": ("counter", "Policy zone loads and transfers, by zone and result"),
+    "policy_entries": ("gauge", "Triggers held by each policy zone or blocklist"),
     "processes": ("gauge", "Processes answering (--workers)"),
     "tasks": ("gauge", "asyncio tasks alive (a leak shows here first)"),
     "open_descriptors": ("gauge", "File descriptors open (sockets included)"),
@@ -90,6 +94,10 @@ class ServiceStats:
         self.shared_lookups: dict[str, int] = {}
         self.shared_writes: dict[str, int] = {}
         self.shared_up: int | None = None
+        # Response policy: (zone, action) and (zone, result) counts, and the zones' sizes.
+        self.policy_actions: dict[tuple[str, str], int] = {}
+        self.policy_loads: dict[tuple[str, str], int] = {}
+        self.policy_entries: Callable[[], dict[str, int]] | None = None
 
     def answered(self, qtype: int, rcode: int, transport: str, seconds: float) -> None:
         key = (qtype, rcode, transport)
@@ -127,6 +135,12 @@ class ServiceStats:
             out.append(("shared_cache_writes", (("result", result),), count))
         if self.shared_up is not None:
             out.append(("shared_cache_up", (), self.shared_up))
+        for (zone, action), count in self.policy_actions.items():
+            out.append(("policy_actions", (("action", action), ("zone", zone)), count))
+        for (zone, result), count in self.policy_loads.items():
+            out.append(("policy_loads", (("result", result), ("zone", zone)), count))
+        for zone, entries in (self.policy_entries() if self.policy_entries else {}).items():
+            out.append(("policy_entries", (("zone", zone),), entries))
         out.append(("processes", (), 1))
         out.extend(process_samples())
         return out
