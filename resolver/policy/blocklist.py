@@ -32,6 +32,7 @@ An allowlist is read the same way, every rule in it an exception.
 from __future__ import annotations
 
 import ipaddress
+import re
 
 from resolver.policy.index import NameIndex, name_wire
 from resolver.policy.rules import NXDOMAIN_RULE, PASSTHRU_RULE, Rule
@@ -47,6 +48,9 @@ HOST_NAMES = frozenset(
      "ip6-allhosts", "0.0.0.0"}
 )  # fmt: skip
 ALLOWED_MODIFIERS = ("", "important")
+# What a name in a list may be: letters, digits, hyphens and underscores (SRV-style and
+# tracking names use them), dot-separated; anything else is no name (a URL, a path, a rule).
+HOST_NAME = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
 
 
 class BlocklistError(ValueError):
@@ -75,6 +79,8 @@ class ListReader:
                 continue
             try:
                 self._line(line)
+            except BlocklistError:
+                raise
             except ValueError as error:
                 self.skipped += 1
                 if not self.first_skipped:
@@ -87,7 +93,13 @@ class ListReader:
         if line.startswith("|"):
             self._adblock(line, allow)
             return
-        fields = line.split("#", 1)[0].split()
+        fields = line.split()
+        for i, field in enumerate(fields):  # a comment starts a word (example.org##.ad: no)
+            if field.startswith("#"):
+                fields = fields[:i]
+                break
+        if not fields:
+            return
         if len(fields) > 1 or _is_address(fields[0]):
             self._hosts(fields)
             return
@@ -115,10 +127,11 @@ class ListReader:
                 self._add(name, self.allow_all, exact=True, below=False)
 
     def _add(self, name: str, allow: bool, exact: bool, below: bool) -> None:
-        if not name or "/" in name or ":" in name or "*" in name:
+        name = _ascii(name)
+        if not HOST_NAME.fullmatch(name):
             raise ValueError(f"{name!r} is not a domain name")
         try:
-            key = name_wire(_ascii(name) + ".")
+            key = name_wire(name + ".")
         except BadName as error:
             raise ValueError(str(error)) from None
         if key == b"\x00":
@@ -172,7 +185,7 @@ def read_lists(
     for source, text, allowlist in texts:
         reader = ListReader(zone, source, max_entries, allowlist, rule)
         reader.read(text)
-        if reader.rules == 0 and text.strip():
+        if reader.rules == 0 and reader.skipped:
             why = f" (first line left out: {reader.first_skipped})" if reader.first_skipped else ""
             raise BlocklistError(f"{source}: no usable entry, not a blocklist{why}")
         zone.skipped += reader.skipped

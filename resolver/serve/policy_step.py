@@ -21,7 +21,9 @@ things, and nothing else of policy:
 What an action answers (RPZ section 4): NXDOMAIN and NODATA with the policy
 zone's SOA in the authority section (its TTL the SOA's minimum at most; a
 blocklist has none); local data with the query name as owner (a CNAME among it
-is followed by resolving its target, without policy: the operator chose it);
+is followed by resolving its target, whose answer the policy looks at again, as
+at a CNAME (a rule there wins, the redirect kept before it; a second redirect is
+followed without policy: no loops);
 DROP nothing; TCP-only a truncated answer over UDP, the answer as it is over
 TCP; PASSTHRU the answer as it is, no later rule tried.  A rule on a CNAME
 target keeps the chain up to that target.  Every answer a rule changed carries
@@ -156,7 +158,12 @@ class PolicyStep:
     # ---------------------------------------------------------------- actions
 
     async def _apply(
-        self, match: Match, query: Message, pending: Pending, resolution: Answer | None
+        self,
+        match: Match,
+        query: Message,
+        pending: Pending,
+        resolution: Answer | None,
+        depth: int = 0,
     ) -> Ruled:
         action = match.rule.action
         self._applied(match, action.value, query, pending)
@@ -173,15 +180,24 @@ class PolicyStep:
             response = self._response(match, query, Rcode.NOERROR, [], [])
             response.header.tc = 1
         elif action is Action.LOCAL_DATA:
-            response = await self._local(match, query, name, prefix)
+            local = await self._local(match, query, pending, name, prefix, depth)
+            if isinstance(local, Ruled):
+                return local
+            response = local
         else:
             rcode = Rcode.NXDOMAIN if action is Action.NXDOMAIN else Rcode.NOERROR
             response = self._response(match, query, rcode, prefix, self._soa(match))
         return Ruled(True, response)
 
     async def _local(
-        self, match: Match, query: Message, name: str, prefix: list[ResourceRecord]
-    ) -> Message:
+        self,
+        match: Match,
+        query: Message,
+        pending: Pending,
+        name: str,
+        prefix: list[ResourceRecord],
+        depth: int,
+    ) -> Message | Ruled:
         """Local data for ``name``: the records of the type asked (all for ANY); a CNAME,
         followed; none of the type: NODATA."""
         qtype = query.question[0].rrtype
@@ -202,7 +218,35 @@ class PolicyStep:
             return self._response(match, query, Rcode.NOERROR, [*prefix, redirect], [])
         followed = await self.engine.resolve(target, qtype, checking_disabled=bool(query.header.cd))
         answer = [*prefix, redirect, *followed.answer]
+        if depth == 0:  # the redirect's target is looked at as a CNAME target would be
+            ruled = await self._followed(query, pending, target, answer, followed)
+            if ruled is not None:
+                return ruled
         return self._response(match, query, followed.rcode, answer, followed.authority)
+
+    async def _followed(
+        self,
+        query: Message,
+        pending: Pending,
+        target: str,
+        answer: list[ResourceRecord],
+        followed: Answer,
+    ) -> Ruled | None:
+        """A rule on the answer a redirect led to, applied (the redirect kept before it)."""
+        try:
+            chain = [(target, name_wire(target)), *_chain(followed.answer)]
+        except BadName:
+            return None
+        addresses = [rr.rdata.address for rr in followed.answer if isinstance(rr.rdata, (A, AAAA))]
+        names = [name for name, _ in chain]
+        match, disabled = self.policy.after(chain, addresses, lambda: self.servers(names))
+        self._disabled(disabled, query, pending)
+        if match is None:
+            return None
+        match.name = match.name or target  # a rule on the target's answer: the redirect stays
+        combined = Answer(followed.rcode, answer, followed.authority)
+        ruled = await self._apply(match, query, pending, combined, depth=1)
+        return ruled if ruled.final else None  # PASSTHRU there: the redirect's answer as it is
 
     @staticmethod
     def _soa(match: Match) -> list[ResourceRecord]:
