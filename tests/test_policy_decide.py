@@ -47,8 +47,13 @@ def before(policy: Policy, name: str, client: str = "192.0.2.200") -> tuple[str,
     return match.slot.name, match.trigger.value, match.rule.action.value
 
 
-def after(policy: Policy, addresses: list[str], ns: Servers | None = None,
-          chain: tuple[str, ...] = (), limit: int | None = None) -> tuple[str, str, str] | None:  # fmt: skip
+def after(
+    policy: Policy,
+    addresses: list[str],
+    ns: Servers | None = None,
+    chain: tuple[str, ...] = (),
+    limit: int | None = None,
+) -> tuple[str, str, str] | None:
     pairs = [(target, name_wire(target)) for target in chain]
     match, _ = policy.after(pairs, addresses, lambda: ns or [], limit)
     if match is None:
@@ -67,7 +72,9 @@ def test_the_first_zone_with_a_match_wins() -> None:
 
 
 def test_client_ip_beats_qname_in_one_zone() -> None:
-    policy = Policy([slot("z.", "bad.example CNAME .\n24.0.2.0.192.rpz-client-ip CNAME rpz-drop.\n")])
+    policy = Policy(
+        [slot("z.", "bad.example CNAME .\n24.0.2.0.192.rpz-client-ip CNAME rpz-drop.\n")]
+    )
     assert before(policy, "bad.example.", "192.0.2.7") == ("z.", "client-ip", "drop")
     assert before(policy, "bad.example.", "198.51.100.7") == ("z.", "qname", "nxdomain")
 
@@ -93,7 +100,9 @@ def test_on_the_answer_response_ip_beats_nsdname_beats_nsip() -> None:
 
 
 def test_longest_prefix_then_smallest_address() -> None:
-    body = "16.0.0.2.192.rpz-ip CNAME .\n24.0.2.0.192.rpz-ip CNAME *.\n24.0.3.0.192.rpz-ip CNAME *.\n"
+    body = (
+        "16.0.0.2.192.rpz-ip CNAME .\n24.0.2.0.192.rpz-ip CNAME *.\n24.0.3.0.192.rpz-ip CNAME *.\n"
+    )
     policy = Policy([slot("z.", body)])
     assert after(policy, ["192.2.9.9", "192.0.2.5"]) == ("z.", "response-ip", "192.0.2.0/24")
     assert after(policy, ["192.0.3.1", "192.0.2.200"]) == ("z.", "response-ip", "192.0.2.0/24")
@@ -117,8 +126,14 @@ def test_a_match_before_resolving_waits_for_earlier_zones_with_answer_rules() ->
                      slot("names.", "bad.example CNAME .\n")])  # fmt: skip
     match, _ = policy.before(name_wire("bad.example."), "bad.example.", "203.0.113.1")
     assert match is not None and policy.waits(match)
-    assert after(policy, ["192.0.2.1"], limit=match.position) == ("ips.", "response-ip", "192.0.2.0/24")
-    first = Policy([slot("names.", "bad.example CNAME .\n"), slot("ips.", "24.0.2.0.192.rpz-ip CNAME .\n")])
+    assert after(policy, ["192.0.2.1"], limit=match.position) == (
+        "ips.",
+        "response-ip",
+        "192.0.2.0/24",
+    )
+    first = Policy(
+        [slot("names.", "bad.example CNAME .\n"), slot("ips.", "24.0.2.0.192.rpz-ip CNAME .\n")]
+    )
     match, _ = first.before(name_wire("bad.example."), "bad.example.", "203.0.113.1")
     assert match is not None and not first.waits(match)
 
@@ -178,7 +193,7 @@ def test_wildcards_match_strictly_below_their_parent(labels: list[str]) -> None:
 def test_prefix_index_finds_the_longest_prefix(address: object, length: int) -> None:
     parsed = parse_address(str(address))
     assert parsed is not None
-    version, value = parsed
+    _, value = parsed
     index = PrefixIndex()
     mask = (0xFFFFFFFF << (32 - length)) & 0xFFFFFFFF
     index.put(4, length, value & mask, PASSTHRU_RULE)

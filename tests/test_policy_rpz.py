@@ -7,6 +7,7 @@ it becomes, or the one clear error a malformed record gives.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 
 import pytest
@@ -62,7 +63,9 @@ def test_local_data_keeps_every_record_of_the_owner_even_apart() -> None:
 
 
 def test_cname_to_another_name_is_a_redirect() -> None:
-    rule = zone("redir.example CNAME garden.example.net.\n").qname.exact[name_wire("redir.example.")]
+    rule = zone("redir.example CNAME garden.example.net.\n").qname.exact[
+        name_wire("redir.example.")
+    ]
     assert rule.action is Action.LOCAL_DATA
     assert rule.records[0].rdata == CNAME("garden.example.net.")
 
@@ -74,8 +77,8 @@ def test_wildcard_owner_is_a_rule_below_its_parent() -> None:
 
 
 def test_dnssec_records_and_the_apex_are_no_rules() -> None:
-    z = zone("@ TXT \"feed metadata\"\nx.example CNAME .\n"
-             "x.example RRSIG CNAME 8 3 60 20300101000000 20200101000000 1 rpz.example. AAAA\n")  # fmt: skip
+    rrsig = "x.example RRSIG CNAME 8 3 60 20300101000000 20200101000000 1 rpz.example. AAAA\n"
+    z = zone('@ TXT "feed metadata"\nx.example CNAME .\n' + rrsig)
     assert len(z) == 1
 
 
@@ -171,10 +174,8 @@ def test_prefix_encoding_round_trips(address: ipaddress._BaseAddress, data: st.D
        st.sampled_from(["rpz-ip", "rpz-client-ip", "rpz-nsip", "rpz-nsdname", "www"]))  # fmt: skip
 def test_any_owner_is_a_place_or_an_rpz_error(labels: list[str], marker: str) -> None:
     owner = ".".join([*labels, marker]) + "." + APEX
-    try:
+    with contextlib.suppress(RpzError):
         place_of(owner, 2)
-    except RpzError:
-        pass
 
 
 def test_place_text_names_the_owner() -> None:
@@ -192,14 +193,20 @@ def rr(owner: str, rrtype: int, rdata: object) -> ResourceRecord:
 
 
 def soa(serial: int) -> ResourceRecord:
-    return ResourceRecord(APEX, RRType.SOA, CLASS_IN, 60,
-                          SOA("ns.rpz.example.", "h.rpz.example.", serial, 60, 60, 3600, 30))  # fmt: skip
+    data = SOA("ns.rpz.example.", "h.rpz.example.", serial, 60, 60, 3600, 30)
+    return ResourceRecord(APEX, RRType.SOA, CLASS_IN, 60, data)
 
 
 def test_changes_add_delete_and_replace() -> None:
     z = zone("gone.example CNAME .\nlocal.example A 192.0.2.1\nlocal.example A 192.0.2.2\n")
-    deleted = [rr("gone.example", RRType.CNAME, CNAME(".")), rr("local.example", RRType.A, A("192.0.2.1"))]
-    added = [rr("new.example", RRType.CNAME, CNAME("*.")), rr("24.0.2.0.192.rpz-ip", RRType.CNAME, CNAME("."))]
+    deleted = [
+        rr("gone.example", RRType.CNAME, CNAME(".")),
+        rr("local.example", RRType.A, A("192.0.2.1")),
+    ]
+    added = [
+        rr("new.example", RRType.CNAME, CNAME("*.")),
+        rr("24.0.2.0.192.rpz-ip", RRType.CNAME, CNAME(".")),
+    ]
     changed = apply_changes(z, [(deleted, added)], soa(8))
     assert len(changed) == 4 and z.serial == 8
     assert qname_rule(z, "gone.example.") is None
@@ -210,8 +217,14 @@ def test_changes_add_delete_and_replace() -> None:
 
 def test_several_versions_in_one_transfer_apply_in_order() -> None:
     z = zone("a.example CNAME .\n")
-    first = ([rr("a.example", RRType.CNAME, CNAME("."))], [rr("a.example", RRType.CNAME, CNAME("*."))])
-    second = ([rr("a.example", RRType.CNAME, CNAME("*."))], [rr("a.example", RRType.CNAME, CNAME("rpz-drop."))])
+    first = (
+        [rr("a.example", RRType.CNAME, CNAME("."))],
+        [rr("a.example", RRType.CNAME, CNAME("*."))],
+    )
+    second = (
+        [rr("a.example", RRType.CNAME, CNAME("*."))],
+        [rr("a.example", RRType.CNAME, CNAME("rpz-drop."))],
+    )
     apply_changes(z, [first, second], soa(9))
     assert qname_rule(z, "a.example.") is Action.DROP
 

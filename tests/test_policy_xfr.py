@@ -31,8 +31,8 @@ ZONE = "rpz.example."
 
 
 def soa(serial: int) -> dns.rrset.RRset:
-    return dns.rrset.from_text(ZONE, 60, "IN", "SOA",
-                               f"localhost. hostmaster.localhost. {serial} 2 2 3600 30")  # fmt: skip
+    data = f"localhost. hostmaster.localhost. {serial} 2 2 3600 30"
+    return dns.rrset.from_text(ZONE, 60, "IN", "SOA", data)
 
 
 def rule(owner: str, target: str = ".") -> dns.rrset.RRset:
@@ -169,7 +169,8 @@ def test_soa_query() -> None:
 
 HOSTILE: dict[str, tuple[Script, str]] = {
     "closed before the closing SOA": (
-        lambda q: [answer(q, soa(3), rule("a.example")), answer(q, rule("b.example"), question=False)],
+        lambda q: [answer(q, soa(3), rule("a.example")),
+                   answer(q, rule("b.example"), question=False)],
         "connection closed after 3 records, before the closing SOA"),
     "a message cut short": (
         lambda q: [answer(q, soa(3), rule("a.example")), "cut"],
@@ -241,7 +242,8 @@ def test_a_transfer_cut_half_way_keeps_the_policy_in_force(feeds: PolicyFeeds) -
             # Serial 2 announced, and its transfer cut after the first records.
             versions[0] = lambda q: (
                 [answer(q, soa(2))] if q.question[0].rdtype == dns.rdatatype.SOA
-                else [answer(q, soa(2), rule("c.example")), answer(q, rule("d.example"), question=False)]
+                else [answer(q, soa(2), rule("c.example")),
+                      answer(q, rule("d.example"), question=False)]
             )  # fmt: skip
             with capture_logs() as logs:
                 assert not await feeds.refresh(feed)

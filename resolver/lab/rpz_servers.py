@@ -214,9 +214,7 @@ class KnotPrimary(Primary):
             "  - target: stderr\n"
             "    any: info\n"
             "database:\n"
-            f"    storage: {directory}/db\n"
-            + (f"remote:\n{remotes}" if remotes else "")
-            + "acl:\n"
+            f"    storage: {directory}/db\n" + (f"remote:\n{remotes}" if remotes else "") + "acl:\n"
             "  - id: transfer\n"
             "    address: 127.0.0.0/8\n"
             "    action: transfer\n"
@@ -265,7 +263,9 @@ class RpzUnbound(UnboundProcess):
         conf = self.workdir / "unbound.conf"
         self.workdir.mkdir(parents=True, exist_ok=True)
         text = unbound_conf(self.workdir, self.hints, self.port, 0, self.nodefault_zones)
-        text = text.replace('module-config: "iterator"', 'module-config: "respip validator iterator"')
+        text = text.replace(
+            'module-config: "iterator"', 'module-config: "respip validator iterator"'
+        )
         text = text.replace("remote-control:", "".join(self.clauses) + "remote-control:")
         conf.write_text(text)
         return [find_tool("unbound") or "unbound", "-d", "-c", str(conf)]

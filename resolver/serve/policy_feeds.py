@@ -267,9 +267,9 @@ class PolicyFeeds:
         try:
             zone = load_file_source(source)
         except PolicyLoadError as error:
-            self._failed(feed, str(error))
             if starting:
-                raise
+                raise  # the resolver does not start: one line on stderr says why
+            self._failed(feed, str(error))
             return f"{error}; the data loaded before stays"
         feed.signature = signature
         self._install(feed, zone, "file", started)
@@ -426,7 +426,10 @@ class PolicyFeeds:
         if feed is None:
             raise ValueError(f"no policy zone or blocklist named {words[1]!r}")
         if feed.primary is None:
-            return [self._load_file(feed, force=words[0] == "reload")]
+            text = self._load_file(feed, force=words[0] == "reload")
+            if feed.error is not None:
+                raise ValueError(text)
+            return [text]
         ok = await self.refresh(feed, full=words[0] == "reload")
         zone = feed.slot.zone
         if not ok:
