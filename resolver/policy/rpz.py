@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from resolver.policy.index import wire_text
+from resolver.policy.index import name_wire, wire_text
 from resolver.policy.rules import (
     SPECIAL_RULES,
     SPECIAL_TARGETS,
@@ -240,11 +240,14 @@ class ZoneReader:
         self.max_records = max_records
         self.zone = PolicyZone(apex)
         self.count = 0
+        self.suffix = "." + self.apex_key if self.apex_key != "." else None
 
     def add(self, rr: ResourceRecord) -> None:
         self.count += 1
         if self.count > self.max_records:
             raise RpzError(f"more than {self.max_records} records (max-entries)")
+        if rr.rrtype == RRType.CNAME and self._plain_special(rr):
+            return
         if rr.rrtype in IGNORED_TYPES:
             return
         if not _below(rr.name, self.apex_key):
@@ -263,6 +266,31 @@ class ZoneReader:
                 return
         records = [r for r in records_of(existing, rr.name) if not _same(r, rr)]
         zone.put(place, rule_of([*records, rr]))
+
+    def _plain_special(self, rr: ResourceRecord) -> bool:
+        """The common record, a million times in a feed: a QNAME trigger written plainly
+        with a special action (``bad.example.rpz. CNAME .``), put in place without the
+        general path's label lists; False for anything else (the general path decides)."""
+        data = rr.rdata
+        action = SPECIAL_TARGETS.get(name_key(data.target)) if isinstance(data, CNAME) else None
+        owner = name_key(rr.name)
+        suffix = self.suffix
+        if action is None or suffix is None or "\\" in owner or not owner.endswith(suffix):
+            return False
+        relative = owner[: -len(suffix)]
+        wildcard = relative.startswith("*.")
+        name = relative[2:] if wildcard else relative
+        if not name or name.rpartition(".")[2].startswith("rpz-") or rr.rrclass != CLASS_IN:
+            return False
+        try:
+            key = name_wire(name + ".")
+        except BadName:
+            return False
+        table = self.zone.qname.table(wildcard)
+        if key in table:
+            return False  # a second record at the owner: the general path merges or refuses
+        table[key] = SPECIAL_RULES[action]
+        return True
 
     def finish(self) -> PolicyZone:
         if self.zone.soa is None:

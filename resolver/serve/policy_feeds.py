@@ -6,7 +6,9 @@ from the settings' ``[[policy-zone]]`` and ``[[blocklist]]`` tables
 
 - a file (an RPZ master file, or a blocklist and its allowlist) is read at start-up
   (a file that does not load stops the resolver there, as a local zone does) and
-  again at each reload if it changed (size, time or inode);
+  again at each reload if it changed (size, time or inode), in a worker thread
+  (:mod:`resolver.serve.policy_files`): the loop goes on answering, with the data in
+  force, until the new data is compiled and logged (``policy_zone_loaded``);
 - a zone with a ``primary`` starts empty and is transferred in the background
   (:mod:`resolver.net.xfr`): AXFR first, then at each SOA refresh (RFC 1034
   section 4.3.5: the SOA's refresh, or its retry after a failure, between
@@ -31,37 +33,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from resolver.net.xfr import Primary, XfrError, XfrKind, newer, query_soa, soa_serial, transfer
-from resolver.policy import (
-    BlocklistError,
-    Policy,
-    PolicySlot,
-    PolicyZone,
-    RpzError,
-    ZoneOptions,
-    ZoneReader,
-    apply_changes,
-    build_zone,
-    read_lists,
-)
-from resolver.policy.rules import NXDOMAIN_RULE, Override, Rule, Trigger, cname_rule, overridden
+from resolver.policy import Policy, PolicySlot, PolicyZone, RpzError, ZoneReader, apply_changes
+from resolver.policy.rules import Trigger
 from resolver.serve.config import SettingsError
 from resolver.serve.policy_config import PolicySource
+from resolver.serve.policy_files import (
+    PolicyLoadError,
+    Signature,
+    answer_rules,
+    load_file_source,
+    options_of,
+    signature_of,
+    sources_of,
+)
 from resolver.serve.policy_step import PolicyStep
 from resolver.serve.responses import make_response
 from resolver.wire import Message, Rcode, RRType
 from resolver.wire.names import name_key
 from resolver.wire.rdata import SOA
-from resolver.wire.zonefile import parse_zone
 
 if TYPE_CHECKING:
     from resolver.cache.answers import AnswerCache
@@ -73,98 +70,6 @@ log = structlog.get_logger("resolver.serve.policy")
 MIN_TIMER = 2.0  # seconds: the shortest refresh or retry a primary's SOA may ask for
 MAX_TIMER = 86400.0
 FIRST_RETRY = 5.0  # seconds between tries while a zone was never transferred
-BYTES_PER_ENTRY = 512  # a file larger than max-entries times this is refused unread
-
-
-class PolicyLoadError(Exception):
-    """A source that could not be loaded: one line naming it and why."""
-
-
-def sources_of(settings: Settings) -> tuple[PolicySource, ...]:
-    """The configured sources in the order they apply: policy zones, then blocklists."""
-    zones = settings.sections.get("policy-zone", ())
-    lists = settings.sections.get("blocklist", ())
-    assert isinstance(zones, tuple) and isinstance(lists, tuple)
-    return zones + lists
-
-
-def options_of(source: PolicySource) -> ZoneOptions:
-    """A zone's options; a blocklist's action is in its rules (its exceptions stay
-    PASSTHRU), so only DISABLED stays an override."""
-    override = source.override
-    if source.kind == "blocklist" and override is not Override.DISABLED:
-        override = Override.GIVEN
-    return ZoneOptions(override, source.cname, source.ede, source.log)
-
-
-def block_rule(source: PolicySource) -> Rule:
-    """What a blocklist's entry does: its action."""
-    target = cname_rule(source.cname) if source.cname else None
-    return overridden(NXDOMAIN_RULE, source.override, target)
-
-
-# -------------------------------------------------------------------- files
-
-
-def _signature(source: PolicySource) -> tuple[tuple[int, int, int], ...]:
-    """What changes when a source's files change (their size, time and inode)."""
-    paths = [p for p in (source.file, source.allowlist) if p is not None]
-    signature = []
-    for path in paths:
-        try:
-            info = os.stat(path)
-        except OSError:
-            signature.append((0, 0, 0))
-            continue
-        signature.append((info.st_size, info.st_mtime_ns, info.st_ino))
-    return tuple(signature)
-
-
-def _read(path: str, source: PolicySource) -> str:
-    try:
-        size = os.stat(path).st_size
-        if size > source.max_entries * BYTES_PER_ENTRY:
-            raise PolicyLoadError(f"{source.name}: {path} is {size} bytes, more than max-entries "
-                                  f"({source.max_entries}) can take")  # fmt: skip
-        return Path(path).read_text(encoding="utf-8")
-    except OSError as error:
-        raise PolicyLoadError(f"{source.name}: cannot read {path}: {error.strerror}") from None
-    except UnicodeDecodeError:
-        raise PolicyLoadError(f"{source.name}: {path} is not UTF-8 text") from None
-
-
-def load_file_source(source: PolicySource) -> PolicyZone:
-    """A file source compiled; PolicyLoadError if it cannot be."""
-    assert source.file is not None
-    if source.kind == "rpz":
-        text = _read(source.file, source)
-        try:
-            return build_zone(source.name, parse_zone(text, source.name, source.file),
-                              source.max_entries)  # fmt: skip
-        except ValueError as error:  # ZoneFileError, RpzError
-            raise PolicyLoadError(f"{source.name}: {error}") from None
-    texts = [(source.file, _read(source.file, source), False)]
-    if source.allowlist is not None:
-        texts.append((source.allowlist, _read(source.allowlist, source), True))
-    try:
-        zone, readers = read_lists(source.name, texts, source.max_entries, block_rule(source))
-    except BlocklistError as error:
-        raise PolicyLoadError(f"{source.name}: {error}") from None
-    for reader in readers:
-        if reader.skipped:
-            log.info("blocklist_lines_skipped", list=source.name, file=reader.source,
-                     skipped=reader.skipped, first=reader.first_skipped)  # fmt: skip
-    return zone
-
-
-def _answer_rules(zone: PolicyZone) -> object:
-    """The rules on answers of a zone, comparable (a change empties the wire cache)."""
-    return (
-        frozenset(zone.response_ip.items()),
-        frozenset(zone.nsip.items()),
-        frozenset(zone.nsdname.exact.items()),
-        frozenset(zone.nsdname.below.items()),
-    )
 
 
 # -------------------------------------------------------------------- one source
@@ -176,7 +81,7 @@ class Feed:
 
     source: PolicySource
     slot: PolicySlot
-    signature: tuple[tuple[int, int, int], ...] = ()
+    signature: Signature = ()
     loaded: float | None = None  # wall-clock time of the data in force
     last_ok: float | None = None  # monotonic time of the last good load or refresh check
     error: str | None = None  # the last failure, until the next success
@@ -199,6 +104,7 @@ class PolicyFeeds:
         self.step = step
         self.flush = flush  # empties the wire answer cache; returns how many went
         self.feeds: dict[str, Feed] = {}
+        self._loading: set[asyncio.Task[object]] = set()  # file reads in worker threads
         step.feeds = self
         step.stats.policy_entries = lambda: {
             name: len(f.slot.zone) for name, f in self.feeds.items()
@@ -225,17 +131,20 @@ class PolicyFeeds:
             feed.source = source
             feed.slot.configure(options_of(source))
             feeds[key] = feed
-            if source.file is not None:
-                self._load_file(feed, force=False, starting=starting)
+            if source.file is not None and starting:
+                self._load_file(feed)
         for key, feed in old.items():
             if key not in feeds:
                 self._stop(feed)
-        before = [_answer_rules(f.slot.zone) for f in old.values()]
+        before = [answer_rules(f.slot.zone) for f in old.values()]
         self.feeds = feeds
         self.step.policy = Policy([feed.slot for feed in feeds.values()])
-        if before != [_answer_rules(f.slot.zone) for f in feeds.values()] and not starting:
+        if before != [answer_rules(f.slot.zone) for f in feeds.values()] and not starting:
             self._flushed("configuration")
         self.start()
+        if not starting:
+            files = [feed for feed in feeds.values() if feed.source.file is not None]
+            self._soon(self._load_files(files, force=False))
 
     def start(self) -> None:
         """Start following the primaries (once an event loop runs)."""
@@ -258,26 +167,50 @@ class PolicyFeeds:
 
     # ---------------------------------------------------------------- loading
 
-    def _load_file(self, feed: Feed, force: bool, starting: bool = False) -> str:
+    def _soon(self, work: Coroutine[Any, Any, object]) -> None:
+        """Run ``work`` on the event loop (kept until it is done), or now without one."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            asyncio.run(work)
+            return
+        task = asyncio.ensure_future(work)
+        self._loading.add(task)
+        task.add_done_callback(self._loading.discard)
+
+    async def _load_files(self, feeds: list[Feed], force: bool) -> list[str]:
+        return [await self._load_later(feed, force) for feed in feeds]
+
+    async def _load_later(self, feed: Feed, force: bool) -> str:
+        """Read a file source again in a worker thread, so that the event loop answers
+        meanwhile; put it in force unless the source was replaced in the meantime."""
         source = feed.source
-        signature = _signature(source)
+        signature = signature_of(source)
         if not force and feed.loaded is not None and signature == feed.signature:
             return f"{source.name}: unchanged"
         started = time.monotonic()
         try:
-            zone = load_file_source(source)
+            zone = await asyncio.to_thread(load_file_source, source)
         except PolicyLoadError as error:
-            if starting:
-                raise  # the resolver does not start: one line on stderr says why
-            self._failed(feed, str(error))
+            if self.feeds.get(name_key(source.name)) is feed:
+                self._failed(feed, str(error))
             return f"{error}; the data loaded before stays"
+        if self.feeds.get(name_key(source.name)) is not feed:
+            return f"{source.name}: reconfigured while it was read; not used"
         feed.signature = signature
         self._install(feed, zone, "file", started)
         return f"{source.name}: loaded from {source.file}, {len(zone)} entries"
 
+    def _load_file(self, feed: Feed) -> None:
+        """Read a file source now (start-up): PolicyLoadError if it does not load."""
+        started = time.monotonic()
+        zone = load_file_source(feed.source)
+        feed.signature = signature_of(feed.source)
+        self._install(feed, zone, "file", started)
+
     def _install(self, feed: Feed, zone: PolicyZone, how: str, started: float) -> None:
         """Put new data for a source in force."""
-        answers_changed = _answer_rules(feed.slot.zone) != _answer_rules(zone)
+        answers_changed = answer_rules(feed.slot.zone) != answer_rules(zone)
         feed.slot.zone = zone
         self._succeeded(feed, how, started)
         if answers_changed:
@@ -426,7 +359,7 @@ class PolicyFeeds:
         if feed is None:
             raise ValueError(f"no policy zone or blocklist named {words[1]!r}")
         if feed.primary is None:
-            text = self._load_file(feed, force=words[0] == "reload")
+            text = await self._load_later(feed, force=words[0] == "reload")
             if feed.error is not None:
                 raise ValueError(text)
             return [text]
