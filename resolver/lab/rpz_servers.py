@@ -237,12 +237,12 @@ class KnotPrimary(Primary):
 
 
 def rpz_clause(name: str, *, zonefile: Path | None = None, primary: str | None = None,
-               extra: str = "") -> str:  # fmt: skip
-    """An ``rpz:`` clause of Unbound's configuration (rpz-log on)."""
+               extra: str = "", log: bool = True) -> str:  # fmt: skip
+    """An ``rpz:`` clause of Unbound's configuration (``rpz-log`` as ``log`` says)."""
     source = f'    zonefile: "{zonefile}"\n' if zonefile is not None else ""
     if primary is not None:
         source += f"    primary: {primary}\n"
-    return f'rpz:\n    name: "{name}"\n{source}    rpz-log: yes\n{extra}'
+    return f'rpz:\n    name: "{name}"\n{source}    rpz-log: {"yes" if log else "no"}\n{extra}'
 
 
 class RpzUnbound(UnboundProcess):
@@ -255,17 +255,21 @@ class RpzUnbound(UnboundProcess):
         port: int,
         clauses: Sequence[str],
         nodefault_zones: tuple[str, ...] = NODEFAULT_ZONES,
+        modules: str = "respip validator iterator",
+        server: str = "",
     ) -> None:
+        """``server``: more lines for the ``server:`` clause (local-zone lines, say)."""
         super().__init__(workdir, hints, port, nodefault_zones=nodefault_zones)
         self.clauses = list(clauses)
+        self.modules = modules
+        self.server = server
 
     def command(self) -> list[str]:
         conf = self.workdir / "unbound.conf"
         self.workdir.mkdir(parents=True, exist_ok=True)
         text = unbound_conf(self.workdir, self.hints, self.port, 0, self.nodefault_zones)
-        text = text.replace(
-            'module-config: "iterator"', 'module-config: "respip validator iterator"'
-        )
+        text = text.replace('module-config: "iterator"\n', f'module-config: "{self.modules}"\n'
+                            + self.server)  # fmt: skip
         text = text.replace("remote-control:", "".join(self.clauses) + "remote-control:")
         conf.write_text(text)
         return [find_tool("unbound") or "unbound", "-d", "-c", str(conf)]

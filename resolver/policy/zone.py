@@ -26,19 +26,24 @@ class PolicyZone:
     """The rules of one policy source by trigger, with its SOA when it is an RPZ zone."""
 
     __slots__ = (
+        "_soa",
         "allow",
         "client_ip",
         "name",
+        "negative_soa",
         "nsdname",
         "nsip",
         "qname",
         "response_ip",
         "skipped",
-        "soa",
     )
 
     def __init__(self, name: str, soa: ResourceRecord | None = None) -> None:
         self.name = name  # an RPZ zone's apex, or a blocklist's name
+        self._soa: ResourceRecord | None = None
+        # The SOA as NXDOMAIN and NODATA answers carry it: its TTL the SOA's minimum at most
+        # (RFC 2308 section 3), made once rather than per answer.
+        self.negative_soa: tuple[ResourceRecord, ...] = ()
         self.soa = soa
         self.qname = NameIndex()
         self.nsdname = NameIndex()
@@ -52,6 +57,20 @@ class PolicyZone:
         """Triggers in the zone (allowlist entries included)."""
         names = len(self.qname) + len(self.nsdname) + (len(self.allow) if self.allow else 0)
         return names + len(self.client_ip) + len(self.response_ip) + len(self.nsip)
+
+    @property
+    def soa(self) -> ResourceRecord | None:
+        return self._soa
+
+    @soa.setter
+    def soa(self, soa: ResourceRecord | None) -> None:
+        self._soa = soa
+        data = soa.rdata if soa is not None else None
+        if soa is None or not isinstance(data, SOA):
+            self.negative_soa = ()
+            return
+        ttl = min(soa.ttl, data.minimum)
+        self.negative_soa = (ResourceRecord(soa.name, soa.rrtype, soa.rrclass, ttl, data),)
 
     @property
     def serial(self) -> int | None:

@@ -49,7 +49,7 @@ from resolver.serve.responses import make_response
 from resolver.serve.stats import ServiceStats
 from resolver.wire import Message, Rcode, ResourceRecord, RRType
 from resolver.wire.names import BadName, ancestors, name_key
-from resolver.wire.rdata import AAAA, CNAME, NS, SOA, A
+from resolver.wire.rdata import AAAA, CNAME, NS, A
 
 if TYPE_CHECKING:
     from resolver.serve.policy_feeds import PolicyFeeds
@@ -250,11 +250,7 @@ class PolicyStep:
 
     @staticmethod
     def _soa(match: Match) -> list[ResourceRecord]:
-        soa = match.slot.zone.soa
-        if soa is None or not isinstance(soa.rdata, SOA):
-            return []
-        return [ResourceRecord(soa.name, soa.rrtype, soa.rrclass, min(soa.ttl, soa.rdata.minimum),
-                               soa.rdata)]  # fmt: skip
+        return list(match.slot.zone.negative_soa)
 
     @staticmethod
     def _response(
