@@ -313,3 +313,26 @@ def test_notify_only_from_the_zone_primary(feeds: PolicyFeeds) -> None:
     assert response.rcode == dns.rcode.NOERROR and response.header.aa and feed.wake.is_set()
     assert write_message(response)  # a well-formed answer
     assert [e["event"] for e in logs] == ["notify_refused", "notify_refused", "notify"]
+
+
+def test_a_flood_of_notifies_costs_the_primary_one_query_per_two_seconds(
+    feeds: PolicyFeeds,
+) -> None:
+    fake = FakePrimary(full_zone(1, ["a.example"]))
+    source = PolicySource("rpz", ZONE, primary=f"127.0.0.1@{fake.port}")
+    feeds.configure((source,), starting=True)
+    feed = feeds.feeds[ZONE]
+
+    async def scenario() -> list[int]:
+        async with fake:
+            feeds.start()  # the refresh task, as the service runs it
+            deadline = asyncio.get_running_loop().time() + 3.0
+            while asyncio.get_running_loop().time() < deadline:  # 300 NOTIFYs in 3 s
+                feed.wake.set()
+                await asyncio.sleep(0.01)
+            feeds.stop()
+            return [q.question[0].rdtype for q in fake.queries]
+
+    asked = run(scenario())
+    assert asked[0] == dns.rdatatype.AXFR  # the first transfer
+    assert 1 <= asked.count(dns.rdatatype.SOA) <= 2, asked  # then a serial check per 2 s

@@ -32,9 +32,13 @@ from pathlib import PurePath
 from typing import Any
 
 from resolver.policy import Override
+from resolver.serve.responses import EdeCode
 from resolver.serve.sections import server, zone_name
 
-EDE_CODES: dict[str, int | None] = {"blocked": 15, "censored": 16, "filtered": 17, "none": None}
+# RFC 8914 sections 4.16-4.18: the operator's own policy, a requirement from outside (a
+# court, a regulator), a filter the client chose (a family or ad-blocking service).
+EDE_CODES: dict[str, int | None] = {"blocked": EdeCode.BLOCKED, "censored": EdeCode.CENSORED,
+                                    "filtered": EdeCode.FILTERED, "none": None}  # fmt: skip
 MAX_ENTRIES = 5_000_000
 ZONE_KEYS = ("name", "file", "primary", "action-override", "cname", "ede", "log", "max-entries")
 LIST_KEYS = ("file", "name", "allowlist", "action", "cname", "ede", "log", "max-entries")

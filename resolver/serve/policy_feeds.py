@@ -88,6 +88,9 @@ class Feed:
     expired_logged: bool = False
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    # One refresh at a time (the timer's, a NOTIFY's, resolver-control's): two transfers
+    # applying differences to one zone would each find it changed under them.
+    busy: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def primary(self) -> Primary | None:
@@ -247,13 +250,17 @@ class PolicyFeeds:
     # ---------------------------------------------------------------- transfers
 
     async def _follow(self, feed: Feed) -> None:
-        """Keep a transferred zone current, until cancelled."""
+        """Keep a transferred zone current, until cancelled.  NOTIFYs come at most once
+        per MIN_TIMER seconds into a refresh: a flood of them (a spoofed source address
+        is easy over UDP) costs the primary one SOA query every two seconds at most."""
         while True:
+            started = time.monotonic()
             ok = await self.refresh(feed)
             feed.wake.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._delay(feed, ok)):
                     await feed.wake.wait()
+            await asyncio.sleep(max(started + MIN_TIMER - time.monotonic(), 0.0))
 
     def _delay(self, feed: Feed, ok: bool) -> float:
         soa = feed.slot.zone.soa
@@ -270,6 +277,10 @@ class PolicyFeeds:
     async def refresh(self, feed: Feed, full: bool = False) -> bool:
         """Check the primary's serial and transfer what changed (everything when
         ``full``).  False (logged) when it failed."""
+        async with feed.busy:
+            return await self._refresh(feed, full)
+
+    async def _refresh(self, feed: Feed, full: bool) -> bool:
         primary = feed.primary
         assert primary is not None
         name = feed.source.name

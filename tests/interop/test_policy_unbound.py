@@ -332,3 +332,13 @@ def test_a_malformed_record(setup: Setup) -> None:
     assert not blocked(setup.ours.port, "www.wrongid.com.")
     assert blocked(setup.ours.port, "www.poison.com.")  # serial 2's rule, still in force
     # Unbound 1.17.1 (verbosity 1) says nothing of the record it left out.
+
+
+def test_a_notify_from_elsewhere_is_refused_by_both(setup: Setup) -> None:
+    """RFC 1996 section 3.10: a NOTIFY is taken from the zone's primary only."""
+    for port in (setup.ours.port, setup.unbound.port):
+        message = dns.message.make_query("rpz.example.", "SOA")
+        message.flags = dns.flags.AA
+        message.set_opcode(dns.opcode.NOTIFY)
+        reply = dns.query.udp(message, "127.0.0.1", timeout=2, port=port, source="127.0.0.66")
+        assert reply.rcode() == dns.rcode.REFUSED, port
