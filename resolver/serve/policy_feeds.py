@@ -49,6 +49,7 @@ from resolver.serve.policy_files import (
     PolicyLoadError,
     Signature,
     answer_rules,
+    compiled_with,
     load_file_source,
     options_of,
     signature_of,
@@ -82,6 +83,7 @@ class Feed:
     source: PolicySource
     slot: PolicySlot
     signature: Signature = ()
+    compiled: tuple[object, ...] = ()  # what the data was compiled with (compiled_with)
     loaded: float | None = None  # wall-clock time of the data in force
     last_ok: float | None = None  # monotonic time of the last good load or refresh check
     error: str | None = None  # the last failure, until the next success
@@ -127,8 +129,10 @@ class PolicyFeeds:
             if feed is not None and (feed.source.kind, feed.source.file, feed.source.primary) != (
                 source.kind, source.file, source.primary,
             ):  # fmt: skip
+                # Another file or primary: its data stays in force until the new is loaded
+                # (transferred whole: its serial is not the new primary's to compare).
                 self._stop(feed)
-                feed = None
+                feed = Feed(source, PolicySlot(source.name, feed.slot.zone))
             if feed is None:
                 feed = Feed(source, PolicySlot(source.name, PolicyZone(source.name)))
             feed.source = source
@@ -189,7 +193,8 @@ class PolicyFeeds:
         meanwhile; put it in force unless the source was replaced in the meantime."""
         source = feed.source
         signature = signature_of(source)
-        if not force and feed.loaded is not None and signature == feed.signature:
+        same = signature == feed.signature and feed.compiled == compiled_with(source)
+        if not force and feed.loaded is not None and same:
             return f"{source.name}: unchanged"
         started = time.monotonic()
         try:
@@ -200,7 +205,7 @@ class PolicyFeeds:
             return f"{error}; the data loaded before stays"
         if self.feeds.get(name_key(source.name)) is not feed:
             return f"{source.name}: reconfigured while it was read; not used"
-        feed.signature = signature
+        feed.signature, feed.compiled = signature, compiled_with(source)
         self._install(feed, zone, "file", started)
         return f"{source.name}: loaded from {source.file}, {len(zone)} entries"
 
@@ -208,7 +213,7 @@ class PolicyFeeds:
         """Read a file source now (start-up): PolicyLoadError if it does not load."""
         started = time.monotonic()
         zone = load_file_source(feed.source)
-        feed.signature = signature_of(feed.source)
+        feed.signature, feed.compiled = signature_of(feed.source), compiled_with(feed.source)
         self._install(feed, zone, "file", started)
 
     def _install(self, feed: Feed, zone: PolicyZone, how: str, started: float) -> None:
@@ -284,7 +289,7 @@ class PolicyFeeds:
         primary = feed.primary
         assert primary is not None
         name = feed.source.name
-        serial = None if full else feed.slot.zone.serial
+        serial = None if full or feed.loaded is None else feed.slot.zone.serial
         started = time.monotonic()
         try:
             if serial is not None:

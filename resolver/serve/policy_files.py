@@ -58,6 +58,14 @@ def block_rule(source: PolicySource) -> Rule:
     return overridden(NXDOMAIN_RULE, source.override, target)
 
 
+def compiled_with(source: PolicySource) -> tuple[object, ...]:
+    """What a source's compiled data depends on besides its files: a list's action is in
+    its rules, a limit decides whether it loads at all."""
+    if source.kind == "blocklist":
+        return source.file, source.allowlist, source.max_entries, source.override, source.cname
+    return source.file, source.max_entries
+
+
 def signature_of(source: PolicySource) -> tuple[tuple[int, int, int], ...]:
     """What changes when a source's files change (their size, time and inode)."""
     paths = [p for p in (source.file, source.allowlist) if p is not None]

@@ -278,7 +278,9 @@ class PolicyStep:
                      type=RRType.text(question.rrtype), transport=pending.transport)  # fmt: skip
 
     def _disabled(self, matches: list[Match], query: Message, pending: Pending) -> None:
+        """A DISABLED zone's matches: logged and counted, each time (so never cached)."""
         for match in matches:
+            pending.key = None
             self._applied(match, "disabled", query, pending)
 
 
