@@ -5,34 +5,38 @@ Not a test: a measurement.  It needs root, nsd, unbound and dnsperf (Debian pack
 unbound dnsperf) and must run in a network namespace with only loopback (the lab's
 servers are NSD on 127.x.y.z port 53):
 
-    ../shared/tools/offline python benchmarks/bench_policy.py --runs 3
+    ../shared/tools/offline python benchmarks/bench_policy.py --rounds 5
 
-What it measures, each resolver pinned to CPU 1 and dnsperf to CPU 0 (as
+What it measures, the resolvers pinned to CPU 1 and dnsperf to CPU 0 (as
 benchmarks/bench_resolvers.py):
 
 - the data: ``--names`` (default 1,000,000) names ``hostN.badM.example.`` as an RPZ
   master file (``CNAME .`` each) and as a hosts-file blocklist;
 - compile time and memory of our policy alone, in a fresh Python process
-  (``load_file_source``): seconds, resident growth, peak resident size;
-- for each resolver configuration, from a fresh start: the seconds until it answers
-  (the load, for the ones with a policy) and its resident size once it does, then two
-  hot runs of ``--hot-seconds`` with 100 outstanding queries: ``pass`` (200 names,
-  cached, that no rule matches: the cost of the policy on every query) and ``blocked``
-  (200 names of the zone: the cost of answering by policy).  Configurations: ours
-  without policy, ours with the RPZ zone (``[[policy-zone]]`` file, ``log = false``),
-  ours with the blocklist (``[[blocklist]]``), Unbound without, Unbound with the RPZ
-  zone (``rpz:`` ``zonefile:``, ``module-config: "respip iterator"``, ``rpz-log: no``),
-  and Unbound with the blocklist as what people feed it (one ``local-zone: NAME
-  always_nxdomain`` line per name).
+  (``load_file_source``): seconds, resident growth, peak resident size (VmHWM);
+- six resolvers started one after the other, each timed until it answers with its
+  policy in force (the load) and its resident size read then: ours without policy, ours
+  with the RPZ zone (``[[policy-zone]]`` file, ``log = false``), ours with the blocklist
+  (``[[blocklist]]``), Unbound without, Unbound with the RPZ zone (``rpz:``
+  ``zonefile:``, ``module-config: "respip iterator"``, ``rpz-log: no``), and Unbound
+  with the blocklist as people feed it (one ``local-zone: NAME always_nxdomain`` line
+  per name);
+- then, all six running (idle but the one measured), ``--rounds`` rounds in which each
+  in turn gets two hot runs of ``--hot-seconds`` with 100 outstanding queries: ``pass``
+  (200 cached names no rule matches: the cost of the policy on every query) and
+  ``blocked`` (200 names of the zone: the cost of answering by policy).
 
-Ratios are within one run (policy on / off, ours / Unbound); the machine is shared, so
-the ranges over ``--runs`` are what to read.
+Ratios are taken within one round (policy on / off, ours / Unbound), so that the drift
+of a shared machine falls on both sides; the range and the median over the rounds are
+what to read.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -48,10 +52,10 @@ import dns.query
 import dns.rcode
 
 import resolver.lab.unbound
-from benchmarks.bench_resolvers import PORT, dnsperf, machine, pinned, rss_kib, span
+from benchmarks.bench_resolvers import CLIENT_CPU, machine, pinned, rss_kib, span
 from resolver.lab.nsd import NsdLab
 from resolver.lab.rpz_servers import RpzUnbound, rpz_clause
-from resolver.lab.unbound import OurResolver, ServerProcess, UnboundProcess
+from resolver.lab.unbound import OurResolver, ServerProcess, UnboundProcess, free_port
 
 ZONE = "rpz.bench."
 # A million names take our resolver (and Unbound) seconds to load before the first answer.
@@ -59,7 +63,7 @@ resolver.lab.unbound.READY_TIMEOUT = 600.0
 PASS_NAMES = [f"n{i}.wild.example.com." for i in range(200)]  # the lab's wildcard: cached
 CONFIGS = ("ours", "ours-rpz", "ours-list", "unbound", "unbound-rpz", "unbound-local")
 LOAD_SNIPPET = """
-import gc, json, resource, sys, time
+import gc, json, sys, time
 from resolver.serve.policy_config import PolicySource
 from resolver.serve.policy_files import load_file_source
 def rss():
@@ -71,8 +75,9 @@ started = time.perf_counter()
 zone = load_file_source(PolicySource(kind, name, file=path, max_entries=10_000_000))
 seconds = time.perf_counter() - started
 gc.collect()
+hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")]
 print(json.dumps({"entries": len(zone), "seconds": seconds, "rss": rss() - before,
-                  "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+                  "peak": int(hwm[0].split()[1]) * 1024}))
 """
 
 
@@ -98,6 +103,7 @@ def write_data(directory: Path, count: int) -> dict[str, Path]:
 
 @dataclass
 class Load:
+    kind: str
     entries: int
     seconds: float
     rss: int
@@ -109,109 +115,151 @@ def compile_alone(kind: str, path: Path) -> Load:
     done = subprocess.run([sys.executable, "-c", LOAD_SNIPPET, kind, ZONE if kind == "rpz"
                            else "bench", str(path)], capture_output=True, text=True,
                           check=True, timeout=1800)  # fmt: skip
-    return Load(**json.loads(done.stdout))
+    print(f"  {kind}: {done.stdout.strip()}", flush=True)
+    return Load(kind, **json.loads(done.stdout))
 
 
 @dataclass
 class Served:
-    """One configuration: how long until it answered, its size then, its hot runs."""
+    """One configuration: how long until it answered, its size then, its hot rounds."""
 
     ready_seconds: float = 0.0
     rss_kib: int = 0
-    qps: dict[str, float] = field(default_factory=dict)
-    lost: dict[str, int] = field(default_factory=dict)
+    qps: dict[str, list[float]] = field(default_factory=lambda: {"pass": [], "blocked": []})
+    lost: int = 0
 
 
-def process_for(config: str, workdir: Path, hints: Path, data: dict[str, Path]) -> ServerProcess:
+def process_for(config: str, workdir: Path, hints: Path, data: dict[str, Path],
+                port: int) -> ServerProcess:  # fmt: skip
     workdir.mkdir(parents=True, exist_ok=True)
     if config.startswith("ours"):
-        extra: list[str] = ["--log-level", "warning"]
+        extra: list[str] = ["--log-level", "warning", "--control-socket", "none"]
         if config != "ours":
             table = (f'[[policy-zone]]\nname = "{ZONE}"\nfile = "{data["rpz"]}"\n'
                      if config == "ours-rpz" else f'[[blocklist]]\nfile = "{data["list"]}"\n')
             conf = workdir / "policy.toml"
             conf.write_text(table + "log = false\nmax-entries = 10000000\n")
             extra += ["--config", str(conf)]
-        return pinned(OurResolver(workdir, hints, PORT, *extra))
+        return pinned(OurResolver(workdir, hints, port, *extra))
     if config == "unbound":
-        return pinned(UnboundProcess(workdir, hints, PORT))
+        return pinned(UnboundProcess(workdir, hints, port))
     clauses = [rpz_clause(ZONE, zonefile=data["rpz"], log=False)] if config == "unbound-rpz" else []
     server = data["local"].read_text() if config == "unbound-local" else ""
-    return pinned(RpzUnbound(workdir, hints, PORT, clauses, modules="respip iterator",
+    return pinned(RpzUnbound(workdir, hints, port, clauses, modules="respip iterator",
                              server=server))  # fmt: skip
 
 
-def answers(name: str, rcode: int) -> bool:
+def answers(port: int, name: str, rcode: int) -> bool:
     query = dns.message.make_query(name, "A")
     try:
-        return dns.query.udp(query, "127.0.0.1", port=PORT, timeout=1).rcode() == rcode
+        return dns.query.udp(query, "127.0.0.1", port=port, timeout=1).rcode() == rcode
     except dns.exception.Timeout:
         return False
 
 
-def serve(config: str, workdir: Path, hints: Path, data: dict[str, Path], seconds: int,
-          blocked: list[str]) -> Served:  # fmt: skip
-    process = process_for(config, workdir, hints, data)
+def hot(port: int, names: list[str], workdir: Path, extra: list[str]) -> tuple[float, int]:
+    """dnsperf against one resolver: (q/s, queries lost)."""
+    data = workdir / "queries.txt"
+    data.write_text("".join(f"{name} A\n" for name in names))
+    command = ["taskset", "-c", CLIENT_CPU, "dnsperf", "-s", "127.0.0.1", "-p", str(port),
+               "-d", str(data), *extra]  # fmt: skip
+    output = subprocess.run(command, capture_output=True, text=True, check=True,
+                            timeout=600).stdout  # fmt: skip
+    qps = re.search(r"Queries per second:\s+([0-9.]+)", output)
+    lost = re.search(r"Queries lost:\s+(\d+)", output)
+    return (float(qps[1]) if qps else 0.0), (int(lost[1]) if lost else 0)
+
+
+def start(config: str, workdir: Path, hints: Path, data: dict[str, Path],
+          blocked: list[str]) -> tuple[ServerProcess, Served]:  # fmt: skip
+    """One configuration started; ready once it answers (and applies its policy)."""
+    process = process_for(config, workdir, hints, data, free_port())
     served = Served()
     started = time.monotonic()
-    process.start()  # ready: it answers a CHAOS question (ours: after its policy loaded)
+    process.start()  # it answers a CHAOS question: ours once its policy is loaded
+    if config not in ("ours", "unbound"):  # Unbound answers before its zone is in
+        while not answers(process.port, blocked[0], dns.rcode.NXDOMAIN):
+            time.sleep(0.05)
+    served.ready_seconds = time.monotonic() - started
+    assert process.process is not None
+    served.rss_kib = rss_kib(process.process.pid)
+    for names in (PASS_NAMES, blocked):  # resolved once: then every answer is cached
+        hot(process.port, names, workdir, ["-n", "1", "-q", "50"])
+    return process, served
+
+
+def serve_all(workdir: Path, hints: Path, data: dict[str, Path], blocked: list[str],
+              rounds: int, seconds: int) -> dict[str, Served]:  # fmt: skip
+    """Every configuration running at once (each idle but when measured), measured in
+    turn, ``rounds`` times: the machine's drift falls on all of them alike."""
+    running: dict[str, tuple[ServerProcess, Served]] = {}
     try:
-        if config != "ours" and config != "unbound":  # Unbound answers before its zone loads
-            while not answers(blocked[0], dns.rcode.NXDOMAIN):
-                time.sleep(0.05)
-        served.ready_seconds = time.monotonic() - started
-        assert process.process is not None
-        served.rss_kib = rss_kib(process.process.pid)
-        for kind, names in (("pass", PASS_NAMES), ("blocked", blocked)):
-            dnsperf(names, workdir, ["-n", "1", "-q", "50"])  # warm: resolved, cached
-            run = dnsperf(names, workdir, ["-l", str(seconds), "-q", "100", "-c", "4"])
-            served.qps[kind], served.lost[kind] = run.qps, run.lost
+        for config in CONFIGS:
+            print(f"# starting {config}", flush=True)
+            running[config] = start(config, workdir / config, hints, data, blocked)
+            print(f"  ready in {running[config][1].ready_seconds:.1f} s, "
+                  f"{running[config][1].rss_kib / 1024:.0f} MB", flush=True)  # fmt: skip
+        for number in range(rounds):
+            for config, (process, served) in running.items():
+                for kind, names in (("pass", PASS_NAMES), ("blocked", blocked)):
+                    qps, lost = hot(process.port, names, workdir / config,
+                                    ["-l", str(seconds), "-q", "100", "-c", "4"])  # fmt: skip
+                    served.qps[kind].append(qps)
+                    served.lost += lost
+            print(f"# round {number + 1}: " + ", ".join(
+                f"{c} {s.qps['pass'][-1]:,.0f}/{s.qps['blocked'][-1]:,.0f}"
+                for c, (_, s) in running.items()), flush=True)  # fmt: skip
     finally:
-        process.stop()
-    return served
+        for process, _ in running.values():
+            process.stop()
+    return {config: served for config, (_, served) in running.items()}
 
 
-def report(loads: list[dict[str, Load]], runs: list[dict[str, Served]], count: int) -> None:
-    print(f"\n## Compiling {count:,} entries alone (ours); ranges over {len(loads)} run(s)")
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
+def report(loads: list[Load], served: dict[str, Served], count: int, rounds: int) -> None:
+    print(f"\n## Compiling {count:,} entries alone (ours)")
     print("| source | seconds | resident growth | bytes/entry | peak resident |")
     print("|---|---:|---:|---:|---:|")
-    for kind in ("rpz", "list"):
-        rows = [load[kind] for load in loads]
-        print(f"| {kind} | {span([r.seconds for r in rows], '{:.1f}')} | "
-              f"{span([r.rss / 1e6 for r in rows], '{:.0f}')} MB | "
-              f"{span([r.rss / r.entries for r in rows], '{:.0f}')} | "
-              f"{span([r.peak / 1e6 for r in rows], '{:.0f}')} MB |")  # fmt: skip
-    print(f"\n## Serving: ready, resident size, hot q/s; ranges over {len(runs)} run(s)")
-    print("| configuration | ready s | resident MB | pass q/s | blocked q/s |")
-    print("|---|---:|---:|---:|---:|")
-    for config in CONFIGS:
-        rows = [run[config] for run in runs]
-        print(f"| {config} | {span([r.ready_seconds for r in rows], '{:.1f}')} | "
-              f"{span([r.rss_kib / 1024 for r in rows], '{:.0f}')} | "
-              f"{span([r.qps['pass'] for r in rows], '{:,.0f}')} | "
-              f"{span([r.qps['blocked'] for r in rows], '{:,.0f}')} |")  # fmt: skip
-    print("\n## Ratios within each run")
+    for load in loads:
+        print(f"| {load.kind} | {load.seconds:.1f} | {load.rss / 1e6:.0f} MB | "
+              f"{load.rss / load.entries:.0f} | {load.peak / 1e6:.0f} MB |")  # fmt: skip
+    print(f"\n## Serving: ready, resident size, hot q/s over {rounds} rounds (range, median)")
+    print("| configuration | ready s | resident MB | pass q/s | blocked q/s | lost |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for config, s in served.items():
+        cells = [f"{span(s.qps[k], '{:,.0f}')} ({median(s.qps[k]):,.0f})"
+                 for k in ("pass", "blocked")]
+        print(f"| {config} | {s.ready_seconds:.1f} | {s.rss_kib / 1024:.0f} | {cells[0]} | "
+              f"{cells[1]} | {s.lost} |")  # fmt: skip
+    print("\n## Ratios, each within one round (range over the rounds, median)")
     pairs = [("ours-rpz / ours", "ours-rpz", "ours", "pass"),
              ("ours-list / ours", "ours-list", "ours", "pass"),
              ("unbound-rpz / unbound", "unbound-rpz", "unbound", "pass"),
+             ("unbound-local / unbound", "unbound-local", "unbound", "pass"),
+             ("ours / unbound", "ours", "unbound", "pass"),
              ("ours-rpz / unbound-rpz", "ours-rpz", "unbound-rpz", "pass"),
              ("ours-rpz / unbound-rpz", "ours-rpz", "unbound-rpz", "blocked"),
              ("ours-list / unbound-local", "ours-list", "unbound-local", "blocked")]  # fmt: skip
     for label, a, b, kind in pairs:
-        ratios = [run[a].qps[kind] / run[b].qps[kind] for run in runs if run[b].qps[kind]]
-        print(f"- {kind} q/s {label}: {span(ratios, '{:.2f}')}x")
+        ratios = [x / y for x, y in zip(served[a].qps[kind], served[b].qps[kind], strict=True) if y]
+        print(f"- {kind} q/s {label}: {span(ratios, '{:.2f}')}x (median {median(ratios):.2f}x)")
     for label, a, b in (("RPZ zone", "ours-rpz", "unbound-rpz"),
                         ("blocklist", "ours-list", "unbound-local")):  # fmt: skip
-        grown = [(run[a].rss_kib - run["ours"].rss_kib)
-                 / max(run[b].rss_kib - run["unbound"].rss_kib, 1) for run in runs]  # fmt: skip
-        print(f"- resident growth for the {label}, ours / Unbound: {span(grown, '{:.2f}')}x")
+        ours = (served[a].rss_kib - served["ours"].rss_kib) / 1024
+        theirs = (served[b].rss_kib - served["unbound"].rss_kib) / 1024
+        print(f"- resident growth for the {label}: ours {ours:.0f} MB, Unbound {theirs:.0f} MB "
+              f"({ours / theirs:.2f}x)")  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--names", type=int, default=1_000_000)
-    parser.add_argument("--runs", type=int, default=1)
-    parser.add_argument("--hot-seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--hot-seconds", type=int, default=5)
     parser.add_argument("--json", type=Path, help="write every figure there too")
     args = parser.parse_args()
     for line in machine():
@@ -219,28 +267,18 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-policy-"))
     data = write_data(workdir, args.names)
     blocked = [bad_name(i) + "." for i in range(0, args.names, max(args.names // 200, 1))][:200]
-    loads: list[dict[str, Load]] = []
-    runs: list[dict[str, Served]] = []
+    print("# compiling alone", flush=True)
+    sources = (("rpz", "rpz"), ("blocklist", "list"))
+    loads = [compile_alone(kind, data[key]) for kind, key in sources]
     with NsdLab(workdir / "nsd") as lab:
         hints = lab.write_hints(workdir / "lab.root")
-        for run in range(args.runs):
-            print(f"# run {run + 1}: compiling alone", flush=True)
-            loads.append({kind: compile_alone(kind if kind == "rpz" else "blocklist", data[kind])
-                          for kind in ("rpz", "list")})  # fmt: skip
-            print(f"  {loads[-1]}", flush=True)
-            row: dict[str, Served] = {}
-            for config in CONFIGS:
-                print(f"# run {run + 1}: {config}", flush=True)
-                row[config] = serve(config, workdir / f"{config}-{run}", hints, data,
-                                    args.hot_seconds, blocked)  # fmt: skip
-                print(f"  {row[config]}", flush=True)
-            runs.append(row)
-    report(loads, runs, args.names)
+        served = serve_all(workdir, hints, data, blocked, args.rounds, args.hot_seconds)
+    report(loads, served, args.names, args.rounds)
     if args.json:
-        args.json.write_text(json.dumps({"loads": [{k: asdict(v) for k, v in r.items()}
-                                                   for r in loads],
-                                         "runs": [{k: asdict(v) for k, v in r.items()}
-                                                  for r in runs]}, indent=1))  # fmt: skip
+        args.json.write_text(json.dumps({"loads": [asdict(load) for load in loads],
+                                         "served": {k: asdict(v) for k, v in served.items()}},
+                                        indent=1))  # fmt: skip
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
