@@ -131,9 +131,12 @@ def zone_file(path: Path, body: str, serial: int = 1) -> Path:
 
 
 def ask(port: int, case: Case) -> dns.message.Message | None:
+    """The reply, None if none came (2 s for a DROP, else 10 s: a cold walk on a busy
+    machine takes seconds)."""
     query = dns.message.make_query(case.name, case.rdtype, use_edns=0, payload=1232)
+    wait = 2 if case.rcode is None else 10
     try:
-        reply, _ = dns.query.udp_with_fallback(query, "127.0.0.1", timeout=2, port=port,
+        reply, _ = dns.query.udp_with_fallback(query, "127.0.0.1", timeout=wait, port=port,
                                                 source=case.source)  # fmt: skip
     except dns.exception.Timeout:
         return None
@@ -175,7 +178,7 @@ def wait_until(check: object, what: str, timeout: float = 20.0) -> None:
 
 def blocked(port: int, name: str) -> bool:
     """NXDOMAIN for a name the lab has (so a rule gave it)."""
-    reply = ask(port, Case(name, "A", None))
+    reply = ask(port, Case(name, "A", "NXDOMAIN"))
     return reply is not None and reply.rcode() == dns.rcode.NXDOMAIN
 
 
