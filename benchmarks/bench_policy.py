@@ -27,7 +27,9 @@ benchmarks/bench_resolvers.py):
 - then, all six running (idle but the one measured), ``--rounds`` rounds in which each
   in turn gets two hot runs of ``--hot-seconds`` with 100 outstanding queries: ``pass``
   (200 cached names no rule matches: the cost of the policy on every query) and
-  ``blocked`` (200 names of the zone: the cost of answering by policy).
+  ``blocked`` (200 names of the zone: the cost of answering by policy);
+- the RPZ zone served by NSD and transferred (AXFR) by ours and by Unbound: seconds from
+  each one's start until the zone is in force (``--parts`` picks the measurements).
 
 Ratios are taken within one round (policy on / off, ours / Unbound), so that the drift
 of a shared machine falls on both sides; the range and the median over the rounds are
@@ -57,7 +59,7 @@ import dns.rcode
 import resolver.lab.unbound
 from benchmarks.bench_resolvers import CLIENT_CPU, machine, pinned, rss_kib, span
 from resolver.lab.nsd import NsdLab
-from resolver.lab.rpz_servers import RpzUnbound, rpz_clause
+from resolver.lab.rpz_servers import NsdPrimary, RpzUnbound, rpz_clause
 from resolver.lab.unbound import OurResolver, ServerProcess, UnboundProcess, free_port
 
 ZONE = "rpz.bench."
@@ -232,12 +234,48 @@ def serve_all(workdir: Path, hints: Path, data: dict[str, Path], blocked: list[s
     return {config: served for config, (_, served) in running.items()}
 
 
+def transfer_times(workdir: Path, hints: Path, data: dict[str, Path],
+                   blocked: list[str]) -> dict[str, float]:  # fmt: skip
+    """Seconds from the start of each resolver until its policy zone, transferred (AXFR)
+    from NSD, is in force (a name of it answered NXDOMAIN)."""
+    times: dict[str, float] = {}
+    with NsdPrimary(workdir / "primary", {ZONE: data["rpz"]}, free_port()) as primary:
+        for kind in ("ours", "unbound"):
+            directory = workdir / f"transfer-{kind}"
+            directory.mkdir(parents=True, exist_ok=True)
+            process: ServerProcess
+            if kind == "ours":
+                conf = directory / "policy.toml"
+                conf.write_text(f'[[policy-zone]]\nname = "{ZONE}"\nprimary = "{primary.spec}"\n'
+                                "log = false\nmax-entries = 10000000\n")  # fmt: skip
+                process = pinned(OurResolver(directory, hints, free_port(), "--config", str(conf),
+                                             "--control-socket", "none"))  # fmt: skip
+            else:
+                clause = rpz_clause(ZONE, primary=primary.spec, log=False)
+                process = pinned(RpzUnbound(directory, hints, free_port(), [clause],
+                                            modules="respip iterator"))  # fmt: skip
+            started = time.monotonic()
+            with process:
+                while not answers(process.port, blocked[0], dns.rcode.NXDOMAIN):
+                    time.sleep(0.05)
+                times[kind] = time.monotonic() - started
+            print(f"  {kind}: in force {times[kind]:.1f} s after its start", flush=True)
+    return times
+
+
 def median(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[len(ordered) // 2]
 
 
 def report(loads: list[Load], served: dict[str, Served], count: int, rounds: int) -> None:
+    if loads:
+        compiled(loads, count)
+    if served:
+        serving(served, rounds)
+
+
+def compiled(loads: list[Load], count: int) -> None:
     print(f"\n## Compiling {count:,} entries alone (ours)")
     print("| source | seconds | resident growth | bytes/entry | peak resident | check/query |")
     print("|---|---:|---:|---:|---:|---:|")
@@ -245,6 +283,9 @@ def report(loads: list[Load], served: dict[str, Served], count: int, rounds: int
         print(f"| {load.kind} | {load.seconds:.1f} | {load.rss / 1e6:.0f} MB | "
               f"{load.rss / load.entries:.0f} | {load.peak / 1e6:.0f} MB | "
               f"{load.early_us:.2f} µs |")  # fmt: skip
+
+
+def serving(served: dict[str, Served], rounds: int) -> None:
     print(f"\n## Serving: ready, resident size, hot q/s over {rounds} rounds (range, median)")
     print("| configuration | ready s | resident MB | pass q/s | blocked q/s | lost |")
     print("|---|---:|---:|---:|---:|---:|")
@@ -279,24 +320,39 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--hot-seconds", type=int, default=5)
     parser.add_argument("--json", type=Path, help="write every figure there too")
+    parser.add_argument("--parts", default="compile,serve,transfer",
+                        help="which measurements (default all: compile,serve,transfer)")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     for line in machine():
         print(line, flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="bench-policy-"))
     data = write_data(workdir, args.names)
     step = max(args.names // 200, 1)
     blocked = [bad_name(i) + "." for i in range(1, args.names, step)][:200]  # exact names
-    print("# compiling alone", flush=True)
-    sources = (("rpz", "rpz"), ("blocklist", "list"))
-    loads = [compile_alone(kind, data[key]) for kind, key in sources]
+    loads: list[Load] = []
+    if "compile" in parts:
+        print("# compiling alone", flush=True)
+        sources = (("rpz", "rpz"), ("blocklist", "list"))
+        loads = [compile_alone(kind, data[key]) for kind, key in sources]
+    served: dict[str, Served] = {}
+    transfers: dict[str, float] = {}
     with NsdLab(workdir / "nsd") as lab:
         hints = lab.write_hints(workdir / "lab.root")
-        served = serve_all(workdir, hints, data, blocked, args.rounds, args.hot_seconds)
+        if "serve" in parts:
+            served = serve_all(workdir, hints, data, blocked, args.rounds, args.hot_seconds)
+        if "transfer" in parts:
+            print("# the RPZ zone transferred from NSD (AXFR)", flush=True)
+            transfers = transfer_times(workdir, hints, data, blocked)
     report(loads, served, args.names, args.rounds)
+    if transfers:
+        print(f"\n## The {args.names:,}-record zone transferred from NSD (AXFR), in force after")
+        print(f"- ours {transfers['ours']:.1f} s, Unbound {transfers['unbound']:.1f} s "
+              f"({transfers['ours'] / transfers['unbound']:.2f}x)")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps({"loads": [asdict(load) for load in loads],
-                                         "served": {k: asdict(v) for k, v in served.items()}},
-                                        indent=1))  # fmt: skip
+                                         "served": {k: asdict(v) for k, v in served.items()},
+                                         "transfers": transfers}, indent=1))  # fmt: skip
     shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -138,6 +138,17 @@ class Policy:
         answers = [i for i, zone in enumerate(zones) if zone.answer_triggers()]
         self.first_on_answers = answers[0] if answers else len(zones)
         self.on_answers = bool(answers)
+        # The fast path's tables: every zone's exact names, and its wildcards' parents (its
+        # allowlist's too), straight from the dictionaries (early() runs on every query).
+        indexes = [i for z in zones for i in (z.allow, z.qname) if i is not None and i]
+        self._exact = [index.exact for index in indexes if index.exact]
+        self._below = [index.below for index in indexes if index.below]
+        # Which lengths (in wire octets) the wildcards' parents have: a query's parent of
+        # another length is not looked up at all (most are not: no slice, no hash).
+        self._lengths = bytearray(256)
+        for below in self._below:
+            for key in below:
+                self._lengths[len(key)] = 1
 
     def slot(self, name: str) -> PolicySlot | None:
         for slot in self.slots:
@@ -150,13 +161,21 @@ class Policy:
     def early(self, wire: bytes, client: str) -> bool:
         """Whether any rule matches this client or name (the fast path's question: such
         queries are not answered from the wire cache)."""
-        if self.qname:
-            for slot in self.slots:
-                zone = slot.zone
-                if zone.qname.matches(wire) or (
-                    zone.allow is not None and zone.allow.matches(wire)
-                ):
-                    return True
+        for exact in self._exact:
+            if wire in exact:
+                return True
+        if self._below:
+            lengths, size = self._lengths, len(wire)
+            pos = 0
+            length = wire[0]
+            while length:  # each name above the query's, closest first
+                pos += length + 1
+                if lengths[size - pos]:
+                    parent = wire[pos:]
+                    for below in self._below:
+                        if parent in below:
+                            return True
+                length = wire[pos]
         if self.client_ip:
             address = parse_address(client)
             if address is not None:
