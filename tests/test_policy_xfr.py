@@ -273,13 +273,14 @@ def test_ixfr_changes_then_a_bad_ixfr_falls_back_to_axfr(feeds: PolicyFeeds) -> 
                 if q.question[0].rdtype == dns.rdatatype.SOA:
                     return [answer(q, soa(2))]
                 return [answer(q, soa(2), soa(1), rule("a.example"), soa(2), rule("b.example"),
-                               soa(2))]  # fmt: skip
+                               rule("*.a-much-longer-name.example"), soa(2))]  # fmt: skip
 
             versions[0] = ixfr
             with capture_logs() as logs:
                 assert await feeds.refresh(feed)
             assert [e["how"] for e in logs if e["event"] == "policy_zone_loaded"] == ["ixfr"]
             assert not blocked(feeds, "a.example.") and blocked(feeds, "b.example.")
+            assert blocked(feeds, "x.a-much-longer-name.example.")  # a wildcard of a new length
 
             # An IXFR deleting what we do not hold: our copy is not the primary's; AXFR.
             def bad_ixfr(q: dns.message.Message) -> list[Any]:
