@@ -10,7 +10,8 @@ servers are NSD on 127.x.y.z port 53):
 What it measures, the resolvers pinned to CPU 1 and dnsperf to CPU 0 (as
 benchmarks/bench_resolvers.py):
 
-- the data: ``--names`` (default 1,000,000) names ``hostN.badM.example.`` as an RPZ
+- the data: ``--names`` (default 1,000,000) names ``hostN.badM.wild.example.com.``
+  (the lab's wildcard answers them: NXDOMAIN says the policy is in force) as an RPZ
   master file (``CNAME .`` each, one in ten as a wildcard ``*.NAME``), as a blocklist of
   ``||NAME^`` rules (the name and every name below), and as Unbound ``local-zone:
   NAME always_nxdomain`` lines (which cover the subtree too);
@@ -97,7 +98,9 @@ print(json.dumps({"entries": len(zone), "seconds": seconds, "rss": rss() - befor
 
 
 def bad_name(i: int) -> str:
-    return f"host{i}.bad{i % 5000}.example"
+    """A name of the policy: under the lab's wildcard, so that without the policy it is
+    answered (A 192.0.2.99) and NXDOMAIN shows the policy in force."""
+    return f"host{i}.bad{i % 5000}.wild.example.com"
 
 
 def write_data(directory: Path, count: int) -> dict[str, Path]:
