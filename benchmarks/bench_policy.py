@@ -262,7 +262,11 @@ def transfer_times(workdir: Path, hints: Path, data: dict[str, Path],
                 while not answers(process.port, blocked[0], dns.rcode.NXDOMAIN):
                     time.sleep(0.05)
                 times[kind] = time.monotonic() - started
-            print(f"  {kind}: in force {times[kind]:.1f} s after its start", flush=True)
+                time.sleep(1)  # what the transfer left behind is freed
+                assert process.process is not None
+                times[f"{kind}_rss_kib"] = rss_kib(process.process.pid)
+            print(f"  {kind}: in force {times[kind]:.1f} s after its start, "
+                  f"{times[f'{kind}_rss_kib'] / 1024:.0f} MB", flush=True)  # fmt: skip
     return times
 
 
@@ -351,7 +355,9 @@ def main() -> None:
     if transfers:
         print(f"\n## The {args.names:,}-record zone transferred from NSD (AXFR), in force after")
         print(f"- ours {transfers['ours']:.1f} s, Unbound {transfers['unbound']:.1f} s "
-              f"({transfers['ours'] / transfers['unbound']:.2f}x)")  # fmt: skip
+              f"({transfers['ours'] / transfers['unbound']:.2f}x); resident then: ours "
+              f"{transfers['ours_rss_kib'] / 1024:.0f} MB, Unbound "
+              f"{transfers['unbound_rss_kib'] / 1024:.0f} MB")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps({"loads": [asdict(load) for load in loads],
                                          "served": {k: asdict(v) for k, v in served.items()},

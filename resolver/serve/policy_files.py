@@ -20,7 +20,7 @@ import structlog
 from resolver.policy import BlocklistError, PolicyZone, ZoneOptions, build_zone, read_lists
 from resolver.policy.rules import NXDOMAIN_RULE, Override, Rule, cname_rule, overridden
 from resolver.serve.policy_config import PolicySource
-from resolver.wire.zonefile import parse_zone
+from resolver.wire.zonefile import iter_zone
 
 if TYPE_CHECKING:
     from resolver.serve.config import Settings
@@ -99,7 +99,7 @@ def load_file_source(source: PolicySource) -> PolicyZone:
     if source.kind == "rpz":
         text = _read(source.file, source)
         try:
-            return build_zone(source.name, parse_zone(text, source.name, source.file),
+            return build_zone(source.name, iter_zone(text, source.name, source.file),
                               source.max_entries)  # fmt: skip
         except ValueError as error:  # ZoneFileError, RpzError
             raise PolicyLoadError(f"{source.name}: {error}") from None
