@@ -16,8 +16,10 @@ benchmarks/bench_resolvers.py):
   ``||NAME^`` rules (the name and every name below), and as Unbound ``local-zone:
   NAME always_nxdomain`` lines (which cover the subtree too);
 - compile time and memory of our policy alone, in a fresh Python process
-  (``load_file_source``): seconds, resident growth, peak resident size (VmHWM), and what
-  the fast path's check costs a query no rule matches (``Policy.early``, microseconds);
+  (``load_file_source``): seconds, resident growth, peak resident size (VmHWM), what the
+  fast path's check costs a query no rule matches (``Policy.early``, microseconds), and a
+  whole cache hit (``ResolverService.take`` on a stored answer) without and with the
+  policy, in the same process (the least noisy figure of all);
 - six resolvers started one after the other, each timed until it answers with its
   policy in force (the load) and its resident size read then: ours without policy, ours
   with the RPZ zone (``[[policy-zone]]`` file, ``log = false``), ours with the blocklist
@@ -92,8 +94,36 @@ for _ in range(500):
     for key in keys:
         policy.early(key, "127.0.0.1")
 early = (time.perf_counter() - started) / (500 * len(keys)) * 1e6
+# And a whole cache hit (ResolverService.take on a stored answer), with and without it.
+import dns.message, dns.rrset
+from resolver.cache.answers import question_key
+from resolver.iterate.hints import parse_root_hints
+from resolver.serve.config import Settings
+from resolver.serve.policy_step import PolicyStep
+from resolver.serve.runtime import build_service
+hints = parse_root_hints(chr(10).join([". 3600 NS a.root.", "a.root. 3600 A 127.0.0.1"]))
+runtime = build_service(Settings(), hints)
+packets = []
+for i in range(200):
+    query = dns.message.make_query(f"n{i}.wild.example.com.", "A", use_edns=False)
+    reply = dns.message.make_response(query)
+    reply.answer.append(dns.rrset.from_text(query.question[0].name, 300, "IN", "A", "192.0.2.99"))
+    packets.append(query.to_wire())
+    runtime.answers.store(question_key(packets[-1]), reply.to_wire())
+step = PolicyStep(policy, runtime.stats, runtime.engine, runtime.records)
+gc.collect(); gc.freeze(); gc.set_threshold(10000, 10, 10)  # as the service runs
+take_us = {}
+for label, attached in [("off", None), ("on", step)] * 10:  # the least of ten tries each
+    runtime.service.policy = attached
+    started = time.perf_counter()
+    for _ in range(100):
+        for packet in packets:
+            runtime.service.take(packet, "127.0.0.1", "udp")
+    spent = (time.perf_counter() - started) / (100 * len(packets)) * 1e6
+    take_us[label] = min(take_us.get(label, spent), spent)
 print(json.dumps({"entries": len(zone), "seconds": seconds, "rss": rss() - before,
-                  "peak": int(hwm[0].split()[1]) * 1024, "early_us": early}))
+                  "peak": int(hwm[0].split()[1]) * 1024, "early_us": early,
+                  "take_off_us": take_us["off"], "take_on_us": take_us["on"]}))
 """
 
 
@@ -130,6 +160,8 @@ class Load:
     rss: int
     peak: int
     early_us: float  # Policy.early on a name no rule matches
+    take_off_us: float  # a whole cache hit (ResolverService.take) without the policy
+    take_on_us: float  # and with it
 
 
 def compile_alone(kind: str, path: Path) -> Load:
@@ -284,12 +316,14 @@ def report(loads: list[Load], served: dict[str, Served], count: int, rounds: int
 
 def compiled(loads: list[Load], count: int) -> None:
     print(f"\n## Compiling {count:,} entries alone (ours)")
-    print("| source | seconds | resident growth | bytes/entry | peak resident | check/query |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| source | seconds | resident growth | bytes/entry | peak resident | check/query "
+          "| cache hit without / with |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for load in loads:
         print(f"| {load.kind} | {load.seconds:.1f} | {load.rss / 1e6:.0f} MB | "
               f"{load.rss / load.entries:.0f} | {load.peak / 1e6:.0f} MB | "
-              f"{load.early_us:.2f} µs |")  # fmt: skip
+              f"{load.early_us:.2f} µs | "
+              f"{load.take_off_us:.2f} / {load.take_on_us:.2f} µs |")  # fmt: skip
 
 
 def serving(served: dict[str, Served], rounds: int) -> None:
