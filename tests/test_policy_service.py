@@ -339,17 +339,38 @@ def test_sighup_reloads_a_changed_zone_and_keeps_the_cache(
                                                            "10 mail.example.com.")}  # fmt: skip
         assert dig(port, "ns1.example.net.", "A").answer == {("ns1.example.net.", "A", "127.3.6.1")}
         assert dig(port, "ns1.example.net.", "A").answer == {("ns1.example.net.", "A", "127.3.6.1")}
-        (tmp_path / "rpz.zone").write_text(RPZ.replace(" 1 3600", " 2 3600")
-                                           + "ns1.example.net CNAME .\n")  # fmt: skip
+        chain = {("a.chain.net.", "CNAME", "b.chain.org."), ("b.chain.org.", "A", "198.51.100.7")}
+        assert dig(port, "a.chain.net.", "A").answer == chain
+        assert dig(port, "a.chain.net.", "A").answer == chain
+        google = {("ns1.google.com.", "A", "127.3.7.1")}
+        assert dig(port, "ns1.google.com.", "A").answer == google
+        assert dig(port, "ns1.google.com.", "A").answer == google
+        # New QNAME rules: no flush (the fast path looks at them on every query).
+        rules = "ns1.example.net CNAME .\nb.chain.org CNAME .\n"
+        (tmp_path / "rpz.zone").write_text(RPZ.replace(" 1 3600", " 2 3600") + rules)
         before = len(process.events())
         process.process.send_signal(signal.SIGHUP)
         loaded = wait_for(process, lambda e: e["event"] == "policy_zone_loaded", before)
-        assert (loaded["zone"], loaded["serial"], loaded["entries"]) == ("rpz.test.", 2, 11)
+        assert (loaded["zone"], loaded["serial"], loaded["entries"]) == ("rpz.test.", 2, 12)
         assert dig(port, "ns1.example.net.", "A").status == "NXDOMAIN"
+        # A rule on a name further down a CNAME chain the caches held before it came.
+        blocked = dig(port, "a.chain.net.", "A")
+        assert (blocked.status, blocked.answer) == (
+            "NXDOMAIN", {("a.chain.net.", "CNAME", "b.chain.org.")})  # fmt: skip
         # The cache stayed: a name answered before costs no upstream query after the reload.
         dig(port, "example.com.", "MX")
         logged = process.queries("127.0.0.1", "example.com.")
         assert logged[-1]["upstream"] == 0 and logged[-1]["cache"] is True
+        assert not [e for e in process.events()[before:] if e["event"] == "policy_answers_flushed"]
+
+        # A new response-IP rule: the wire answers, judged by the old rules, are flushed.
+        rules += "32.1.7.3.127.rpz-ip CNAME .\n"
+        (tmp_path / "rpz.zone").write_text(RPZ.replace(" 1 3600", " 3 3600") + rules)
+        before = len(process.events())
+        process.process.send_signal(signal.SIGHUP)
+        flushed = wait_for(process, lambda e: e["event"] == "policy_answers_flushed", before)
+        assert flushed["answers"] > 0
+        assert dig(port, "ns1.google.com.", "A").status == "NXDOMAIN"
 
         # A malformed record: one line saying where and why; the zone in force stays.
         (tmp_path / "rpz.zone").write_text(RPZ + "33.1.2.0.192.rpz-ip CNAME .\n")
@@ -358,7 +379,7 @@ def test_sighup_reloads_a_changed_zone_and_keeps_the_cache(
         failed = wait_for(process, lambda e: e["event"] == "policy_zone_not_loaded", before)
         why = "33.1.2.0.192.rpz-ip.rpz.test.: IPv4 prefix length 33 is not 1 to 32"
         assert failed["error"] == f"rpz.test.: {why}"
-        assert failed["kept_serial"] == 2
+        assert failed["kept_serial"] == 3
         assert dig(port, "ns1.example.net.", "A").status == "NXDOMAIN"
 
         # A list over its max-entries is refused whole; the list in force stays.
