@@ -200,7 +200,7 @@ def test_unknown_section_is_an_error(tmp_path: Path) -> None:
     path = write(tmp_path, "port = 53\n\n[local-zone]\nexample = 'static'\n")
     assert error_of(path) == (
         f"{path} line 3: unknown section [local-zone] (known sections: [local-zones], "
-        "[forward-zones], [stub-zones], [shared-cache])"
+        "[forward-zones], [stub-zones], [shared-cache], [policy-zone], [blocklist])"
     )
 
 

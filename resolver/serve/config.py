@@ -43,6 +43,7 @@ from resolver.local import LocalSources, LocalZones, load_local_zones
 from resolver.serve.autotrust import load_points, merged
 from resolver.serve.dnstap import target_problem
 from resolver.serve.options import BY_KEY, OFF, OPTIONS, Option, split_host_port
+from resolver.serve.policy_config import parse_blocklists, parse_policy_zones
 from resolver.serve.sections import (
     DelegatedZone,
     no_duplicates,
@@ -61,11 +62,14 @@ class SettingsError(Exception):
 # Sections a configuration file may have: name -> parser of the table's contents (raising
 # ValueError with the reason).  Registering one is the only change a new section needs;
 # its parsed value is in Settings.sections under the same name.
-SECTIONS: dict[str, Callable[[dict[str, Any]], object]] = {
+SECTIONS: dict[str, Callable[[Any], object]] = {
     "local-zones": parse_local_zones,
     "forward-zones": parse_forward_zones,
     "stub-zones": parse_stub_zones,
     SHARED_CACHE: parse_shared_cache,  # [shared-cache]: resolver.serve.shared
+    # Arrays of tables ([[name]], a list of tables): response policy, in order.
+    "policy-zone": parse_policy_zones,  # resolver.serve.policy_config
+    "blocklist": parse_blocklists,
 }
 
 
@@ -214,7 +218,7 @@ def read_file(path: Path) -> tuple[dict[str, Any], dict[str, object]]:
     values: dict[str, Any] = {}
     sections: dict[str, object] = {}
     for key, value in data.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) or (isinstance(value, list) and key in SECTIONS):
             parse = SECTIONS.get(key)
             if parse is None:
                 known = ", ".join(f"[{s}]" for s in SECTIONS) or "none yet"

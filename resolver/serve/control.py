@@ -52,6 +52,7 @@ from resolver.serve.config import (
 from resolver.serve.dump import dump_lines
 from resolver.serve.livestate import process_state
 from resolver.serve.options import OFF
+from resolver.serve.policy_feeds import policy_command  # response policy
 from resolver.serve.runtime import Runtime
 from resolver.serve.stats import Sample, as_text, from_json, merge, to_json
 from resolver.wire.names import BadName, normalize
@@ -70,6 +71,8 @@ COMMANDS = {  # command -> (takes a name, help)
         "negative trust anchors (RFC 7646): nta add ZONE [SECONDS] (default 3600), "
         "nta remove ZONE, nta list",
     ),
+    # Response policy (resolver.serve.policy_feeds): NAME is list, reload ZONE or refresh ZONE.
+    "policy": (True, "list: policy zones and blocklists; reload ZONE, refresh ZONE"),
 }
 MAX_REQUEST = 1024  # bytes of one request line
 LINK_FRAME = struct.Struct("!I")
@@ -117,6 +120,11 @@ async def execute(runtime: Runtime, command: str, name: str | None) -> Any:
             return negative.command(runtime, name)
         except negative.NtaError as error:
             raise CommandError(str(error)) from None
+    if command == "policy":  # response policy: list, reload ZONE, refresh ZONE
+        try:
+            return await policy_command(runtime, name or "")
+        except ValueError as error:
+            raise CommandError(str(error)) from None
     raise CommandError(f"unknown command {command!r}")
 
 
@@ -133,6 +141,8 @@ def parse_request(line: str) -> tuple[str, str | None]:
             return command, negative.parse(args)
         except negative.NtaError as error:
             raise CommandError(str(error)) from None
+    if command == "policy":  # its words are checked by resolver.serve.policy_feeds
+        return command, " ".join(args)
     takes_name = COMMANDS[command][0]
     if len(args) != int(takes_name):
         raise CommandError(f"{command} takes {'one name' if takes_name else 'no argument'}")
@@ -246,6 +256,10 @@ class Front:
             return lines
         if command == "nta":  # every process did the same: the first one's words
             return list(results[0][1])
+        if command == "policy":  # response policy: each process's lines
+            if len(results) == 1:
+                return list(results[0][1])
+            return [f"{pid}: {line}" for pid, result in results for line in result]
         if command == "reload":
             texts = [f"{pid}: {r['text']}" if len(results) > 1 else r["text"] for pid, r in results]
             if not all(r["ok"] for _pid, r in results):
@@ -385,9 +399,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "name",
         nargs="?",
-        help="the domain name of flush and flush-zone; add, remove or list for nta",
+        help="the domain name of flush and flush-zone; add, remove or list for nta; list, "
+        "reload or refresh for policy",
     )
-    parser.add_argument("more", nargs="*", help="nta add and remove: ZONE, and SECONDS")
+    parser.add_argument(
+        "more",
+        nargs="*",
+        help="nta add and remove: ZONE, and SECONDS; policy reload, refresh: ZONE",
+    )
     return parser  # fmt: skip
 
 

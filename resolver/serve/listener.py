@@ -53,6 +53,7 @@ from resolver.iterate.answer import Answer, FailureKind, servfail
 from resolver.iterate.engine import IterativeEngine
 from resolver.serve.access import AccessList
 from resolver.serve.cookies import MALFORMED_COOKIE, ClientCookie, ServerCookies, query_cookie
+from resolver.serve.policy_step import PolicyStep  # response policy
 from resolver.serve.prefetch import Prefetcher
 from resolver.serve.ratelimit import ClientRateLimit, PendingLimit
 from resolver.serve.responses import (
@@ -151,6 +152,7 @@ class ResolverService:
         self.prefetch = Prefetcher(self._refresh, answers, self._busy)
         self._in_flight: dict[tuple[str, int, bool], asyncio.Task[Answer]] = {}
         self.shared: SharedTier | None = None  # scale: [shared-cache], set by build_service
+        self.policy: PolicyStep | None = None  # response policy: RPZ zones, blocklists
 
     @property
     def in_flight(self) -> int:
@@ -188,6 +190,8 @@ class ResolverService:
         # Access first: a client outside --allow is not answered (nor logged) from the cache.
         allowed = self.access.allows(client)
         key = question_key(packet) if allowed else None
+        if key is not None and self.policy is not None and self.policy.early(key.key, client):
+            key = None  # response policy: decided in finish(), never from the wire cache
         if key is not None:
             if transport == "tcp":
                 key.udp_size = 65535
@@ -234,9 +238,15 @@ class ResolverService:
             log.warning("bad_query", client=pending.client, problem=str(error))
             self.stats.answered(0, Rcode.FORMERR, pending.transport, self.clock() - pending.started)
             return response_from_header(packet, Rcode.FORMERR)
+        policy = self.policy  # response policy: NOTIFY, then rules before and after resolving
+        if policy is not None and query.header.opcode == Opcode.NOTIFY:
+            return self._ruled(pending, query, policy.notify(query, pending.client))
         refusal = self._refusal(query, pending)
         if refusal is not None:
             return self._send(pending, query, refusal)
+        ruled = await policy.before(query, pending) if policy is not None else None
+        if ruled is not None and ruled.final:
+            return self._ruled(pending, query, ruled.response)
         question = query.question[0]
         checking_disabled = bool(query.header.cd)
         if query.header.rd:
@@ -249,6 +259,10 @@ class ResolverService:
                 )
                 return self._send(pending, query, refused, logged=True)
             resolution = cached
+        if policy is not None:
+            ruled = await policy.after(query, pending, resolution, ruled)
+            if ruled is not None and ruled.final:
+                return self._ruled(pending, query, ruled.response)
         answer, authority = sections(query, resolution)
         extended = self._extended_error(resolution)
         if resolution.rcode == Rcode.SERVFAIL:  # view: the web view's recent SERVFAILs
@@ -258,6 +272,10 @@ class ResolverService:
             authenticated=authenticated(query, resolution),
         )  # fmt: skip
         return self._send(pending, query, response, resolution)
+
+    def _ruled(self, pending: Pending, query: Message, response: Message | None) -> bytes | None:
+        """A response policy's answer (None: the query is dropped)."""
+        return None if response is None else self._send(pending, query, response, logged=True)
 
     def _extended_error(self, resolution: Answer) -> ExtendedError | None:
         """Why a SERVFAIL failed, or that an answer is stale (RFC 8914 sections 4.4, 4.23...)."""

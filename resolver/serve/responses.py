@@ -43,6 +43,9 @@ class EdeCode(IntEnum):
     OTHER = 0  # 4.1: none of the others fits; the EXTRA-TEXT says what happened
     STALE_ANSWER = 3  # 4.4: answered from expired data (serve-stale, RFC 8767)
     NOT_READY = 14  # 4.15: the server cannot answer now (it is not fully functional)
+    BLOCKED = 15  # 4.16: blocked by the operator's policy (response policy)
+    CENSORED = 16  # 4.17: blocked because of an external requirement (response policy)
+    FILTERED = 17  # 4.18: filtered as the client asked (response policy)
     PROHIBITED = 18  # 4.19: the client is not allowed (here: outside --allow)
     NOT_AUTHORITATIVE = 20  # 4.21: RD=0 and no answer we could give without recursion
     NOT_SUPPORTED = 21  # 4.22: the query asks for something we do not do

@@ -56,6 +56,7 @@ from resolver.serve.listener import ResolverService
 from resolver.serve.logs import set_format, set_level
 from resolver.serve.negative import configure as configure_negative
 from resolver.serve.options import BY_KEY
+from resolver.serve.policy_feeds import build_policy, policy_hook
 from resolver.serve.sections import DelegatedZone
 from resolver.serve.shared import build_tier, shared_hook
 from resolver.serve.stats import CountingNetwork, Sample, ServiceStats, cache_samples
@@ -316,4 +317,6 @@ def build_service(
     runtime.reload_hooks.append(zones_hook(runtime))
     service.shared = build_tier(settings, stats)  # scale: None unless [shared-cache]
     runtime.reload_hooks.append(shared_hook(runtime))
+    service.policy = build_policy(settings, runtime)  # response policy: None unless configured
+    runtime.reload_hooks.append(policy_hook(runtime))
     return runtime

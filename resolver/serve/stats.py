@@ -19,7 +19,7 @@ import bisect
 import os
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from resolver.net.contract import ExchangeFailed, Failure, Network, Reply
@@ -64,6 +64,10 @@ METRICS: dict[str, tuple[str, str]] = {
         "dnstap messages, by result (written; dropped_full: the queue was full; "
         "dropped_no_reader: no reader connected)",
     ),
+    # Response policy ([[policy-zone]], [[blocklist]]: resolver.serve.policy_step).
+    "policy_actions": ("counter", "Response policy rules applied, by zone and action"),
+    "policy_loads": ("counter", "Policy zone loads and transfers, by zone and result"),
+    "policy_entries": ("gauge", "Triggers held by each policy zone or blocklist"),
     "processes": ("gauge", "Processes answering (--workers)"),
     "tasks": ("gauge", "asyncio tasks alive (a leak shows here first)"),
     "open_descriptors": ("gauge", "File descriptors open (sockets included)"),
@@ -110,6 +114,10 @@ class ServiceStats:
         """A SERVFAIL given after a resolution, and why (for the web view's live page)."""
         code, text = error if error is not None else (0, "")
         self.servfails.append((time.time(), name, RRType.text(qtype), int(code), text))
+        # Response policy: (zone, action) and (zone, result) counts, and the zones' sizes.
+        self.policy_actions: dict[tuple[str, str], int] = {}
+        self.policy_loads: dict[tuple[str, str], int] = {}
+        self.policy_entries: Callable[[], dict[str, int]] | None = None
 
     def answered(self, qtype: int, rcode: int, transport: str, seconds: float) -> None:
         key = (qtype, rcode, transport)
@@ -149,6 +157,12 @@ class ServiceStats:
             out.append(("shared_cache_up", (), self.shared_up))
         for result, count in list(self.dnstap.items()):  # a copy: the writer thread adds
             out.append(("dnstap_messages", (("result", result),), count))
+        for (zone, action), count in self.policy_actions.items():
+            out.append(("policy_actions", (("action", action), ("zone", zone)), count))
+        for (zone, result), count in self.policy_loads.items():
+            out.append(("policy_loads", (("result", result), ("zone", zone)), count))
+        for zone, entries in (self.policy_entries() if self.policy_entries else {}).items():
+            out.append(("policy_entries", (("zone", zone),), entries))
         out.append(("processes", (), 1))
         out.extend(process_samples())
         return out

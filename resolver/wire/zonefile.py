@@ -149,7 +149,20 @@ def parse_zone(
     default_ttl: int | None = None,
 ) -> list[ResourceRecord]:
     """Every record of a master file, owner names absolute, in file order."""
-    return list(_Reader(origin, source, default_ttl).records(text))
+    return list(iter_zone(text, origin, source, default_ttl=default_ttl))
+
+
+def iter_zone(
+    text: str,
+    origin: str = ROOT,
+    source: str = "<zone>",
+    *,
+    default_ttl: int | None = None,
+) -> Iterator[ResourceRecord]:
+    """The records of a master file one at a time, as :func:`parse_zone` gives them: a
+    reader that compiles each as it comes (a million-record response policy zone) never
+    holds them all."""
+    return _Reader(origin, source, default_ttl).records(text)
 
 
 def load_zone(
