@@ -439,7 +439,7 @@ def request(path: str, line: str, timeout: float = CLIENT_TIMEOUT) -> tuple[bool
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     takes_name = COMMANDS[args.command][0]
-    if args.more and args.command != "nta":
+    if args.more and args.command not in ("nta", "policy"):  # their sub-commands take words
         print(f"resolver-control: {args.command} takes one NAME at most (see --help)",
               file=sys.stderr)  # fmt: skip
         return 2

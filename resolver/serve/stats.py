@@ -109,15 +109,15 @@ class ServiceStats:
         # (RFC 8914): bounded, appended only when a resolution failed.
         self.servfails: deque[RecentServfail] = deque(maxlen=RECENT_SERVFAILS)
         self.dnstap: dict[str, int] = {}  # dnstap messages by result (resolver.serve.dnstap)
+        # Response policy: (zone, action) and (zone, result) counts, and the zones' sizes.
+        self.policy_actions: dict[tuple[str, str], int] = {}
+        self.policy_loads: dict[tuple[str, str], int] = {}
+        self.policy_entries: Callable[[], dict[str, int]] | None = None
 
     def servfailed(self, name: str, qtype: int, error: tuple[int, str] | None) -> None:
         """A SERVFAIL given after a resolution, and why (for the web view's live page)."""
         code, text = error if error is not None else (0, "")
         self.servfails.append((time.time(), name, RRType.text(qtype), int(code), text))
-        # Response policy: (zone, action) and (zone, result) counts, and the zones' sizes.
-        self.policy_actions: dict[tuple[str, str], int] = {}
-        self.policy_loads: dict[tuple[str, str], int] = {}
-        self.policy_entries: Callable[[], dict[str, int]] | None = None
 
     def answered(self, qtype: int, rcode: int, transport: str, seconds: float) -> None:
         key = (qtype, rcode, transport)
