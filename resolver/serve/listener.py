@@ -90,7 +90,7 @@ class Pending(dataobject, fast_new=True):
 
     packet: bytes
     client: str
-    transport: str  # "udp" or "tcp"
+    transport: str  # "udp", "tcp", "tls" (resolver.serve.dot) or "https" (.doh)
     allowed: bool  # the access list's verdict, taken once
     key: QuestionKey | None  # the wire cache's key, None if the query is not plain
     started: float  # the service clock when it arrived
@@ -154,7 +154,7 @@ class ResolverService:
         allowed = self.access.allows(client)
         key = question_key(packet) if allowed else None
         if key is not None:
-            if transport == "tcp":
+            if transport != "udp":  # tcp, and tls, https (resolver.serve.dot, doh): no limit
                 key.udp_size = 65535
             response = self.answers.answer(key, packet)
             if response is not None:
@@ -162,7 +162,7 @@ class ResolverService:
                 rcode = rcode_of(response)
                 self.stats.answered(qtype, rcode, transport, self.clock() - started)
                 if self.query_log:
-                    self._log_cache_hit(packet, client, qtype, rcode)
+                    self._log_cache_hit(packet, client, qtype, rcode, transport)
                 return response
         return Pending(packet, client, transport, allowed, key, started)
 
@@ -243,7 +243,8 @@ class ResolverService:
         if logged and self.query_log and question is not None:
             upstream = resolution.upstream_queries if resolution is not None else 0
             cached = resolution is not None and (resolution.from_cache or upstream == 0)
-            log.info("query", client=pending.client, name=question.name,
+            log.info("query", client=pending.client, transport=pending.transport,
+                     name=question.name,
                      type=RRType.text(qtype), rcode=Rcode.text(rcode), cache=cached,
                      upstream=upstream,
                      ms=round((self.clock() - pending.started) * 1000, 2))  # fmt: skip
@@ -332,11 +333,13 @@ class ResolverService:
         return len(self._in_flight) >= MAX_IN_FLIGHT // 2
 
     @staticmethod
-    def _log_cache_hit(packet: bytes, client: str, qtype: int, rcode: int) -> None:
+    def _log_cache_hit(
+        packet: bytes, client: str, qtype: int, rcode: int, transport: str = "udp"
+    ) -> None:
         """A fast-path answer in the query log: the name read from the question, as written
         (the key checked it is plain labels, so this cannot fail), nothing else parsed."""
         name = read_name(packet, HEADER_SIZE)[0]
-        log.info("query", client=client, name=name, type=RRType.text(qtype),
+        log.info("query", client=client, transport=transport, name=name, type=RRType.text(qtype),
                  rcode=Rcode.text(rcode), cache=True, upstream=0, ms=0.0)  # fmt: skip
 
 
@@ -393,10 +396,16 @@ class TcpListener:
             return
         self.open += 1
         try:
-            await _TcpConnection(self.service, reader, writer, str(peer[0])).serve()
+            await self.connection(reader, writer, str(peer[0])).serve()
         finally:
             self.open -= 1
             writer.close()
+
+    def connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client: str
+    ) -> _TcpConnection:
+        """One accepted connection's handler (DNS over TLS has its own: resolver.serve.dot)."""
+        return _TcpConnection(self.service, reader, writer, client)
 
 
 class _TcpConnection:
@@ -406,6 +415,8 @@ class _TcpConnection:
     starts then, that is from the last answer sent (or the connection's opening), and a
     read in progress has its deadline moved when an answer goes out.
     """
+
+    transport = "tcp"  # what the service is told; "tls" for DNS over TLS (resolver.serve.dot)
 
     def __init__(
         self,
@@ -437,7 +448,7 @@ class _TcpConnection:
             finally:
                 self.read_timeout = None
             self.outstanding += 1
-            outcome = self.service.take(packet, self.client, "tcp")
+            outcome = self.service.take(packet, self.client, self.transport)
             if isinstance(outcome, Pending):
                 task = asyncio.ensure_future(self._finish(outcome))
                 self.tasks.add(task)

@@ -38,9 +38,11 @@ from resolver.iterate.servers import ServerSelection
 from resolver.iterate.stale import StalePolicy
 from resolver.iterate.zonelimit import ZoneRateLimit
 from resolver.local import LocalZones, load_local_zones
+from resolver.net.tls_upstream import TlsForwarders
 from resolver.net.transport import UpstreamTransport
 from resolver.serve.access import AccessList
 from resolver.serve.config import Settings, SettingsError, changed_keys, load_settings
+from resolver.serve.encrypted import tls_forwarders, tls_forwarders_hook
 from resolver.serve.listener import ResolverService
 from resolver.serve.logs import set_format, set_level
 from resolver.serve.options import BY_KEY
@@ -166,7 +168,7 @@ def configured_zones(settings: Settings) -> ConfiguredZones:
         ConfiguredZone(
             zone.zone,
             ZoneKind.STUB if zone.stub else ZoneKind.FORWARD,
-            [Server.parse(server) for server in zone.servers],
+            [Server.parse(server.partition("#")[0]) for server in zone.servers],  # #: TLS name
             zone.fallback,
         )
         for zone in settings.delegated_zones()
@@ -224,7 +226,11 @@ def build_service(
     """Everything one process answers with, from its settings."""
     stats = ServiceStats()
     records = RecordCache(settings.cache_size, min_ttl=settings.min_ttl, max_ttl=settings.max_ttl)
-    network = CountingNetwork(UpstreamTransport(port=settings.upstream_port), stats)
+    # Forwarders of zones with tls = true are asked over TLS (resolver.net.tls_upstream).
+    forwarders = TlsForwarders(UpstreamTransport(port=settings.upstream_port),
+                               tls_forwarders(settings), settings.upstream_port,
+                               stats.upstream_tls)  # fmt: skip
+    network = CountingNetwork(forwarders, stats)
     engine = IterativeEngine(
         network,
         records,
@@ -247,6 +253,7 @@ def build_service(
     service.prefetch.enable(settings.prefetch)
     runtime = Runtime(settings, flags or {}, stats, records, answers, engine, service)
     runtime.reload_hooks.append(zones_hook(runtime))
+    runtime.reload_hooks.append(tls_forwarders_hook(forwarders))
     service.shared = build_tier(settings, stats)  # scale: None unless [shared-cache]
     runtime.reload_hooks.append(shared_hook(runtime))
     return runtime

@@ -57,6 +57,24 @@ METRICS: dict[str, tuple[str, str]] = {
     ),
     "shared_cache_writes": ("counter", "Answers written to the shared cache tier, by result"),
     "shared_cache_up": ("gauge", "1 while the shared cache tier answers, 0 during an outage"),
+    # The encrypted transports (resolver.serve.tls, dot, doh; resolver.net.tls_upstream).
+    "tls_handshakes": (
+        "counter",
+        "TLS handshakes with clients, by transport (tls, https) and result (full, resumed, "
+        "failed, timeout)",
+    ),
+    "connections_open": ("gauge", "Client connections open now, by transport (tls, https)"),
+    "connections_refused": (
+        "counter",
+        "Client connections closed at once for being over the cap, by transport (tls, https)",
+    ),
+    "https_responses": ("counter", "DNS over HTTPS responses, by HTTP status"),
+    "upstream_tls_connections": (
+        "counter",
+        "TLS connections to forwarders, by result (opened, failed: no connection or a "
+        "certificate that does not authenticate the server)",
+    ),
+    "upstream_tls_queries": ("counter", "Exchanges with forwarders carried over TLS"),
     "processes": ("gauge", "Processes answering (--workers)"),
     "tasks": ("gauge", "asyncio tasks alive (a leak shows here first)"),
     "open_descriptors": ("gauge", "File descriptors open (sockets included)"),
@@ -90,6 +108,18 @@ class ServiceStats:
         self.shared_lookups: dict[str, int] = {}
         self.shared_writes: dict[str, int] = {}
         self.shared_up: int | None = None
+        # The encrypted transports: handshakes by (transport, result), connections open and
+        # refused by transport, DoH responses by HTTP status, TLS to forwarders.
+        self.handshakes: dict[tuple[str, str], int] = {}
+        self.connections: dict[str, int] = {}
+        self.connections_refused: dict[str, int] = {}
+        self.https_status: dict[int, int] = {}
+        # Counted by resolver.net.tls_upstream: "opened", "failed" (connections), "queries".
+        self.upstream_tls: dict[str, int] = {}
+
+    def handshake(self, transport: str, result: str) -> None:
+        key = (transport, result)
+        self.handshakes[key] = self.handshakes.get(key, 0) + 1
 
     def answered(self, qtype: int, rcode: int, transport: str, seconds: float) -> None:
         key = (qtype, rcode, transport)
@@ -127,8 +157,26 @@ class ServiceStats:
             out.append(("shared_cache_writes", (("result", result),), count))
         if self.shared_up is not None:
             out.append(("shared_cache_up", (), self.shared_up))
+        out.extend(self._encrypted_samples())
         out.append(("processes", (), 1))
         out.extend(process_samples())
+        return out
+
+    def _encrypted_samples(self) -> list[Sample]:
+        out: list[Sample] = []
+        for (transport, result), count in self.handshakes.items():
+            out.append(("tls_handshakes", (("result", result), ("transport", transport)), count))
+        for transport, count in self.connections.items():
+            out.append(("connections_open", (("transport", transport),), count))
+        for transport, count in self.connections_refused.items():
+            out.append(("connections_refused", (("transport", transport),), count))
+        for status, count in self.https_status.items():
+            out.append(("https_responses", (("status", str(status)),), count))
+        for result, count in self.upstream_tls.items():
+            if result == "queries":
+                out.append(("upstream_tls_queries", (), count))
+            else:
+                out.append(("upstream_tls_connections", (("result", result),), count))
         return out
 
 

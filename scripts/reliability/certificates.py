@@ -1,0 +1,112 @@
+"""Test certificates for the encrypted transports, made on the spot (never committed).
+
+A throw-away certificate authority and a server certificate it signs, with the names and
+addresses the lab uses (``dns.lab.test``, 127.0.0.1), written as PEM files: what the
+tests, the reliability scripts and the benchmarks give ``--tls-certificate`` and
+``--tls-key``, and to clients (kdig ``+tls-ca``, curl ``--cacert``, the resolver's
+``tls-ca-file``) as the authority to trust.  Elliptic-curve P-256 keys: quick to make.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+SERVER_NAME = "dns.lab.test"  # the name clients authenticate the lab's servers by
+
+
+@dataclass(frozen=True)
+class CertificateFiles:
+    """PEM files: the authority's certificate, the server's certificate chain and key."""
+
+    ca: Path
+    certificate: Path
+    key: Path
+
+
+def _name(common: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def make_certificates(
+    directory: Path,
+    names: tuple[str, ...] = (SERVER_NAME,),
+    addresses: tuple[str, ...] = ("127.0.0.1",),
+    *,
+    valid_days: int = 2,
+    expired: bool = False,
+    prefix: str = "",
+) -> CertificateFiles:
+    """A new authority and a server certificate for ``names`` and ``addresses`` under
+    ``directory`` (``prefix`` before the file names, to keep several sets apart).
+    ``expired``: the server certificate's validity ended yesterday."""
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = _name(f"resolver test authority {prefix or 'lab'}")
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=valid_days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                crl_sign=True, encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )  # fmt: skip
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    start, end = now - datetime.timedelta(hours=1), now + datetime.timedelta(days=valid_days)
+    if expired:
+        start, end = now - datetime.timedelta(days=3), now - datetime.timedelta(days=1)
+    alternative: list[x509.GeneralName] = [x509.DNSName(name) for name in names]
+    alternative += [x509.IPAddress(ipaddress.ip_address(a)) for a in addresses]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(names[0] if names else addresses[0]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.SubjectAlternativeName(alternative), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    files = CertificateFiles(
+        directory / f"{prefix}ca.pem", directory / f"{prefix}server.pem",
+        directory / f"{prefix}server.key",
+    )  # fmt: skip
+    files.ca.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    files.certificate.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    files.key.write_bytes(_key_pem(key))
+    files.key.chmod(0o600)
+    return files
