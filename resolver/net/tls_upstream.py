@@ -125,7 +125,8 @@ class _Connection:
                     server_hostname=server.auth_name, ssl_handshake_timeout=CONNECT_TIMEOUT,
                 )  # fmt: skip
         except ssl.SSLCertVerificationError as error:
-            self._failed(Failure.UNREACHABLE, f"tls: {error.verify_message}", warn=True)
+            reason = f"tls: certificate verify failed: {error.verify_message}"
+            self._failed(Failure.UNREACHABLE, reason, warn=True)
         except ssl.SSLError as error:
             self._failed(Failure.UNREACHABLE, f"tls: {error.reason or error}", warn=True)
         except TimeoutError:

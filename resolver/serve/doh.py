@@ -153,6 +153,8 @@ class DohListener:
         stats.connections[TRANSPORT] = stats.connections.get(TRANSPORT, 0) + 1
         try:
             await self._serve(reader, writer, client)
+        except asyncio.CancelledError:
+            writer.transport.abort()  # shutting down (see resolver.serve.dot: end quietly)
         except Exception:
             log.exception("internal_error", client=client, transport=TRANSPORT)
         finally:

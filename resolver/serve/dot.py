@@ -83,6 +83,10 @@ class DotListener(TcpListener):
         stats.connections[TRANSPORT] = stats.connections.get(TRANSPORT, 0) + 1
         try:
             await super().__call__(reader, writer)
+        except asyncio.CancelledError:
+            # Shutting down with the connection open.  Python 3.11's stream server logs a
+            # handler that ends cancelled as an error ("Exception in callback"): end quietly.
+            writer.transport.abort()
         finally:
             stats.connections[TRANSPORT] -= 1
 

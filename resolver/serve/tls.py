@@ -53,12 +53,14 @@ def server_context(certificate: str, key: str, alpn: tuple[str, ...]) -> ssl.SSL
     context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
     context.num_tickets = TICKETS
     context.set_alpn_protocols(list(alpn))
+    for path in (certificate, key):  # OpenSSL's errors do not say which file
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as error:
+            raise TlsError(f"cannot read {path}: {error.strerror}") from None
     try:
         context.load_cert_chain(certificate, key)
-    except FileNotFoundError as error:
-        raise TlsError(f"cannot read {error.filename}: {error.strerror}") from None
-    except PermissionError as error:
-        raise TlsError(f"cannot read {error.filename}: {error.strerror}") from None
     except ssl.SSLError as error:
         reason = error.reason or str(error)
         if "KEY_VALUES_MISMATCH" in str(error):
