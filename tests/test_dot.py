@@ -22,11 +22,11 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 import structlog
+from tls_fixtures import SERVER_NAME, EncryptedServer, client_context, make_certificates
 
 from resolver.lab.nsd import find_tool
 from resolver.wire.padding import RESPONSE_BLOCK
-from scripts.reliability.certificates import CertificateFiles
-from tls_fixtures import SERVER_NAME, EncryptedServer, client_context, make_certificates
+from scripts.reliability.tls_lab import CertificateFiles
 
 
 @pytest.fixture(scope="module")
@@ -70,12 +70,18 @@ def query(name: str, rdtype: str = "A", qid: int = 0, **kwargs: object) -> dns.m
     return message
 
 
-def test_dnspython_client_gets_the_answer(server: EncryptedServer,
-                                          certificates: CertificateFiles) -> None:  # fmt: skip
+def test_dnspython_client_gets_the_answer(
+    server: EncryptedServer, certificates: CertificateFiles
+) -> None:
     context = client_context(certificates.ca)
-    reply = dns.query.tls(query("www.example.com."), "127.0.0.1", timeout=5,
-                          port=server.dot_port, ssl_context=context,
-                          server_hostname=SERVER_NAME)  # fmt: skip
+    reply = dns.query.tls(
+        query("www.example.com."),
+        "127.0.0.1",
+        timeout=5,
+        port=server.dot_port,
+        ssl_context=context,
+        server_hostname=SERVER_NAME,
+    )
     assert reply.rcode() == dns.rcode.NOERROR
     assert [rr.to_text() for rrset in reply.answer for rr in rrset] == ["192.0.2.1"]
     stats = server.service.stats
@@ -84,21 +90,25 @@ def test_dnspython_client_gets_the_answer(server: EncryptedServer,
 
 
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
-def test_tls_1_2_and_1_3_with_alpn_dot(server: EncryptedServer, certificates: CertificateFiles,
-                                       version: ssl.TLSVersion) -> None:  # fmt: skip
+def test_tls_1_2_and_1_3_with_alpn_dot(
+    server: EncryptedServer, certificates: CertificateFiles, version: ssl.TLSVersion
+) -> None:
     context = client_context(certificates.ca, ["dot"])
     context.minimum_version = context.maximum_version = version
     with connect(server, context) as sock:
-        assert sock.version() == {ssl.TLSVersion.TLSv1_2: "TLSv1.2",
-                                  ssl.TLSVersion.TLSv1_3: "TLSv1.3"}[version]  # fmt: skip
+        assert (
+            sock.version()
+            == {ssl.TLSVersion.TLSv1_2: "TLSv1.2", ssl.TLSVersion.TLSv1_3: "TLSv1.3"}[version]
+        )
         assert sock.selected_alpn_protocol() == "dot"
         send(sock, query("www.example.com.", qid=7))
         assert receive(sock).id == 7
 
 
 @pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated")
-def test_older_tls_is_refused_and_no_alpn_is_served(server: EncryptedServer,
-                                                    certificates: CertificateFiles) -> None:  # fmt: skip
+def test_older_tls_is_refused_and_no_alpn_is_served(
+    server: EncryptedServer, certificates: CertificateFiles
+) -> None:
     old = client_context(certificates.ca)
     old.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
     old.maximum_version = ssl.TLSVersion.TLSv1_1
@@ -179,8 +189,9 @@ def test_answers_are_padded_when_the_query_is(
         assert len(big) % RESPONSE_BLOCK == 0 and len(big) > 4000
 
 
-def test_large_answers_are_not_truncated(server: EncryptedServer,
-                                         certificates: CertificateFiles) -> None:  # fmt: skip
+def test_large_answers_are_not_truncated(
+    server: EncryptedServer, certificates: CertificateFiles
+) -> None:
     """Over TLS as over TCP: no TC=1, whatever the EDNS size (RFC 7766), cached or not."""
     with connect(server, client_context(certificates.ca)) as sock:
         for qid in (1, 2):
@@ -190,8 +201,9 @@ def test_large_answers_are_not_truncated(server: EncryptedServer,
             assert sum(len(s) for rr in reply.answer[0] for s in rr.strings) == 4000
 
 
-def test_client_outside_allow_is_refused(server: EncryptedServer,
-                                         certificates: CertificateFiles) -> None:  # fmt: skip
+def test_client_outside_allow_is_refused(
+    server: EncryptedServer, certificates: CertificateFiles
+) -> None:
     class Nobody:
         def allows(self, host: str) -> bool:
             return False
@@ -205,12 +217,14 @@ def test_client_outside_allow_is_refused(server: EncryptedServer,
     assert server.engine.calls == 0
 
 
-def test_query_log_names_the_transport(server: EncryptedServer,
-                                       certificates: CertificateFiles) -> None:  # fmt: skip
+def test_query_log_names_the_transport(
+    server: EncryptedServer, certificates: CertificateFiles
+) -> None:
     server.service.query_log = True
-    with structlog.testing.capture_logs() as logs, connect(
-        server, client_context(certificates.ca)
-    ) as sock:
+    with (
+        structlog.testing.capture_logs() as logs,
+        connect(server, client_context(certificates.ca)) as sock,
+    ):
         for qid in (1, 2):  # resolved, then from the wire cache
             send(sock, query("logged.example.", qid=qid))
             receive(sock)
@@ -258,8 +272,13 @@ def kdig(*args: str) -> str:
     binary = find_tool("kdig")
     if binary is None:
         pytest.fail("kdig is missing (apt-get install knot-dnsutils)")
-    done = subprocess.run([binary, *args, "+retry=0", "+timeout=5"], capture_output=True,
-                          text=True, timeout=30, check=False)  # fmt: skip
+    done = subprocess.run(
+        [binary, *args, "+retry=0", "+timeout=5"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
@@ -268,8 +287,9 @@ def test_kdig_over_tls(server: EncryptedServer, certificates: CertificateFiles) 
     """kdig (knot-dnsutils) as the client: strict (the authority and the name, RFC 8310),
     opportunistic (+tls), and with padding (+padding: its default block, answered in ours)."""
     base = ["@127.0.0.1", "-p", str(server.dot_port)]
-    strict = kdig(*base, f"+tls-ca={certificates.ca}", f"+tls-hostname={SERVER_NAME}",
-                  "www.example.com", "A")  # fmt: skip
+    strict = kdig(
+        *base, f"+tls-ca={certificates.ca}", f"+tls-hostname={SERVER_NAME}", "www.example.com", "A"
+    )
     assert "192.0.2.1" in strict and "(TCP)" in strict
     assert "192.0.2.1" in kdig(*base, "+tls", "www.example.net", "A")
     padded = kdig(*base, "+tls", "+padding", "+edns", "www.example.org", "A")

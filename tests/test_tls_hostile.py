@@ -15,6 +15,7 @@ numbers are in docs/reliability.md.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import time
 from collections.abc import Iterator
@@ -27,15 +28,21 @@ import h2.events
 import h2.exceptions
 import pytest
 from hyperframe.frame import DataFrame, HeadersFrame, RstStreamFrame
+from tls_fixtures import (
+    SERVER_NAME,
+    ScriptedEngine,
+    client_context,
+    make_certificates,
+    scripted_service,
+)
 
 import resolver.serve.listener as listener_module
 import resolver.serve.tls as tls_module
 from resolver.serve.doh import DohListener
 from resolver.serve.dot import DotListener
 from resolver.serve.tls import ServerCertificate
-from scripts.reliability.certificates import CertificateFiles
 from scripts.reliability.common import frame, query
-from tls_fixtures import SERVER_NAME, ScriptedEngine, client_context, make_certificates, scripted_service
+from scripts.reliability.tls_lab import CertificateFiles
 
 IDLE = 0.4  # the idle and handshake timeouts these tests run with (seconds)
 WAIT = 10.0
@@ -60,9 +67,10 @@ class Served:
         self.service = scripted_service()
         self.certificate = ServerCertificate(str(certificates.certificate), str(certificates.key))
         self.listener: DotListener | DohListener = (
-            DotListener(self.service, self.certificate, **options) if kind == "dot"
+            DotListener(self.service, self.certificate, **options)
+            if kind == "dot"
             else DohListener(self.service, self.certificate, **options)
-        )  # fmt: skip
+        )
         self.context = client_context(certificates.ca, ["dot"] if kind == "dot" else ["h2"])
         self.server: asyncio.Server | None = None
         self.port = 0
@@ -83,8 +91,9 @@ class Served:
         self.server.close()
 
     async def tls(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        return await asyncio.open_connection("127.0.0.1", self.port, ssl=self.context,
-                                             server_hostname=SERVER_NAME)  # fmt: skip
+        return await asyncio.open_connection(
+            "127.0.0.1", self.port, ssl=self.context, server_hostname=SERVER_NAME
+        )
 
     async def drained(self) -> int:
         """Connections still open once the listener had a moment to let them go."""
@@ -115,16 +124,16 @@ async def dot_reply(reader: asyncio.StreamReader) -> bytes:
 
 
 @pytest.mark.parametrize("kind", ["dot", "doh"])
-def test_handshakes_that_never_finish_are_bounded(certificates: CertificateFiles,
-                                                  kind: str) -> None:  # fmt: skip
+def test_handshakes_that_never_finish_are_bounded(
+    certificates: CertificateFiles, kind: str
+) -> None:
     """60 connections that send nothing, or half a ClientHello, to a listener capped at 20:
     40 are closed at once, the 20 others at the handshake timeout; a real client is then
     served.  None of them ever reached the service."""
 
     async def scenario() -> tuple[list[float], int, dict[Any, int]]:
         async with Served(certificates, kind, max_connections=20) as served:
-            streams = [await asyncio.open_connection("127.0.0.1", served.port)
-                       for _ in range(60)]  # fmt: skip
+            streams = [await asyncio.open_connection("127.0.0.1", served.port) for _ in range(60)]
             for i, (_reader, writer) in enumerate(streams):
                 if i % 2:
                     writer.write(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")  # cut short
@@ -176,8 +185,9 @@ def test_dot_client_that_never_reads_is_closed(certificates: CertificateFiles) -
             _reader, writer = await served.tls()
             transport = writer.transport
             transport.get_extra_info("socket")
-            writer.write(b"".join(frame(query(f"big{i}.example.", "TXT", qid=i))
-                                  for i in range(2000)))  # fmt: skip
+            writer.write(
+                b"".join(frame(query(f"big{i}.example.", "TXT", qid=i)) for i in range(2000))
+            )
             await asyncio.sleep(IDLE * 10)
             still = served.listener.open
             transport.abort()
@@ -190,8 +200,7 @@ def test_dot_pipeline_of_a_thousand(certificates: CertificateFiles) -> None:
     async def scenario() -> set[int]:
         async with Served(certificates, "dot") as served:
             reader, writer = await served.tls()
-            writer.write(b"".join(frame(query(f"p{i % 500}.example.", qid=i))
-                                  for i in range(1000)))  # fmt: skip
+            writer.write(b"".join(frame(query(f"p{i % 500}.example.", qid=i)) for i in range(1000)))
             replies = [await asyncio.wait_for(dot_reply(reader), WAIT) for _ in range(1000)]
             writer.close()
             return {int.from_bytes(r[:2], "big") for r in replies}
@@ -212,8 +221,13 @@ class H2Client:
         self.writer.write(self.conn.data_to_send())
 
     def headers(self, stream_id: int, length: int | None = None, end: bool = False) -> None:
-        headers = [(":method", "POST"), (":path", "/dns-query"), (":scheme", "https"),
-                   (":authority", SERVER_NAME), ("content-type", "application/dns-message")]
+        headers = [
+            (":method", "POST"),
+            (":path", "/dns-query"),
+            (":scheme", "https"),
+            (":authority", SERVER_NAME),
+            ("content-type", "application/dns-message"),
+        ]
         if length is not None:
             headers.append(("content-length", str(length)))
         frame_ = HeadersFrame(stream_id)
@@ -241,10 +255,8 @@ class H2Client:
                     data = await self.reader.read(65536)
                     if not data:
                         return events, True
-                    try:
+                    with contextlib.suppress(h2.exceptions.ProtocolError):
                         events += self.conn.receive_data(data)
-                    except h2.exceptions.ProtocolError:
-                        pass
         except TimeoutError:
             return events, False
         except (ConnectionError, ssl.SSLError):
@@ -268,9 +280,16 @@ def test_too_many_streams_is_goaway(certificates: CertificateFiles) -> None:
             reader, writer = await served.tls()  # a well-behaved client still gets in
             again = H2Client(reader, writer)
             body = post_body("fine.example.")
-            again.conn.send_headers(1, [(":method", "POST"), (":path", "/dns-query"),
-                                        (":scheme", "https"), (":authority", SERVER_NAME),
-                                        ("content-type", "application/dns-message")])
+            again.conn.send_headers(
+                1,
+                [
+                    (":method", "POST"),
+                    (":path", "/dns-query"),
+                    (":scheme", "https"),
+                    (":authority", SERVER_NAME),
+                    ("content-type", "application/dns-message"),
+                ],
+            )
             again.conn.send_data(1, body, end_stream=True)
             writer.write(again.conn.data_to_send())
             answered, _ = await again.events(1.0)
@@ -280,8 +299,10 @@ def test_too_many_streams_is_goaway(certificates: CertificateFiles) -> None:
     events, closed, calls = asyncio.run(scenario())
     assert closed
     goaway = [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
-    assert goaway and goaway[0].error_code in (h2.errors.ErrorCodes.PROTOCOL_ERROR,
-                                               h2.errors.ErrorCodes.REFUSED_STREAM)  # fmt: skip
+    assert goaway and goaway[0].error_code in (
+        h2.errors.ErrorCodes.PROTOCOL_ERROR,
+        h2.errors.ErrorCodes.REFUSED_STREAM,
+    )
     assert any(isinstance(e, h2.events.DataReceived) for e in events) and calls == 1
 
 
@@ -377,9 +398,14 @@ def test_http11_slow_headers_are_cut(certificates: CertificateFiles) -> None:
     async def scenario() -> tuple[float, bytes]:
         async with Served(certificates, "doh") as served:
             reader, writer = await asyncio.open_connection(
-                "127.0.0.1", served.port, ssl=http11_context(certificates),
-                server_hostname=SERVER_NAME)  # fmt: skip
-            request = b"GET /dns-query?dns=AAABAAABAAAAAAAAA3d3dwdleGFtcGxlA2NvbQAAAQAB HTTP/1.1\r\n"
+                "127.0.0.1",
+                served.port,
+                ssl=http11_context(certificates),
+                server_hostname=SERVER_NAME,
+            )
+            request = (
+                b"GET /dns-query?dns=AAABAAABAAAAAAAAA3d3dwdleGFtcGxlA2NvbQAAAQAB HTTP/1.1\r\n"
+            )
 
             async def drip() -> None:
                 for byte in request:
@@ -400,8 +426,11 @@ def test_http11_endless_headers_are_refused(certificates: CertificateFiles) -> N
     async def scenario() -> bytes:
         async with Served(certificates, "doh") as served:
             reader, writer = await asyncio.open_connection(
-                "127.0.0.1", served.port, ssl=http11_context(certificates),
-                server_hostname=SERVER_NAME)  # fmt: skip
+                "127.0.0.1",
+                served.port,
+                ssl=http11_context(certificates),
+                server_hostname=SERVER_NAME,
+            )
             writer.write(b"GET /dns-query HTTP/1.1\r\nHost: x\r\n")
             writer.write(b"".join(b"X-Filler-%d: %s\r\n" % (i, b"y" * 100) for i in range(400)))
             _seconds, data = await until_closed(reader)
@@ -417,14 +446,19 @@ def test_http11_pipeline(certificates: CertificateFiles) -> None:
     async def scenario() -> list[bytes]:
         async with Served(certificates, "doh") as served:
             reader, writer = await asyncio.open_connection(
-                "127.0.0.1", served.port, ssl=http11_context(certificates),
-                server_hostname=SERVER_NAME)  # fmt: skip
+                "127.0.0.1",
+                served.port,
+                ssl=http11_context(certificates),
+                server_hostname=SERVER_NAME,
+            )
             requests = []
             for i in range(50):
                 body = post_body(f"h1-{i}.example.")
-                requests.append(b"POST /dns-query HTTP/1.1\r\nHost: x\r\n"
-                                b"Content-Type: application/dns-message\r\n"
-                                b"Content-Length: %d\r\n\r\n%s" % (len(body), body))  # fmt: skip
+                requests.append(
+                    b"POST /dns-query HTTP/1.1\r\nHost: x\r\n"
+                    b"Content-Type: application/dns-message\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+                )
             writer.write(b"".join(requests))
             names = []
             for _ in range(50):

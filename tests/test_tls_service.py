@@ -20,12 +20,12 @@ from pathlib import Path
 
 import dns.message
 import pytest
+from tls_fixtures import SERVER_NAME, client_context, make_certificates
 
 from resolver.lab.nsd import find_tool
 from resolver.lab.topology import hints_text
 from resolver.lab.unbound import free_port, nodefault_flags
-from scripts.reliability.certificates import CertificateFiles
-from tls_fixtures import SERVER_NAME, client_context, make_certificates
+from scripts.reliability.tls_lab import CertificateFiles
 
 START_TIMEOUT = 15.0
 
@@ -36,13 +36,15 @@ def certificates(tmp_path: Path) -> CertificateFiles:
 
 
 class Running:
-    def __init__(self, process: subprocess.Popen[bytes], log: Path, control: Path,
-                 ports: dict[str, int]) -> None:  # fmt: skip
+    def __init__(
+        self, process: subprocess.Popen[bytes], log: Path, control: Path, ports: dict[str, int]
+    ) -> None:
         self.process, self.log, self.control, self.ports = process, log, control, ports
 
     def events(self, name: str) -> list[dict[str, object]]:
-        lines = [json.loads(line) for line in self.log.read_text().splitlines()
-                 if line.startswith("{")]  # fmt: skip
+        lines = [
+            json.loads(line) for line in self.log.read_text().splitlines() if line.startswith("{")
+        ]
         return [e for e in lines if e.get("event") == name]
 
     def wait_for(self, name: str, count: int = 1) -> list[dict[str, object]]:
@@ -54,15 +56,27 @@ class Running:
         return found
 
     def stats(self) -> dict[str, float]:
-        done = subprocess.run([sys.executable, "-m", "resolver.serve.control", "--control-socket",
-                               str(self.control), "stats"], capture_output=True, text=True,
-                              timeout=20, check=True)  # fmt: skip
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "resolver.serve.control",
+                "--control-socket",
+                str(self.control),
+                "stats",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        )
         return {k: float(v) for k, _, v in (line.partition("=") for line in done.stdout.split())}
 
 
 @pytest.fixture
-def running(tmp_path: Path, certificates: CertificateFiles, lab: object,
-            request: pytest.FixtureRequest) -> Iterator[Running]:  # fmt: skip
+def running(
+    tmp_path: Path, certificates: CertificateFiles, lab: object, request: pytest.FixtureRequest
+) -> Iterator[Running]:
     hints = tmp_path / "lab.hints"
     hints.write_text(hints_text())
     ports = {"dns": free_port(), "tls": free_port(), "https": free_port()}
@@ -70,14 +84,36 @@ def running(tmp_path: Path, certificates: CertificateFiles, lab: object,
     log, control = tmp_path / "resolver.log", tmp_path / "control.sock"
     with log.open("wb") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "resolver", "--port", str(ports["dns"]),
-             "--root-hints", str(hints), "--upstream-port", "5300", "--log-format", "json",
-             "--control-socket", str(control), "--tls-port", str(ports["tls"]),
-             "--https-port", str(ports["https"]), "--tls-certificate",
-             str(certificates.certificate), "--tls-key", str(certificates.key), "--query-log",
-             *nodefault_flags(), *extra],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "resolver",
+                "--port",
+                str(ports["dns"]),
+                "--root-hints",
+                str(hints),
+                "--upstream-port",
+                "5300",
+                "--log-format",
+                "json",
+                "--control-socket",
+                str(control),
+                "--tls-port",
+                str(ports["tls"]),
+                "--https-port",
+                str(ports["https"]),
+                "--tls-certificate",
+                str(certificates.certificate),
+                "--tls-key",
+                str(certificates.key),
+                "--query-log",
+                *nodefault_flags(),
+                *extra,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
     try:
         resolver = Running(process, log, control, ports)
         resolver.wait_for("started", 2 if "--workers" in extra else 1)
@@ -89,12 +125,14 @@ def running(tmp_path: Path, certificates: CertificateFiles, lab: object,
     assert "Traceback" not in log.read_text()
 
 
-def dot_ask(port: int, context: ssl.SSLContext, name: str, qid: int = 1,
-            sock: ssl.SSLSocket | None = None) -> dns.message.Message:  # fmt: skip
+def dot_ask(
+    port: int, context: ssl.SSLContext, name: str, qid: int = 1, sock: ssl.SSLSocket | None = None
+) -> dns.message.Message:
     own = sock is None
     if sock is None:
-        sock = context.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10),
-                                   server_hostname=SERVER_NAME)  # fmt: skip
+        sock = context.wrap_socket(
+            socket.create_connection(("127.0.0.1", port), timeout=10), server_hostname=SERVER_NAME
+        )
     query = dns.message.make_query(name, "A")
     query.id = qid
     wire = query.to_wire()
@@ -115,16 +153,20 @@ def addresses(reply: dns.message.Message) -> set[str]:
 
 def test_dot_and_doh_on_the_lab(running: Running, certificates: CertificateFiles) -> None:
     context = client_context(certificates.ca)
-    assert addresses(dot_ask(running.ports["tls"], context, "www.google.com.")) == {
-        "198.51.100.14"}  # fmt: skip
+    assert addresses(dot_ask(running.ports["tls"], context, "www.google.com.")) == {"198.51.100.14"}
     curl = find_tool("curl")
     assert curl is not None, "curl is missing (apt-get install curl)"
     query = dns.message.make_query("www.chain.com.", "A")
     query.id = 0
-    url = (f"https://127.0.0.1:{running.ports['https']}/dns-query?dns="
-           + base64.urlsafe_b64encode(query.to_wire()).decode().rstrip("="))  # fmt: skip
-    done = subprocess.run([curl, "-s", "-f", "--cacert", str(certificates.ca), url],
-                          capture_output=True, timeout=30, check=False)  # fmt: skip
+    url = f"https://127.0.0.1:{running.ports['https']}/dns-query?dns=" + base64.urlsafe_b64encode(
+        query.to_wire()
+    ).decode().rstrip("=")
+    done = subprocess.run(
+        [curl, "-s", "-f", "--cacert", str(certificates.ca), url],
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert addresses(dns.message.from_wire(done.stdout)) == {"198.51.100.7"}
     stats = running.stats()
@@ -135,8 +177,10 @@ def test_dot_and_doh_on_the_lab(running: Running, certificates: CertificateFiles
     logged = {e["transport"] for e in running.wait_for("query", 2)}
     assert logged == {"tls", "https"}
     (listening,) = running.events("encrypted_listening")
-    assert (listening["tls_port"], listening["https_port"]) == (running.ports["tls"],
-                                                                running.ports["https"])
+    assert (listening["tls_port"], listening["https_port"]) == (
+        running.ports["tls"],
+        running.ports["https"],
+    )
 
 
 def test_sighup_reloads_the_certificate_without_dropping_connections(
@@ -146,8 +190,9 @@ def test_sighup_reloads_the_certificate_without_dropping_connections(
     opened before keeps answering, new ones see the new certificate.  A key that does not
     match its certificate is refused by the reload, and the pair in force stays."""
     old = client_context(certificates.ca)
-    sock = old.wrap_socket(socket.create_connection(("127.0.0.1", running.ports["tls"])),
-                           server_hostname=SERVER_NAME)  # fmt: skip
+    sock = old.wrap_socket(
+        socket.create_connection(("127.0.0.1", running.ports["tls"])), server_hostname=SERVER_NAME
+    )
     assert addresses(dot_ask(0, old, "www.google.com.", 1, sock)) == {"198.51.100.14"}
     renewed = make_certificates(tmp_path / "renewed")
     shutil.copy(renewed.certificate, certificates.certificate)
@@ -171,8 +216,9 @@ def test_sighup_reloads_the_certificate_without_dropping_connections(
 
 
 @pytest.mark.parametrize("running", [["--workers", "2"]], indirect=True)
-def test_workers_share_the_encrypted_ports(running: Running,
-                                           certificates: CertificateFiles) -> None:  # fmt: skip
+def test_workers_share_the_encrypted_ports(
+    running: Running, certificates: CertificateFiles
+) -> None:
     """Each worker has its own sockets (SO_REUSEPORT) and the contexts of the first process
     (so a session ticket from one resumes with the other)."""
     context = client_context(certificates.ca)
@@ -181,7 +227,9 @@ def test_workers_share_the_encrypted_ports(running: Running,
     for i in range(20):
         sock = context.wrap_socket(
             socket.create_connection(("127.0.0.1", running.ports["tls"]), timeout=10),
-            server_hostname=SERVER_NAME, session=session)  # fmt: skip
+            server_hostname=SERVER_NAME,
+            session=session,
+        )
         assert addresses(dot_ask(0, context, "www.google.com.", i, sock)) == {"198.51.100.14"}
         resumed += sock.session_reused
         session = sock.session
@@ -194,10 +242,23 @@ def test_workers_share_the_encrypted_ports(running: Running,
 
 def start_failure(tmp_path: Path, *args: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "resolver", "--port", str(free_port()), "--root-hints",
-         str(tmp_path / "none.hints"), "--control-socket", "none", *args],
-        capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "resolver",
+            "--port",
+            str(free_port()),
+            "--root-hints",
+            str(tmp_path / "none.hints"),
+            "--control-socket",
+            "none",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1, done.stderr
     return done.stderr.strip()
@@ -206,11 +267,13 @@ def start_failure(tmp_path: Path, *args: str) -> str:
 def test_start_up_errors_are_one_line(tmp_path: Path, certificates: CertificateFiles) -> None:
     (tmp_path / "none.hints").write_text(hints_text())
     assert start_failure(tmp_path, "--tls-port", "2853") == (
-        "resolver: tls-port needs tls-certificate and tls-key")
+        "resolver: tls-port needs tls-certificate and tls-key"
+    )
     other = make_certificates(tmp_path / "other")
     pair = ["--tls-certificate", str(certificates.certificate), "--tls-key", str(other.key)]
     assert "the key does not belong to the certificate" in start_failure(
-        tmp_path, "--https-port", str(free_port()), *pair)  # fmt: skip
+        tmp_path, "--https-port", str(free_port()), *pair
+    )
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen(1)
@@ -218,5 +281,6 @@ def test_start_up_errors_are_one_line(tmp_path: Path, certificates: CertificateF
     good = ["--tls-certificate", str(certificates.certificate), "--tls-key", str(certificates.key)]
     message = start_failure(tmp_path, "--tls-port", str(port), *good)
     taken.close()
-    assert message == (f"resolver: cannot listen on 127.0.0.1 port {port} (DNS over TLS): "
-                       "Address already in use")  # fmt: skip
+    assert message == (
+        f"resolver: cannot listen on 127.0.0.1 port {port} (DNS over TLS): Address already in use"
+    )

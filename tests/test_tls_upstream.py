@@ -20,6 +20,7 @@ import dns.message
 import dns.query
 import pytest
 import structlog
+from tls_fixtures import SERVER_NAME, EncryptedServer, ScriptedEngine, make_certificates
 
 import resolver.net.tls_upstream as upstream_module
 import resolver.serve.listener as listener_module
@@ -30,8 +31,7 @@ from resolver.net.tls_upstream import TlsForwarders, TlsServer, TlsUpstream
 from resolver.serve.listener import Pending, ResolverService
 from resolver.wire import RRType
 from resolver.wire.padding import QUERY_BLOCK, has_padding
-from scripts.reliability.certificates import CertificateFiles
-from tls_fixtures import SERVER_NAME, EncryptedServer, ScriptedEngine, make_certificates
+from scripts.reliability.tls_lab import CertificateFiles
 
 
 class RecordingService(ResolverService):
@@ -59,8 +59,9 @@ def server(certificates: CertificateFiles) -> Iterator[EncryptedServer]:
         yield running
 
 
-def target(server: EncryptedServer, certificates: CertificateFiles,
-           name: str = SERVER_NAME) -> TlsServer:  # fmt: skip
+def target(
+    server: EncryptedServer, certificates: CertificateFiles, name: str = SERVER_NAME
+) -> TlsServer:
     return TlsServer("127.0.0.1", server.dot_port, name, str(certificates.ca))
 
 
@@ -76,8 +77,9 @@ def test_exchange_is_authenticated_padded_and_recursive(
     async def scenario() -> Reply:
         pool = TlsUpstream(counts)
         try:
-            return await pool.exchange(target(server, certificates), "www.example.com.",
-                                       RRType.A, 2.0, dnssec_ok=True)  # fmt: skip
+            return await pool.exchange(
+                target(server, certificates), "www.example.com.", RRType.A, 2.0, dnssec_ok=True
+            )
         finally:
             pool.close()
 
@@ -92,8 +94,9 @@ def test_exchange_is_authenticated_padded_and_recursive(
     assert has_padding(packet) and len(packet) % QUERY_BLOCK == 0  # RFC 8467 section 4.1
 
 
-def test_connections_are_kept_and_pipelined(server: EncryptedServer,
-                                            certificates: CertificateFiles) -> None:  # fmt: skip
+def test_connections_are_kept_and_pipelined(
+    server: EncryptedServer, certificates: CertificateFiles
+) -> None:
     """100 exchanges one after the other, then 100 at once: one connection for the first,
     two for the second (64 queries in flight on one), every answer right."""
     counts: dict[str, int] = {}
@@ -102,12 +105,13 @@ def test_connections_are_kept_and_pipelined(server: EncryptedServer,
         pool = TlsUpstream(counts)
         where = target(server, certificates)
         try:
-            replies = [await pool.exchange(where, f"n{i}.example.", RRType.A, 2.0)
-                       for i in range(100)]  # fmt: skip
+            replies = [
+                await pool.exchange(where, f"n{i}.example.", RRType.A, 2.0) for i in range(100)
+            ]
             assert counts["opened"] == 1
-            replies += await asyncio.gather(*(
-                pool.exchange(where, f"slow50-{i}.example.", RRType.A, 5.0) for i in range(100)
-            ))  # fmt: skip
+            replies += await asyncio.gather(
+                *(pool.exchange(where, f"slow50-{i}.example.", RRType.A, 5.0) for i in range(100))
+            )
             return replies
         finally:
             pool.close()
@@ -211,8 +215,9 @@ def test_unreachable_and_silent_servers_fail_in_time() -> None:
             for port in (closed_port, silent.getsockname()[1], silent.getsockname()[1]):
                 started = time.monotonic()
                 with pytest.raises(ExchangeFailed) as failed:
-                    await pool.exchange(TlsServer("127.0.0.1", port, SERVER_NAME), "a.example.",
-                                        RRType.A, 0.5)  # fmt: skip
+                    await pool.exchange(
+                        TlsServer("127.0.0.1", port, SERVER_NAME), "a.example.", RRType.A, 0.5
+                    )
                 outcomes.append((failed.value.failure, time.monotonic() - started))
         finally:
             pool.close()
@@ -242,8 +247,9 @@ def test_replies_that_do_not_answer_are_ignored(certificates: CertificateFiles) 
         other.id = query.id
         wrong_question = dns.message.make_response(other)
         right = dns.message.make_response(query)
-        right.answer.append(dns.rrset.from_text(query.question[0].name, 60, "IN", "A",
-                                                "192.0.2.99"))  # fmt: skip
+        right.answer.append(
+            dns.rrset.from_text(query.question[0].name, 60, "IN", "A", "192.0.2.99")
+        )
         for message in (wrong_id, wrong_question, right):
             data = message.to_wire()
             writer.write(len(data).to_bytes(2, "big") + data)
@@ -269,14 +275,16 @@ def test_forwarders_table_routes_only_its_servers() -> None:
         def __init__(self) -> None:
             self.asked: list[tuple[str, int | None]] = []
 
-        async def exchange(self, address: str, qname: str, qtype: int, timeout: float,
-                           **kwargs: Any) -> Reply:  # fmt: skip
+        async def exchange(
+            self, address: str, qname: str, qtype: int, timeout: float, **kwargs: Any
+        ) -> Reply:
             self.asked.append((address, kwargs.get("port")))
             raise ExchangeFailed(Failure.TIMEOUT, address)
 
     inner = Inner()
-    forwarders = TlsForwarders(inner, {("127.0.0.1", 853): TlsServer("127.0.0.1", 853, "x")},
-                               default_port=5300)  # fmt: skip
+    forwarders = TlsForwarders(
+        inner, {("127.0.0.1", 853): TlsServer("127.0.0.1", 853, "x")}, default_port=5300
+    )
 
     async def scenario() -> None:
         for port in (None, 853):
@@ -297,10 +305,23 @@ def start(log: Path, *args: str) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     with log.open("wb") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "resolver", "--port", str(port), "--log-format", "json",
-             "--control-socket", "none", *nodefault_flags(), *args],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "resolver",
+                "--port",
+                str(port),
+                "--log-format",
+                "json",
+                "--control-socket",
+                "none",
+                *nodefault_flags(),
+                *args,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
     deadline = time.monotonic() + 15
     while "started" not in log.read_text():
         assert process.poll() is None and time.monotonic() < deadline, log.read_text()
@@ -308,17 +329,29 @@ def start(log: Path, *args: str) -> tuple[subprocess.Popen[bytes], int]:
     return process, port
 
 
-def test_resolver_forwards_over_tls(certificates: CertificateFiles, tmp_path: Path,
-                                    lab: object) -> None:  # fmt: skip
+def test_resolver_forwards_over_tls(
+    certificates: CertificateFiles, tmp_path: Path, lab: object
+) -> None:
     """Resolver B forwards everything ("." with tls = true) to resolver A's DNS over TLS;
     A walks the lab.  B's answers are the lab's, its upstream exchanges all went over TLS,
     and A saw them as DNS over TLS queries."""
     hints = tmp_path / "lab.hints"
     hints.write_text(hints_text())
     tls_port = free_port()
-    a, _ = start(tmp_path / "a.log", "--root-hints", str(hints), "--upstream-port", "5300",
-                 "--tls-port", str(tls_port), "--tls-certificate", str(certificates.certificate),
-                 "--tls-key", str(certificates.key), "--query-log")  # fmt: skip
+    a, _ = start(
+        tmp_path / "a.log",
+        "--root-hints",
+        str(hints),
+        "--upstream-port",
+        "5300",
+        "--tls-port",
+        str(tls_port),
+        "--tls-certificate",
+        str(certificates.certificate),
+        "--tls-key",
+        str(certificates.key),
+        "--query-log",
+    )
     config = tmp_path / "b.toml"
     config.write_text(
         "[forward-zones]\n"
@@ -327,10 +360,13 @@ def test_resolver_forwards_over_tls(certificates: CertificateFiles, tmp_path: Pa
     )
     b, port = start(tmp_path / "b.log", "--root-hints", str(hints), "--config", str(config))
     try:
-        for name, address in (("www.google.com.", "198.51.100.14"),
-                              ("www.chain.com.", "198.51.100.7")):  # fmt: skip
-            reply = dns.query.udp(dns.message.make_query(name, "A"), "127.0.0.1", port=port,
-                                  timeout=10)  # fmt: skip
+        for name, address in (
+            ("www.google.com.", "198.51.100.14"),
+            ("www.chain.com.", "198.51.100.7"),
+        ):
+            reply = dns.query.udp(
+                dns.message.make_query(name, "A"), "127.0.0.1", port=port, timeout=10
+            )
             assert address in reply.to_text(), reply.to_text()
     finally:
         for process in (a, b):

@@ -25,10 +25,16 @@ from resolver.serve.dot import DotListener
 from resolver.serve.listener import ResolverService
 from resolver.serve.tls import ServerCertificate
 from resolver.wire import CLASS_IN, ResourceRecord, RRType
-from resolver.wire.rdata import SOA, TXT, A, AAAA
-from scripts.reliability.certificates import SERVER_NAME, CertificateFiles, make_certificates
+from resolver.wire.rdata import AAAA, SOA, TXT, A
+from scripts.reliability.tls_lab import SERVER_NAME, CertificateFiles, make_certificates
 
-__all__ = ["SERVER_NAME", "EncryptedServer", "ScriptedEngine", "client_context", "make_certificates"]
+__all__ = [
+    "SERVER_NAME",
+    "EncryptedServer",
+    "ScriptedEngine",
+    "client_context",
+    "make_certificates",
+]
 
 SLOW = re.compile(r"slow(\d+)")
 

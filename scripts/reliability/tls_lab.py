@@ -1,10 +1,15 @@
-"""Test certificates for the encrypted transports, made on the spot (never committed).
+"""The encrypted transports on the lab: test certificates made on the spot (never
+committed), and Unbound serving DNS over TLS and DNS over HTTPS as the reference.
 
-A throw-away certificate authority and a server certificate it signs, with the names and
-addresses the lab uses (``dns.lab.test``, 127.0.0.1), written as PEM files: what the
-tests, the reliability scripts and the benchmarks give ``--tls-certificate`` and
-``--tls-key``, and to clients (kdig ``+tls-ca``, curl ``--cacert``, the resolver's
-``tls-ca-file``) as the authority to trust.  Elliptic-curve P-256 keys: quick to make.
+- :func:`make_certificates`: a throw-away certificate authority and a server certificate
+  it signs, with the name and address the lab uses (``dns.lab.test``, 127.0.0.1), as PEM
+  files: what the tests, the reliability scripts and the benchmarks give
+  ``--tls-certificate`` and ``--tls-key``, and give clients (kdig ``+tls-ca``, curl
+  ``--cacert``, the resolver's ``tls-ca-file``) as the authority to trust.
+  Elliptic-curve P-256 keys: quick to make.
+- :class:`EncryptedUnbound`: the lab's Unbound (resolver.lab.unbound) with DoT and DoH
+  on two more ports (``tls-port``, ``https-port``, ``tls-service-pem``,
+  ``tls-service-key``: Unbound's names for ours).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from resolver.lab.unbound import UnboundProcess, free_port
 
 SERVER_NAME = "dns.lab.test"  # the name clients authenticate the lab's servers by
 
@@ -56,7 +63,7 @@ def make_certificates(
     ``directory`` (``prefix`` before the file names, to keep several sets apart).
     ``expired``: the server certificate's validity ended yesterday."""
     directory.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name(f"resolver test authority {prefix or 'lab'}")
     ca_cert = (
@@ -70,12 +77,18 @@ def make_certificates(
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                crl_sign=True, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
-        )  # fmt: skip
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
         .sign(ca_key, hashes.SHA256())
     )
@@ -102,11 +115,46 @@ def make_certificates(
         .sign(ca_key, hashes.SHA256())
     )
     files = CertificateFiles(
-        directory / f"{prefix}ca.pem", directory / f"{prefix}server.pem",
+        directory / f"{prefix}ca.pem",
+        directory / f"{prefix}server.pem",
         directory / f"{prefix}server.key",
-    )  # fmt: skip
+    )
     files.ca.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     files.certificate.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     files.key.write_bytes(_key_pem(key))
     files.key.chmod(0o600)
     return files
+
+
+class EncryptedUnbound(UnboundProcess):
+    """Unbound with DoT and DoH on two more ports of 127.0.0.1, and ``extra`` lines (a
+    ``forward-zone:``, say) after its ``server:`` clause."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        hints: Path,
+        port: int,
+        certificates: CertificateFiles,
+        extra: str = "",
+        cache_entries: int = 0,
+    ) -> None:
+        super().__init__(workdir, hints, port, cache_entries=cache_entries)
+        self.certificates = certificates
+        self.tls_port, self.https_port = free_port(), free_port()
+        self.extra = extra
+
+    def command(self) -> list[str]:
+        command = super().command()
+        conf = self.workdir / "unbound.conf"
+        tls = (
+            f"    interface: 127.0.0.1@{self.tls_port}\n"
+            f"    interface: 127.0.0.1@{self.https_port}\n"
+            f"    tls-port: {self.tls_port}\n"
+            f"    https-port: {self.https_port}\n"
+            f'    tls-service-pem: "{self.certificates.certificate}"\n'
+            f'    tls-service-key: "{self.certificates.key}"\n'
+        )
+        text = conf.read_text().replace("server:\n", "server:\n" + tls, 1)
+        conf.write_text(text.replace("remote-control:\n", self.extra + "remote-control:\n", 1))
+        return command
