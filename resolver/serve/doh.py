@@ -189,26 +189,40 @@ class DohListener:
         finally:
             tls_writer.close()
 
-    async def answer(self, method: str, target: str, content_type: bytes | None, body: bytes,
-                     client: str) -> HttpResponse:  # fmt: skip
-        """The response to one request."""
+    def start(self, method: str, target: str, content_type: bytes | None, body: bytes,
+              client: str) -> HttpResponse | tuple[bytes, Pending]:  # fmt: skip
+        """The response at once (a bad request, an answer from the wire cache, a refusal),
+        or the query and its resolution to :meth:`finish`."""
         query = query_of(method, target, content_type, body)
         if isinstance(query, HttpResponse):
             log.debug("https_bad_request", client=client, status=query.status,
                       method=method, target=target[:100])  # fmt: skip
             return self.counted(query)
-        service = self.service
-        outcome = service.take(query, client, TRANSPORT)
+        outcome = self.service.take(query, client, TRANSPORT)
         if isinstance(outcome, Pending):
-            pending = outcome
-            try:
-                outcome = await service.finish(pending)
-            except Exception:
-                log.exception("internal_error", client=client, transport=TRANSPORT)
-                outcome = service.failed(pending)
-        if outcome is None:
+            return query, outcome
+        return self.finished(query, outcome)
+
+    async def finish(self, query: bytes, pending: Pending) -> HttpResponse:
+        try:
+            outcome = await self.service.finish(pending)
+        except Exception:
+            log.exception("internal_error", client=pending.client, transport=TRANSPORT)
+            outcome = self.service.failed(pending)
+        return self.finished(query, outcome)
+
+    def finished(self, query: bytes, outcome: bytes | None) -> HttpResponse:
+        if outcome is None:  # dropped by the service: shorter than a header, or a response
             return self.counted(_error(400, "not a DNS query"))
         return self.counted(dns_response(padded(query, outcome) or outcome))
+
+    async def answer(self, method: str, target: str, content_type: bytes | None, body: bytes,
+                     client: str) -> HttpResponse:  # fmt: skip
+        """The response to one request (:meth:`start`, then :meth:`finish` if needed)."""
+        started = self.start(method, target, content_type, body, client)
+        if isinstance(started, HttpResponse):
+            return started
+        return await self.finish(*started)
 
     def counted(self, response: HttpResponse) -> HttpResponse:
         status = self.service.stats.https_status
