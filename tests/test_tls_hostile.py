@@ -39,6 +39,7 @@ from tls_fixtures import (
 import resolver.serve.listener as listener_module
 import resolver.serve.tls as tls_module
 from resolver.serve.doh import DohListener
+from resolver.serve.doh_h2 import MAX_ABANDONED
 from resolver.serve.dot import DotListener
 from resolver.serve.tls import ServerCertificate
 from scripts.reliability.common import frame, query
@@ -349,9 +350,10 @@ def test_bodies_beyond_the_window_are_a_flow_control_error(
 
 def test_rapid_reset_work_stays_bounded(certificates: CertificateFiles) -> None:
     """CVE-2023-44487: 3000 streams opened and reset at once, each a new name.  The
-    resolutions they start never exceed the per-connection bound at a time."""
+    resolutions they start never exceed the per-connection bound at a time, and past
+    MAX_ABANDONED resets the client is told to calm down (GOAWAY) and closed."""
 
-    async def scenario() -> tuple[int, int]:
+    async def scenario() -> tuple[int, int, list[h2.events.Event], bool]:
         async with Served(certificates, "doh") as served:
             served.engine.gate = asyncio.Event()
             client = H2Client(*await served.tls())
@@ -364,12 +366,15 @@ def test_rapid_reset_work_stays_bounded(certificates: CertificateFiles) -> None:
             await asyncio.sleep(0.5)
             peak_while_blocked = served.engine.peak
             served.engine.gate.set()
-            await client.events(2.0)
+            events, closed = await client.events(WAIT)
             client.writer.close()
-            return peak_while_blocked, served.engine.peak
+            return peak_while_blocked, served.engine.calls, events, closed
 
-    blocked, peak = asyncio.run(scenario())
-    assert 0 < blocked <= listener_module.MAX_PIPELINED and peak <= listener_module.MAX_PIPELINED
+    blocked, calls, events, closed = asyncio.run(scenario())
+    assert 0 < blocked <= listener_module.MAX_PIPELINED
+    assert calls <= MAX_ABANDONED + listener_module.MAX_PIPELINED + 1
+    goaway = [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
+    assert closed and goaway[0].error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
 
 
 def test_http2_client_that_never_reads_is_closed(certificates: CertificateFiles) -> None:

@@ -13,7 +13,9 @@ What bounds one connection, against slow and hostile clients:
   being prepared: streams opened and never finished do not keep a connection open;
 - at most ``MAX_PIPELINED`` answers in preparation; beyond that reading stops, and a
   stream reset by the client still counts until its answer is ready (so resetting
-  streams cannot start more work than that, CVE-2023-44487 "rapid reset");
+  streams cannot start more work than that, CVE-2023-44487 "rapid reset"); a client
+  that resets more than :data:`MAX_ABANDONED` streams whose answers we were preparing
+  is told GOAWAY (ENHANCE_YOUR_CALM) and closed, as nghttp2 and nginx do since;
 - an answer the client's window does not let us send waits for WINDOW_UPDATE, and the
   connection is closed one idle timeout after the last byte it took; writes that the
   client does not read are cut off likewise.
@@ -41,6 +43,7 @@ from resolver.serve.tls import READ_SIZE
 log = structlog.get_logger("resolver.serve.doh")
 
 MAX_STREAMS = 100
+MAX_ABANDONED = MAX_STREAMS  # streams reset while their answers were being prepared
 MAX_HEADER_LIST = 16384  # octets of decoded headers per request (the GET's URL included)
 
 
@@ -75,8 +78,11 @@ class Http2Connection:
         self.requests: dict[int, _Request] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.unsent: dict[int, memoryview] = {}  # answers waiting for the client's window
+        self.preparing: set[int] = set()  # streams whose answers are being prepared
+        self.abandoned = 0  # of those, the ones the client reset
         self.idle_since = self.loop.time()
-        self.closing = False
+        self.closing = False  # reading no more (GOAWAY from either side, or a write failed)
+        self.dropped = False  # no answers either: we told the client to go (GOAWAY)
 
     async def serve(self) -> None:
         self.h2.local_settings = h2.settings.Settings(
@@ -98,8 +104,8 @@ class Http2Connection:
                 events = self.h2.receive_data(data)
             except h2.exceptions.ProtocolError as error:
                 log.info("https_closed", client=self.client, reason=f"HTTP/2: {error}")
-                await self._flush()  # the GOAWAY
-                return
+                self.dropped = True  # h2 has queued its GOAWAY, sent below
+                break
             data = b""
             for event in events:
                 self._handle(event)
@@ -107,11 +113,15 @@ class Http2Connection:
             if len(self.tasks) >= tcp.MAX_PIPELINED:
                 # Backpressure: a client asking faster than we answer waits for us.
                 await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)
-        if self.tasks:
+        if self.dropped:
+            for task in self.tasks:
+                task.cancel()  # ours only: a resolution shared with others goes on
+        elif self.tasks:
             await asyncio.wait(self.tasks, timeout=tcp.TCP_IDLE_TIMEOUT)
-        if not self.writer.is_closing():
-            self.h2.close_connection()
-            await self._flush()
+        if not self.dropped:  # (when dropped, a GOAWAY saying why is on its way already)
+            with contextlib.suppress(h2.exceptions.H2Error):  # the client's GOAWAY came
+                self.h2.close_connection()
+        await self._flush()
 
     async def _read(self) -> bytes:
         """The next bytes from the client; b"" once it is gone or idle too long."""
@@ -183,16 +193,24 @@ class Http2Connection:
             self._respond(stream_id, started)
             return
         task = asyncio.ensure_future(self._answer(stream_id, *started))
+        self.preparing.add(stream_id)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
     def _forget(self, stream_id: int) -> None:
         """A stream reset by the client: its partial body's octets are given back; an
-        answer in preparation is dropped when ready (it still counts until then)."""
+        answer in preparation is dropped when ready (it still counts until then), and a
+        client abandoning too many is closed."""
         request = self.requests.pop(stream_id, None)
         if request is not None:
             self._acknowledge(stream_id, request.unacknowledged)
         self.unsent.pop(stream_id, None)
+        if stream_id in self.preparing:
+            self.abandoned += 1
+            if self.abandoned > MAX_ABANDONED and not self.closing:
+                log.warning("https_closed", client=self.client, reason="streams reset")
+                self.h2.close_connection(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+                self.closing = self.dropped = True
 
     def _acknowledge(self, stream_id: int, size: int) -> None:
         if size:
@@ -205,8 +223,11 @@ class Http2Connection:
     # ---------------------------------------------------------------- answers
 
     async def _answer(self, stream_id: int, query: bytes, pending: Pending) -> None:
-        self._respond(stream_id, await self.listener.finish(query, pending))
-        await self._flush()
+        response = await self.listener.finish(query, pending)
+        self.preparing.discard(stream_id)
+        if not self.dropped:
+            self._respond(stream_id, response)
+            await self._flush()
 
     def _respond(self, stream_id: int, response: HttpResponse) -> None:
         headers = [(b":status", str(response.status).encode()), *response.headers,
