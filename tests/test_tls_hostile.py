@@ -220,6 +220,18 @@ class H2Client:
         self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
         self.conn.initiate_connection()
         self.writer.write(self.conn.data_to_send())
+        self.received = b""
+
+    def goaways(self) -> list[int]:
+        """The error codes of the GOAWAY frames received, read from the frames by hand (h2
+        stops reading once it sees answers on streams opened behind its back)."""
+        codes, data = [], self.received
+        while len(data) >= 9 and len(data) >= 9 + int.from_bytes(data[:3], "big"):
+            length = int.from_bytes(data[:3], "big")
+            if data[3] == 0x7:
+                codes.append(int.from_bytes(data[13:17], "big"))
+            data = data[9 + length :]
+        return codes
 
     def headers(self, stream_id: int, length: int | None = None, end: bool = False) -> None:
         headers = [
@@ -256,6 +268,7 @@ class H2Client:
                     data = await self.reader.read(65536)
                     if not data:
                         return events, True
+                    self.received += data
                     with contextlib.suppress(h2.exceptions.ProtocolError):
                         events += self.conn.receive_data(data)
         except TimeoutError:
@@ -271,12 +284,12 @@ def post_body(name: str) -> bytes:
 
 
 def test_too_many_streams_is_goaway(certificates: CertificateFiles) -> None:
-    async def scenario() -> tuple[list[h2.events.Event], bool, int]:
+    async def scenario() -> tuple[list[h2.events.Event], bool, int, list[int]]:
         async with Served(certificates, "doh") as served:
             client = H2Client(*await served.tls())
             for i in range(101):
                 client.headers(1 + 2 * i, length=40)  # 101 streams open: one too many
-            events, closed = await client.events(WAIT)
+            _events, closed = await client.events(WAIT)
             client.writer.close()
             reader, writer = await served.tls()  # a well-behaved client still gets in
             again = H2Client(reader, writer)
@@ -295,16 +308,11 @@ def test_too_many_streams_is_goaway(certificates: CertificateFiles) -> None:
             writer.write(again.conn.data_to_send())
             answered, _ = await again.events(1.0)
             writer.close()
-            return events + answered, closed, served.engine.calls
+            return answered, closed, served.engine.calls, client.goaways()
 
-    events, closed, calls = asyncio.run(scenario())
-    assert closed
-    goaway = [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
-    assert goaway and goaway[0].error_code in (
-        h2.errors.ErrorCodes.PROTOCOL_ERROR,
-        h2.errors.ErrorCodes.REFUSED_STREAM,
-    )
-    assert any(isinstance(e, h2.events.DataReceived) for e in events) and calls == 1
+    answered, closed, calls, goaways = asyncio.run(scenario())
+    assert closed and goaways == [h2.errors.ErrorCodes.PROTOCOL_ERROR]
+    assert any(isinstance(e, h2.events.DataReceived) for e in answered) and calls == 1
 
 
 def test_streams_that_never_end_do_not_hold_the_connection(
@@ -334,18 +342,18 @@ def test_bodies_beyond_the_window_are_a_flow_control_error(
     """Unfinished bodies are held to the connection's 65535-octet window: a client that
     sends more than it was given breaks the protocol and is closed (FLOW_CONTROL_ERROR)."""
 
-    async def scenario() -> tuple[list[h2.events.Event], bool]:
+    async def scenario() -> tuple[list[int], bool]:
         async with Served(certificates, "doh") as served:
             client = H2Client(*await served.tls())
             for stream in (1, 3, 5):
                 client.headers(stream)
                 for _ in range(2):
                     client.data(stream, b"\0" * 16384)  # 96 KiB in all, none of it ended
-            return await client.events(WAIT)
+            _events, closed = await client.events(WAIT)
+            return client.goaways(), closed
 
-    events, closed = asyncio.run(scenario())
-    goaway = [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
-    assert closed and goaway[0].error_code == h2.errors.ErrorCodes.FLOW_CONTROL_ERROR
+    goaways, closed = asyncio.run(scenario())
+    assert closed and goaways == [h2.errors.ErrorCodes.FLOW_CONTROL_ERROR]
 
 
 def test_rapid_reset_work_stays_bounded(certificates: CertificateFiles) -> None:
@@ -366,15 +374,14 @@ def test_rapid_reset_work_stays_bounded(certificates: CertificateFiles) -> None:
             await asyncio.sleep(0.5)
             peak_while_blocked = served.engine.peak
             served.engine.gate.set()
-            events, closed = await client.events(WAIT)
+            _events, closed = await client.events(WAIT)
             client.writer.close()
-            return peak_while_blocked, served.engine.calls, events, closed
+            return peak_while_blocked, served.engine.calls, client.goaways(), closed
 
-    blocked, calls, events, closed = asyncio.run(scenario())
+    blocked, calls, goaways, closed = asyncio.run(scenario())
     assert 0 < blocked <= listener_module.MAX_PIPELINED
     assert calls <= MAX_ABANDONED + listener_module.MAX_PIPELINED + 1
-    goaway = [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
-    assert closed and goaway[0].error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+    assert closed and goaways == [h2.errors.ErrorCodes.ENHANCE_YOUR_CALM]
 
 
 def test_http2_client_that_never_reads_is_closed(certificates: CertificateFiles) -> None:

@@ -44,6 +44,7 @@ log = structlog.get_logger("resolver.serve.doh")
 
 MAX_STREAMS = 100
 MAX_ABANDONED = MAX_STREAMS  # streams reset while their answers were being prepared
+LINGER = 1.0  # seconds the rest of a dropped client's bytes are read after its GOAWAY
 MAX_HEADER_LIST = 16384  # octets of decoded headers per request (the GET's URL included)
 
 
@@ -122,6 +123,16 @@ class Http2Connection:
             with contextlib.suppress(h2.exceptions.H2Error):  # the client's GOAWAY came
                 self.h2.close_connection()
         await self._flush()
+        if self.dropped:
+            await self._linger()
+
+    async def _linger(self) -> None:
+        """Read and drop what the client still sends, a moment: closing a socket with
+        unread data resets it, and the reset would overtake the GOAWAY that says why."""
+        with contextlib.suppress(TimeoutError, ConnectionError, OSError):
+            async with asyncio.timeout(LINGER):
+                while await self.reader.read(READ_SIZE):
+                    pass
 
     async def _read(self) -> bytes:
         """The next bytes from the client; b"" once it is gone or idle too long."""
