@@ -14,7 +14,8 @@ means, what it gets back, and HTTP/1.1.  HTTP/2 is :mod:`resolver.serve.doh_h2`.
   ``allow``...) is a 200 with that DNS response, as RFC 8484 section 4.2.1 says.
 - The connection: HTTP/2 when the client chose ``h2`` by ALPN (or sent HTTP/2's
   preface without ALPN), HTTP/1.1 otherwise.  The same bounds as TCP: the cap on open
-  connections (counted from the first byte), the handshake timeout, the idle timeout
+  connections (counted from the first byte, the one longest in its handshake given up
+  at the cap: :class:`resolver.serve.tls.Admission`), the handshake timeout, the idle timeout
   counted from the last answer, at most ``MAX_PIPELINED`` answers in progress per
   connection before reading stops, a client that does not read its answers dropped;
   and for HTTP/2 at most 100 streams open at once and bodies held to the flow-control
@@ -40,7 +41,7 @@ import structlog
 from resolver.serve import listener as tcp
 from resolver.serve.dot import padded
 from resolver.serve.listener import MAX_TCP_CONNECTIONS, Pending, ResolverService
-from resolver.serve.tls import READ_SIZE, ServerCertificate, accept_tls
+from resolver.serve.tls import READ_SIZE, Admission, ServerCertificate, accept_tls
 from resolver.wire import WireError
 from resolver.wire.padding import smallest_ttl
 
@@ -137,20 +138,18 @@ class DohListener:
     ) -> None:
         self.service = service
         self.certificate = certificate
-        self.max_connections = max_connections
-        self.open = 0
+        self.admission = Admission(max_connections, service.stats, TRANSPORT)
+
+    @property
+    def open(self) -> int:
+        return self.admission.open
 
     async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername") or ("?",)
         client = str(peer[0])
-        stats = self.service.stats
-        if self.open >= self.max_connections:
-            stats.connections_refused[TRANSPORT] = stats.connections_refused.get(TRANSPORT, 0) + 1
-            log.warning("https_refused", client=client, reason="too many connections")
+        if not self.admission.admit(writer, client):
             writer.close()
             return
-        self.open += 1
-        stats.connections[TRANSPORT] = stats.connections.get(TRANSPORT, 0) + 1
         try:
             await self._serve(reader, writer, client)
         except asyncio.CancelledError:
@@ -158,8 +157,7 @@ class DohListener:
         except Exception:
             log.exception("internal_error", client=client, transport=TRANSPORT)
         finally:
-            self.open -= 1
-            stats.connections[TRANSPORT] -= 1
+            self.admission.release(writer)
             writer.close()
 
     async def _serve(
@@ -169,6 +167,7 @@ class DohListener:
         accepted = await accept_tls(reader, writer, context, self.service.stats, TRANSPORT, client)
         if accepted is None:
             return
+        self.admission.handshake_done(writer)
         tls_reader, tls_writer = accepted
         try:
             protocol = tls_writer.stream.tls.selected_alpn_protocol()

@@ -2,13 +2,14 @@
 inside TLS, on ``--tls-port``.
 
 Everything RFC 7766 asks of a TCP connection is the TCP listener's own code, reused
-by subclassing (:class:`DotListener` is a ``TcpListener``, :class:`DotConnection` a
-``_TcpConnection``): the 2-byte length prefix, pipelined queries answered as they
-complete (out of order), at most ``MAX_PIPELINED`` in progress before reading stops,
-the idle timeout counted from the last answer, a client that does not read its answers
-dropped, and the cap on open connections, which a connection counts against from its
-first byte (before its handshake).  What TLS adds:
+by subclassing (:class:`DotConnection` is a ``_TcpConnection``): the 2-byte length
+prefix, pipelined queries answered as they complete (out of order), at most
+``MAX_PIPELINED`` in progress before reading stops, the idle timeout counted from the
+last answer, a client that does not read its answers dropped.  What TLS adds:
 
+- the cap on open connections counts a connection from its first byte, and at the cap
+  the one longest in its handshake is given up for the new one
+  (:class:`resolver.serve.tls.Admission`);
 - the handshake (:func:`resolver.serve.tls.accept_tls`), bounded by
   ``HANDSHAKE_TIMEOUT``; the idle timeout starts when it is done;
 - the service is told the transport is ``"tls"`` (TCP rules: no truncation; counted
@@ -23,14 +24,8 @@ from __future__ import annotations
 import asyncio
 from typing import cast
 
-from resolver.serve.listener import (
-    MAX_TCP_CONNECTIONS,
-    Pending,
-    ResolverService,
-    TcpListener,
-    _TcpConnection,
-)
-from resolver.serve.tls import ServerCertificate, accept_tls
+from resolver.serve.listener import MAX_TCP_CONNECTIONS, Pending, ResolverService, _TcpConnection
+from resolver.serve.tls import Admission, ServerCertificate, accept_tls
 from resolver.wire.padding import RESPONSE_BLOCK, has_padding, pad
 
 TRANSPORT = "tls"
@@ -62,7 +57,7 @@ class PaddingService:
         return padded(pending.packet, self.service.failed(pending))
 
 
-class DotListener(TcpListener):
+class DotListener:
     """RFC 7858 service on one socket: the TCP listener's connections, inside TLS."""
 
     def __init__(
@@ -71,29 +66,30 @@ class DotListener(TcpListener):
         certificate: ServerCertificate,
         max_connections: int = MAX_TCP_CONNECTIONS,
     ) -> None:
-        super().__init__(service, max_connections)
+        self.service = service
         self.certificate = certificate
+        self.admission = Admission(max_connections, service.stats, TRANSPORT)
         # What the TCP connection code calls (take, finish, failed): the service, padded.
         self.padding = cast(ResolverService, PaddingService(service))
 
+    @property
+    def open(self) -> int:
+        return self.admission.open
+
     async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        stats = self.service.stats
-        if self.open >= self.max_connections:
-            stats.connections_refused[TRANSPORT] = stats.connections_refused.get(TRANSPORT, 0) + 1
-        stats.connections[TRANSPORT] = stats.connections.get(TRANSPORT, 0) + 1
+        peer = writer.get_extra_info("peername") or ("?",)
+        if not self.admission.admit(writer, str(peer[0])):
+            writer.close()
+            return
         try:
-            await super().__call__(reader, writer)
+            await DotConnection(self, reader, writer, str(peer[0])).serve()
         except asyncio.CancelledError:
             # Shutting down with the connection open.  Python 3.11's stream server logs a
             # handler that ends cancelled as an error ("Exception in callback"): end quietly.
             writer.transport.abort()
         finally:
-            stats.connections[TRANSPORT] -= 1
-
-    def connection(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client: str
-    ) -> _TcpConnection:
-        return DotConnection(self, reader, writer, client)
+            self.admission.release(writer)
+            writer.close()
 
 
 class DotConnection(_TcpConnection):
@@ -114,10 +110,11 @@ class DotConnection(_TcpConnection):
     async def serve(self) -> None:
         context = self.listener.certificate.dot  # the one in force now (a reload replaces it)
         stats = self.listener.service.stats
-        accepted = await accept_tls(self.reader, self.writer, context, stats, TRANSPORT,
-                                    self.client)  # fmt: skip
+        raw = self.writer
+        accepted = await accept_tls(self.reader, raw, context, stats, TRANSPORT, self.client)
         if accepted is None:
             return
+        self.listener.admission.handshake_done(raw)
         self.reader, self.writer = accepted
         self.idle_since = self.loop.time()  # idle from the end of the handshake
         try:

@@ -396,16 +396,10 @@ class TcpListener:
             return
         self.open += 1
         try:
-            await self.connection(reader, writer, str(peer[0])).serve()
+            await _TcpConnection(self.service, reader, writer, str(peer[0])).serve()
         finally:
             self.open -= 1
             writer.close()
-
-    def connection(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client: str
-    ) -> _TcpConnection:
-        """One accepted connection's handler (DNS over TLS has its own: resolver.serve.dot)."""
-        return _TcpConnection(self.service, reader, writer, client)
 
 
 class _TcpConnection:

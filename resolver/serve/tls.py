@@ -98,6 +98,53 @@ class ServerCertificate:
         return apply
 
 
+# -------------------------------------------------------------------- admission
+
+
+class Admission:
+    """The cap on a listener's open connections, counted from their first byte.
+
+    At the cap, the connection that has been in its handshake longest is given up for
+    the new one (a real client finishes its handshake in milliseconds; one that has not
+    after the others came is likelier one of a flood of connections that never will),
+    and only when every connection has finished its handshake is the new one refused.
+    So a flood of silent connections cannot lock real clients out for the handshake
+    timeout, as it would if they were refused (the TCP listener's idle flood).
+    """
+
+    def __init__(self, max_connections: int, stats: ServiceStats, transport: str) -> None:
+        self.max_connections = max_connections
+        self.stats = stats
+        self.transport = transport
+        self.open = 0
+        self.handshaking: dict[asyncio.StreamWriter, None] = {}  # oldest first
+
+    def admit(self, writer: asyncio.StreamWriter, client: str) -> bool:
+        stats, transport = self.stats, self.transport
+        if self.open >= self.max_connections:
+            if not self.handshaking:
+                refused = stats.connections_refused
+                refused[transport] = refused.get(transport, 0) + 1
+                log.warning(f"{transport}_refused", client=client, reason="too many connections")
+                return False
+            oldest = next(iter(self.handshaking))
+            del self.handshaking[oldest]
+            oldest.transport.abort()  # its handler ends at once and lets its place go
+            stats.handshake(transport, "evicted")
+        self.open += 1
+        stats.connections[transport] = stats.connections.get(transport, 0) + 1
+        self.handshaking[writer] = None
+        return True
+
+    def handshake_done(self, writer: asyncio.StreamWriter) -> None:
+        self.handshaking.pop(writer, None)
+
+    def release(self, writer: asyncio.StreamWriter) -> None:
+        self.handshaking.pop(writer, None)
+        self.open -= 1
+        self.stats.connections[self.transport] -= 1
+
+
 # -------------------------------------------------------------------- TLS over a stream
 
 
