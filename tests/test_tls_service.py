@@ -284,3 +284,23 @@ def test_start_up_errors_are_one_line(tmp_path: Path, certificates: CertificateF
     assert message == (
         f"resolver: cannot listen on 127.0.0.1 port {port} (DNS over TLS): Address already in use"
     )
+
+
+def test_readme_encrypted_block(tmp_path: Path) -> None:
+    """The README's DoT/DoH tour (the ``encrypted`` block) runs as written, from this
+    checkout, with this interpreter's commands first on PATH."""
+    import os
+    import re
+
+    root = Path(__file__).resolve().parent.parent
+    blocks = re.findall(r"^<!-- readme-test: ([\w-]+) -->\n```[a-z]*\n(.*?)^```$",
+                        (root / "README.md").read_text(), re.M | re.S)  # fmt: skip
+    (block,) = [text for name, text in blocks if name == "encrypted"]
+    for tool in ("kdig", "unshare", "ip"):
+        if find_tool(tool) is None and shutil.which(tool) is None:
+            pytest.fail(f"{tool} is missing (apt-get install knot-dnsutils util-linux iproute2)")
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    done = subprocess.run(["sh", "-c", block], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "198.51.100.14" in done.stdout and "198.51.100.7" in done.stdout

@@ -12,7 +12,9 @@ the least recently used), and whatever the reload hooks own: the local zones
 (default zones, hosts file, zone files: the zones whose contents changed are
 flushed from the wire answer cache, where local answers may be) and the forward
 and stub zones (the engine's configured zones are replaced, and what was learnt
-at or below a zone that changed is flushed from both caches).  Nothing is
+at or below a zone that changed is flushed from both caches; the table of TLS
+forwarders, and the certificate of the encrypted listeners, read again from its files:
+:mod:`resolver.serve.encrypted`).  Nothing is
 rebuilt, so the cache stays and queries in flight finish as they started.
 Addresses, ports, workers, the root hints, the address families, the control
 socket and the metrics endpoint are bound at start-up: a change to them is

@@ -158,3 +158,19 @@ class EncryptedUnbound(UnboundProcess):
         text = conf.read_text().replace("server:\n", "server:\n" + tls, 1)
         conf.write_text(text.replace("remote-control:\n", self.extra + "remote-control:\n", 1))
         return command
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m scripts.reliability.tls_lab DIRECTORY``: a test authority and a server
+    certificate for ``dns.lab.test`` and 127.0.0.1 there (ca.pem, server.pem, server.key)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("directory", type=Path)
+    made = make_certificates(parser.parse_args(argv).directory)
+    print(f"authority {made.ca}\ncertificate {made.certificate}\nkey {made.key}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
