@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
 import time
 from collections.abc import Iterator
@@ -393,16 +394,29 @@ def test_rapid_reset_work_stays_bounded(certificates: CertificateFiles) -> None:
 
 
 def test_http2_client_that_never_reads_is_closed(certificates: CertificateFiles) -> None:
+    """4 connections each asking 100 answers of 4 KB and reading none: the answers wait
+    for a flow-control window that never opens, and the connections are closed one idle
+    timeout after the last byte the client took."""
+
     async def scenario() -> int:
         async with Served(certificates, "doh") as served:
-            client = H2Client(*await served.tls())
-            for i in range(90):
-                body = post_body(f"big{i}.example.")
-                client.headers(1 + 2 * i, length=len(body))
-                client.data(1 + 2 * i, body, end=True)
+            clients = []
+            for c in range(4):
+                reader, writer = await served.tls()
+                writer.get_extra_info("socket").setsockopt(
+                    socket.SOL_SOCKET, socket.SO_RCVBUF, 4096
+                )
+                client = H2Client(reader, writer)
+                for i in range(100):
+                    body = post_body(f"big{c}-{i}.example.")
+                    client.headers(1 + 2 * i, length=len(body))
+                    client.data(1 + 2 * i, body, end=True)
+                clients.append(client)
             await asyncio.sleep(IDLE * 10)
-            client.writer.transport.abort()
-            return await served.drained()
+            still = served.listener.open
+            for client in clients:
+                client.writer.transport.abort()
+            return still
 
     assert asyncio.run(scenario()) == 0
 

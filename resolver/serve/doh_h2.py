@@ -82,6 +82,7 @@ class Http2Connection:
         self.preparing: set[int] = set()  # streams whose answers are being prepared
         self.abandoned = 0  # of those, the ones the client reset
         self.idle_since = self.loop.time()
+        self.read_timeout: asyncio.Timeout | None = None
         self.closing = False  # reading no more (GOAWAY from either side, or a write failed)
         self.dropped = False  # no answers either: we told the client to go (GOAWAY)
 
@@ -135,13 +136,23 @@ class Http2Connection:
                     pass
 
     async def _read(self) -> bytes:
-        """The next bytes from the client; b"" once it is gone or idle too long."""
+        """The next bytes from the client; b"" once it is gone or idle too long (no answer
+        in preparation, and none of ours taken for the idle timeout)."""
         deadline = None if self.tasks else self.idle_since + tcp.TCP_IDLE_TIMEOUT
         try:
-            async with asyncio.timeout_at(deadline):
+            async with asyncio.timeout_at(deadline) as self.read_timeout:
                 return await self.reader.read(READ_SIZE)
         except (TimeoutError, ConnectionError):
             return b""
+        finally:
+            self.read_timeout = None
+
+    def _rearm(self) -> None:
+        """The last answer in preparation is done: a read waiting without a deadline gets
+        the idle one (as the TCP connection's does)."""
+        preparing = sum(not task.done() for task in self.tasks)  # this one's own, at least
+        if self.read_timeout is not None and preparing <= 1:
+            self.read_timeout.reschedule(self.idle_since + tcp.TCP_IDLE_TIMEOUT)
 
     # ---------------------------------------------------------------- events
 
@@ -239,6 +250,7 @@ class Http2Connection:
         if not self.dropped:
             self._respond(stream_id, response)
             await self._flush()
+        self._rearm()
 
     def _respond(self, stream_id: int, response: HttpResponse) -> None:
         headers = [(b":status", str(response.status).encode()), *response.headers,
