@@ -8,7 +8,7 @@ What bounds one connection, against slow and hostile clients:
 - request bodies are held to the flow-control windows: their bytes are acknowledged
   (WINDOW_UPDATE) only once the request is complete, so the bodies of unfinished
   requests of one connection never exceed its 65535-octet window, however many streams
-  trickle; a body over 65535 octets gets 413 and the stream is reset;
+  trickle; a body over 65535 octets gets 413 at once, and the rest of it is dropped;
 - the idle timeout counts, as over TCP, from the last answer sent while no answer is
   being prepared: streams opened and never finished do not keep a connection open;
 - at most ``MAX_PIPELINED`` answers in preparation; beyond that reading stops, and a
@@ -196,8 +196,10 @@ class Http2Connection:
             self._reject(stream_id, request)
 
     def _reject(self, stream_id: int, request: _Request) -> None:
-        """413 at once, the stream reset (RFC 9113 section 8.1: a complete response may
-        come before the request is), its body's octets given back."""
+        """413 at once (RFC 9113 section 8.1: a complete response may come before the
+        request is); its body's octets given back, the rest of it dropped as it comes.
+        The stream is not reset: curl 7.88 reports a reset stream as a failure, not the
+        413 that came before it."""
         request.rejected = True
         self._acknowledge(stream_id, request.unacknowledged)
         request.unacknowledged = 0
@@ -237,10 +239,6 @@ class Http2Connection:
     def _acknowledge(self, stream_id: int, size: int) -> None:
         if size:
             self.h2.acknowledge_received_data(size, stream_id)
-
-    def _reset(self, stream_id: int) -> None:
-        with contextlib.suppress(h2.exceptions.H2Error):  # closed already
-            self.h2.reset_stream(stream_id, h2.errors.ErrorCodes.NO_ERROR)
 
     # ---------------------------------------------------------------- answers
 
