@@ -187,6 +187,43 @@ def test_handshake_dripped_a_byte_at_a_time_is_cut(certificates: CertificateFile
 # -- DNS over TLS ----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("kind", ["dot", "doh"])
+def test_garbage_after_the_handshake_closes_quietly(
+    certificates: CertificateFiles, kind: str
+) -> None:
+    """Records that do not decrypt, after a good handshake: the connection is closed, no
+    error escapes the listener, and the next client is served."""
+    import structlog
+
+    escaped: list[dict[str, Any]] = []  # what reached the event loop's exception handler
+
+    async def scenario() -> tuple[bytes, int]:
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, c: escaped.append(c))
+        async with Served(certificates, kind) as served:
+            reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+            incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+            tls = served.context.wrap_bio(incoming, outgoing, server_hostname=SERVER_NAME)
+            while True:  # the handshake, by hand, so that raw bytes can follow it
+                try:
+                    tls.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    writer.write(outgoing.read())
+                    incoming.write(await asyncio.wait_for(reader.read(65536), WAIT))
+            writer.write(outgoing.read())
+            writer.write(b"\x17\x03\x03\x00\x40" + bytes(range(64)))  # application data, forged
+            _seconds, data = await until_closed(reader)
+            writer.close()
+            return data, await served.drained()
+
+    with structlog.testing.capture_logs() as logs:
+        _data, still_open = asyncio.run(scenario())
+    assert still_open == 0 and escaped == []
+    assert not [e for e in logs if e["log_level"] in ("error", "critical")], logs
+
+
+
+
 def test_dot_client_that_never_reads_is_closed(certificates: CertificateFiles) -> None:
     """2000 queries for 4 KB answers, nothing read: dropped, as over TCP."""
 

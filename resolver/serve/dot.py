@@ -24,9 +24,13 @@ from __future__ import annotations
 import asyncio
 from typing import cast
 
+import structlog
+
 from resolver.serve.listener import MAX_TCP_CONNECTIONS, Pending, ResolverService, _TcpConnection
 from resolver.serve.tls import Admission, ServerCertificate, accept_tls
 from resolver.wire.padding import RESPONSE_BLOCK, has_padding, pad
+
+log = structlog.get_logger("resolver.serve.dot")
 
 TRANSPORT = "tls"
 
@@ -87,6 +91,8 @@ class DotListener:
             # Shutting down with the connection open.  Python 3.11's stream server logs a
             # handler that ends cancelled as an error ("Exception in callback"): end quietly.
             writer.transport.abort()
+        except Exception:
+            log.exception("internal_error", client=str(peer[0]), transport=TRANSPORT)
         finally:
             self.admission.release(writer)
             writer.close()

@@ -204,7 +204,10 @@ class TlsStream:
                 except asyncio.IncompleteReadError:
                     return False
                 continue
-            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            except ssl.SSLError as error:  # close_notify, or records that do not decrypt
+                if not isinstance(error, (ssl.SSLZeroReturnError, ssl.SSLEOFError)):
+                    log.debug("tls_error", reason=error.reason or str(error))
+                    self.raw_writer.transport.abort()
                 return False
             self.flush()  # a TLS 1.3 key update or ticket may want an answer
             if not chunk:
@@ -215,7 +218,12 @@ class TlsStream:
     def write(self, data: bytes) -> None:
         if self.raw_writer.is_closing():
             return
-        self.tls.write(data)
+        try:
+            self.tls.write(data)
+        except ssl.SSLError as error:  # the session broke (an alert, a bad record): done
+            log.debug("tls_error", reason=error.reason or str(error))
+            self.raw_writer.transport.abort()
+            return
         self.flush()
 
     def close_notify(self) -> None:
