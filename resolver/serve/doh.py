@@ -33,7 +33,7 @@ import base64
 import binascii
 from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import parse_qs
+from urllib.parse import unquote
 
 import h11
 import structlog
@@ -83,6 +83,15 @@ def decode_dns_parameter(value: str) -> bytes | None:
         return None
 
 
+def dns_parameter(query: str) -> str | None:
+    """The ``dns`` parameter of a query string (the first, percent-decoded if need be)."""
+    for field in query.split("&"):
+        name, equals, value = field.partition("=")
+        if name == "dns" and equals:
+            return unquote(value) if "%" in value else value
+    return None
+
+
 def _media_type(value: bytes | None) -> str:
     """A Content-Type without its parameters, lower case."""
     return (value or b"").split(b";", 1)[0].strip().decode("latin-1").lower()
@@ -95,10 +104,10 @@ def query_of(method: str, target: str, content_type: bytes | None,
     if path != PATH:
         return _error(404, f"DNS queries are served at {PATH}")
     if method == "GET":
-        values = parse_qs(query, keep_blank_values=True).get("dns")
-        if not values:
+        value = dns_parameter(query)
+        if value is None:
             return _error(400, "no dns parameter")
-        packet = decode_dns_parameter(values[0])
+        packet = decode_dns_parameter(value)
         if packet is None:
             return _error(400, "the dns parameter is not base64url")
     elif method == "POST":

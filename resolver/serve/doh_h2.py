@@ -289,6 +289,8 @@ class Http2Connection:
         if not data or self.writer.is_closing():
             return
         self.writer.write(data)
+        if not self.writer.transport.get_write_buffer_size():
+            return  # all of it went to the socket at once: nothing to wait for
         try:
             async with asyncio.timeout(tcp.TCP_IDLE_TIMEOUT):
                 await self.writer.drain()
