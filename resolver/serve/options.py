@@ -194,9 +194,10 @@ OPTIONS: tuple[Option, ...] = (
            "sent all the same, so the zone stays resolvable (0: none; default 10)",
            _not_negative, metavar="N", reloadable=True),
     # The encrypted transports (resolver.serve.tls, dot, doh): off unless a port is given.
-    Option("tls-port", int, "port for DNS over TLS on every --address (RFC 7858; 853 is its "
-           "own; default: off); needs tls-certificate and tls-key", _port, metavar="PORT"),
-    Option("https-port", int, "port for DNS over HTTPS at /dns-query on every --address "
+    Option("tls-port", int, "port for DNS over TLS on every listening address (RFC 7858; 853 "
+           "is its own; default: off); needs tls-certificate and tls-key", _port,
+           metavar="PORT"),
+    Option("https-port", int, "port for DNS over HTTPS at /dns-query on every listening address "
            "(RFC 8484, HTTP/2 and HTTP/1.1; 443 is its own; default: off); needs "
            "tls-certificate and tls-key", _port, metavar="PORT"),
     Option("tls-certificate", str, "certificate chain (PEM) of the DNS over TLS and HTTPS "
