@@ -119,7 +119,8 @@ def test_example_commented_values_are_valid(tmp_path: Path) -> None:
     shown = re.findall(r"^# ([a-z-]+ = .+)$", text, re.MULTILINE)
     shown_keys = {line.split(" = ")[0] for line in shown}
     assert shown_keys == {"root-hints", "control-socket", "metrics", "hosts-file",
-                          "trust-anchor-file", "dnstap", "auto-trust-anchor-file"}  # fmt: skip
+                          "trust-anchor-file", "dnstap", "auto-trust-anchor-file", "tls-port",
+                          "https-port", "tls-certificate", "tls-key"}  # fmt: skip
     hosts = tmp_path / "hosts"
     hosts.write_text("192.0.2.7 printer\n")
     anchors = tmp_path / "root.key"
@@ -148,6 +149,7 @@ def test_example_sections_load(tmp_path: Path) -> None:
     settings = load_settings(write(tmp_path, body), {})
     assert set(settings.sections) == {"local-zones", "forward-zones", "stub-zones", "shared-cache"}
     assert [(z.zone, z.stub, z.servers, z.fallback) for z in settings.delegated_zones()] == [
+        (".", False, ("192.0.2.55@853#dns.example", "192.0.2.56@8853#dns2.example"), False),
         ("corp.example.", False, ("192.0.2.53", "192.0.2.54@5353"), False),
         ("private.", True, ("10.0.0.53", "10.0.0.54@5353"), False),
     ]
@@ -464,7 +466,7 @@ def test_local_zone_keys_and_zone_sections(tmp_path: Path) -> None:
          "[forward-zones]: zone 'corp.': '192.0.2.1@99999': '99999' after @ is not a port number"),
         ("[forward-zones.'corp.']\nforwarders = ['192.0.2.1']\nforward-first = true",
          "[forward-zones]: zone 'corp.': unknown key 'forward-first' (known: fallback, "
-         "forwarders)"),
+         "forwarders, tls, tls-auth-name, tls-ca-file)"),
         ("[stub-zones.'corp.']\nservers = ['192.0.2.1']\nfallback = true",
          "[stub-zones]: zone 'corp.': unknown key 'fallback' (known: servers)"),
         ("[stub-zones]\n'corp.' = ['192.0.2.1']", "[stub-zones]: zone 'corp.' must be a table"),

@@ -44,6 +44,13 @@ from resolver.serve.control import (
     bind_control_socket,
     serve_link,
 )
+from resolver.serve.encrypted import (
+    Encrypted,
+    bind_encrypted,
+    certificate_hook,
+    load_certificate,
+    start_encrypted,
+)
 from resolver.serve.listener import MAX_IN_FLIGHT, MAX_TCP_CONNECTIONS, TcpListener, UdpListener
 from resolver.serve.logs import configure_logging
 from resolver.serve.options import OFF
@@ -145,6 +152,7 @@ class Process:
     links: list[WorkerLink] = field(default_factory=list)
     link: socket.socket | None = None  # a worker's end of its link to the first process
     children: list[int] = field(default_factory=list)
+    encrypted: Encrypted | None = None  # DNS over TLS and HTTPS (resolver.serve.encrypted)
 
 
 async def serve(process: Process) -> None:
@@ -161,6 +169,8 @@ async def serve(process: Process) -> None:
         closers += [udp.close, tcp.close]
     if settings.dnstap not in (None, OFF):  # view: dnstap, client and upstream messages
         closers.append(dnstap.install(runtime, str(settings.dnstap)).close)
+    closers += await start_encrypted(process.encrypted, service)
+    runtime.reload_hooks.append(certificate_hook(process.encrypted))
     front = Front(runtime, process.links)
     if process.control is not None:
         server = await asyncio.start_unix_server(ControlServer(front), sock=process.control.sock)
@@ -311,17 +321,23 @@ def run_workers(settings: Settings, flags: dict[str, object], hints: RootHints) 
     files = raise_file_limit()
     if files < MAX_IN_FLIGHT + MAX_TCP_CONNECTIONS + 64:
         log.warning("few_open_files", limit=files, needed=MAX_IN_FLIGHT + MAX_TCP_CONNECTIONS + 64)
+    certificate = load_certificate(settings)  # a certificate that does not load: fails here
     sockets = bind_sockets(addresses, settings.port, reuse_port)  # port in use: fails here, once
+    encrypted = None
     try:
+        encrypted = bind_encrypted(settings, certificate, reuse_port)
         control, metrics = _bind_extras(settings)
     except BaseException:
         for pair in sockets:
             for sock in pair:
                 sock.close()
+        if encrypted is not None:
+            encrypted.close()
         raise
-    first = Process(settings, flags, hints, sockets, control, metrics)
+    first = Process(settings, flags, hints, sockets, control, metrics, encrypted=encrypted)
     parent = os.getpid()
     ours: list[socket.socket] = [s for pair in sockets for s in pair]
+    ours += [s for _kind, s in encrypted.sockets] if encrypted is not None else []
     ours += [control.sock] if control is not None else []
     ours += [metrics] if metrics is not None else []
     for _ in range(settings.workers - 1):
@@ -334,7 +350,9 @@ def run_workers(settings: Settings, flags: dict[str, object], hints: RootHints) 
             status = 0
             try:
                 own = bind_sockets(addresses, settings.port, reuse_port)
-                _run(Process(settings, flags, hints, own, link=child_end))
+                own_encrypted = bind_encrypted(settings, certificate, reuse_port)
+                _run(Process(settings, flags, hints, own, link=child_end,
+                             encrypted=own_encrypted))  # fmt: skip
             except BaseException:
                 status = 1
             os._exit(status)

@@ -124,6 +124,10 @@ class Settings:
     max_udp_size: int = 1232
     tcp_connections_per_client: int = 32
     pending_per_client: int = 256
+    tls_port: int | None = None  # DNS over TLS (resolver.serve.dot); None: off
+    https_port: int | None = None  # DNS over HTTPS (resolver.serve.doh); None: off
+    tls_certificate: str | None = None  # PEM files of both, read again at each reload
+    tls_key: str | None = None
     config: Path | None = None  # the file they were read from, read again at a reload
     sections: Mapping[str, object] = field(default_factory=dict, hash=False)
     # The local zones these settings describe, read by load_settings (not compared: a
@@ -259,6 +263,11 @@ def load_settings(config: Path | None, flags: Mapping[str, object]) -> Settings:
     dnstap = target_problem(settings.dnstap, settings.workers)
     if dnstap is not None:
         raise SettingsError(dnstap)
+    encrypted = [k for k in ("tls_port", "https_port") if getattr(settings, k) is not None]
+    if encrypted and not (settings.tls_certificate and settings.tls_key):
+        keys = " and ".join(k.replace("_", "-") for k in encrypted)
+        verb = "need" if len(encrypted) > 1 else "needs"
+        raise SettingsError(f"{keys} {verb} tls-certificate and tls-key")
     delegated = [zone.zone for zone in settings.delegated_zones()]
     try:
         no_duplicates(delegated)

@@ -106,7 +106,7 @@ class Pending(dataobject, fast_new=True):
 
     packet: bytes
     client: str
-    transport: str  # "udp" or "tcp"
+    transport: str  # "udp", "tcp", "tls" (resolver.serve.dot) or "https" (.doh)
     allowed: bool  # the access list's verdict, taken once
     key: QuestionKey | None  # the wire cache's key, None if the query is not plain
     started: float  # the service clock when it arrived
@@ -193,7 +193,7 @@ class ResolverService:
         if key is not None and self.policy is not None and self.policy.early(key.key, client):
             key = None  # response policy: decided in finish(), never from the wire cache
         if key is not None:
-            if transport == "tcp":
+            if transport != "udp":  # tcp, and tls, https (resolver.serve.dot, doh): no limit
                 key.udp_size = 65535
             elif key.udp_size > UDP_PLAIN and self.max_udp_size != EDNS_PAYLOAD:
                 # EDNS: the client's size within max-udp-size (question_key capped it at
@@ -207,7 +207,7 @@ class ResolverService:
                 rcode = rcode_of(response)
                 self.stats.answered(qtype, rcode, transport, self.clock() - started)
                 if self.query_log:
-                    self._log_cache_hit(packet, client, qtype, rcode)
+                    self._log_cache_hit(packet, client, qtype, rcode, transport)
                 return add_option(response, options) if options else response
         return Pending(packet, client, transport, allowed, key, started, options)
 
@@ -325,7 +325,8 @@ class ResolverService:
         if logged and self.query_log and question is not None:
             upstream = resolution.upstream_queries if resolution is not None else 0
             cached = resolution is not None and (resolution.from_cache or upstream == 0)
-            log.info("query", client=pending.client, name=question.name,
+            log.info("query", client=pending.client, transport=pending.transport,
+                     name=question.name,
                      type=RRType.text(qtype), rcode=Rcode.text(rcode), cache=cached,
                      upstream=upstream,
                      ms=round((self.clock() - pending.started) * 1000, 2))  # fmt: skip
@@ -414,11 +415,13 @@ class ResolverService:
         return len(self._in_flight) >= MAX_IN_FLIGHT // 2
 
     @staticmethod
-    def _log_cache_hit(packet: bytes, client: str, qtype: int, rcode: int) -> None:
+    def _log_cache_hit(
+        packet: bytes, client: str, qtype: int, rcode: int, transport: str = "udp"
+    ) -> None:
         """A fast-path answer in the query log: the name read from the question, as written
         (the key checked it is plain labels, so this cannot fail), nothing else parsed."""
         name = read_name(packet, HEADER_SIZE)[0]
-        log.info("query", client=client, name=name, type=RRType.text(qtype),
+        log.info("query", client=client, transport=transport, name=name, type=RRType.text(qtype),
                  rcode=Rcode.text(rcode), cache=True, upstream=0, ms=0.0)  # fmt: skip
 
 

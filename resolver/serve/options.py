@@ -263,5 +263,16 @@ OPTIONS: tuple[Option, ...] = (
     Option("pending-per-client", int, "UDP queries of one client address being resolved at "
            "once, 4 times that for its /24 (IPv6 /56); beyond, dropped (DNSBomb; default "
            "256; 0: no limit)", _not_negative, metavar="N", reloadable=True),
+    # The encrypted transports (resolver.serve.tls, dot, doh): off unless a port is given.
+    Option("tls-port", int, "port for DNS over TLS on every listening address (RFC 7858; 853 "
+           "is its own; default: off); needs tls-certificate and tls-key", _port,
+           metavar="PORT"),
+    Option("https-port", int, "port for DNS over HTTPS at /dns-query on every listening address "
+           "(RFC 8484, HTTP/2 and HTTP/1.1; 443 is its own; default: off); needs "
+           "tls-certificate and tls-key", _port, metavar="PORT"),
+    Option("tls-certificate", str, "certificate chain (PEM) of the DNS over TLS and HTTPS "
+           "listeners, read again at each reload", _path, metavar="FILE", reloadable=True),
+    Option("tls-key", str, "private key (PEM) of tls-certificate, read again at each reload",
+           _path, metavar="FILE", reloadable=True),
 )  # fmt: skip
 BY_KEY: Mapping[str, Option] = {option.key: option for option in OPTIONS}

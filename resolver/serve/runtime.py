@@ -12,7 +12,9 @@ the least recently used), and whatever the reload hooks own: the local zones
 (default zones, hosts file, zone files: the zones whose contents changed are
 flushed from the wire answer cache, where local answers may be) and the forward
 and stub zones (the engine's configured zones are replaced, and what was learnt
-at or below a zone that changed is flushed from both caches).  Nothing is
+at or below a zone that changed is flushed from both caches; the table of TLS
+forwarders, and the certificate of the encrypted listeners, read again from its files:
+:mod:`resolver.serve.encrypted`).  Nothing is
 rebuilt, so the cache stays and queries in flight finish as they started.
 Addresses, ports, workers, the root hints, the address families, the control
 socket and the metrics endpoint are bound at start-up: a change to them is
@@ -41,6 +43,7 @@ from resolver.iterate.zonelimit import ZoneRateLimit
 from resolver.local import LocalZones, load_local_zones
 from resolver.net.caps import CaseKeeping
 from resolver.net.sockets import DEFAULT_MAX_USES, REUSE_MAX_USES
+from resolver.net.tls_upstream import TlsForwarders
 from resolver.net.transport import UpstreamTransport
 from resolver.serve.access import AccessList
 from resolver.serve.autotrust import AutoTrust
@@ -52,6 +55,7 @@ from resolver.serve.config import (
     load_settings,
 )
 from resolver.serve.cookies import ServerCookies, parse_secret
+from resolver.serve.encrypted import tls_forwarders, tls_forwarders_hook
 from resolver.serve.listener import ResolverService
 from resolver.serve.logs import set_format, set_level
 from resolver.serve.negative import configure as configure_negative
@@ -225,7 +229,7 @@ def configured_zones(settings: Settings) -> ConfiguredZones:
         ConfiguredZone(
             zone.zone,
             ZoneKind.STUB if zone.stub else ZoneKind.FORWARD,
-            [Server.parse(server) for server in zone.servers],
+            [Server.parse(server.partition("#")[0]) for server in zone.servers],  # #: TLS name
             zone.fallback,
         )
         for zone in settings.delegated_zones()
@@ -285,6 +289,11 @@ def build_service(
     records = RecordCache(settings.cache_size, min_ttl=settings.min_ttl, max_ttl=settings.max_ttl)
     transport = upstream_transport(settings)
     network = CountingNetwork(transport, stats)
+    # Forwarders of zones with tls = true are asked over TLS (resolver.net.tls_upstream).
+    forwarders = TlsForwarders(UpstreamTransport(port=settings.upstream_port),
+                               tls_forwarders(settings), settings.upstream_port,
+                               stats.upstream_tls)  # fmt: skip
+    network = CountingNetwork(forwarders, stats)
     engine = IterativeEngine(
         network,
         records,
@@ -315,6 +324,7 @@ def build_service(
     runtime.transport = transport
     apply_forgery_settings(runtime, settings)
     runtime.reload_hooks.append(zones_hook(runtime))
+    runtime.reload_hooks.append(tls_forwarders_hook(forwarders))
     service.shared = build_tier(settings, stats)  # scale: None unless [shared-cache]
     runtime.reload_hooks.append(shared_hook(runtime))
     service.policy = build_policy(settings, runtime)  # response policy: None unless configured

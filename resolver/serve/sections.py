@@ -10,6 +10,11 @@ with the reason; :data:`resolver.serve.config.SECTIONS` registers them.
   "192.0.2.54@5353"], fallback = false }``: questions at or below the zone go to
   these recursive resolvers (RD=1); ``fallback`` iterates when all of them fail
   (Unbound's ``forward-first``).  A zone ``"."`` forwards everything.
+  ``tls = true`` asks the forwarders over TLS (RFC 7858; Unbound's
+  ``forward-tls-upstream``), port 853 unless given, each server authenticated by
+  name (RFC 8310 section 8.1, the strict profile): ``tls-auth-name`` for all of
+  them, or ``ADDRESS@PORT#NAME`` for one (Unbound's form); ``tls-ca-file`` is the
+  authority to trust instead of the system's (:mod:`resolver.net.tls_upstream`).
 - ``[stub-zones]``: ``"private." = { servers = ["10.0.0.53"] }``: iterate from
   these authoritative servers for the zone.
 
@@ -19,6 +24,7 @@ Servers are ``ADDRESS`` or ``ADDRESS@PORT`` (Unbound's form; IPv6 too).
 from __future__ import annotations
 
 import ipaddress
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +66,26 @@ class DelegatedZone:
     stub: bool  # a stub zone: iterate from these authoritative servers; else forward to them
     servers: tuple[str, ...]  # ADDRESS or ADDRESS@PORT
     fallback: bool = False  # forward zones: iterate when every forwarder fails
+    # Forward zones over TLS: servers as ADDRESS@PORT#NAME, NAME their authentication name.
+    tls: bool = False
+    tls_ca_file: str | None = None  # the authority to trust; None: the system's
+
+
+TLS_PORT = 853  # RFC 7858 section 3.1
+
+
+def tls_server(value: str, auth_name: str | None) -> str:
+    """A TLS forwarder as ``ADDRESS@PORT#NAME``: port 853 unless given, the name its own
+    (after ``#``) or the zone's ``tls-auth-name``; ValueError without either."""
+    address, _, name = value.partition("#")
+    checked = server(address)
+    if "@" not in checked:
+        checked += f"@{TLS_PORT}"
+    name = name or auth_name or ""
+    if not name:
+        raise ValueError(f"{value!r}: a TLS forwarder needs a name to authenticate it by "
+                         "(tls-auth-name, or ADDRESS#NAME)")  # fmt: skip
+    return f"{checked}#{zone_name(name).rstrip('.') or '.'}"
 
 
 def _table(value: object, what: str) -> dict[str, Any]:
@@ -70,7 +96,7 @@ def _table(value: object, what: str) -> dict[str, Any]:
 
 def _zones_of(table: dict[str, Any], stub: bool) -> tuple[DelegatedZone, ...]:
     key = "servers" if stub else "forwarders"
-    allowed = {key} if stub else {key, "fallback"}
+    allowed = {key} if stub else {key, "fallback", *TLS_KEYS}
     zones = []
     for name, value in table.items():
         body = _table(value, f"zone {name!r}")
@@ -91,12 +117,41 @@ def _zones_of(table: dict[str, Any], stub: bool) -> tuple[DelegatedZone, ...]:
         if not isinstance(fallback, bool):
             raise ValueError(f"zone {name!r}: fallback must be true or false, not {fallback!r}")
         try:
-            checked = tuple(server(s) for s in servers)
+            tls, auth_name, ca_file = _tls_keys(body)
+            if tls:
+                checked = tuple(tls_server(s, auth_name) for s in servers)
+            elif any("#" in s for s in servers):
+                raise ValueError("ADDRESS#NAME is for forwarders asked over TLS (tls = true)")
+            else:
+                checked = tuple(server(s) for s in servers)
         except ValueError as error:
             raise ValueError(f"zone {name!r}: {error}") from None
-        zones.append(DelegatedZone(zone_name(name), stub, checked, fallback))
+        zones.append(DelegatedZone(zone_name(name), stub, checked, fallback, tls, ca_file))
     no_duplicates([zone.zone for zone in zones])
     return tuple(sorted(zones, key=lambda zone: name_key(zone.zone)))
+
+
+TLS_KEYS = ("tls", "tls-auth-name", "tls-ca-file")
+
+
+def _tls_keys(body: dict[str, Any]) -> tuple[bool, str | None, str | None]:
+    """A forward zone's ``tls``, ``tls-auth-name`` and ``tls-ca-file``, checked."""
+    tls = body.get("tls", False)
+    if not isinstance(tls, bool):
+        raise ValueError(f"tls must be true or false, not {tls!r}")
+    auth_name, ca_file = body.get("tls-auth-name"), body.get("tls-ca-file")
+    for key, value in (("tls-auth-name", auth_name), ("tls-ca-file", ca_file)):
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ValueError(f"{key} must be a non-empty string, not {value!r}")
+        if value is not None and not tls:
+            raise ValueError(f"{key} is for forwarders asked over TLS (tls = true)")
+    if ca_file is not None:
+        try:  # read now: a file that does not load is an error of the configuration
+            ssl.create_default_context(cafile=ca_file)
+        except (OSError, ssl.SSLError) as error:
+            reason = getattr(error, "strerror", None) or getattr(error, "reason", None) or error
+            raise ValueError(f"tls-ca-file {ca_file}: {reason}") from None
+    return tls, auth_name, ca_file
 
 
 def no_duplicates(zones: list[str]) -> None:

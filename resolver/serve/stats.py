@@ -68,6 +68,24 @@ METRICS: dict[str, tuple[str, str]] = {
     "policy_actions": ("counter", "Response policy rules applied, by zone and action"),
     "policy_loads": ("counter", "Policy zone loads and transfers, by zone and result"),
     "policy_entries": ("gauge", "Triggers held by each policy zone or blocklist"),
+    # The encrypted transports (resolver.serve.tls, dot, doh; resolver.net.tls_upstream).
+    "tls_handshakes": (
+        "counter",
+        "TLS handshakes with clients, by transport (tls, https) and result (full, resumed, "
+        "failed, timeout)",
+    ),
+    "connections_open": ("gauge", "Client connections open now, by transport (tls, https)"),
+    "connections_refused": (
+        "counter",
+        "Client connections closed at once for being over the cap, by transport (tls, https)",
+    ),
+    "https_responses": ("counter", "DNS over HTTPS responses, by HTTP status"),
+    "upstream_tls_connections": (
+        "counter",
+        "TLS connections to forwarders, by result (opened, failed: no connection or a "
+        "certificate that does not authenticate the server)",
+    ),
+    "upstream_tls_queries": ("counter", "Exchanges with forwarders carried over TLS"),
     "processes": ("gauge", "Processes answering (--workers)"),
     "tasks": ("gauge", "asyncio tasks alive (a leak shows here first)"),
     "open_descriptors": ("gauge", "File descriptors open (sockets included)"),
@@ -118,6 +136,18 @@ class ServiceStats:
         """A SERVFAIL given after a resolution, and why (for the web view's live page)."""
         code, text = error if error is not None else (0, "")
         self.servfails.append((time.time(), name, RRType.text(qtype), int(code), text))
+        # The encrypted transports: handshakes by (transport, result), connections open and
+        # refused by transport, DoH responses by HTTP status, TLS to forwarders.
+        self.handshakes: dict[tuple[str, str], int] = {}
+        self.connections: dict[str, int] = {}
+        self.connections_refused: dict[str, int] = {}
+        self.https_status: dict[int, int] = {}
+        # Counted by resolver.net.tls_upstream: "opened", "failed" (connections), "queries".
+        self.upstream_tls: dict[str, int] = {}
+
+    def handshake(self, transport: str, result: str) -> None:
+        key = (transport, result)
+        self.handshakes[key] = self.handshakes.get(key, 0) + 1
 
     def answered(self, qtype: int, rcode: int, transport: str, seconds: float) -> None:
         key = (qtype, rcode, transport)
@@ -163,8 +193,26 @@ class ServiceStats:
             out.append(("policy_loads", (("result", result), ("zone", zone)), count))
         for zone, entries in (self.policy_entries() if self.policy_entries else {}).items():
             out.append(("policy_entries", (("zone", zone),), entries))
+        out.extend(self._encrypted_samples())
         out.append(("processes", (), 1))
         out.extend(process_samples())
+        return out
+
+    def _encrypted_samples(self) -> list[Sample]:
+        out: list[Sample] = []
+        for (transport, result), count in self.handshakes.items():
+            out.append(("tls_handshakes", (("result", result), ("transport", transport)), count))
+        for transport, count in self.connections.items():
+            out.append(("connections_open", (("transport", transport),), count))
+        for transport, count in self.connections_refused.items():
+            out.append(("connections_refused", (("transport", transport),), count))
+        for status, count in self.https_status.items():
+            out.append(("https_responses", (("status", str(status)),), count))
+        for result, count in self.upstream_tls.items():
+            if result == "queries":
+                out.append(("upstream_tls_queries", (), count))
+            else:
+                out.append(("upstream_tls_connections", (("result", result),), count))
         return out
 
 

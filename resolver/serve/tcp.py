@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
@@ -50,6 +50,22 @@ MAX_EVICTED_NETWORKS = 65536
 PRESSURE_LOG_EVERY = 10.0  # seconds between two tcp_pressure log lines
 # (share of the cap open, idle timeout in seconds): the first level reached applies.
 PRESSURE = ((0.8, 0.5), (0.5, 2.0))
+
+
+class ConnectionHost(Protocol):
+    """What a connection asks of the listener that holds it (TcpListener, or DNS over
+    TLS's, resolver.serve.dot): the service, the idle timeouts, and its busy/idle moves."""
+
+    @property
+    def service(self) -> ResolverService: ...
+
+    def base_timeout(self) -> float: ...
+
+    def idle_timeout(self) -> float: ...
+
+    def became_busy(self, connection: _TcpConnection) -> None: ...
+
+    def became_idle(self, connection: _TcpConnection) -> None: ...
 
 
 class TcpListener:
@@ -85,11 +101,7 @@ class TcpListener:
 
     def idle_timeout(self) -> float:
         """The idle timeout for the connections open now: shorter as they fill the cap."""
-        share = len(self.connections) / self.max_connections if self.max_connections else 0
-        for level, seconds in PRESSURE:
-            if share >= level:
-                return min(seconds, self.base_timeout())
-        return self.base_timeout()
+        return pressure_timeout(len(self.connections), self.max_connections)
 
     async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername") or ("?",)
@@ -187,9 +199,11 @@ class _TcpConnection:
     read in progress has its deadline moved when an answer goes out.
     """
 
+    transport = "tcp"  # what the service is told; "tls" for DNS over TLS (resolver.serve.dot)
+
     def __init__(
         self,
-        listener: TcpListener,
+        listener: ConnectionHost,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         client: str,
@@ -221,7 +235,7 @@ class _TcpConnection:
                 self.read_timeout = None
             self.outstanding += 1
             self.listener.became_busy(self)
-            outcome = self.service.take(packet, self.client, "tcp")
+            outcome = self.service.take(packet, self.client, self.transport)
             if isinstance(outcome, bytes | None):
                 await self._write(outcome)
                 continue
@@ -280,6 +294,16 @@ class _TcpConnection:
             self.idle_since = self.loop.time()
             self.listener.became_idle(self)
             self._move_deadline(self.idle_since + self.listener.idle_timeout())
+
+
+def pressure_timeout(open_now: int, cap: int) -> float:
+    """The idle timeout with ``open_now`` connections of ``cap``: TCP_IDLE_TIMEOUT, shorter
+    as they fill the cap (PRESSURE; the DNS over TLS listener uses it too)."""
+    share = open_now / cap if cap else 0
+    for level, seconds in PRESSURE:
+        if share >= level:
+            return min(seconds, TCP_IDLE_TIMEOUT)
+    return TCP_IDLE_TIMEOUT
 
 
 def _network(client: str) -> object:
