@@ -128,7 +128,7 @@ class DotConnection(_TcpConnection):
         client: str,
     ) -> None:
         super().__init__(listener, reader, writer, client)
-        self.listener = listener
+        self.listener: DotListener = listener
         self.service = listener.padding  # answers padded when the query asked (RFC 7830)
 
     async def serve(self) -> None:
