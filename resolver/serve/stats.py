@@ -131,11 +131,6 @@ class ServiceStats:
         self.policy_actions: dict[tuple[str, str], int] = {}
         self.policy_loads: dict[tuple[str, str], int] = {}
         self.policy_entries: Callable[[], dict[str, int]] | None = None
-
-    def servfailed(self, name: str, qtype: int, error: tuple[int, str] | None) -> None:
-        """A SERVFAIL given after a resolution, and why (for the web view's live page)."""
-        code, text = error if error is not None else (0, "")
-        self.servfails.append((time.time(), name, RRType.text(qtype), int(code), text))
         # The encrypted transports: handshakes by (transport, result), connections open and
         # refused by transport, DoH responses by HTTP status, TLS to forwarders.
         self.handshakes: dict[tuple[str, str], int] = {}
@@ -144,6 +139,11 @@ class ServiceStats:
         self.https_status: dict[int, int] = {}
         # Counted by resolver.net.tls_upstream: "opened", "failed" (connections), "queries".
         self.upstream_tls: dict[str, int] = {}
+
+    def servfailed(self, name: str, qtype: int, error: tuple[int, str] | None) -> None:
+        """A SERVFAIL given after a resolution, and why (for the web view's live page)."""
+        code, text = error if error is not None else (0, "")
+        self.servfails.append((time.time(), name, RRType.text(qtype), int(code), text))
 
     def handshake(self, transport: str, result: str) -> None:
         key = (transport, result)
