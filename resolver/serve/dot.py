@@ -30,7 +30,7 @@ from resolver.serve import tcp
 from resolver.serve.listener import Pending, ResolverService
 from resolver.serve.tcp import MAX_TCP_CONNECTIONS, _TcpConnection
 from resolver.serve.tls import Admission, ServerCertificate, accept_tls
-from resolver.wire.padding import RESPONSE_BLOCK, has_padding, pad
+from resolver.wire.padding import RESPONSE_BLOCK, has_padding, pad, repad
 
 log = structlog.get_logger("resolver.serve.dot")
 
@@ -130,6 +130,14 @@ class DotConnection(_TcpConnection):
         super().__init__(listener, reader, writer, client)
         self.listener: DotListener = listener
         self.service = listener.padding  # answers padded when the query asked (RFC 7830)
+
+    def framed(self, response: bytes) -> bytes:
+        """As over TCP (the keepalive option), and a padded answer padded again so that
+        the Padding option stays last and the length a multiple of the block."""
+        framed = super().framed(response)
+        if framed is not response and has_padding(response):
+            return repad(framed, RESPONSE_BLOCK)
+        return framed
 
     async def serve(self) -> None:
         context = self.listener.certificate.dot  # the one in force now (a reload replaces it)

@@ -265,6 +265,11 @@ class _TcpConnection:
         if timeout is not None and not timeout.expired():
             timeout.reschedule(when)
 
+    def framed(self, response: bytes) -> bytes:
+        """The answer as it is sent: with the idle timeout granted on answers to EDNS
+        queries (RFC 7828 section 3.3.2)."""
+        return add_option(response, keepalive(self.listener.idle_timeout()))
+
     async def _finish(self, pending: Pending) -> None:
         try:
             response = await self.service.finish(pending)
@@ -276,8 +281,7 @@ class _TcpConnection:
     async def _write(self, response: bytes | None) -> None:
         writer = self.writer
         if response is not None and not writer.is_closing():
-            # RFC 7828 section 3.3.2: the idle timeout granted, on answers to EDNS queries.
-            response = add_option(response, keepalive(self.listener.idle_timeout()))
+            response = self.framed(response)
             writer.write(len(response).to_bytes(2, "big") + response)
             try:
                 async with asyncio.timeout(self.listener.base_timeout()):

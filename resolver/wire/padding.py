@@ -121,6 +121,26 @@ def pad(message: bytes, block: int) -> bytes:
     return message[:rdlength_at] + grown + message[rdlength_at + 2 :] + option
 
 
+def repad(message: bytes, block: int) -> bytes:
+    """A padded message padded again, its Padding option last: after another option was
+    added behind the first padding (the edns-tcp-keepalive of an answer over TLS), the old
+    Padding option is taken out and a new one pads the whole to ``block``."""
+    fixed = _last_opt(message)
+    if fixed is None:
+        return message
+    start = fixed + _RR_FIXED.size
+    kept, pos = [], start
+    while pos + _OPTION.size <= len(message):
+        code, length = _OPTION.unpack_from(message, pos)
+        end = pos + _OPTION.size + length
+        if code != PADDING_OPTION:
+            kept.append(message[pos:end])
+        pos = end
+    options = b"".join(kept)
+    unpadded = message[: start - 2] + len(options).to_bytes(2, "big") + options
+    return pad(unpadded, block)
+
+
 def smallest_ttl(message: bytes) -> int | None:
     """The smallest TTL of the answer and authority records (None: there are none), what
     an HTTP cache may keep a DNS response for (RFC 8484 section 5.1)."""
