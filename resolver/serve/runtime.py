@@ -288,10 +288,9 @@ def build_service(
     stats = ServiceStats()
     records = RecordCache(settings.cache_size, min_ttl=settings.min_ttl, max_ttl=settings.max_ttl)
     transport = upstream_transport(settings)
-    network = CountingNetwork(transport, stats)
-    # Forwarders of zones with tls = true are asked over TLS (resolver.net.tls_upstream).
-    forwarders = TlsForwarders(UpstreamTransport(port=settings.upstream_port),
-                               tls_forwarders(settings), settings.upstream_port,
+    # Forwarders of zones with tls = true are asked over TLS (resolver.net.tls_upstream);
+    # every other exchange goes through the transport the settings made.
+    forwarders = TlsForwarders(transport, tls_forwarders(settings), settings.upstream_port,
                                stats.upstream_tls)  # fmt: skip
     network = CountingNetwork(forwarders, stats)
     engine = IterativeEngine(
