@@ -306,7 +306,7 @@ class Lookup:
     def _act(self, pending: Pending) -> None:
         step = pending.step
         if pending.fresh:
-            self.env.remember(step, pending.qtype)
+            self.env.remember(step, pending.qtype, self.cut)
         if step.referral is not None:
             self._descend(step.referral)
             return
@@ -389,7 +389,7 @@ class Lookup:
         assert self.round is not None
         kind = step.kind
         if step.referral is not None:
-            self.env.remember(step, exchange.qtype)
+            self.env.remember(step, exchange.qtype, self.cut)
             self._descend(step.referral)
         elif (
             kind == Kind.ANSWER
@@ -397,14 +397,14 @@ class Lookup:
             and all(rr.rrtype == RRType.NS for rr in step.records)
         ):
             # The child's own NS records, authoritatively: a zone cut on the same servers.
-            self.env.remember(step, exchange.qtype)
+            self.env.remember(step, exchange.qtype, self.cut)
             self._descend(Referral(exchange.qname, step.records, step.glue or []))
         elif kind in (Kind.NODATA, Kind.ANSWER):
             # The name exists (perhaps an empty non-terminal) and is no cut (NS data
             # without AA proves none either): ask one label more of the same servers;
             # unless its NSEC says it holds a DNAME, which redirects every name below.
             if kind == Kind.NODATA:
-                self.env.remember(step, exchange.qtype)
+                self.env.remember(step, exchange.qtype, self.cut)
             if holds_dname(step, exchange.qname):
                 self.minimiser.stop()
             else:
@@ -421,7 +421,7 @@ class Lookup:
         self.referrals += 1
         if self.referrals >= self.env.limits.max_referrals:
             raise LimitExceeded(Limit.REFERRAL_DEPTH)
-        self._enter(self.env.finder.from_referral(referral))
+        self._enter(self.env.finder.from_referral(referral, self.cut))
 
     def take_sublookup(self, sub: Lookup | None) -> None:
         """A sub-lookup ended (None: a limit kept it from starting)."""

@@ -93,6 +93,7 @@ class AddressPolicy:
         return True
 
 
+NEVER = float("inf")
 CUT_REUSE = 1.0  # seconds a cut built from the cache is given again without a look
 MAX_KEPT_CUTS = 4096  # cuts kept at once (all are dropped when more are wanted)
 _ADDRESS_TYPES = frozenset((RRType.A, RRType.AAAA))
@@ -104,12 +105,19 @@ _BROADCAST = ipaddress.ip_address("255.255.255.255")
 class ZoneCut:
     """A zone and its name servers, with the addresses known for each."""
 
-    def __init__(self, zone: str, nameservers: list[str], source: CutSource) -> None:
+    def __init__(
+        self, zone: str, nameservers: list[str], source: CutSource, expires: float = NEVER
+    ) -> None:
         self.zone = zone
         self.nameservers = nameservers
         self.source = source
         self.addresses: dict[str, list[str]] = {}  # NS name key -> addresses
         self.ports: dict[str, int] = {}  # address -> port, for configured servers only
+        # When the delegation this cut stands on runs out (its NS RRset's TTL, itself no
+        # later than the parent's): what its servers teach about delegations lives no
+        # longer (ghost and Phoenix domains).  The root, the hints and configured zones
+        # never run out.
+        self.expires = expires if zone != ROOT else NEVER
 
     def known(self) -> list[tuple[str, str]]:
         """(address, server name) for every address known, in NS order."""
@@ -148,7 +156,7 @@ class _KeptCut:
         return same and now < self.until
 
     def cut(self) -> ZoneCut:
-        cut = ZoneCut(self.zone, self.nameservers, CutSource.CACHE)
+        cut = ZoneCut(self.zone, self.nameservers, CutSource.CACHE, self.ns_expires)
         cut.addresses = dict(self.addresses)  # the lists are shared, never changed in place
         return cut
 
@@ -211,7 +219,7 @@ class CutFinder:
         if kept is not None and kept.holds(ns_rrset, now):
             return kept.cut()
         cut = ZoneCut(zone, [r.target for r in ns_rrset.rdatas if isinstance(r, NS)],
-                      CutSource.CACHE)  # fmt: skip
+                      CutSource.CACHE, ns_rrset.expires)  # fmt: skip
         until = min(ns_rrset.expires, now + CUT_REUSE)
         for ns in cut.nameservers:
             addresses, expires = self._cached_addresses(ns)
@@ -287,9 +295,15 @@ class CutFinder:
             cut.add_addresses(server.name, [a for a in addresses if self.policy.usable(a)])
         return cut
 
-    def from_referral(self, referral: Referral) -> ZoneCut:
-        """The cut a delegation points to: its glue first, then what the cache knows."""
-        cut = ZoneCut(referral.zone, referral.nameservers, CutSource.REFERRAL)
+    def from_referral(self, referral: Referral, above: ZoneCut | None = None) -> ZoneCut:
+        """The cut a delegation points to: its glue first, then what the cache knows.  It
+        runs out with its NS RRset's TTL, or with the cut ``above`` whose server gave it,
+        whichever comes first (what the cache keeps of it is bounded the same way)."""
+        ttl = min((rr.ttl for rr in referral.ns_records), default=0)
+        expires = self.cache.clock() + self.cache.clamp_ttl(ttl) if ttl > 0 else 0.0
+        if above is not None:
+            expires = min(expires, above.expires)
+        cut = ZoneCut(referral.zone, referral.nameservers, CutSource.REFERRAL, expires)
         for ns in cut.nameservers:
             key = name_key(ns)
             glue = [
