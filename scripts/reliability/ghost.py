@@ -3,24 +3,27 @@ removed (or moved to a sinkhole) must stop resolving once the parent's NS TTL ha
 whatever the child's servers keep answering.  Ours and Unbound on the same hierarchy.
 
     /work/shared/tools/offline python -m scripts.reliability.ghost [--ttl 4] [--no-unbound]
-        [--only classic,phoenix-t1,phoenix-t2,sinkhole]
+        [--only classic,ns-answer,phoenix-t1,phoenix-t2,sinkhole]
 
 The registry ``parent.`` (127.8.30.1, an answering function whose data the script
-changes) delegates ``ghost1.parent.`` ... ``ghost4.parent.`` to the attacker's server
+changes) delegates ``ghost1.parent.`` ... ``ghost5.parent.`` to the attacker's server
 (127.8.31.1) with an NS TTL of ``--ttl`` seconds.  The attacker's server answers every
 name with 192.0.2.31 (TTL 1, so that only the delegation can keep a name alive), and
 tries everything the papers list to keep its delegation in the resolver's cache:
 
-- ``classic`` (Jiang et al., NDSS 2012): the child's NS RRset asked for directly, with new
-  names and a TTL of a day, and in the authority section of every answer;
-- ``phoenix-t1`` (Li et al., NDSS 2023, CVE-2022-30699): the same, each answer delayed
-  30 ms and asked for every 50 ms, so that replies to questions sent under the old
-  delegation arrive after it expired;
+- ``classic`` (Jiang et al., NDSS 2012): the zone's NS RRset renamed (``ns1``) with a TTL
+  of a day in the authority section of every answer, and the new server's address asked
+  for (its answer carries them too);
+- ``ns-answer``: the zone's NS RRset asked for directly: the child's authoritative answer,
+  a day;
+- ``phoenix-t1`` (Li et al., NDSS 2023, CVE-2022-30699): as ``classic``, each answer
+  delayed 30 ms and asked for every 50 ms, so that replies to questions sent under the
+  old delegation arrive after it expired;
 - ``phoenix-t2`` (CVE-2022-30698): sub-delegations learned while the parent's delegation
-  lived: ``sub.ghost3.parent.`` with a TTL of a day, on a server of its own (127.8.31.2,
-  192.0.2.33), and ``deep.sub.ghost3.parent.`` below it (127.8.31.3, 192.0.2.33);
+  lived: ``sub.<zone>`` with a TTL of a day, on a server of its own (127.8.31.2,
+  192.0.2.33), and ``deep.sub.<zone>`` below it (127.8.31.3, 192.0.2.33);
 - ``sinkhole``: the registry moves ``ghost4.parent.`` to its sinkhole (127.8.32.1,
-  192.0.2.32) instead of deleting it; the attacker goes on as in ``classic``.
+  192.0.2.32) instead of deleting it, and the attacker tries all of the above.
 
 Each run: a fresh resolver learns the delegation (``www`` answered), the attacker's
 refreshing starts, half a TTL later the registry removes the delegation, and from then
@@ -62,8 +65,9 @@ PARENT, CHILD, SUB, DEEP, SINKHOLE = (
 GHOST_ADDRESS, SUB_ADDRESS, SINKHOLE_ADDRESS = "192.0.2.31", "192.0.2.33", "192.0.2.32"
 ATTACKER = {GHOST_ADDRESS, SUB_ADDRESS}  # answers only the attacker's servers give
 DAY = 86400
-VARIANTS = {"classic": "ghost1.parent.", "phoenix-t1": "ghost2.parent.",
-            "phoenix-t2": "ghost3.parent.", "sinkhole": "ghost4.parent."}  # fmt: skip
+VARIANTS = {"classic": "ghost1.parent.", "ns-answer": "ghost5.parent.",
+            "phoenix-t1": "ghost2.parent.", "phoenix-t2": "ghost3.parent.",
+            "sinkhole": "ghost4.parent."}  # fmt: skip
 T1_DELAY = 0.03  # seconds: under both resolvers' smallest timeout (50 ms)
 
 
@@ -124,7 +128,9 @@ def attacker(query: dns.message.Message) -> dns.message.Message | Delayed:
     ns = [f"{zone} {DAY} NS ns1.{zone}", f"{zone} {DAY} NS ns.{zone}"]
     glue = [f"ns1.{zone} {DAY} A {CHILD}", f"ns.{zone} {DAY} A {CHILD}"]
     sub = f"sub.{zone}"
-    if zone == VARIANTS["phoenix-t2"] and question.name.is_subdomain(dns.name.from_text(sub)):
+    if zone in (VARIANTS["phoenix-t2"], VARIANTS["sinkhole"]) and question.name.is_subdomain(
+        dns.name.from_text(sub)
+    ):
         reply = respond(query, aa=False, authority=[f"{sub} {DAY} NS ns.{sub}"],
                         additional=[f"ns.{sub} {DAY} A {SUB}"])  # fmt: skip
     elif question.rdtype == dns.rdatatype.NS and qname.lower() == zone:
@@ -142,9 +148,12 @@ def attacker(query: dns.message.Message) -> dns.message.Message | Delayed:
 
 
 def sub_server(query: dns.message.Message) -> dns.message.Message:
-    """``sub.ghost3.parent.``: delegates ``deep.`` below it for a day; 192.0.2.33 else."""
+    """``sub.`` of a ghost zone: delegates ``deep.`` below it for a day; 192.0.2.33 else."""
     question = query.question[0]
-    sub = dns.name.from_text(f"sub.{VARIANTS['phoenix-t2']}")
+    zone = _zone_of(question.name)
+    if zone is None:
+        return respond(query, rcode=dns.rcode.REFUSED)
+    sub = dns.name.from_text(f"sub.{zone}")
     if not question.name.is_subdomain(sub):
         return respond(query, rcode=dns.rcode.REFUSED)
     deep = dns.name.from_text("deep", sub).to_text()
@@ -177,17 +186,21 @@ def roles(registry: Registry) -> list[Role]:
 
 
 def refresh(port: int, variant: str, zone: str) -> None:
-    """What the attacker's client asks to keep the delegation alive."""
-    ask(port, zone, "NS", timeout=2)
-    ask(port, f"ns1.{zone}", timeout=2)
-    if variant == "phoenix-t2":
+    """What the attacker's client asks to keep the delegation alive: the renamed server's
+    address (its answer carries the renamed NS RRset in authority), the NS RRset itself,
+    names below the sub-delegations; the sinkhole variant tries them all."""
+    if variant in ("classic", "phoenix-t1", "sinkhole"):
+        ask(port, f"ns1.{zone}", timeout=2)
+    if variant in ("ns-answer", "sinkhole"):
+        ask(port, zone, "NS", timeout=2)
+    if variant in ("phoenix-t2", "sinkhole"):
         ask(port, f"x.sub.{zone}", timeout=2)
         ask(port, f"x.deep.sub.{zone}", timeout=2)
 
 
 def probes(port: int, zone: str, variant: str, n: int) -> list[tuple[str, Outcome]]:
     names = [f"p{n}.{zone}"]
-    if variant == "phoenix-t2":
+    if variant in ("phoenix-t2", "sinkhole"):
         names += [f"p{n}.sub.{zone}", f"p{n}.deep.sub.{zone}"]
     return [(name, ask(port, name, timeout=5)) for name in names]
 
