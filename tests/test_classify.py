@@ -10,7 +10,7 @@ import dns.rcode
 import dns.rrset
 import pytest
 
-from resolver.iterate.classify import Classified, Kind, classify
+from resolver.iterate.classify import Classified, Kind, classify, classify_forwarded
 from resolver.wire import Message, RRType, parse_message
 from tests.fakes import reply
 
@@ -363,3 +363,31 @@ def test_an_ns_answer_carries_the_in_zone_addresses_of_its_servers() -> None:
     assert step.kind == Kind.ANSWER and texts(step.glue or []) == [
         "a.root-servers.net. 518400 A 127.1.0.1"
     ]
+
+
+# ---------------------------------------------------------------------- per-zone bailiwick
+# (MaginotDNS: forward and stub zones are bailiwicks of their own)
+
+
+def test_names_of_a_zone_sent_elsewhere_are_scrubbed_from_the_server_above_it() -> None:
+    msg = message("www.example.com.", "A", aa=True,
+                  answer=["www.example.com. 300 CNAME www.corp.example.com.",
+                          "www.corp.example.com. 300 A 203.0.113.66"])  # fmt: skip
+    whole = run(msg, "www.example.com.", "A", "example.com.")
+    assert whole.kind == Kind.ANSWER  # the server's zone holds corp.example.com.
+    fenced = classify(msg, "www.example.com.", RRType.A, "example.com.",
+                      ("corp.example.com.",))  # fmt: skip
+    assert fenced.kind == Kind.CNAME and fenced.name == "www.corp.example.com."
+    assert texts(fenced.records) == ["www.example.com. 300 CNAME www.corp.example.com."]
+
+
+def test_a_forwarder_speaks_for_its_zone_only() -> None:
+    msg = parse_message(reply("a.corp.example.", "A", ra=True, rcode=dns.rcode.NXDOMAIN,
+                              answer=["a.corp.example. 300 CNAME b.example.org."],
+                              authority=["example.org. 300 SOA ns.example.org. h.example.org. "
+                                         "1 2 3 4 300"]).to_wire())  # fmt: skip
+    step = classify_forwarded(msg, "a.corp.example.", RRType.A, "corp.example.")
+    assert step.kind == Kind.CNAME and step.name == "b.example.org."  # not its NXDOMAIN
+    assert step.soa is None
+    everything = classify_forwarded(msg, "a.corp.example.", RRType.A)  # a forward zone "."
+    assert everything.kind == Kind.NXDOMAIN and everything.soa is not None

@@ -266,10 +266,10 @@ class Lookup:
             return
         if selection is not None:
             selection.record_success(exchange.address, outcome.rtt)
-        if exchange.forwarded:
-            step = classify_forwarded(outcome.message, exchange.qname, exchange.qtype)
-        else:
-            step = classify(outcome.message, exchange.qname, exchange.qtype, exchange.zone)
+        # Names of forward and stub zones below the server's are not its to speak for.
+        fences = self.env.finder.configured.fences(exchange.zone, exchange.qname)
+        meaning = classify_forwarded if exchange.forwarded else classify
+        step = meaning(outcome.message, exchange.qname, exchange.qtype, exchange.zone, fences)
         if self.env.report_hops or step.kind == Kind.LAME:
             self._report(exchange, outcome=Kind(step.kind).name.lower(),
                          rtt_ms=round(outcome.rtt * 1000, 1), tcp=outcome.tcp,
