@@ -25,9 +25,10 @@ tries everything the papers list to keep its delegation in the resolver's cache:
 - ``sinkhole``: the registry moves ``ghost4.parent.`` to its sinkhole (127.8.32.1,
   192.0.2.32) instead of deleting it, and the attacker tries all of the above.
 
-Each run: a fresh resolver learns the delegation (``www`` answered), the attacker's
-refreshing starts, half a TTL later the registry removes the delegation, and from then
-on a new name is asked every 0.2 s for two TTLs and a second.  What the attacker gets:
+Every variant at once, each on its own zone, in one fresh resolver: it learns the
+delegation (``www`` answered), the attacker's refreshing starts, half a TTL later the
+registry removes the delegation, and from then on a new name is asked every 0.2 s for
+two TTLs and a second.  What the attacker gets:
 how long after the removal new names were still answered by its server (a resolver that
 honours the parent's TTL stops within one TTL), and the answers to the last probes.
 """
@@ -40,6 +41,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -207,7 +209,6 @@ def probes(port: int, zone: str, variant: str, n: int) -> list[tuple[str, Outcom
 
 def attack(peer: Peer, registry: Registry, variant: str, ttl: int) -> dict[str, Any]:
     zone = VARIANTS[variant]
-    registry.reset()
     warm = ask(peer.port, f"www.{zone}")
     refresh(peer.port, variant, zone)
     stop = threading.Event()
@@ -251,9 +252,15 @@ def run(ttl: int, variants: list[str], unbound: bool, directory: Path) -> dict[s
     with BrokenLab(directory / "lab", roles(registry)) as lab:
         hints = lab.write_hints(directory / "hints")
         for name in peer_names(unbound):
-            for variant in variants:
-                with running(name, directory / f"{name}-{variant}", hints) as peer:
-                    results.setdefault(variant, {})[name] = attack(peer, registry, variant, ttl)
+            registry.reset()
+            # One resolver for every variant at once: each attacks a zone of its own.
+            with (
+                running(name, directory / name, hints) as peer,
+                ThreadPoolExecutor(len(variants)) as pool,
+            ):
+                outcomes = pool.map(lambda v: attack(peer, registry, v, ttl), variants)
+                for variant, outcome in zip(variants, outcomes, strict=True):
+                    results.setdefault(variant, {})[name] = outcome
     return results
 
 
