@@ -214,9 +214,8 @@ class Lookup:
         self._fail(FailureKind.LIMIT, f"limit: {Limit.ZONE_RATE.value}")
 
     def _cut_failed(self, cut: ZoneCut) -> None:
-        """Every server of the cut failed.  A cut from the cache may be stale (its glue
-        expired, its servers moved): try the one above it.  One just learned from a
-        referral, or the hints, is the end."""
+        """Every server of the cut failed: try the one above it when the cut was from the
+        cache (CutFinder.retry_above), else this is the end."""
         if self.recursion_lame is not None:
             # Every server answered like a recursive resolver: better their data than none.
             exchange, step = self.recursion_lame
@@ -227,7 +226,7 @@ class Lookup:
             reason, info_code = self.bogus
             self._fail(FailureKind.DNSSEC_BOGUS, reason, info_code)
             return
-        if cut.source is CutSource.CACHE:
+        if self.env.finder.retry_above(cut, bool(self.round and self.round.tried)):
             self.passed_over.add(name_key(cut.zone))
             self.step = Step.FIND_CUT
             return

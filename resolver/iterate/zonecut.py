@@ -23,9 +23,10 @@ its servers is learned (:meth:`CutFinder.learned`).
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import Enum
 
+from resolver.cache.lru import LruDict
 from resolver.cache.records import CachedRRset, RecordCache
 from resolver.iterate.classify import Classified, Referral
 from resolver.iterate.forwarding import ConfiguredZone, ConfiguredZones, ZoneKind
@@ -138,6 +139,44 @@ class ZoneCut:
         return bool(self.known()) or any(not is_subdomain(ns, self.zone) for ns in self.glueless())
 
 
+UNUSABLE_FIRST = 5.0  # seconds a delegation without a findable server is given up on
+UNUSABLE_LONGEST = 300.0  # doubled on each failure in a row, up to this (RFC 9520)
+MAX_UNUSABLE = 10_000
+
+
+class UnusableDelegations:
+    """Zone cuts none of whose name servers could be found lately (their addresses do not
+    resolve: names in a cycle of delegations, or that do not exist).  RFC 9520 section 3
+    asks for resolution failures to be cached, with a back-off, instead of asking the
+    parents again for every question: so a TsuNAME cycle (``a. NS ns.b.``, ``b. NS
+    ns.a.``, Moura et al. 2021) costs its parents a few queries a TTL, not several per
+    client question.  A failure remembered for ``UNUSABLE_FIRST`` seconds, doubled each
+    time it happens again within ``UNUSABLE_LONGEST`` of the last, up to that."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self._failed: LruDict[str, tuple[float, float]] = LruDict(MAX_UNUSABLE)  # until, for
+
+    def failed(self, zone: str) -> None:
+        now = self.clock()
+        key = name_key(zone)
+        last = self._failed.peek(key)
+        seconds = UNUSABLE_FIRST
+        if last is not None:
+            if last[0] > now:
+                return  # remembered already (one question may meet the cut twice)
+            if now - last[0] < UNUSABLE_LONGEST:
+                seconds = min(2 * last[1], UNUSABLE_LONGEST)
+        self._failed.put(key, (now + seconds, seconds))
+
+    def unusable(self, zone: str) -> bool:
+        entry = self._failed.peek(name_key(zone))
+        return entry is not None and entry[0] > self.clock()
+
+    def clear(self) -> None:
+        self._failed.clear()
+
+
 class _KeptCut:
     """A cut built from the cache, the NS RRset it came from, and until when it holds."""
 
@@ -177,6 +216,7 @@ class CutFinder:
         self.configured = configured or ConfiguredZones()
         self._kept: dict[str, _KeptCut] = {}  # zone key -> the cut last built from the cache
         self._servers: dict[str, set[str]] = {}  # NS name key -> keys of kept zones it serves
+        self.unusable = UnusableDelegations(cache.clock)
 
     def closest(
         self,
@@ -257,9 +297,20 @@ class CutFinder:
                     self._kept.pop(zone, None)
 
     def forget(self) -> None:
-        """Drop every kept cut (the cache was flushed, say)."""
+        """Drop every kept cut and remembered failure (the cache was flushed, say)."""
         self._kept.clear()
         self._servers.clear()
+        self.unusable.clear()
+
+    def retry_above(self, cut: ZoneCut, asked: bool) -> bool:
+        """Every server of ``cut`` failed (``asked``: some were asked; else no address of
+        any could be found): whether to try the cut above.  A cut from the cache may be
+        stale (its glue expired, its servers moved): yes, unless it is known unusable.
+        One just learned from a referral whose servers could not be found is remembered
+        as unusable (RFC 9520), and the lookup ends, as after any referral or the hints."""
+        if cut.source is CutSource.REFERRAL and not asked:
+            self.unusable.failed(cut.zone)
+        return cut.source is CutSource.CACHE and not self.unusable.unusable(cut.zone)
 
     def glueless_order(self, cut: ZoneCut) -> list[str]:
         """The cut's name servers without addresses, likeliest to answer first.
@@ -274,6 +325,8 @@ class CutFinder:
             known = self.closest(ns) if not inside else None
             return inside, -(label_count(known.zone) if known else 0)
 
+        if self.unusable.unusable(cut.zone):
+            return []  # no use looking for them again so soon
         return sorted(cut.glueless(), key=cost)
 
     def configured_cut(self, zone: ConfiguredZone) -> ZoneCut:
