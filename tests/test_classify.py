@@ -10,7 +10,13 @@ import dns.rcode
 import dns.rrset
 import pytest
 
-from resolver.iterate.classify import Classified, Kind, classify, classify_forwarded
+from resolver.iterate.classify import (
+    MAX_NS_PER_RRSET,
+    Classified,
+    Kind,
+    classify,
+    classify_forwarded,
+)
 from resolver.wire import Message, RRType, parse_message
 from tests.fakes import reply
 
@@ -391,3 +397,27 @@ def test_a_forwarder_speaks_for_its_zone_only() -> None:
     assert step.soa is None
     everything = classify_forwarded(msg, "a.corp.example.", RRType.A)  # a forward zone "."
     assert everything.kind == Kind.NXDOMAIN and everything.soa is not None
+
+
+# ---------------------------------------------------------------------- NRDelegation
+
+
+def test_a_referral_to_1500_name_servers_keeps_twenty_and_their_glue_only() -> None:
+    """CVE-2022-2795 (BIND's NS_PROCESSING_LIMIT, Unbound's iter-scrub-ns): the first 20
+    NS records of a huge delegation, and the glue of those alone."""
+    servers = [f"ns{j}.big.example.com." for j in range(1500)]
+    msg = message("www.big.example.com.", "A",
+                  authority=[f"big.example.com. 300 NS {ns}" for ns in servers],
+                  additional=[f"{ns} 300 A 127.66.{j // 250}.{j % 250 + 1}"
+                              for j, ns in enumerate(servers)])  # fmt: skip
+    step = run(msg, "www.big.example.com.", "A", "example.com.")
+    assert step.kind == Kind.REFERRAL and step.referral is not None
+    assert step.referral.nameservers == servers[:MAX_NS_PER_RRSET]
+    assert sorted(rr.name for rr in step.referral.glue) == sorted(servers[:MAX_NS_PER_RRSET])
+
+
+def test_an_ns_answer_of_1500_records_keeps_twenty() -> None:
+    records = [f"big.example.com. 300 NS ns{j}.example.net." for j in range(1500)]
+    msg = message("big.example.com.", "NS", aa=True, answer=records)
+    step = run(msg, "big.example.com.", "NS", "big.example.com.")
+    assert step.kind == Kind.ANSWER and len(step.records) == MAX_NS_PER_RRSET

@@ -34,6 +34,11 @@ from resolver.wire.rdata import CNAME, DNAME, NS, SOA
 
 MAX_CHAIN_IN_REPLY = 16
 ADDRESS_TYPES = (RRType.A, RRType.AAAA)
+# NS records kept of one NS RRset (BIND's NS_PROCESSING_LIMIT, Unbound's iter-scrub-ns):
+# a delegation to 1,500 name servers (NRDelegation, CVE-2022-2795) would otherwise cost a
+# cache lookup per name and address type each time its zone cut is built; real zones
+# have a dozen at most.
+MAX_NS_PER_RRSET = 20
 
 
 class Kind(IntEnum):
@@ -274,6 +279,7 @@ def classify(
     2023: the bailiwick of each zone, not of the whole tree)."""
     if fences:
         message = _within(message, ROOT, fences)
+    message = _few_ns(message)
     rcode = message.rcode
     if rcode == Rcode.YXDOMAIN and any(rr.rrtype == RRType.DNAME for rr in message.answer):
         records = [rr for rr in message.answer if is_subdomain(rr.name, zone)]
@@ -353,7 +359,7 @@ def classify_forwarded(
     rcode = message.rcode
     if rcode not in (Rcode.NOERROR, Rcode.NXDOMAIN):
         return _lame(Rcode.text(rcode), qname)
-    message = _within(message, zone, fences)
+    message = _few_ns(_within(message, zone, fences))
     records, name, found = _follow_chain(message.answer, qname, qtype)
     in_zone = is_subdomain(name, zone) and not _fenced(name, fences)
     soa = _negative_soa(message, zone, name) if in_zone else None
@@ -370,6 +376,32 @@ def classify_forwarded(
     step.sigs = _signatures(message, zone) or None
     step.proof = _proof(message, zone) or None
     return step
+
+
+def _few_ns(message: Message) -> Message:
+    """``message`` with at most MAX_NS_PER_RRSET records in each NS RRset of its answer and
+    authority sections (the first ones; the glue of the rest goes with them, since glue
+    is only taken for the NS names kept)."""
+    if len(message.answer) + len(message.authority) <= MAX_NS_PER_RRSET or (
+        sum(rr.rrtype == RRType.NS for rr in message.authority) <= MAX_NS_PER_RRSET
+        and sum(rr.rrtype == RRType.NS for rr in message.answer) <= MAX_NS_PER_RRSET
+    ):
+        return message
+
+    def kept(section: list[ResourceRecord]) -> list[ResourceRecord]:
+        seen: dict[str, int] = {}
+        out = []
+        for rr in section:
+            if rr.rrtype == RRType.NS:
+                key = name_key(rr.name)
+                seen[key] = seen.get(key, 0) + 1
+                if seen[key] > MAX_NS_PER_RRSET:
+                    continue
+            out.append(rr)
+        return out
+
+    return Message(message.header, message.question, kept(message.answer),
+                   kept(message.authority), message.additional, message.edns)  # fmt: skip
 
 
 def _fenced(name: str, fences: tuple[str, ...]) -> bool:
