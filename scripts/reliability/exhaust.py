@@ -29,6 +29,7 @@ import json
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -109,28 +110,33 @@ def roles(ns_names: int) -> list[Role]:
 # -------------------------------------------------------------------- NRDelegation
 
 
-def nrdelegation(peer: Peer, lab: BrokenLab, questions: int) -> dict[str, Any]:
-    benign_names = [f"b{i}.benign." for i in range(max(questions, 20))]
-    out: dict[str, Any] = {"benign": _per_question(peer, lab, benign_names)}
+def nrdelegation(
+    peer: Peer, lab: BrokenLab, questions: int, at_once: int = 1, benign: int = 200
+) -> dict[str, Any]:
+    """``questions`` new names under each kind of delegation, ``at_once`` at a time, and
+    ``benign`` new names in an ordinary zone for scale."""
+    ordinary = [f"b{i}.benign." for i in range(benign)]
+    out: dict[str, Any] = {"benign": _per_question(peer, lab, ordinary, at_once)}
     for variant, prefix in (("without glue", "n"), ("with glue", "g")):
         names = [f"www.{prefix}{i}.nrd." for i in range(questions)]
-        out[variant] = _per_question(peer, lab, names)
-    benign = out["benign"]["cpu_ms_per_question"] or 0.01
+        out[variant] = _per_question(peer, lab, names, at_once)
+    scale = out["benign"]["cpu_ms_per_question"]
     for variant in ("without glue", "with glue"):
-        out[variant]["cpu_vs_benign"] = round(out[variant]["cpu_ms_per_question"] / benign, 1)
+        cpu = out[variant]["cpu_ms_per_question"]
+        out[variant]["cpu_vs_benign"] = round(cpu / scale, 1) if scale else None
     return out
 
 
-def _per_question(peer: Peer, lab: BrokenLab, names: list[str]) -> dict[str, Any]:
-    """Ask the names one after the other; what each cost on average, and the worst."""
+def _per_question(peer: Peer, lab: BrokenLab, names: list[str], at_once: int) -> dict[str, Any]:
+    """Ask the names, ``at_once`` at a time; what each cost on average, and the worst."""
     lab.counts.reset()
     cpu = peer.cpu()
     rcodes: dict[str, int] = {}
-    seconds = []
-    for name in names:
-        outcome = ask(peer.port, name, timeout=15)
+    with ThreadPoolExecutor(at_once) as pool:
+        outcomes = list(pool.map(lambda name: ask(peer.port, name, timeout=15), names))
+    seconds = [outcome.seconds for outcome in outcomes]
+    for outcome in outcomes:
         rcodes[outcome.rcode] = rcodes.get(outcome.rcode, 0) + 1
-        seconds.append(outcome.seconds)
     time.sleep(1.0)  # work still going on after the answer counts too
     cpu = peer.cpu() - cpu
     n = len(names)
@@ -150,6 +156,8 @@ def _per_question(peer: Peer, lab: BrokenLab, names: list[str]) -> dict[str, Any
 
 
 def tsuname(peer: Peer, lab: BrokenLab, queries: int, seconds: float = 10.0) -> dict[str, Any]:
+    """``queries`` client questions spread over ``seconds``, first the same name each
+    time, then a new name each time; what the parents (and the root) received."""
     out = {}
     for mode in ("same name", "new names"):
         lab.counts.reset()
