@@ -66,8 +66,6 @@ def test_new_names_below_a_cycle_cost_the_parents_almost_nothing(
     ns.a.cyc1.``, a new name each time: all SERVFAIL, and the parents asked a handful of
     times in all (the failure is remembered, RFC 9520), not several times per question."""
     lab, peer = setup
-    result = exhaust.tsuname(peer, lab, queries=50, seconds=5.0)
-    for mode in ("same name", "new names"):
-        assert result[mode]["rcodes"] == {"SERVFAIL": 50}, result
-    assert result["new names"]["parents_per_client_query"] <= 0.2, result
-    assert result["same name"]["parents_per_client_query"] <= 0.2, result
+    result = exhaust.tsuname(peer, lab, queries=50, mode="new names", seconds=5.0)
+    assert result["rcodes"] == {"SERVFAIL": 50}, result
+    assert result["parents_per_client_query"] <= 0.2, result
