@@ -18,6 +18,14 @@ lookups of the zone: building it costs a cache lookup per server and address
 type, on every question.  It is dropped as soon as the zone's NS RRset in the
 cache is another (stored again, or gone), or when an address record of one of
 its servers is learned (:meth:`CutFinder.learned`).
+
+A cut runs out when the delegation it stands on does (:attr:`ZoneCut.expires`:
+its NS RRset's TTL, bounded in turn by the cut that gave it): what its servers
+teach about delegations is kept no longer, so a zone its parent removed cannot
+be kept alive from below (ghost and Phoenix domains).  A delegation none of
+whose servers could be found is remembered as unusable for a while
+(:class:`UnusableDelegations`, RFC 9520), so that a cycle of delegations costs
+its parents a few queries, not several per question (TsuNAME).
 """
 
 from __future__ import annotations
