@@ -17,8 +17,11 @@ A reply from a server of zone ``zone`` (the zone cut we asked at) is one of:
 
 Before that, the reply is scrubbed: a server is trusted only for names at or
 below the zone it was asked as (RFC 2181 section 5.4.1 and the bailiwick rule,
-Unbound's ``scrub_message``), and glue only for name server names inside it.
-Out-of-bailiwick records are dropped here and never reach the cache.
+Unbound's ``scrub_message``), but for the forward and stub zones configured below
+it (MaginotDNS), and glue only for name server names inside it; an NS RRset keeps
+its first MAX_NS_PER_RRSET records (NRDelegation).  Out-of-bailiwick records are
+dropped here and never reach the cache.  A forwarder is trusted for its forward
+zone (:func:`classify_forwarded`).
 """
 
 from __future__ import annotations
