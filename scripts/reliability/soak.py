@@ -308,6 +308,7 @@ def soak(
     time.sleep(POOL_SETTLE)  # the upstream socket pool's idle sockets closed
     descriptors_start = res.descriptors()
     tasks_start = res.stats().get("tasks")
+    answered_start, udp_errors_start = _answered(res.stats()), udp_errors()
     load = Load(res.port, rate, seconds, mix)
     threads = [threading.Thread(target=f) for f in
                (load.udp_sender, load.udp_receiver, load.tcp_client)]  # fmt: skip
@@ -332,6 +333,10 @@ def soak(
         "tasks": stats.get("tasks"),
         "in_flight": stats.get("resolutions_in_flight"),
         "rss_kib": res.rss_kib(),
+        # Where a lost query went: the answers the resolver sent, and the datagrams the
+        # kernel dropped in this namespace (a full receive buffer, the resolver's or ours).
+        "resolver_answered": _answered(stats) - answered_start,
+        "udp_receive_errors": udp_errors() - udp_errors_start,
     }
     status = res.stop()
     answered = {k: sum(v.values()) for k, v in load.counts.items()}
@@ -341,6 +346,19 @@ def soak(
             "validated": load.validated, "samples": samples,
             "descriptors_start": descriptors_start, "tasks_start": tasks_start, "end": end,
             "exit_status": status}  # fmt: skip
+
+
+def _answered(stats: dict[str, float]) -> int:
+    """Client queries the resolver answered so far (its ``queries`` counter)."""
+    return int(stats.get("queries.total", 0))
+
+
+def udp_errors() -> int:
+    """UDP datagrams this network namespace's kernel dropped on receipt (``InErrors``:
+    full receive buffers and bad checksums), from ``/proc/net/snmp``."""
+    lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()
+             if line.startswith("Udp:")]  # fmt: skip
+    return int(dict(zip(lines[0], lines[1], strict=True))["InErrors"])
 
 
 def main(argv: list[str] | None = None) -> int:
