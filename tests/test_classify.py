@@ -10,7 +10,13 @@ import dns.rcode
 import dns.rrset
 import pytest
 
-from resolver.iterate.classify import Classified, Kind, classify
+from resolver.iterate.classify import (
+    MAX_NS_PER_RRSET,
+    Classified,
+    Kind,
+    classify,
+    classify_forwarded,
+)
 from resolver.wire import Message, RRType, parse_message
 from tests.fakes import reply
 
@@ -363,3 +369,55 @@ def test_an_ns_answer_carries_the_in_zone_addresses_of_its_servers() -> None:
     assert step.kind == Kind.ANSWER and texts(step.glue or []) == [
         "a.root-servers.net. 518400 A 127.1.0.1"
     ]
+
+
+# ---------------------------------------------------------------------- per-zone bailiwick
+# (MaginotDNS: forward and stub zones are bailiwicks of their own)
+
+
+def test_names_of_a_zone_sent_elsewhere_are_scrubbed_from_the_server_above_it() -> None:
+    msg = message("www.example.com.", "A", aa=True,
+                  answer=["www.example.com. 300 CNAME www.corp.example.com.",
+                          "www.corp.example.com. 300 A 203.0.113.66"])  # fmt: skip
+    whole = run(msg, "www.example.com.", "A", "example.com.")
+    assert whole.kind == Kind.ANSWER  # the server's zone holds corp.example.com.
+    fenced = classify(msg, "www.example.com.", RRType.A, "example.com.",
+                      ("corp.example.com.",))  # fmt: skip
+    assert fenced.kind == Kind.CNAME and fenced.name == "www.corp.example.com."
+    assert texts(fenced.records) == ["www.example.com. 300 CNAME www.corp.example.com."]
+
+
+def test_a_forwarder_speaks_for_its_zone_only() -> None:
+    msg = parse_message(reply("a.corp.example.", "A", ra=True, rcode=dns.rcode.NXDOMAIN,
+                              answer=["a.corp.example. 300 CNAME b.example.org."],
+                              authority=["example.org. 300 SOA ns.example.org. h.example.org. "
+                                         "1 2 3 4 300"]).to_wire())  # fmt: skip
+    step = classify_forwarded(msg, "a.corp.example.", RRType.A, "corp.example.")
+    assert step.kind == Kind.CNAME and step.name == "b.example.org."  # not its NXDOMAIN
+    assert step.soa is None
+    everything = classify_forwarded(msg, "a.corp.example.", RRType.A)  # a forward zone "."
+    assert everything.kind == Kind.NXDOMAIN and everything.soa is not None
+
+
+# ---------------------------------------------------------------------- NRDelegation
+
+
+def test_a_referral_to_1500_name_servers_keeps_twenty_and_their_glue_only() -> None:
+    """CVE-2022-2795 (BIND's NS_PROCESSING_LIMIT, Unbound's iter-scrub-ns): the first 20
+    NS records of a huge delegation, and the glue of those alone."""
+    servers = [f"ns{j}.big.example.com." for j in range(1500)]
+    msg = message("www.big.example.com.", "A",
+                  authority=[f"big.example.com. 300 NS {ns}" for ns in servers],
+                  additional=[f"{ns} 300 A 127.66.{j // 250}.{j % 250 + 1}"
+                              for j, ns in enumerate(servers)])  # fmt: skip
+    step = run(msg, "www.big.example.com.", "A", "example.com.")
+    assert step.kind == Kind.REFERRAL and step.referral is not None
+    assert step.referral.nameservers == servers[:MAX_NS_PER_RRSET]
+    assert sorted(rr.name for rr in step.referral.glue) == sorted(servers[:MAX_NS_PER_RRSET])
+
+
+def test_an_ns_answer_of_1500_records_keeps_twenty() -> None:
+    records = [f"big.example.com. 300 NS ns{j}.example.net." for j in range(1500)]
+    msg = message("big.example.com.", "NS", aa=True, answer=records)
+    step = run(msg, "big.example.com.", "NS", "big.example.com.")
+    assert step.kind == Kind.ANSWER and len(step.records) == MAX_NS_PER_RRSET

@@ -124,3 +124,79 @@ def test_a_stub_zone_iterates_from_its_listed_servers() -> None:
     result = resolve(engine, "www.private.", "A")
     assert texts(result.answer) == ["www.private. 300 A 10.1.1.1"], why(result)
     assert net.how[0]["rd"] is False and net.log[0][0] == stub
+
+
+# ---------------------------------------------------------------------- MaginotDNS
+# (Li et al., USENIX Security 2023; BIND's CVE-2021-25220): a resolver that forwards some
+# zones and iterates for the rest keeps each source to its own zones.  The same attack
+# against the running resolver and Unbound: scripts/reliability/poison.py (maginot).
+
+
+def iterated(net: FakeNetwork) -> None:
+    """The iterated side: com. and example.com. (192.0.2.1 for every name)."""
+    net.servers[ROOT_A] = lambda q, t: referral(q, RRType.text(t), "com.", [("ns1.nic.com.", COM)])
+    net.servers[COM] = lambda q, t: referral(q, RRType.text(t), "example.com.",
+                                             [("ns1.example.com.", EXAMPLE)])  # fmt: skip
+    net.servers[EXAMPLE] = lambda q, t: reply(q, RRType.text(t), aa=True,
+                                              answer=[f"{q} 300 A 192.0.2.1"])  # fmt: skip
+
+
+def test_a_forwarder_cannot_plant_records_for_the_zones_the_resolver_iterates() -> None:
+    """The forwarder of ``corp.example.`` answers with a CNAME to ``www.example.com.`` and
+    the target's address, an NS RRset taking ``example.com.`` over and addresses in
+    additional: the target is resolved by iteration, nothing else is kept."""
+    net = FakeNetwork()
+    iterated(net)
+    net.add(FORWARDER, "www.corp.example.", "A", reply(
+        "www.corp.example.", "A", ra=True,
+        answer=["www.corp.example. 300 CNAME www.example.com.",
+                "www.example.com. 86400 A 203.0.113.66"],
+        authority=["example.com. 86400 NS ns.attacker.example.",
+                   "com. 86400 NS ns.attacker.example."],
+        additional=["ns.attacker.example. 86400 A 127.66.0.1",
+                    "mail.example.com. 86400 A 203.0.113.66"]))  # fmt: skip
+    engine, cache, _ = make_engine(net, zones=forward("corp.example.", FORWARDER))
+    result = resolve(engine, "www.corp.example.", "A")
+    assert texts(result.answer) == ["www.corp.example. 300 CNAME www.example.com.",
+                                    "www.example.com. 300 A 192.0.2.1"], why(result)  # fmt: skip
+    assert net.count(EXAMPLE) == 1  # the target asked where it lives
+    for name, rrtype in (("mail.example.com.", RRType.A), ("example.com.", RRType.NS),
+                         ("ns.attacker.example.", RRType.A), ("com.", RRType.NS)):  # fmt: skip
+        cached = cache.get_rrset(name, rrtype)
+        assert cached is None or "attacker" not in str(cached.data), (name, cached)
+    assert texts(resolve(engine, "mail.example.com.", "A").answer) == [
+        "mail.example.com. 300 A 192.0.2.1"
+    ]
+
+
+def test_iteration_cannot_plant_records_for_a_forward_zone_below_it() -> None:
+    """The reverse: ``example.com.``'s server (iterated) answers with a CNAME into the
+    forward zone ``corp.example.com.`` and an address for it; only the forwarder of that
+    zone is believed about it."""
+    net = FakeNetwork()
+    iterated(net)
+    net.add(EXAMPLE, "www.example.com.", "A", reply(
+        "www.example.com.", "A", aa=True,
+        answer=["www.example.com. 300 CNAME www.corp.example.com.",
+                "www.corp.example.com. 86400 A 203.0.113.66"],
+        authority=["corp.example.com. 86400 NS ns.attacker.example."]))  # fmt: skip
+    net.add(FORWARDER, "www.corp.example.com.", "A", reply("www.corp.example.com.", "A",
+            ra=True, answer=["www.corp.example.com. 300 A 10.0.0.1"]))  # fmt: skip
+    engine, _, _ = make_engine(net, zones=forward("corp.example.com.", FORWARDER))
+    result = resolve(engine, "www.example.com.", "A")
+    assert texts(result.answer)[-1] == "www.corp.example.com. 300 A 10.0.0.1", why(result)
+    again = resolve(engine, "www.corp.example.com.", "A")
+    assert texts(again.answer) == ["www.corp.example.com. 300 A 10.0.0.1"]
+    assert net.count(FORWARDER) == 1  # the second from the cache: the forwarder's data
+
+
+def test_forward_first_still_iterates_into_its_own_zone() -> None:
+    """With fallback, a question inside the forward zone is resolved by iteration when
+    the forwarders fail: the servers of the zone above are believed about it then."""
+    net = FakeNetwork()
+    iterated(net)
+    net.dead.add(FORWARDER)
+    engine, _, _ = make_engine(net, zones=forward("corp.example.com.", FORWARDER,
+                                                  fallback=True))  # fmt: skip
+    result = resolve(engine, "www.corp.example.com.", "A")
+    assert texts(result.answer) == ["www.corp.example.com. 300 A 192.0.2.1"], why(result)

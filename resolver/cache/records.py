@@ -70,6 +70,7 @@ DS_TYPE = 43
 DNAME_TYPE = 39
 BOGUS_TTL = 60  # seconds bogus data is kept, so it is not fetched again per query
 # (Unbound's val-bogus-ttl)
+INFINITY = float("inf")
 GLUE = "\x00"  # first character of a parent-side glue key (no folded name starts with it)
 
 
@@ -185,14 +186,18 @@ class RecordCache:
         security: Security = Security.UNCHECKED,
         sigs: list[ResourceRecord] | None = None,
         proof: list[ResourceRecord] | None = None,
+        until: float = INFINITY,
     ) -> bool:
         """Store one RRset (all records share owner and type) with its validation state,
-        its RRSIG records and (a wildcard expansion's) proof; False if not stored."""
-        return self._store_rrset(records, trust, "", security, sigs, proof)
+        its RRSIG records and (a wildcard expansion's) proof; False if not stored.
+        ``until``: it lives no later than that, whatever its TTL (a delegation's data
+        bounded by the parent's delegation: ghost domains)."""
+        return self._store_rrset(records, trust, "", security, sigs, proof, until)
 
-    def store_glue(self, records: list[ResourceRecord]) -> bool:
-        """Keep a delegation's glue for one name server, apart from the child's own data."""
-        return self._store_rrset(records, Trust.GLUE, GLUE)
+    def store_glue(self, records: list[ResourceRecord], until: float = INFINITY) -> bool:
+        """Keep a delegation's glue for one name server, apart from the child's own data
+        (``until``: as for :meth:`store_rrset`)."""
+        return self._store_rrset(records, Trust.GLUE, GLUE, until=until)
 
     def _store_rrset(
         self,
@@ -202,6 +207,7 @@ class RecordCache:
         security: Security = Security.UNCHECKED,
         sigs: list[ResourceRecord] | None = None,
         proof: list[ResourceRecord] | None = None,
+        until: float = INFINITY,
     ) -> bool:
         first = records[0]
         if first.rrclass != CLASS_IN:
@@ -216,6 +222,9 @@ class RecordCache:
         owner = name_key(first.name)
         key = prefix + owner + chr(first.rrtype)
         now = self.clock()
+        expires = min(now + self.clamp_ttl(ttl), until)  # the bound wins even over min-ttl
+        if expires <= now:
+            return False
         current = self._entries.peek(key)
         if current is None and not prefix and self._held is not None:
             if not self._held.supersede(key, trust):
@@ -226,8 +235,8 @@ class RecordCache:
         data = rdatas[0] if len(rdatas) == 1 else rdatas
         case = None if first.name == owner else first.name
         signatures = tuple(rr.rdata for rr in sigs) if sigs else None
-        entry = StoredRRset(case, data, now + self.clamp_ttl(ttl), int(trust), int(security),
-                            signatures, tuple(proof) if proof else None)  # fmt: skip
+        entry = StoredRRset(case, data, expires, int(trust), int(security), signatures,
+                            tuple(proof) if proof else None)  # fmt: skip
         self._entries.put(key, entry)
         return True
 

@@ -17,8 +17,11 @@ A reply from a server of zone ``zone`` (the zone cut we asked at) is one of:
 
 Before that, the reply is scrubbed: a server is trusted only for names at or
 below the zone it was asked as (RFC 2181 section 5.4.1 and the bailiwick rule,
-Unbound's ``scrub_message``), and glue only for name server names inside it.
-Out-of-bailiwick records are dropped here and never reach the cache.
+Unbound's ``scrub_message``), but for the forward and stub zones configured below
+it (MaginotDNS), and glue only for name server names inside it; an NS RRset keeps
+its first MAX_NS_PER_RRSET records (NRDelegation).  Out-of-bailiwick records are
+dropped here and never reach the cache.  A forwarder is trusted for its forward
+zone (:func:`classify_forwarded`).
 """
 
 from __future__ import annotations
@@ -29,11 +32,16 @@ from recordclass import dataobject
 
 from resolver.wire import Message, Rcode, ResourceRecord, RRType
 from resolver.wire.dnssec_rdata import RRSIG
-from resolver.wire.names import BadName, is_subdomain, name_key, name_to_wire
+from resolver.wire.names import ROOT, BadName, is_subdomain, name_key, name_to_wire
 from resolver.wire.rdata import CNAME, DNAME, NS, SOA
 
 MAX_CHAIN_IN_REPLY = 16
 ADDRESS_TYPES = (RRType.A, RRType.AAAA)
+# NS records kept of one NS RRset (BIND's NS_PROCESSING_LIMIT, Unbound's iter-scrub-ns):
+# a delegation to 1,500 name servers (NRDelegation, CVE-2022-2795) would otherwise cost a
+# cache lookup per name and address type each time its zone cut is built; real zones
+# have a dozen at most.
+MAX_NS_PER_RRSET = 20
 
 
 class Kind(IntEnum):
@@ -263,8 +271,18 @@ def _only_zone_ns(message: Message, zone: str) -> bool:
     return owners == {name_key(zone)}
 
 
-def classify(message: Message, qname: str, qtype: int, zone: str) -> Classified:
-    """Classify a reply to (qname, qtype) from a server asked as authoritative for ``zone``."""
+def classify(
+    message: Message, qname: str, qtype: int, zone: str, fences: tuple[str, ...] = ()
+) -> Classified:
+    """Classify a reply to (qname, qtype) from a server asked as authoritative for ``zone``.
+
+    ``fences`` are zones below ``zone`` that the operator sent elsewhere (forward and
+    stub zones): their names are not the server's to speak for, though inside its zone;
+    their records are scrubbed like out-of-bailiwick ones (MaginotDNS, USENIX Security
+    2023: the bailiwick of each zone, not of the whole tree)."""
+    if fences:
+        message = _within(message, ROOT, fences)
+    message = _few_ns(message)
     rcode = message.rcode
     if rcode == Rcode.YXDOMAIN and any(rr.rrtype == RRType.DNAME for rr in message.answer):
         records = [rr for rr in message.answer if is_subdomain(rr.name, zone)]
@@ -329,26 +347,86 @@ def _meaning(message: Message, qname: str, qtype: int, zone: str) -> Classified:
     return _lame("no answer, referral or negative proof", qname)
 
 
-def classify_forwarded(message: Message, qname: str, qtype: int) -> Classified:
+def classify_forwarded(
+    message: Message, qname: str, qtype: int, zone: str = ROOT, fences: tuple[str, ...] = ()
+) -> Classified:
     """Classify a forwarder's reply: a recursive resolver that answered the whole question.
 
-    Nothing is scrubbed by zone (the forwarder speaks for every name, as the operator
-    chose), there are no referrals, and AA=0 is expected.  A chain that leaves the
-    reply without data or a negative proof is followed as usual.
+    The forwarder speaks for the forward zone ``zone`` and every name below it (but for
+    the ``fences``, zones below it sent elsewhere), as the operator chose; records for
+    other names are scrubbed, so that a forwarder, or whoever spoofs it, cannot plant
+    data for the zones the resolver iterates (MaginotDNS, USENIX Security 2023; BIND's
+    CVE-2021-25220), and a chain that leaves the zone is followed the usual way.  There
+    are no referrals, and AA=0 is expected.
     """
     rcode = message.rcode
     if rcode not in (Rcode.NOERROR, Rcode.NXDOMAIN):
         return _lame(Rcode.text(rcode), qname)
+    message = _few_ns(_within(message, zone, fences))
     records, name, found = _follow_chain(message.answer, qname, qtype)
-    soa = _negative_soa(message, ".", name)
+    in_zone = is_subdomain(name, zone) and not _fenced(name, fences)
+    soa = _negative_soa(message, zone, name) if in_zone else None
     if found:
         step = Classified(Kind.ANSWER, records, name)
+    elif records and not in_zone:
+        step = Classified(Kind.CNAME, records, name)  # the target is not its to answer
     elif rcode == Rcode.NXDOMAIN:
         step = Classified(Kind.NXDOMAIN, records, name, soa)
     elif records and soa is None:
         step = Classified(Kind.CNAME, records, name)
     else:
         step = Classified(Kind.NODATA, records, name, soa)
-    step.sigs = _signatures(message, ".") or None
-    step.proof = _proof(message, ".") or None
+    step.sigs = _signatures(message, zone) or None
+    step.proof = _proof(message, zone) or None
     return step
+
+
+def _few_ns(message: Message) -> Message:
+    """``message`` with at most MAX_NS_PER_RRSET records in each NS RRset of its answer and
+    authority sections (the first ones; the glue of the rest goes with them, since glue
+    is only taken for the NS names kept)."""
+    if len(message.answer) + len(message.authority) <= MAX_NS_PER_RRSET or (
+        sum(rr.rrtype == RRType.NS for rr in message.authority) <= MAX_NS_PER_RRSET
+        and sum(rr.rrtype == RRType.NS for rr in message.answer) <= MAX_NS_PER_RRSET
+    ):
+        return message
+
+    def kept(section: list[ResourceRecord]) -> list[ResourceRecord]:
+        seen: dict[str, int] = {}
+        out = []
+        for rr in section:
+            if rr.rrtype == RRType.NS:
+                key = name_key(rr.name)
+                seen[key] = seen.get(key, 0) + 1
+                if seen[key] > MAX_NS_PER_RRSET:
+                    continue
+            out.append(rr)
+        return out
+
+    return Message(message.header, message.question, kept(message.answer),
+                   kept(message.authority), message.additional, message.edns)  # fmt: skip
+
+
+def _fenced(name: str, fences: tuple[str, ...]) -> bool:
+    return any(is_subdomain(name, fence) for fence in fences)
+
+
+def _within(message: Message, zone: str, fences: tuple[str, ...]) -> Message:
+    """``message`` without the records owned by names outside ``zone`` or inside one of
+    the ``fences``; the message itself when nothing is to go."""
+    if zone == ROOT and not fences:
+        return message
+
+    def kept(section: list[ResourceRecord]) -> list[ResourceRecord]:
+        return [rr for rr in section
+                if is_subdomain(rr.name, zone) and not _fenced(rr.name, fences)]  # fmt: skip
+
+    answer = kept(message.answer)
+    authority = kept(message.authority)
+    additional = kept(message.additional)
+    if len(answer) + len(authority) + len(additional) == (
+        len(message.answer) + len(message.authority) + len(message.additional)
+    ):
+        return message
+    return Message(message.header, message.question, answer, authority, additional,
+                   message.edns)  # fmt: skip

@@ -22,7 +22,7 @@ from enum import Enum
 
 from recordclass import dataobject
 
-from resolver.wire.names import ancestors, name_key
+from resolver.wire.names import ancestors, is_subdomain, name_key
 
 
 class ZoneKind(Enum):
@@ -61,6 +61,21 @@ class ConfiguredZones:
 
     def __iter__(self) -> Iterable[ConfiguredZone]:
         return iter(self._zones.values())
+
+    def fences(self, zone: str, qname: str) -> tuple[str, ...]:
+        """The configured zones strictly below ``zone`` that do not hold ``qname``: a
+        server asked as ``zone`` is not believed about their names, nor is a forwarder of
+        ``zone``; the configured servers alone speak for them (MaginotDNS).  A question
+        inside one of them (forward-first resolving it by iteration) keeps that one."""
+        if not self._zones:
+            return ()
+        key = name_key(zone)
+        return tuple(
+            configured.zone
+            for folded, configured in self._zones.items()
+            if folded != key and is_subdomain(configured.zone, zone)
+            and not is_subdomain(qname, configured.zone)
+        )  # fmt: skip
 
     def closest(self, name: str) -> ConfiguredZone | None:
         """The deepest configured zone at or above ``name``."""

@@ -229,9 +229,8 @@ class Lookup:
         self._fail(FailureKind.LIMIT, f"limit: {Limit.ZONE_RATE.value}")
 
     def _cut_failed(self, cut: ZoneCut) -> None:
-        """Every server of the cut failed.  A cut from the cache may be stale (its glue
-        expired, its servers moved): try the one above it.  One just learned from a
-        referral, or the hints, is the end."""
+        """Every server of the cut failed: try the one above it when the cut was from the
+        cache (CutFinder.retry_above), else this is the end."""
         if self.recursion_lame is not None:
             # Every server answered like a recursive resolver: better their data than none.
             exchange, step = self.recursion_lame
@@ -242,7 +241,7 @@ class Lookup:
             reason, info_code = self.bogus
             self._fail(FailureKind.DNSSEC_BOGUS, reason, info_code)
             return
-        if cut.source is CutSource.CACHE:
+        if self.env.finder.retry_above(cut, bool(self.round and self.round.tried)):
             self.passed_over.add(name_key(cut.zone))
             self.step = Step.FIND_CUT
             return
@@ -281,10 +280,10 @@ class Lookup:
             return
         if selection is not None:
             selection.record_success(exchange.address, outcome.rtt)
-        if exchange.forwarded:
-            step = classify_forwarded(outcome.message, exchange.qname, exchange.qtype)
-        else:
-            step = classify(outcome.message, exchange.qname, exchange.qtype, exchange.zone)
+        # Names of forward and stub zones below the server's are not its to speak for.
+        fences = self.env.finder.configured.fences(exchange.zone, exchange.qname)
+        meaning = classify_forwarded if exchange.forwarded else classify
+        step = meaning(outcome.message, exchange.qname, exchange.qtype, exchange.zone, fences)
         if self.env.report_hops or step.kind == Kind.LAME:
             self._report(exchange, outcome=Kind(step.kind).name.lower(),
                          rtt_ms=round(outcome.rtt * 1000, 1), tcp=outcome.tcp,
@@ -321,7 +320,7 @@ class Lookup:
     def _act(self, pending: Pending) -> None:
         step = pending.step
         if pending.fresh:
-            self.env.remember(step, pending.qtype)
+            self.env.remember(step, pending.qtype, self.cut)
         if step.referral is not None:
             self._descend(step.referral)
             return
@@ -407,7 +406,7 @@ class Lookup:
         assert self.round is not None
         kind = step.kind
         if step.referral is not None:
-            self.env.remember(step, exchange.qtype)
+            self.env.remember(step, exchange.qtype, self.cut)
             self._descend(step.referral)
         elif (
             kind == Kind.ANSWER
@@ -415,14 +414,14 @@ class Lookup:
             and all(rr.rrtype == RRType.NS for rr in step.records)
         ):
             # The child's own NS records, authoritatively: a zone cut on the same servers.
-            self.env.remember(step, exchange.qtype)
+            self.env.remember(step, exchange.qtype, self.cut)
             self._descend(Referral(exchange.qname, step.records, step.glue or []))
         elif kind in (Kind.NODATA, Kind.ANSWER):
             # The name exists (perhaps an empty non-terminal) and is no cut (NS data
             # without AA proves none either): ask one label more of the same servers;
             # unless its NSEC says it holds a DNAME, which redirects every name below.
             if kind == Kind.NODATA:
-                self.env.remember(step, exchange.qtype)
+                self.env.remember(step, exchange.qtype, self.cut)
             if holds_dname(step, exchange.qname):
                 self.minimiser.stop()
             else:
@@ -439,7 +438,7 @@ class Lookup:
         self.referrals += 1
         if self.referrals >= self.env.limits.max_referrals:
             raise LimitExceeded(Limit.REFERRAL_DEPTH)
-        self._enter(self.env.finder.from_referral(referral))
+        self._enter(self.env.finder.from_referral(referral, self.cut))
 
     def take_sublookup(self, sub: Lookup | None) -> None:
         """A sub-lookup ended (None: a limit kept it from starting)."""

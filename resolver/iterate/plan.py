@@ -15,10 +15,10 @@ from resolver.cache.records import RecordCache
 from resolver.iterate.classify import Classified
 from resolver.iterate.events import Observer
 from resolver.iterate.limits import Limits
-from resolver.iterate.remember import remember, remember_secure
+from resolver.iterate.remember import NEVER, remember, remember_secure
 from resolver.iterate.servers import ServerSelection
 from resolver.iterate.validation import Validator
-from resolver.iterate.zonecut import CutFinder
+from resolver.iterate.zonecut import CutFinder, ZoneCut
 from resolver.iterate.zonelimit import ZoneRateLimit
 from resolver.wire import ResourceRecord
 
@@ -91,9 +91,11 @@ class Environment:
         self.priming = priming  # learn the root's NS set from the root first (RFC 8109)
         self.zone_limit = zone_limit  # None: a zone's servers may be asked without bound
 
-    def remember(self, step: Classified, qtype: int) -> None:
-        """Cache what a usable reply taught; the cut finder drops the cuts it changes."""
-        remember(self.cache, step, qtype)
+    def remember(self, step: Classified, qtype: int, cut: ZoneCut | None = None) -> None:
+        """Cache what a usable reply taught; the cut finder drops the cuts it changes.
+        ``cut``: the zone cut whose server sent it (None: recalled data, already bounded):
+        the delegations it teaches live no longer than that cut's."""
+        remember(self.cache, step, qtype, cut.expires if cut is not None else NEVER)
         self.finder.learned(step)
 
     def remember_secure(self, rrset: list[ResourceRecord], step: Classified) -> None:

@@ -16,6 +16,8 @@ from resolver.wire.dnssec_rdata import NSEC, RRSIG
 from resolver.wire.names import ancestors, name_key
 from resolver.wire.rdata import CNAME
 
+NEVER = float("inf")
+
 
 def recall(
     cache: RecordCache,
@@ -88,9 +90,18 @@ def _recalled(step: Classified, rrset: CachedRRset, now: float) -> Classified:
     return step
 
 
-def remember(cache: RecordCache, step: Classified, qtype: int) -> None:
+def remember(cache: RecordCache, step: Classified, qtype: int, until: float = NEVER) -> None:
     """Cache what a usable reply taught us (already scrubbed by classify), with what
-    validation made of it and the signatures and proofs DO=1 clients get."""
+    validation made of it and the signatures and proofs DO=1 clients get.
+
+    ``until`` is when the delegation of the servers that sent it runs out: the
+    delegations they gave (NS RRsets, whether a referral, an NS answer or its glue) live
+    no longer, so a zone its parent removed cannot be kept alive from below: not by its
+    own NS RRset with a long TTL, nor by sub-delegations, nor by a late reply (ghost
+    domains, NDSS 2012; Phoenix domains, NDSS 2023, CVE-2022-30698 and -30699).  The
+    parent is asked again when it runs out (RFC 2181 section 5.4.1 ranks the child's NS
+    RRset above the parent's; it replaces it, without outliving it).
+    """
     trust = Trust.AUTHORITATIVE if step.authoritative else Trust.ANSWER
     security = Security(step.security)
     sigs = step.sigs or []
@@ -100,7 +111,8 @@ def remember(cache: RecordCache, step: Classified, qtype: int) -> None:
     if dnames:
         records = [rr for rr in records if not synthesised(rr, dnames)]
     for rrset in rrsets(records):
-        cache.store_rrset(rrset, trust, security, covering(sigs, rrset), proof)
+        bound = until if rrset[0].rrtype == RRType.NS else NEVER
+        cache.store_rrset(rrset, trust, security, covering(sigs, rrset), proof, bound)
     if step.kind in (Kind.NXDOMAIN, Kind.NODATA):
         slot = NXDOMAIN_TYPE if step.kind == Kind.NXDOMAIN else qtype
         soa = [step.soa] if step.soa is not None else []
@@ -108,9 +120,9 @@ def remember(cache: RecordCache, step: Classified, qtype: int) -> None:
         cache.store_negative(step.name, slot, step.soa, security, proof)
     elif step.referral is not None:
         referral = step.referral
-        cache.store_rrset(referral.ns_records, Trust.REFERRAL)
+        cache.store_rrset(referral.ns_records, Trust.REFERRAL, until=until)
         for rrset in rrsets(referral.glue):
-            cache.store_glue(rrset)
+            cache.store_glue(rrset, until)
         # A signed parent's word on the child's DS, judged when the child's trust is needed.
         ds = [rr for rr in referral.ds or [] if rr.rrtype == RRType.DS]
         if ds:
@@ -122,8 +134,8 @@ def remember(cache: RecordCache, step: Classified, qtype: int) -> None:
     for rrset in rrsets(step.glue or []):
         # The addresses an NS answer gave for its servers (a priming reply's root
         # server addresses, RFC 8109 section 3): the lowest rank, replaced by any answer.
-        cache.store_rrset(rrset, Trust.GLUE)
-        cache.store_glue(rrset)
+        cache.store_rrset(rrset, Trust.GLUE, until=until)
+        cache.store_glue(rrset, until)
 
 
 def remember_secure(cache: RecordCache, rrset: list[ResourceRecord], step: Classified) -> None:

@@ -18,14 +18,23 @@ lookups of the zone: building it costs a cache lookup per server and address
 type, on every question.  It is dropped as soon as the zone's NS RRset in the
 cache is another (stored again, or gone), or when an address record of one of
 its servers is learned (:meth:`CutFinder.learned`).
+
+A cut runs out when the delegation it stands on does (:attr:`ZoneCut.expires`:
+its NS RRset's TTL, bounded in turn by the cut that gave it): what its servers
+teach about delegations is kept no longer, so a zone its parent removed cannot
+be kept alive from below (ghost and Phoenix domains).  A delegation none of
+whose servers could be found is remembered as unusable for a while
+(:class:`UnusableDelegations`, RFC 9520), so that a cycle of delegations costs
+its parents a few queries, not several per question (TsuNAME).
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import Enum
 
+from resolver.cache.lru import LruDict
 from resolver.cache.records import CachedRRset, RecordCache
 from resolver.iterate.classify import Classified, Referral
 from resolver.iterate.forwarding import ConfiguredZone, ConfiguredZones, ZoneKind
@@ -93,6 +102,7 @@ class AddressPolicy:
         return True
 
 
+NEVER = float("inf")
 CUT_REUSE = 1.0  # seconds a cut built from the cache is given again without a look
 MAX_KEPT_CUTS = 4096  # cuts kept at once (all are dropped when more are wanted)
 _ADDRESS_TYPES = frozenset((RRType.A, RRType.AAAA))
@@ -104,12 +114,19 @@ _BROADCAST = ipaddress.ip_address("255.255.255.255")
 class ZoneCut:
     """A zone and its name servers, with the addresses known for each."""
 
-    def __init__(self, zone: str, nameservers: list[str], source: CutSource) -> None:
+    def __init__(
+        self, zone: str, nameservers: list[str], source: CutSource, expires: float = NEVER
+    ) -> None:
         self.zone = zone
         self.nameservers = nameservers
         self.source = source
         self.addresses: dict[str, list[str]] = {}  # NS name key -> addresses
         self.ports: dict[str, int] = {}  # address -> port, for configured servers only
+        # When the delegation this cut stands on runs out (its NS RRset's TTL, itself no
+        # later than the parent's): what its servers teach about delegations lives no
+        # longer (ghost and Phoenix domains).  The root, the hints and configured zones
+        # never run out.
+        self.expires = expires if zone != ROOT else NEVER
 
     def known(self) -> list[tuple[str, str]]:
         """(address, server name) for every address known, in NS order."""
@@ -130,6 +147,44 @@ class ZoneCut:
         return bool(self.known()) or any(not is_subdomain(ns, self.zone) for ns in self.glueless())
 
 
+UNUSABLE_FIRST = 5.0  # seconds a delegation without a findable server is given up on
+UNUSABLE_LONGEST = 300.0  # doubled on each failure in a row, up to this (RFC 9520)
+MAX_UNUSABLE = 10_000
+
+
+class UnusableDelegations:
+    """Zone cuts none of whose name servers could be found lately (their addresses do not
+    resolve: names in a cycle of delegations, or that do not exist).  RFC 9520 section 3
+    asks for resolution failures to be cached, with a back-off, instead of asking the
+    parents again for every question: so a TsuNAME cycle (``a. NS ns.b.``, ``b. NS
+    ns.a.``, Moura et al. 2021) costs its parents a few queries a TTL, not several per
+    client question.  A failure remembered for ``UNUSABLE_FIRST`` seconds, doubled each
+    time it happens again within ``UNUSABLE_LONGEST`` of the last, up to that."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self._failed: LruDict[str, tuple[float, float]] = LruDict(MAX_UNUSABLE)  # until, for
+
+    def failed(self, zone: str) -> None:
+        now = self.clock()
+        key = name_key(zone)
+        last = self._failed.peek(key)
+        seconds = UNUSABLE_FIRST
+        if last is not None:
+            if last[0] > now:
+                return  # remembered already (one question may meet the cut twice)
+            if now - last[0] < UNUSABLE_LONGEST:
+                seconds = min(2 * last[1], UNUSABLE_LONGEST)
+        self._failed.put(key, (now + seconds, seconds))
+
+    def unusable(self, zone: str) -> bool:
+        entry = self._failed.peek(name_key(zone))
+        return entry is not None and entry[0] > self.clock()
+
+    def clear(self) -> None:
+        self._failed.clear()
+
+
 class _KeptCut:
     """A cut built from the cache, the NS RRset it came from, and until when it holds."""
 
@@ -148,7 +203,7 @@ class _KeptCut:
         return same and now < self.until
 
     def cut(self) -> ZoneCut:
-        cut = ZoneCut(self.zone, self.nameservers, CutSource.CACHE)
+        cut = ZoneCut(self.zone, self.nameservers, CutSource.CACHE, self.ns_expires)
         cut.addresses = dict(self.addresses)  # the lists are shared, never changed in place
         return cut
 
@@ -169,6 +224,7 @@ class CutFinder:
         self.configured = configured or ConfiguredZones()
         self._kept: dict[str, _KeptCut] = {}  # zone key -> the cut last built from the cache
         self._servers: dict[str, set[str]] = {}  # NS name key -> keys of kept zones it serves
+        self.unusable = UnusableDelegations(cache.clock)
 
     def closest(
         self,
@@ -211,7 +267,7 @@ class CutFinder:
         if kept is not None and kept.holds(ns_rrset, now):
             return kept.cut()
         cut = ZoneCut(zone, [r.target for r in ns_rrset.rdatas if isinstance(r, NS)],
-                      CutSource.CACHE)  # fmt: skip
+                      CutSource.CACHE, ns_rrset.expires)  # fmt: skip
         until = min(ns_rrset.expires, now + CUT_REUSE)
         for ns in cut.nameservers:
             addresses, expires = self._cached_addresses(ns)
@@ -249,9 +305,20 @@ class CutFinder:
                     self._kept.pop(zone, None)
 
     def forget(self) -> None:
-        """Drop every kept cut (the cache was flushed, say)."""
+        """Drop every kept cut and remembered failure (the cache was flushed, say)."""
         self._kept.clear()
         self._servers.clear()
+        self.unusable.clear()
+
+    def retry_above(self, cut: ZoneCut, asked: bool) -> bool:
+        """Every server of ``cut`` failed (``asked``: some were asked; else no address of
+        any could be found): whether to try the cut above.  A cut from the cache may be
+        stale (its glue expired, its servers moved): yes, unless it is known unusable.
+        One just learned from a referral whose servers could not be found is remembered
+        as unusable (RFC 9520), and the lookup ends, as after any referral or the hints."""
+        if cut.source is CutSource.REFERRAL and not asked:
+            self.unusable.failed(cut.zone)
+        return cut.source is CutSource.CACHE and not self.unusable.unusable(cut.zone)
 
     def glueless_order(self, cut: ZoneCut) -> list[str]:
         """The cut's name servers without addresses, likeliest to answer first.
@@ -266,6 +333,8 @@ class CutFinder:
             known = self.closest(ns) if not inside else None
             return inside, -(label_count(known.zone) if known else 0)
 
+        if self.unusable.unusable(cut.zone):
+            return []  # no use looking for them again so soon
         return sorted(cut.glueless(), key=cost)
 
     def configured_cut(self, zone: ConfiguredZone) -> ZoneCut:
@@ -287,9 +356,15 @@ class CutFinder:
             cut.add_addresses(server.name, [a for a in addresses if self.policy.usable(a)])
         return cut
 
-    def from_referral(self, referral: Referral) -> ZoneCut:
-        """The cut a delegation points to: its glue first, then what the cache knows."""
-        cut = ZoneCut(referral.zone, referral.nameservers, CutSource.REFERRAL)
+    def from_referral(self, referral: Referral, above: ZoneCut | None = None) -> ZoneCut:
+        """The cut a delegation points to: its glue first, then what the cache knows.  It
+        runs out with its NS RRset's TTL, or with the cut ``above`` whose server gave it,
+        whichever comes first (what the cache keeps of it is bounded the same way)."""
+        ttl = min((rr.ttl for rr in referral.ns_records), default=0)
+        expires = self.cache.clock() + self.cache.clamp_ttl(ttl) if ttl > 0 else 0.0
+        if above is not None:
+            expires = min(expires, above.expires)
+        cut = ZoneCut(referral.zone, referral.nameservers, CutSource.REFERRAL, expires)
         for ns in cut.nameservers:
             key = name_key(ns)
             glue = [

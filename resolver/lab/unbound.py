@@ -55,9 +55,11 @@ def unbound_conf(
     cache_entries: int = 0,
     nodefault_zones: tuple[str, ...] = NODEFAULT_ZONES,
     trust_anchor: Path | None = None,
+    clauses: str = "",
 ) -> str:
     """Unbound as a plain iterative resolver on ``hints``, listening on 127.0.0.1@port;
-    validating from ``trust_anchor`` (DS or DNSKEY lines) when one is given."""
+    validating from ``trust_anchor`` (DS or DNSKEY lines) when one is given; ``clauses``
+    (``forward-zone:`` and the like) are added after the ``server:`` clause."""
     extra = validator_conf(trust_anchor)
     if cache_entries:
         # Room for the benchmark's names without eviction (sizes in bytes).
@@ -99,6 +101,7 @@ def unbound_conf(
         f"{extra}"
         "remote-control:\n"
         "    control-enable: no\n"
+        f"{clauses}"
     )
 
 
@@ -224,12 +227,14 @@ class UnboundProcess(ServerProcess):
         cache_entries: int = 0,
         nodefault_zones: tuple[str, ...] = NODEFAULT_ZONES,
         trust_anchor: Path | None = None,
+        clauses: str = "",
     ) -> None:
         super().__init__(workdir, port)
         self.hints = hints
         self.cache_entries = cache_entries
         self.nodefault_zones = nodefault_zones
         self.trust_anchor = trust_anchor
+        self.clauses = clauses  # forward zones and the like (see unbound_conf)
 
     def command(self) -> list[str]:
         conf = self.workdir / "unbound.conf"
@@ -242,6 +247,7 @@ class UnboundProcess(ServerProcess):
                 self.cache_entries,
                 self.nodefault_zones,
                 self.trust_anchor,
+                self.clauses,
             )
         )
         return [unbound_binary() or "unbound", "-d", "-c", str(conf)]

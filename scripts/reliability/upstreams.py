@@ -35,10 +35,22 @@ import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
+import dns.rdata
+import dns.rrset
 
 from resolver.lab.authority import AuthoritativeData, Zone, make_reply
 
-Generator = Callable[[dns.message.Message], dns.message.Message | None]
+
+@dataclass(frozen=True)
+class Delayed:
+    """A generated answer sent ``seconds`` late (over UDP and TCP alike), on top of the
+    role's own delay: a server that answers one question slowly on purpose."""
+
+    message: dns.message.Message
+    seconds: float
+
+
+Generator = Callable[[dns.message.Message], dns.message.Message | Delayed | None]
 """Answers a parsed query itself (None: fall back to the role's zones)."""
 
 ROOT_ADDRESS = "127.8.0.1"
@@ -107,8 +119,9 @@ class _Server:
         flap = self.role.behaviour.flap
         return not flap or int((time.monotonic() - self.started) / flap) % 2 == 0
 
-    def reply(self, wire: bytes, address: str, tcp: bool) -> bytes | None:
-        """The reply to send (None: nothing), the behaviour applied except timing/paths."""
+    def reply(self, wire: bytes, address: str, tcp: bool) -> tuple[bytes, float] | None:
+        """The reply to send and how late (None: nothing), the behaviour applied except
+        the paths it takes."""
         behaviour = self.role.behaviour
         try:
             query = dns.message.from_wire(wire)
@@ -118,22 +131,24 @@ class _Server:
             self.lab.counts.add(address, query.question[0].name.to_text())
         if behaviour.silent or not self.up() or self.random.random() < behaviour.drop:
             return None
+        delay = behaviour.delay
         if self.random.random() < behaviour.garbage:
-            return wire[:2] + self.random.randbytes(self.random.randrange(1, 200))
+            return wire[:2] + self.random.randbytes(self.random.randrange(1, 200)), delay
         if behaviour.truncate or (behaviour.tcp_close and not tcp):
             response = dns.message.make_response(query)
             response.flags |= dns.flags.TC
-            return response.to_wire()
-        response = self.role.generator(query) if self.role.generator else None
-        if response is None:
-            response = make_reply(self.data, query)
+            return response.to_wire(), delay
+        generated = self.role.generator(query) if self.role.generator else None
+        if isinstance(generated, Delayed):
+            generated, delay = generated.message, delay + generated.seconds
+        response = generated if generated is not None else make_reply(self.data, query)
         limit = 65535 if tcp else max(512, query.payload) if query.edns >= 0 else 512
         try:
-            return response.to_wire(max_size=limit)
+            return response.to_wire(max_size=limit), delay
         except dns.exception.TooBig:
             response.answer, response.authority, response.additional = [], [], []
             response.flags |= dns.flags.TC
-            return response.to_wire()
+            return response.to_wire(), delay
 
 
 class _Udp(asyncio.DatagramProtocol):
@@ -145,10 +160,10 @@ class _Udp(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        reply = self.server.reply(data, self.address, tcp=False)
-        if reply is None:
+        outgoing = self.server.reply(data, self.address, tcp=False)
+        if outgoing is None:
             return
-        delay = self.server.role.behaviour.delay
+        reply, delay = outgoing
         loop = asyncio.get_running_loop()
         loop.call_later(delay, self._send, reply, addr) if delay else self._send(reply, addr)
 
@@ -228,11 +243,12 @@ class BrokenLab:
                 if server.role.behaviour.tcp_close:
                     server.lab.counts.add(address, _qname(wire))
                     break
-                reply = server.reply(wire, address, tcp=True)
-                if reply is None:
+                outgoing = server.reply(wire, address, tcp=True)
+                if outgoing is None:
                     continue
-                if server.role.behaviour.delay:
-                    await asyncio.sleep(server.role.behaviour.delay)
+                reply, delay = outgoing
+                if delay:
+                    await asyncio.sleep(delay)
                 writer.write(struct.pack("!H", len(reply)) + reply)
                 await writer.drain()
         except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
@@ -295,3 +311,33 @@ def root_role(delegations: dict[str, list[tuple[str, str]]]) -> Role:
 def leaf_zone(origin: str, server: str, address: str, body: str = "") -> str:
     """A zone with one name server (glue inside) and whatever ``body`` adds."""
     return f"$ORIGIN {origin}\n{soa(origin)}@ NS {server}\n{server} A {address}\n{body}"
+
+
+def respond(
+    query: dns.message.Message,
+    *,
+    aa: bool = True,
+    ra: bool = False,
+    rcode: int = dns.rcode.NOERROR,
+    answer: Iterable[str] = (),
+    authority: Iterable[str] = (),
+    additional: Iterable[str] = (),
+) -> dns.message.Message:
+    """A reply to ``query`` made up by a hostile server: sections as record lines
+    (``owner ttl TYPE rdata``), lines of one owner and type in one RRset."""
+    response = dns.message.make_response(query)
+    response.flags &= ~(dns.flags.AA | dns.flags.RA)
+    response.flags |= (dns.flags.AA if aa else 0) | (dns.flags.RA if ra else 0)
+    response.set_rcode(rcode)
+    for section, lines in ((response.answer, answer), (response.authority, authority),
+                           (response.additional, additional)):  # fmt: skip
+        grouped: dict[tuple[str, str], dns.rrset.RRset] = {}
+        for line in lines:
+            owner, ttl, rrtype, rdata = line.split(None, 3)
+            key = (owner.lower(), rrtype.upper())
+            if key in grouped:
+                grouped[key].add(dns.rdata.from_text("IN", rrtype, rdata))
+            else:
+                grouped[key] = dns.rrset.from_text(owner, int(ttl), "IN", rrtype, rdata)
+        section.extend(grouped.values())
+    return response
