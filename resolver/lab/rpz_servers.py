@@ -260,7 +260,7 @@ class RpzUnbound(UnboundProcess):
     ) -> None:
         """``server``: more lines for the ``server:`` clause (local-zone lines, say)."""
         super().__init__(workdir, hints, port, nodefault_zones=nodefault_zones)
-        self.clauses = list(clauses)
+        self.rpz_clauses = list(clauses)
         self.modules = modules
         self.server = server
 
@@ -270,6 +270,6 @@ class RpzUnbound(UnboundProcess):
         text = unbound_conf(self.workdir, self.hints, self.port, 0, self.nodefault_zones)
         text = text.replace('module-config: "iterator"\n', f'module-config: "{self.modules}"\n'
                             + self.server)  # fmt: skip
-        text = text.replace("remote-control:", "".join(self.clauses) + "remote-control:")
+        text = text.replace("remote-control:", "".join(self.rpz_clauses) + "remote-control:")
         conf.write_text(text)
         return [find_tool("unbound") or "unbound", "-d", "-c", str(conf)]
