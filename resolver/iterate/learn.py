@@ -16,9 +16,10 @@ from resolver.cache.records import Security
 from resolver.dnssec import DenialStatus, prove_no_ds
 from resolver.iterate.answer import Answer
 from resolver.iterate.trust import TrustCache
-from resolver.iterate.validation import DNSKEY_MISSING, DNSSEC_BOGUS, INSECURE_TTL
+from resolver.iterate.validation import INSECURE_TTL
 from resolver.wire import ResourceRecord, RRType
 from resolver.wire.dnssec_rdata import RRSIG
+from resolver.wire.ede import EdeCode
 
 PROOF_TYPES = (RRType.NSEC, RRType.NSEC3)
 
@@ -45,7 +46,7 @@ def learn(trust: TrustCache, zone: str, rrtype: int, answer: Answer | None) -> N
             trust.insecure(zone, INSECURE_TTL, "the parent zone is insecure")
         else:
             reason = _why(answer, f"{zone} DS could not be validated")
-            trust.bogus(zone, reason, _code(answer, DNSSEC_BOGUS))
+            trust.bogus(zone, reason, _code(answer, EdeCode.DNSSEC_BOGUS))
         return
     if entry is not None and (entry.keys is not None or entry.security != Security.SECURE):
         return
@@ -55,7 +56,7 @@ def learn(trust: TrustCache, zone: str, rrtype: int, answer: Answer | None) -> N
         trust.insecure(zone, INSECURE_TTL, "no supported key")
     else:
         reason = _why(answer, f"no validated DNSKEY for {zone}")
-        trust.bogus(zone, reason, _code(answer, DNSKEY_MISSING))
+        trust.bogus(zone, reason, _code(answer, EdeCode.DNSKEY_MISSING))
 
 
 def _why(answer: Answer | None, default: str) -> str:
@@ -64,10 +65,10 @@ def _why(answer: Answer | None, default: str) -> str:
     return default
 
 
-def _code(answer: Answer | None, default: int) -> int:
+def _code(answer: Answer | None, default: EdeCode) -> EdeCode:
     """The INFO-CODE of a failed key lookup: its own when it had one (the DNSKEY RRset's
     signature expired: RFC 8914 section 4.8, not "DNSKEY Missing"), else ``default``."""
-    if answer is not None and answer.failure is not None and answer.failure.info_code:
+    if answer is not None and answer.failure is not None and answer.failure.info_code is not None:
         return answer.failure.info_code
     return default
 

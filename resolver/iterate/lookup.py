@@ -49,6 +49,7 @@ from resolver.iterate.validation import NeedDS, NeedKeys, Verdict, expanded
 from resolver.iterate.zonecut import CutSource, ZoneCut
 from resolver.net.contract import ExchangeFailed, Failure, Reply
 from resolver.wire import Rcode, ResourceRecord, RRType
+from resolver.wire.ede import EdeCode
 from resolver.wire.names import ROOT, name_key, parent
 from resolver.wire.rdata import AAAA, A
 
@@ -102,7 +103,8 @@ class Lookup:
         self.security = Security.SECURE if self.validating else Security.UNCHECKED
         self.sigs: list[ResourceRecord] = []  # RRSIGs of the chain, for DO=1 clients
         self.recursion_lame: tuple[Exchange, Classified] | None = None  # a last resort
-        self.bogus: tuple[str, int] | None = None  # why a server's data was bogus, if one was
+        # Why a server's data was bogus, if one was.
+        self.bogus: tuple[str, EdeCode | None] | None = None
         self.refetched = False  # bogus data from the cache sent us to the servers once
         self.answer: Answer | None = None
         self.step = Step.CHECK_CACHE
@@ -508,7 +510,7 @@ class Lookup:
             self.answer.proof = once(proof) if self.chain_proof else proof
         self.step = Step.DONE
 
-    def _fail(self, kind: FailureKind, text: str, info_code: int = 0) -> None:
+    def _fail(self, kind: FailureKind, text: str, info_code: EdeCode | None = None) -> None:
         self.answer = servfail(kind, text, info_code)
         self.answer.answer = list(self.chain)
         self.step = Step.DONE

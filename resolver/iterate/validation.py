@@ -53,16 +53,15 @@ from resolver.iterate.sentinel import sentinel as sentinel  # the engine's, re-e
 from resolver.iterate.trust import TrustCache
 from resolver.wire import ResourceRecord, RRType
 from resolver.wire.dnssec_rdata import RRSIG
+from resolver.wire.ede import EdeCode
 from resolver.wire.names import is_subdomain, label_count, name_key
 
 # RFC 8914 section 4 INFO-CODEs for what went wrong.
-DNSSEC_BOGUS, SIGNATURE_EXPIRED, SIGNATURE_NOT_YET_VALID = 6, 7, 8
-DNSKEY_MISSING, RRSIGS_MISSING, NSEC_MISSING = 9, 10, 12
 INFO_CODES = {
-    SigStatus.EXPIRED: SIGNATURE_EXPIRED,
-    SigStatus.NOT_YET_VALID: SIGNATURE_NOT_YET_VALID,
-    SigStatus.NO_MATCHING_KEY: DNSKEY_MISSING,
-    SigStatus.NO_SIGNATURE: RRSIGS_MISSING,
+    SigStatus.EXPIRED: EdeCode.SIGNATURE_EXPIRED,
+    SigStatus.NOT_YET_VALID: EdeCode.SIGNATURE_NOT_YET_VALID,
+    SigStatus.NO_MATCHING_KEY: EdeCode.DNSKEY_MISSING,
+    SigStatus.NO_SIGNATURE: EdeCode.RRSIGS_MISSING,
 }
 INSECURE_TTL = 3600  # how long a zone found insecure for lack of a trust anchor is kept
 
@@ -70,7 +69,7 @@ INSECURE_TTL = 3600  # how long a zone found insecure for lack of a trust anchor
 class Verdict(dataobject, fast_new=True):
     security: int
     reason: str = ""
-    info_code: int = 0
+    info_code: EdeCode | None = None
     ttl: int | None = None  # how long the validated data may be kept (RFC 4035 5.3.3)
     # RRsets of a bogus answer that validated on their own: cached as secure all the same
     # (a good DNAME beside a spoofed CNAME, Deckard's val_dname_bogus).
@@ -91,7 +90,7 @@ SECURE = Verdict(Security.SECURE)
 INSECURE = Verdict(Security.INSECURE)
 
 
-def bogus(reason: str, info_code: int = DNSSEC_BOGUS) -> Verdict:
+def bogus(reason: str, info_code: EdeCode = EdeCode.DNSSEC_BOGUS) -> Verdict:
     return Verdict(Security.BOGUS, reason, info_code)
 
 
@@ -199,12 +198,12 @@ class Validator:
             # The zone's keys validated with an algorithm we support: an RRset signed only
             # with others lost its signatures on the way (RFC 6840 5.11: a downgrade).
             return bogus(f"{name}: signed only with algorithms not supported, in a zone "
-                         f"signed with one that is", RRSIGS_MISSING)  # fmt: skip
+                         f"signed with one that is", EdeCode.RRSIGS_MISSING)  # fmt: skip
         if checked.status == SigStatus.TOO_MUCH_WORK:
             return too_much_work(name, budget)
         if not checked.valid:
             return bogus(f"{name}: {checked.status.value}",
-                         INFO_CODES.get(checked.status, DNSSEC_BOGUS))  # fmt: skip
+                         INFO_CODES.get(checked.status, EdeCode.DNSSEC_BOGUS))  # fmt: skip
         if checked.wildcard is not None and checked.rrsig is not None:
             expanded = self._wildcard(owner, checked.rrsig.labels, step, signer, zone, budget)
             if expanded.security != Security.SECURE:
@@ -261,7 +260,7 @@ class Validator:
         below = is_subdomain(zone, deepest.zone) and name_key(zone) != name_key(deepest.zone)
         if below and self.trust.not_a_zone_reason(zone) is None:
             return NeedDS(zone)  # is the zone that gave it signed at all?
-        return bogus(f"{owner}: no RRSIG in the signed zone {deepest.zone}", RRSIGS_MISSING)
+        return bogus(f"{owner}: no RRSIG in the signed zone {deepest.zone}", EdeCode.RRSIGS_MISSING)
 
     def _dnskeys(
         self,
@@ -287,7 +286,9 @@ class Validator:
             # Not written to the trust cache: another server may give good keys.  If none
             # does, the lookup that fetched them marks the zone bogus (see learn).
             reason = verdict.reason or SigStatus.NO_MATCHING_KEY
-            return bogus(f"{zone} DNSKEY: {reason.value}", INFO_CODES.get(reason, DNSSEC_BOGUS))
+            return bogus(
+                f"{zone} DNSKEY: {reason.value}", INFO_CODES.get(reason, EdeCode.DNSSEC_BOGUS)
+            )
         ttl = verdict.verification.ttl if verdict.verification else None
         self.trust.secure_keys(zone, list(verdict.keys), ttl or min(k.ttl for k in keys))
         return Verdict(Security.SECURE, ttl=ttl)
@@ -308,7 +309,7 @@ class Validator:
         if not records:
             if step.soa is None:
                 return self._unsigned(step.name, zone)  # no SOA, no proof: signed at all?
-            return bogus(f"{step.name}: no NSEC or NSEC3 proof", NSEC_MISSING)
+            return bogus(f"{step.name}: no NSEC or NSEC3 proof", EdeCode.NSEC_MISSING)
         if _too_many_nsec3(records):  # checked before any signature (CVE-2023-50868)
             return too_much_work(f"{step.name}: {len(records)} proof records", budget)
         all_sigs = sigs + list(step.proof or [])
@@ -321,7 +322,7 @@ class Validator:
         signer = signers.pop() if len(signers) == 1 else ""
         if not signer or (step.soa is not None and signer != name_key(step.soa.name)):
             return bogus(f"{step.name}: denial signed by another zone than its SOA's",
-                         NSEC_MISSING)  # fmt: skip
+                         EdeCode.NSEC_MISSING)  # fmt: skip
         result = self._prove(step, qtype, records, signer, budget)
         if result.proved and self.aggressive is not None:  # RFC 8198: secure ranges only
             self.aggressive.learn_denial(signer, records, all_sigs, step.soa)
@@ -364,9 +365,9 @@ class Validator:
         for rrset in rrsets(records):
             judged = self._rrset(rrset, sigs, zone, step, 0, budget)
             if not isinstance(judged, Verdict) or judged.security != Security.SECURE:
-                return bogus(f"{owner}: wildcard proof not validated", NSEC_MISSING)
+                return bogus(f"{owner}: wildcard proof not validated", EdeCode.NSEC_MISSING)
             if name_key(_signer_of(rrset, sigs, zone) or "") != name_key(signer):
-                return bogus(f"{owner}: wildcard proof from another zone", NSEC_MISSING)
+                return bogus(f"{owner}: wildcard proof from another zone", EdeCode.NSEC_MISSING)
         result = prove_wildcard_answer(owner, labels, records, signer, budget=budget)
         if result.proved and self.aggressive is not None:
             self.aggressive.learn_denial(signer, records, sigs, None)
@@ -384,7 +385,7 @@ def _proved(result: DenialResult, name: str, budget: ValidationBudget | None = N
         return INSECURE  # NSEC3 opt-out, or an NSEC3 we may not check (RFC 9276)
     if result.reason == DenialReason.BUDGET:
         return too_much_work(f"{name}: denial ({result.reason.value})", budget)
-    return bogus(f"{name}: denial not proved ({result.reason.value})", NSEC_MISSING)
+    return bogus(f"{name}: denial not proved ({result.reason.value})", EdeCode.NSEC_MISSING)
 
 
 def _signer(covering: list[ResourceRecord], owner: str, zone: str = "") -> str | None:

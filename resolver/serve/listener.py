@@ -57,8 +57,6 @@ from resolver.serve.policy_step import PolicyStep  # response policy
 from resolver.serve.prefetch import Prefetcher
 from resolver.serve.ratelimit import ClientRateLimit, PendingLimit
 from resolver.serve.responses import (
-    EdeCode,
-    ExtendedError,
     authenticated,
     failure_error,
     fit_udp,
@@ -85,6 +83,7 @@ from resolver.wire import (
     response_from_header,
     write_message,
 )
+from resolver.wire.ede import EdeCode, ExtendedError
 from resolver.wire.names import name_key, read_name
 from resolver.wire.options import add_option
 
