@@ -96,7 +96,7 @@ for _ in range(500):
 early = (time.perf_counter() - started) / (500 * len(keys)) * 1e6
 # And a whole cache hit (ResolverService.take on a stored answer), with and without it.
 import dns.message, dns.rrset
-from resolver.cache.answers import question_key
+from resolver.wire.raw import question_key
 from resolver.iterate.hints import parse_root_hints
 from resolver.serve.config import Settings
 from resolver.serve.policy_step import PolicyStep

@@ -18,7 +18,6 @@ import dns.rrset
 import pytest
 from structlog.testing import capture_logs
 
-from resolver.cache.answers import question_key
 from resolver.cache.records import RecordCache, Trust
 from resolver.iterate.hints import RootHints, load_root_hints
 from resolver.lab.topology import hints_text
@@ -37,6 +36,7 @@ from resolver.serve.config import (
 from resolver.serve.options import OPTIONS, split_host_port
 from resolver.serve.runtime import build_service
 from resolver.wire import CLASS_IN, ResourceRecord, RRType
+from resolver.wire.raw import question_key
 from resolver.wire.rdata import A
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -29,11 +29,10 @@ from resolver.serve.cookies import (
     MALFORMED_COOKIE,
     ServerCookies,
     parse_secret,
-    query_cookie,
     siphash24,
 )
 from resolver.wire import RRType
-from resolver.wire.options import MALFORMED
+from resolver.wire.raw import MALFORMED, query_cookie
 from tests.test_listener import ResolverProcess
 
 COOKIE = 10

@@ -27,7 +27,7 @@ from tls_fixtures import SERVER_NAME, EncryptedServer, client_context, make_cert
 
 from resolver.lab.nsd import find_tool
 from resolver.serve.doh import decode_dns_parameter
-from resolver.wire.padding import RESPONSE_BLOCK
+from resolver.wire.raw import RESPONSE_BLOCK
 from scripts.reliability.tls_lab import CertificateFiles
 
 MEDIA = "application/dns-message"

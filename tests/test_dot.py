@@ -25,7 +25,7 @@ import structlog
 from tls_fixtures import SERVER_NAME, EncryptedServer, client_context, make_certificates
 
 from resolver.lab.nsd import find_tool
-from resolver.wire.padding import RESPONSE_BLOCK
+from resolver.wire.raw import RESPONSE_BLOCK
 from scripts.reliability.tls_lab import CertificateFiles
 
 

@@ -25,7 +25,8 @@ from resolver.lab import Lab
 from resolver.serve import ratelimit
 from resolver.serve.config import SettingsError, load_settings, parse_command_line
 from resolver.serve.listener import ResolverService
-from resolver.serve.ratelimit import TABLE_SIZE, ClientRateLimit, truncated
+from resolver.serve.ratelimit import TABLE_SIZE, ClientRateLimit
+from resolver.wire.raw import truncated
 from scripts.reliability.common import Resolver, query, rcode, udp_ask
 from scripts.reliability.common import truncated as is_truncated
 

@@ -1,5 +1,5 @@
 """The pieces of the encrypted transports that need no connection: EDNS padding on raw
-messages (resolver.wire.padding), the server contexts and their errors
+messages (resolver.wire.raw), the server contexts and their errors
 (resolver.serve.tls), and the settings (tls-port, https-port, tls-certificate, tls-key;
 forward zones with tls = true)."""
 
@@ -23,7 +23,7 @@ from resolver.serve.runtime import configured_zones
 from resolver.serve.sections import parse_forward_zones
 from resolver.serve.tls import ALPN_DOT, TlsError, server_context
 from resolver.wire import WireError
-from resolver.wire.padding import (
+from resolver.wire.raw import (
     PADDING_OPTION,
     QUERY_BLOCK,
     RESPONSE_BLOCK,

@@ -30,7 +30,7 @@ from resolver.net.contract import ExchangeFailed, Failure, Reply
 from resolver.net.tls_upstream import TlsForwarders, TlsServer, TlsUpstream
 from resolver.serve.listener import Pending, ResolverService
 from resolver.wire import RRType
-from resolver.wire.padding import QUERY_BLOCK, has_padding
+from resolver.wire.raw import QUERY_BLOCK, has_padding
 from scripts.reliability.tls_lab import CertificateFiles
 
 

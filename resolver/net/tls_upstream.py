@@ -53,7 +53,7 @@ from resolver.wire import (
     write_query,
 )
 from resolver.wire.names import name_key
-from resolver.wire.padding import QUERY_BLOCK, pad
+from resolver.wire.raw import QUERY_BLOCK, pad
 
 log = structlog.get_logger("resolver.net.tls_upstream")
 

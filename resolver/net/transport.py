@@ -53,7 +53,7 @@ from resolver.wire import (
     write_query,
 )
 from resolver.wire.names import name_key
-from resolver.wire.options import BADCOOKIE, add_query_option
+from resolver.wire.raw import BADCOOKIE, add_query_option
 
 DEFAULT_PORT = 53
 TCP_LENGTH = struct.Struct("!H")

@@ -43,7 +43,7 @@ from resolver.serve.dot import padded
 from resolver.serve.listener import MAX_TCP_CONNECTIONS, Pending, ResolverService
 from resolver.serve.tls import READ_SIZE, Admission, ServerCertificate, accept_tls
 from resolver.wire import WireError
-from resolver.wire.padding import smallest_ttl
+from resolver.wire.raw import smallest_ttl
 
 log = structlog.get_logger("resolver.serve.doh")
 

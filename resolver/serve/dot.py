@@ -30,7 +30,7 @@ from resolver.serve import tcp
 from resolver.serve.listener import Pending, ResolverService
 from resolver.serve.tcp import MAX_TCP_CONNECTIONS, _TcpConnection
 from resolver.serve.tls import Admission, ServerCertificate, accept_tls
-from resolver.wire.padding import RESPONSE_BLOCK, has_padding, pad, repad
+from resolver.wire.raw import RESPONSE_BLOCK, has_padding, pad, repad
 
 log = structlog.get_logger("resolver.serve.dot")
 

@@ -47,12 +47,12 @@ from typing import Any, cast
 import structlog
 from recordclass import dataobject
 
-from resolver.cache.answers import AnswerCache, QuestionKey, question_key
+from resolver.cache.answers import AnswerCache
 from resolver.cache.records import RecordCache
 from resolver.iterate.answer import Answer, FailureKind, servfail
 from resolver.iterate.engine import IterativeEngine
 from resolver.serve.access import AccessList
-from resolver.serve.cookies import MALFORMED_COOKIE, ClientCookie, ServerCookies, query_cookie
+from resolver.serve.cookies import MALFORMED_COOKIE, ClientCookie, ServerCookies
 from resolver.serve.policy_step import PolicyStep  # response policy
 from resolver.serve.prefetch import Prefetcher
 from resolver.serve.ratelimit import ClientRateLimit, PendingLimit
@@ -85,7 +85,14 @@ from resolver.wire import (
 )
 from resolver.wire.ede import EdeCode, ExtendedError
 from resolver.wire.names import name_key, read_name
-from resolver.wire.options import add_option
+from resolver.wire.raw import (
+    QuestionKey,
+    add_option,
+    edns_size,
+    query_cookie,
+    query_qtype,
+    question_key,
+)
 
 __all__ = ["MAX_TCP_CONNECTIONS", "TCP_IDLE_TIMEOUT", "Pending", "ResolverService", "TcpListener",
            "UdpListener"]  # fmt: skip
@@ -197,12 +204,12 @@ class ResolverService:
             elif key.udp_size > UDP_PLAIN and self.max_udp_size != EDNS_PAYLOAD:
                 # EDNS: the client's size within max-udp-size (question_key capped it at
                 # the default already)
-                key.udp_size = self._udp_size(packet, key.end)
+                key.udp_size = edns_size(packet, key.end, self.max_udp_size)
             if options:
                 key.udp_size -= len(options)  # room for our COOKIE option
             response = self.answers.answer(key, packet)
             if response is not None:
-                qtype = packet[key.end - 4] << 8 | packet[key.end - 3]
+                qtype = query_qtype(packet, key.end)
                 rcode = rcode_of(response)
                 self.stats.answered(qtype, rcode, transport, self.clock() - started)
                 if self.query_log:
@@ -219,14 +226,6 @@ class ResolverService:
             return MALFORMED_COOKIE
         assert self.cookies is not None
         return self.cookies.answer(value, client)
-
-    def _udp_size(self, packet: bytes, question_end: int) -> int:
-        """The largest UDP answer for a plain query: its EDNS size (the OPT record right
-        after the question) within [512, max-udp-size]; 512 without EDNS."""
-        if len(packet) < question_end + 11:
-            return UDP_PLAIN
-        payload = packet[question_end + 3] << 8 | packet[question_end + 4]
-        return min(max(payload, UDP_PLAIN), self.max_udp_size)
 
     async def finish(self, pending: Pending) -> bytes | None:
         """The response to a query the wire cache did not answer."""

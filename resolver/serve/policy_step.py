@@ -49,6 +49,7 @@ from resolver.serve.responses import make_response
 from resolver.serve.stats import ServiceStats
 from resolver.wire import Message, Rcode, ResourceRecord, RRType
 from resolver.wire.names import BadName, ancestors, name_key
+from resolver.wire.raw import key_name_wire
 from resolver.wire.rdata import AAAA, CNAME, NS, A
 
 if TYPE_CHECKING:
@@ -105,7 +106,7 @@ class PolicyStep:
 
     def early(self, key: bytes, client: str) -> bool:
         """Whether a rule matches the name of a wire-cache key, or the client."""
-        return self.policy.early(key[:-5], client)  # the key: name, type, class, flags
+        return self.policy.early(key_name_wire(key), client)
 
     async def before(self, query: Message, pending: Pending) -> Ruled | None:
         policy = self.policy

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
-from resolver.wire.options import add_option, keepalive
+from resolver.wire.raw import add_option, keepalive
 
 if TYPE_CHECKING:
     from resolver.serve.listener import Pending, ResolverService

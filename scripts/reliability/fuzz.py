@@ -10,7 +10,7 @@ Targets (each checks more than "does not raise"):
 ``wire``      :func:`resolver.wire.parse_message`: any input either parses or raises
               WireError (nothing else); what parses is written back by
               :func:`write_message` and parses again to the same sections.
-``key``       :func:`resolver.cache.answers.question_key`, the fast path's key: never
+``key``       :func:`resolver.wire.raw.question_key`, the fast path's key: never
               raises; when it gives a key and the full parser accepts the packet, the key
               is that parse's question (name case folded, type, class, EDNS or not), so a
               cached answer can never be served for another question.
@@ -45,11 +45,10 @@ import dns.message
 import dns.rrset
 
 with atheris.instrument_imports(include=["resolver"]):
-    from resolver.cache.answers import AnswerCache, question_key
+    from resolver.cache.answers import AnswerCache
     from resolver.iterate.answer import Answer, FailureKind, servfail
     from resolver.serve.access import AccessList
     from resolver.serve.listener import Pending, ResolverService
-    from resolver.serve.ratelimit import truncated
     from resolver.wire import (
         CLASS_IN,
         HEADER_SIZE,
@@ -60,6 +59,7 @@ with atheris.instrument_imports(include=["resolver"]):
         write_message,
     )
     from resolver.wire.names import name_to_wire
+    from resolver.wire.raw import question_key, truncated
     from resolver.wire.rdata import SOA, TXT, A
 
 TARGETS = ("wire", "key", "listener")
