@@ -22,7 +22,7 @@ from resolver.iterate.limits import Limits
 from resolver.iterate.servers import ServerSelection
 from resolver.iterate.stale import StalePolicy
 from resolver.iterate.zonecut import AddressPolicy
-from resolver.net.contract import ExchangeFailed, Failure, Reply
+from resolver.net.contract import ExchangeFailed, Failure, Query, Reply
 from resolver.wire import ResourceRecord, RRType, parse_message
 from resolver.wire.names import name_key
 from resolver.wire.rdata import NS, A
@@ -108,19 +108,10 @@ class FakeNetwork:
     def count(self, address: str) -> int:
         return sum(1 for a, _, _ in self.log if a == address)
 
-    async def exchange(
-        self,
-        address: str,
-        qname: str,
-        qtype: int,
-        timeout: float,
-        *,
-        port: int | None = None,
-        recursion_desired: bool = False,
-        dnssec_ok: bool = False,
-    ) -> Reply:
+    async def exchange(self, query: Query) -> Reply:
+        address, qname, qtype = query.address, query.qname, query.qtype
         self.log.append((address, qname, qtype))
-        self.how.append({"port": port, "rd": recursion_desired, "do": dnssec_ok})
+        self.how.append({"port": query.port, "rd": query.recursion_desired, "do": query.dnssec_ok})
         if self.clock is not None:
             self.clock.advance(self.rtt)
         if address in self.slow:

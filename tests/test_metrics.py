@@ -27,7 +27,7 @@ from test_listener import ResolverProcess, dig, new_client
 
 from resolver.lab import Lab
 from resolver.lab.unbound import free_port
-from resolver.net.contract import ExchangeFailed, Failure, Reply
+from resolver.net.contract import ExchangeFailed, Failure, Query, Reply
 from resolver.serve.metrics import families
 from resolver.serve.stats import CountingNetwork, Sample, ServiceStats, as_text, merge
 from resolver.wire import Header, Message
@@ -160,17 +160,7 @@ class FakeNetwork:
     def __init__(self) -> None:
         self.outcomes: list[Reply | ExchangeFailed] = []
 
-    async def exchange(
-        self,
-        address: str,
-        qname: str,
-        qtype: int,
-        timeout: float,
-        *,
-        port: int | None = None,
-        recursion_desired: bool = False,
-        dnssec_ok: bool = False,
-    ) -> Reply:
+    async def exchange(self, query: Query) -> Reply:
         outcome = self.outcomes.pop(0)
         if isinstance(outcome, ExchangeFailed):
             raise outcome
@@ -194,7 +184,7 @@ def test_counting_network() -> None:
         seen = []
         for _ in range(5):
             try:
-                reply = await network.exchange("192.0.2.1", "example.", 1, 1.0)
+                reply = await network.exchange(Query("192.0.2.1", "example.", 1, 1.0))
                 seen.append("tcp" if reply.tcp else "udp")
             except ExchangeFailed as error:
                 seen.append(error.failure.value)

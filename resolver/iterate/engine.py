@@ -52,7 +52,7 @@ from resolver.iterate.validation import Validator, sentinel
 from resolver.iterate.zonecut import AddressPolicy, CutFinder
 from resolver.iterate.zonelimit import ZoneRateLimit
 from resolver.local.zones import LocalAnswer, LocalZones
-from resolver.net.contract import ExchangeFailed, Failure, Network, Reply
+from resolver.net.contract import ExchangeFailed, Failure, Network, Query, Reply
 from resolver.wire import Rcode, ResourceRecord
 from resolver.wire.names import name_key
 
@@ -238,9 +238,8 @@ class IterativeEngine:
         outcome: Reply | ExchangeFailed | None = None
         try:
             outcome = await self.network.exchange(
-                exchange.address, exchange.qname, exchange.qtype, exchange.timeout,
-                port=exchange.port, recursion_desired=exchange.forwarded,
-                dnssec_ok=exchange.dnssec_ok,
+                Query(exchange.address, exchange.qname, exchange.qtype, exchange.timeout,
+                      exchange.port, exchange.forwarded, exchange.dnssec_ok)
             )  # fmt: skip
         except ExchangeFailed as failed:
             outcome = failed

@@ -50,7 +50,7 @@ from typing import Any
 
 import structlog
 
-from resolver.net.contract import ExchangeFailed, Network, Reply
+from resolver.net.contract import ExchangeFailed, Network, Query, Reply
 from resolver.serve.stats import ServiceStats
 from resolver.wire import EDNS_PAYLOAD, write_message, write_query
 
@@ -343,40 +343,31 @@ class TappedNetwork:
         self.sink = sink
         self.default_port = default_port
 
-    async def exchange(
-        self,
-        address: str,
-        qname: str,
-        qtype: int,
-        timeout: float,
-        *,
-        port: int | None = None,
-        recursion_desired: bool = False,
-        dnssec_ok: bool = False,
-    ) -> Reply:
+    async def exchange(self, query: Query) -> Reply:
         sent = time.time_ns()
-        server_port = port or self.default_port
+        address, server_port = query.address, query.port or self.default_port
         try:
-            reply = await self.inner.exchange(
-                address, qname, qtype, timeout,
-                port=port, recursion_desired=recursion_desired, dnssec_ok=dnssec_ok,
-            )  # fmt: skip
+            reply = await self.inner.exchange(query)
         except ExchangeFailed:
-            query = write_query(qname, qtype, 0, rd=recursion_desired, dnssec_ok=dnssec_ok)
-            self.sink.offer((RESOLVER_QUERY, UDP, address, server_port, None, sent, query,
+            # No reply, so no bytes from the network: the query as the transport writes it.
+            wire = write_query(query.qname, query.qtype, 0, rd=query.recursion_desired,
+                               dnssec_ok=query.dnssec_ok)  # fmt: skip
+            self.sink.offer((RESOLVER_QUERY, UDP, address, server_port, None, sent, wire,
                              None, None))  # fmt: skip
             raise
-        message = reply.message
-        # The query as the transport first writes it (EDNS, our buffer size): the one
-        # that got this reply, unless the server refused EDNS and was asked again.
-        query = write_query(qname, qtype, message.header.id, rd=recursion_desired,
-                            edns_payload=EDNS_PAYLOAD, dnssec_ok=dnssec_ok)  # fmt: skip
         protocol = TCP if reply.tcp else UDP
         answered = time.time_ns()
-        self.sink.offer((RESOLVER_QUERY, protocol, address, server_port, None, sent, query,
+        # The query and the reply as they were on the wire (the last attempt's, after an
+        # EDNS fallback or over TCP after TC=1); rebuilt only from a network without them.
+        wire = reply.query_wire or write_query(
+            query.qname, query.qtype, reply.message.header.id, rd=query.recursion_desired,
+            edns_payload=EDNS_PAYLOAD, dnssec_ok=query.dnssec_ok,
+        )  # fmt: skip
+        received = reply.wire or write_message(reply.message)
+        self.sink.offer((RESOLVER_QUERY, protocol, address, server_port, None, sent, wire,
                          None, None))  # fmt: skip
-        self.sink.offer((RESOLVER_RESPONSE, protocol, address, server_port, None, sent, query,
-                         answered, write_message(message)))  # fmt: skip
+        self.sink.offer((RESOLVER_RESPONSE, protocol, address, server_port, None, sent, wire,
+                         answered, received))  # fmt: skip
         return reply
 
 

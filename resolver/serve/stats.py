@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from resolver.net.contract import ExchangeFailed, Failure, Network, Reply
+from resolver.net.contract import ExchangeFailed, Failure, Network, Query, Reply
 from resolver.wire import Rcode, RRType
 
 Labels = tuple[tuple[str, str], ...]  # sorted (name, value) pairs
@@ -237,24 +237,11 @@ class CountingNetwork:
         self.inner = inner
         self.stats = stats
 
-    async def exchange(
-        self,
-        address: str,
-        qname: str,
-        qtype: int,
-        timeout: float,
-        *,
-        port: int | None = None,
-        recursion_desired: bool = False,
-        dnssec_ok: bool = False,
-    ) -> Reply:
+    async def exchange(self, query: Query) -> Reply:
         stats = self.stats
         stats.upstream_queries += 1
         try:
-            reply = await self.inner.exchange(
-                address, qname, qtype, timeout,
-                port=port, recursion_desired=recursion_desired, dnssec_ok=dnssec_ok,
-            )  # fmt: skip
+            reply = await self.inner.exchange(query)
         except ExchangeFailed as error:
             reason = error.failure.value
             stats.upstream_failures[reason] = stats.upstream_failures.get(reason, 0) + 1
