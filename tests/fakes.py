@@ -16,6 +16,7 @@ import dns.rrset
 from resolver.cache.records import RecordCache, Trust
 from resolver.iterate.answer import Answer
 from resolver.iterate.engine import IterativeEngine
+from resolver.iterate.events import Event
 from resolver.iterate.forwarding import ConfiguredZones
 from resolver.iterate.hints import RootHints, parse_root_hints
 from resolver.iterate.limits import Limits
@@ -132,10 +133,12 @@ class Recorder:
     """An observer that keeps every event."""
 
     def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.events: list[tuple[str, dict[str, Any]]] = []  # in the flat form of logs
+        self.typed: list[Event] = []
 
-    def __call__(self, event: str, **fields: Any) -> None:
-        self.events.append((event, fields))
+    def __call__(self, event: Event) -> None:
+        self.events.append((event.name, event.fields()))
+        self.typed.append(event)
 
     def named(self, event: str) -> list[dict[str, Any]]:
         return [fields for name, fields in self.events if name == event]

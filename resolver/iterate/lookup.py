@@ -32,18 +32,12 @@ from resolver.cache.records import Security
 from resolver.dnssec.budget import ValidationBudget
 from resolver.iterate.answer import Answer, FailureKind, servfail
 from resolver.iterate.classify import Classified, Kind, Referral, classify, classify_forwarded
+from resolver.iterate.events import Judged, LimitHit, hop
 from resolver.iterate.learn import learn
 from resolver.iterate.limits import Limit, LimitExceeded, ResolutionBudget
 from resolver.iterate.minimise import Minimiser
 from resolver.iterate.plan import Environment, Exchange, Pending, Purpose, Step, Waiting
-from resolver.iterate.remember import (
-    clamped,
-    covering,
-    holds_dname,
-    hop_details,
-    once,
-    recall,
-)
+from resolver.iterate.remember import clamped, covering, holds_dname, once, recall
 from resolver.iterate.servers import ServerRound
 from resolver.iterate.validation import NeedDS, NeedKeys, Verdict, expanded
 from resolver.iterate.zonecut import CutSource, ZoneCut
@@ -226,8 +220,7 @@ class Lookup:
         lookup fails; the question, or for a sub-lookup the lookup that needed it (another
         name server, say), goes on from there, as Unbound's ratelimit fails one query."""
         self.budget.note(Limit.ZONE_RATE)
-        self.env.observer("limit", qname=self.name, qtype=RRType.text(self.qtype),
-                          limit=Limit.ZONE_RATE.value, zone=zone, depth=self.depth)  # fmt: skip
+        self.env.observer(LimitHit(self.name, self.qtype, Limit.ZONE_RATE, zone, self.depth))
         self._fail(FailureKind.LIMIT, f"limit: {Limit.ZONE_RATE.value}")
 
     def _cut_failed(self, cut: ZoneCut) -> None:
@@ -278,7 +271,7 @@ class Lookup:
             if outcome.failure is Failure.TIMEOUT:
                 self.round.timed_out.add(exchange.address)
             if self.env.report_hops:
-                self._report(exchange, outcome=outcome.failure.value, rtt_ms=None)
+                self.env.observer(hop(exchange, outcome.failure))
             return
         if selection is not None:
             selection.record_success(exchange.address, outcome.rtt)
@@ -287,9 +280,7 @@ class Lookup:
         meaning = classify_forwarded if exchange.forwarded else classify
         step = meaning(outcome.message, exchange.qname, exchange.qtype, exchange.zone, fences)
         if self.env.report_hops or step.kind == Kind.LAME:
-            self._report(exchange, outcome=Kind(step.kind).name.lower(),
-                         rtt_ms=round(outcome.rtt * 1000, 1), tcp=outcome.tcp,
-                         **hop_details(step))  # fmt: skip
+            self.env.observer(hop(exchange, step, outcome))
         if exchange.minimised:
             self._take_minimised(exchange, step)
         else:
@@ -361,10 +352,9 @@ class Lookup:
         self.pending = None
         step.security = judged.security
         if self.env.report_hops:  # resolver-trace shows each judgement
-            self.env.observer("judged", depth=self.depth, name=step.name or pending.qname,
-                              qtype=RRType.text(pending.qtype), zone=pending.zone,
-                              security=Security(judged.security).name.lower(),
-                              reason=judged.reason)  # fmt: skip
+            self.env.observer(Judged(self.depth, step.name or pending.qname, pending.qtype,
+                                     pending.zone, Security(judged.security),
+                                     judged.reason))  # fmt: skip
         if judged.security == Security.BOGUS:
             self._bogus(pending, judged)
             return None
@@ -514,9 +504,3 @@ class Lookup:
         self.answer = servfail(kind, text, info_code)
         self.answer.answer = list(self.chain)
         self.step = Step.DONE
-
-    def _report(self, exchange: Exchange, **fields: object) -> None:
-        self.env.observer("hop", depth=exchange.depth, zone=exchange.zone,
-                          server=exchange.server, address=exchange.address,
-                          qname=exchange.qname, qtype=RRType.text(exchange.qtype),
-                          **fields)  # fmt: skip

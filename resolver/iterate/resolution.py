@@ -18,11 +18,11 @@ below goes on with its other servers, and the failure's reason names the limit.
 from __future__ import annotations
 
 from resolver.iterate.answer import Answer, FailureKind, servfail
+from resolver.iterate.events import LimitHit, SubLookup, SubLookupDone
 from resolver.iterate.limits import Limit, LimitExceeded, ResolutionBudget
 from resolver.iterate.lookup import Lookup
 from resolver.iterate.plan import Environment, Exchange, Purpose
 from resolver.net.contract import ExchangeFailed, Reply
-from resolver.wire import Rcode, RRType
 from resolver.wire.names import name_key
 
 
@@ -65,8 +65,7 @@ class Resolution:
 
     def give_up(self, kind: FailureKind, limit: Limit) -> None:
         """End the question now with SERVFAIL (a limit, or the driver's time budget)."""
-        self.env.observer("limit", qname=self.qname, qtype=RRType.text(self.qtype),
-                          limit=limit.value)  # fmt: skip
+        self.env.observer(LimitHit(self.qname, self.qtype, limit))
         self.plan.clear()
         self.answer = servfail(kind, f"limit: {limit.value}")
         self.answer.upstream_queries = self.budget.queries
@@ -97,12 +96,10 @@ class Resolution:
         observer = self.env.observer
         if refusal is not None:
             self.budget.note(refusal)
-            observer("limit", qname=sub.qname, qtype=RRType.text(sub.qtype),
-                     limit=refusal.value, zone=sub.for_zone, depth=sub.depth)  # fmt: skip
+            observer(LimitHit(sub.qname, sub.qtype, refusal, sub.for_zone, sub.depth))
             below.take_sublookup(None)
             return
-        observer("sublookup", depth=sub.depth, qname=sub.qname, qtype=RRType.text(sub.qtype),
-                 zone=sub.for_zone, purpose=sub.purpose.value)  # fmt: skip
+        observer(SubLookup(sub.depth, sub.qname, sub.qtype, sub.for_zone, sub.purpose))
         self.plan.append(sub)
 
     def _refusal(self, sub: Lookup) -> Limit | None:
@@ -121,6 +118,5 @@ class Resolution:
         answer = sub.answer
         assert answer is not None
         addresses = [rr.rdata.to_text() for rr in answer.answer if rr.rrtype == sub.qtype]
-        self.env.observer("sublookup_done", depth=sub.depth, qname=sub.qname,
-                          qtype=RRType.text(sub.qtype), rcode=Rcode.text(answer.rcode),
-                          addresses=addresses, purpose=sub.purpose.value)  # fmt: skip
+        self.env.observer(SubLookupDone(sub.depth, sub.qname, sub.qtype, answer.rcode,
+                                        addresses, sub.purpose))  # fmt: skip

@@ -44,6 +44,7 @@ from resolver.serve.control import Front, execute
 from resolver.serve.drawing import draw, escape
 from resolver.serve.livestate import Reading, combine, reading, summarise
 from resolver.serve.trace import RecordedTrace, trace_engine
+from resolver.serve.traced import Start, TraceEvent, cut_short
 from resolver.wire import RRType
 from resolver.wire.names import BadName, normalize
 
@@ -162,7 +163,7 @@ class WebView:
 
     # ---------------------------------------------------------------- a trace
 
-    async def trace(self, qname: str, qtype: int) -> list[dict[str, Any]]:
+    async def trace(self, qname: str, qtype: int) -> list[TraceEvent]:
         """The events of one fresh resolution of (qname, qtype), summary included."""
         settings = self.settings
         recorded = RecordedTrace(limit=MAX_EVENTS)
@@ -172,15 +173,14 @@ class WebView:
             budget=TRACE_BUDGET, ipv4_only=settings.ipv4_only, ipv6_only=settings.ipv6_only,
             qname_minimisation=settings.qname_minimisation, network=transport,
         )  # fmt: skip
-        recorded.header(qname, RRType.text(qtype), self.hints.source, settings.upstream_port)
+        recorded.header(Start(qname, RRType.text(qtype), self.hints.source, settings.upstream_port))
         started = self.clock()
         try:
             async with asyncio.timeout(TRACE_BUDGET + 1):
                 result = await engine.resolve(qname, qtype)
             recorded.summary(result, (self.clock() - started) * 1000)
         except TimeoutError:
-            recorded.events.append({"event": "summary", "rcode": "SERVFAIL",
-                                    "reason": "the trace ran out of time"})  # fmt: skip
+            recorded.events.append(cut_short("the trace ran out of time"))
         finally:
             transport.sockets.close()
         log.info("web_trace", qname=qname, qtype=RRType.text(qtype),
