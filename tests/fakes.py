@@ -5,6 +5,7 @@ and a fake network that answers the engine from canned replies (no sockets)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -204,6 +205,7 @@ def make_engine(
     addresses: AddressPolicy | None = None,
     zones: ConfiguredZones | None = None,
     stale: StalePolicy | None = None,
+    timer: Callable[[], float] = time.monotonic,
 ) -> tuple[IterativeEngine, RecordCache, Recorder]:
     """An engine on the fake network.  By default as if the root were primed already and
     without QNAME minimisation, so a test sees only the exchanges it is about; the
@@ -226,6 +228,7 @@ def make_engine(
         addresses=addresses,
         zones=zones,
         stale=stale,
+        timer=timer,
     )
     return engine, cache, recorder
 

@@ -549,7 +549,7 @@ def test_limit_time_budget_with_the_fake_clock() -> None:
     clock = FakeClock()
     net = example_world(clock)
     net.rtt = 3.0  # each exchange takes three (fake) seconds
-    engine, _, recorder = make_engine(net, limits=Limits(time_budget=5.0))
+    engine, _, recorder = make_engine(net, limits=Limits(time_budget=5.0), timer=clock)
     result = resolve(engine, "www.example.com.", "A")
     assert result.rcode == Rcode.SERVFAIL
     assert why(result) == "limit: time budget"
@@ -603,7 +603,7 @@ def test_a_question_waiting_on_a_shared_exchange_keeps_its_own_budget() -> None:
     async def main() -> tuple[Answer, Answer, float]:
         patient = asyncio.ensure_future(engine.resolve("www.example.com.", RRType.A))
         await asyncio.sleep(0.05)  # its root exchange is out
-        engine.limits = Limits(time_budget=0.2)  # the next question has 0.2 s
+        engine.reconfigure(limits=Limits(time_budget=0.2))  # the next question has 0.2 s
         started = time.monotonic()
         hasty = await engine.resolve("www.example.com.", RRType.A)
         elapsed = time.monotonic() - started

@@ -44,6 +44,7 @@ from resolver.iterate.hints import RootHints
 from resolver.iterate.limits import Limit, Limits
 from resolver.iterate.plan import Environment, Exchange
 from resolver.iterate.remember import clamped, recall
+from resolver.iterate.request import Request
 from resolver.iterate.resolution import Resolution
 from resolver.iterate.servers import ServerSelection
 from resolver.iterate.stale import StalePolicy, StaleState, as_stale, may_replace
@@ -94,6 +95,7 @@ class IterativeEngine:
         priming: bool = True,
         stale: StalePolicy | None = None,
         zone_limit: ZoneRateLimit | None = None,
+        timer: Callable[[], float] = time.monotonic,
     ) -> None:
         """``addresses`` says which upstream addresses may be used (default: IPv4, and
         loopback only when the root hints are on loopback, that is, in a lab).  ``local``
@@ -105,7 +107,6 @@ class IterativeEngine:
         self.local = local or LocalZones()
         self.cache = cache
         self.hints = hints
-        self.limits = limits or Limits()
         self.observer: Observer = observer or LogObserver()
         self.clock = clock
         policy = addresses or AddressPolicy(loopback=hints_on_loopback(hints))
@@ -113,7 +114,7 @@ class IterativeEngine:
             cache,
             CutFinder(cache, hints, policy, zones),
             selection or ServerSelection(),
-            self.limits,
+            limits or Limits(),
             self.observer,
             wants_every_hop(self.observer),
             clock,
@@ -121,6 +122,7 @@ class IterativeEngine:
             Validator(TrustCache(trust_anchors, clock), clock) if trust_anchors else None,
             priming,
             zone_limit,
+            timer,
         )
         self._in_flight: dict[ExchangeKey, _InFlight] = {}
         self.stale = StaleState(stale) if stale is not None else None
@@ -130,6 +132,16 @@ class IterativeEngine:
     @property
     def selection(self) -> ServerSelection:
         return self.env.selection
+
+    @property
+    def limits(self) -> Limits:
+        return self.env.limits
+
+    def reconfigure(self, *, limits: Limits | None = None) -> None:
+        """Settings that change while questions are answered; each applies to the
+        questions that start from then on."""
+        if limits is not None:
+            self.env.limits = limits
 
     @property
     def validating(self) -> bool:
@@ -144,28 +156,29 @@ class IterativeEngine:
         comes, not validated, never SERVFAIL for being bogus.  ``refresh`` (a prefetch):
         the question's data is fetched from its servers even if it is cached.
         """
+        request = Request(qname, qtype, checking_disabled=checking_disabled, refresh=refresh)
         local = self.local.lookup(qname, qtype) if self.local else None
         if local is None:
-            answer = await self._upstream(qname, qtype, checking_disabled, refresh)
+            answer = await self._upstream(qname, qtype, request)
             validator = self.env.validator
             return sentinel(qname, qtype, answer, validator.trust.anchors) if validator else answer
         if local.follow is None:
             return _local_answer(qname, local)
-        rest = await self._upstream(local.follow, qtype, checking_disabled, refresh)
+        rest = await self._upstream(local.follow, qtype, request)
         return _after_local(local, rest)
 
-    async def _upstream(
-        self, qname: str, qtype: int, checking_disabled: bool, refresh: bool
-    ) -> Answer:
+    async def _upstream(self, qname: str, qtype: int, request: Request) -> Answer:
         """The walk, or stale data when the walk fails or is slow (RFC 8767 section 5)."""
         stale = self.stale
-        fallback = None if stale is None or refresh else self._from_cache(qname, qtype, True)
+        fallback = None
+        if stale is not None and not request.refresh:
+            fallback = self._from_cache(qname, qtype, True)
         if stale is None or fallback is None:
-            return await self._walk(qname, qtype, checking_disabled, refresh)
+            return await self._walk(qname, qtype, request)
         key = (name_key(qname), qtype)
         if stale.failed_lately(key, self.clock()):
             return self._stale(fallback, stale)  # RFC 8767 section 4: no retry for 30 s
-        walk = asyncio.ensure_future(self._walk(qname, qtype, checking_disabled, False))
+        walk = asyncio.ensure_future(self._walk(qname, qtype, request))
         done, _ = await asyncio.wait((walk,), timeout=stale.policy.client_timeout)
         if not done:  # the client gets stale data now; the walk goes on, and refreshes
             self._background.add(walk)
@@ -185,7 +198,7 @@ class IterativeEngine:
         if self.stale is not None and not task.cancelled() and task.exception() is None:
             self.stale.note(key, task.result(), self.clock())
 
-    async def _walk(self, qname: str, qtype: int, checking_disabled: bool, refresh: bool) -> Answer:
+    async def _walk(self, qname: str, qtype: int, request: Request) -> Answer:
         """Resolve by iteration (or forwarding), from the cache or the closest zone cut.
 
         The time budget is a deadline on the monotonic clock, checked before each
@@ -195,11 +208,11 @@ class IterativeEngine:
         # Asked per question: a reload may have changed the log level (hop events are
         # built only when an observer wants them).
         self.env.report_hops = wants_every_hop(self.observer)
-        resolution = Resolution(qname, qtype, self.env, checking_disabled, refresh)
-        deadline = time.monotonic() + self.limits.time_budget
+        resolution = Resolution(qname, qtype, self.env, request)
+        budget = resolution.budget
         exchange = resolution.next_exchange()
         while exchange is not None:
-            left = deadline - time.monotonic()
+            left = budget.left()
             if left <= 0.0:
                 break
             capped = exchange.timeout >= left

@@ -36,8 +36,18 @@ from resolver.iterate.events import Judged, LimitHit, hop
 from resolver.iterate.learn import learn
 from resolver.iterate.limits import Limit, LimitExceeded, ResolutionBudget
 from resolver.iterate.minimise import Minimiser
-from resolver.iterate.plan import Environment, Exchange, Pending, Purpose, Step, Waiting
+from resolver.iterate.plan import (
+    MOVES,
+    Environment,
+    Exchange,
+    ImpossibleStep,
+    Pending,
+    Purpose,
+    Step,
+    Waiting,
+)
 from resolver.iterate.remember import clamped, covering, holds_dname, once, recall
+from resolver.iterate.request import Request
 from resolver.iterate.servers import ServerRound
 from resolver.iterate.validation import NeedDS, NeedKeys, Verdict, expanded
 from resolver.iterate.zonecut import CutSource, ZoneCut
@@ -56,6 +66,7 @@ class Lookup:
         name: str,
         qtype: int,
         env: Environment,
+        request: Request,
         budget: ResolutionBudget,
         *,
         depth: int = 0,
@@ -68,6 +79,7 @@ class Lookup:
         self.name = name  # the name being resolved now: the end of the CNAME chain
         self.qtype = qtype
         self.env = env
+        self.request = request  # how the question was asked: CD, a prefetch's refresh
         self.budget = budget
         self.depth = depth  # in the plan, for the trace's indentation
         # How many name server address lookups this one is nested in (the bound of
@@ -90,7 +102,7 @@ class Lookup:
         self.pending: Pending | None = None  # what JUDGE judges
         # Priming's answer is used as a referral's is, unjudged (judging it would need ". DNSKEY",
         # which a cold ". DNSKEY" question is itself); a question for it judges it.
-        self.validating = (env.validator is not None and not budget.checking_disabled
+        self.validating = (env.validator is not None and not request.checking_disabled
                            and purpose is not Purpose.PRIMING)  # fmt: skip
         # The question's validation work, shared with its sub-lookups (dnssec.budget).
         self.crypto = crypto if crypto is not None or not self.validating else ValidationBudget()
@@ -104,6 +116,12 @@ class Lookup:
         self.step = Step.CHECK_CACHE
         if purpose is Purpose.PRIMING:
             self._enter(env.finder.hints_cut())  # the cache is what priming replaces
+
+    def _move(self, step: Step) -> None:
+        """The next step, if the step table allows the move (plan.MOVES)."""
+        if (self.step, step) not in MOVES:
+            raise ImpossibleStep(f"lookup of {self.name} {self.qtype}: {self.step} -> {step}")
+        self.step = step
 
     # ------------------------------------------------------------ what to do next
 
@@ -132,7 +150,7 @@ class Lookup:
 
     def _check_cache(self) -> None:
         for_client = self.purpose is Purpose.QUESTION
-        refresh = for_client and self.budget.refresh
+        refresh = for_client and self.request.refresh
         step = None if refresh else recall(
             self.env.cache, self.name, self.qtype, self.env.clock(), for_client=for_client
         )  # fmt: skip
@@ -140,7 +158,7 @@ class Lookup:
         if step is None and self.validating and not refresh and validator is not None:
             step = validator.synthesise(self.name, self.qtype, self.crypto)  # RFC 8198
         if step is None:
-            self.step = Step.FIND_CUT
+            self._move(Step.FIND_CUT)
             return
         # The zone the data is from, as the walk would find it: for DS, the parent's side.
         zone = self.env.finder.closest(self._target()).zone if self.validating else ""
@@ -152,9 +170,9 @@ class Lookup:
             # RFC 8109: learn the root's NS set and addresses from the root itself before
             # using the hints, then look at the cache again (it may hold the answer now).
             self.budget.primed = True
-            self.step = Step.WAIT_LOOKUP
+            self._move(Step.WAIT_LOOKUP)
             self.waiting = Waiting(Purpose.PRIMING)
-            return Lookup(ROOT, RRType.NS, self.env, self.budget, depth=self.depth,
+            return Lookup(ROOT, RRType.NS, self.env, self.request, self.budget, depth=self.depth,
                           purpose=Purpose.PRIMING, glueless_depth=self.glueless_depth,
                           crypto=self.crypto)  # fmt: skip
         self._enter(cut)
@@ -172,7 +190,7 @@ class Lookup:
         finder = self.env.finder
         self.round = ServerRound(cut, finder.glueless_order(cut), finder.policy.types)
         self.minimiser.enter(cut)
-        self.step = Step.ASK
+        self._move(Step.ASK)
 
     def _ask(self) -> Exchange | Lookup | None:
         cut, servers, env = self.cut, self.round, self.env
@@ -192,7 +210,7 @@ class Lookup:
                 return None
             self.budget.spend_query()
             servers.tried.add(address)
-            self.step = Step.WAIT_REPLY
+            self._move(Step.WAIT_REPLY)
             timeout = env.selection.timeout(address)
             return Exchange(address, server, cut.zone, qname, qtype, timeout, self.depth,
                             minimised, cut.ports.get(address), forwarded, False,
@@ -203,10 +221,10 @@ class Lookup:
         elif servers.pending:
             self.budget.note(Limit.NXDOMAIN_TARGETS)
         if wanted is not None:
-            self.step = Step.WAIT_LOOKUP
+            self._move(Step.WAIT_LOOKUP)
             ns, rrtype = wanted
             self.waiting = Waiting(Purpose.NS_ADDRESS, ns, rrtype)
-            return Lookup(ns, rrtype, env, self.budget, depth=self.depth + 1,
+            return Lookup(ns, rrtype, env, self.request, self.budget, depth=self.depth + 1,
                           purpose=Purpose.NS_ADDRESS, for_zone=cut.zone,
                           glueless_depth=self.glueless_depth + 1,
                           crypto=self.crypto)  # fmt: skip
@@ -238,12 +256,12 @@ class Lookup:
             return
         if self.env.finder.retry_above(cut, bool(self.round and self.round.tried)):
             self.passed_over.add(name_key(cut.zone))
-            self.step = Step.FIND_CUT
+            self._move(Step.FIND_CUT)
             return
         configured = self.env.finder.configured.closest(cut.zone)
         if cut.source is CutSource.FORWARD and configured is not None and configured.fallback:
             self.forwarding = False  # forward-first: resolve it ourselves after all
-            self.step = Step.FIND_CUT
+            self._move(Step.FIND_CUT)
             return
         hit = self.budget.limits_hit[self.limits_before :]
         limits = ", ".join(dict.fromkeys(limit.value for limit in hit))
@@ -263,7 +281,7 @@ class Lookup:
         # One measurement per exchange sent: a reply shared with other questions (identical
         # exchanges in flight are sent once) must not count once per question.
         selection = self.env.selection if not exchange.shared else None
-        self.step = Step.ASK
+        self._move(Step.ASK)
         if isinstance(outcome, ExchangeFailed):
             if selection is not None:
                 selection.record_failure(exchange.address)
@@ -303,7 +321,7 @@ class Lookup:
         if self.validating and step.referral is None:
             if step.security == Security.UNCHECKED:
                 self.pending = pending
-                self.step = Step.JUDGE
+                self._move(Step.JUDGE)
                 return
             if step.security == Security.BOGUS:  # judged bogus a moment ago: not again
                 self._fail(FailureKind.DNSSEC_BOGUS, f"{step.name}: cached as bogus (DNSSEC)")
@@ -335,9 +353,9 @@ class Lookup:
             purpose = Purpose.KEYS if isinstance(judged, NeedKeys) else Purpose.DS
             rrtype = RRType.DNSKEY if purpose is Purpose.KEYS else RRType.DS
             self.waiting = Waiting(purpose, judged.zone, rrtype)
-            self.step = Step.WAIT_LOOKUP
-            return Lookup(judged.zone, rrtype, self.env, self.budget, depth=self.depth + 1,
-                          purpose=purpose, for_zone=judged.zone,
+            self._move(Step.WAIT_LOOKUP)
+            return Lookup(judged.zone, rrtype, self.env, self.request, self.budget,
+                          depth=self.depth + 1, purpose=purpose, for_zone=judged.zone,
                           glueless_depth=self.glueless_depth, crypto=self.crypto)  # fmt: skip
         step = pending.step
         if (
@@ -375,11 +393,11 @@ class Lookup:
             # gave this): it is lame for the zone now, as Unbound blacklists it.
             self.env.selection.mark_lame(pending.address, pending.zone)
             self.bogus = (judged.reason, judged.info_code)
-            self.step = Step.ASK
+            self._move(Step.ASK)
         elif not pending.fresh and not self.refetched:
             # Cached unchecked (say, a referral's DS from one bad server): ask afresh.
             self.refetched = True
-            self.step = Step.FIND_CUT
+            self._move(Step.FIND_CUT)
         else:
             self._fail(FailureKind.DNSSEC_BOGUS, judged.reason, judged.info_code)
 
@@ -437,12 +455,12 @@ class Lookup:
         assert self.step is Step.WAIT_LOOKUP and self.waiting is not None
         waiting, self.waiting = self.waiting, None
         if waiting.purpose is Purpose.PRIMING:  # the cache may answer now
-            self.step = Step.CHECK_CACHE
+            self._move(Step.CHECK_CACHE)
         elif waiting.purpose is Purpose.NS_ADDRESS:
-            self.step = Step.ASK
+            self._move(Step.ASK)
             self._take_address(waiting.name, waiting.rrtype, sub)
         else:
-            self.step = Step.JUDGE
+            self._move(Step.JUDGE)
             assert self.env.validator is not None
             answer = sub.answer if sub is not None else None
             learn(self.env.validator.trust, waiting.name, waiting.rrtype, answer)
@@ -478,7 +496,7 @@ class Lookup:
         self.cut = self.round = None
         self.passed_over.clear()
         self.minimiser = Minimiser(self.env.qname_minimisation, self.env.limits)
-        self.step = Step.CHECK_CACHE
+        self._move(Step.CHECK_CACHE)
 
     def _finish(self, step: Classified) -> None:
         chain = clamped(self.env.cache, once(self.chain + step.records))
@@ -498,9 +516,9 @@ class Lookup:
             # name itself does not exist (RFC 4035 section 3.1.3.3).
             proof = self.chain_proof + list(step.proof or []) + covering(step.sigs or [], soa)
             self.answer.proof = once(proof) if self.chain_proof else proof
-        self.step = Step.DONE
+        self._move(Step.DONE)
 
     def _fail(self, kind: FailureKind, text: str, info_code: EdeCode | None = None) -> None:
         self.answer = servfail(kind, text, info_code)
         self.answer.answer = list(self.chain)
-        self.step = Step.DONE
+        self._move(Step.DONE)

@@ -22,6 +22,7 @@ from resolver.iterate.events import LimitHit, SubLookup, SubLookupDone
 from resolver.iterate.limits import Limit, LimitExceeded, ResolutionBudget
 from resolver.iterate.lookup import Lookup
 from resolver.iterate.plan import Environment, Exchange, Purpose
+from resolver.iterate.request import Request
 from resolver.net.contract import ExchangeFailed, Reply
 from resolver.wire.names import name_key
 
@@ -30,22 +31,16 @@ class Resolution:
     """The plan for one question and the budget it shares."""
 
     def __init__(
-        self,
-        qname: str,
-        qtype: int,
-        env: Environment,
-        checking_disabled: bool = False,
-        refresh: bool = False,
+        self, qname: str, qtype: int, env: Environment, request: Request | None = None
     ) -> None:
-        """``refresh``: fetch the question's data from its servers even if it is cached
-        (a prefetch)."""
+        """The plan for (qname, qtype): the request's question, or where a local CNAME
+        of it leads.  The request says how it was asked (CD; a prefetch's refresh)."""
         self.qname = qname
         self.qtype = qtype
         self.env = env
-        self.budget = ResolutionBudget(env.limits, env.clock)
-        self.budget.checking_disabled = checking_disabled
-        self.budget.refresh = refresh
-        self.plan: list[Lookup] = [Lookup(qname, qtype, env, self.budget)]
+        self.request = request if request is not None else Request(qname, qtype)
+        self.budget = ResolutionBudget(env.limits, env.timer)
+        self.plan: list[Lookup] = [Lookup(qname, qtype, env, self.request, self.budget)]
         self.answer: Answer | None = None
 
     def next_exchange(self) -> Exchange | None:
