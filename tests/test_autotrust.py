@@ -160,7 +160,7 @@ def test_a_lab_root_rolls_its_ksk(tmp_path: Path) -> None:
     state = tmp_path / "root.key"
     state.write_text(world.anchor_text())  # the DS of the old KSK, as IANA publishes it
     node = Validating(world, clock)
-    autotrust = AutoTrust(state, node.engine, None, clock=clock)
+    autotrust = AutoTrust(state, node.engine, node.validator, None, clock=clock)
     autotrust.install()
 
     def probe() -> list[str]:

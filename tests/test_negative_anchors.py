@@ -1,4 +1,4 @@
-"""Negative trust anchors (RFC 7646): resolver.iterate.trust, resolver.serve.negative and
+"""Negative trust anchors (RFC 7646): resolver.validate.trust, resolver.serve.negative and
 ``resolver-control nta``.
 
 An operator facing a signed zone whose signatures broke turns its validation off for a
@@ -21,11 +21,11 @@ import pytest
 
 from resolver.cache.records import Security
 from resolver.dnssec import parse_trust_anchors
-from resolver.iterate.trust import TrustCache
 from resolver.lab import forged_attacks
 from resolver.lab.forged_server import ForgedServers
 from resolver.lab.forged_world import World
 from resolver.lab.unbound import OurResolver, free_port
+from resolver.validate.trust import TrustCache
 from resolver.wire import Rcode
 from tests.fakes import FakeClock
 from tests.test_validator_attacks import Validating
@@ -57,9 +57,7 @@ def test_a_broken_zone_under_an_anchor_is_insecure_and_others_stay_validated(
     answer = node.ask(BOGUS, "A")
     assert answer.rcode == Rcode.SERVFAIL and answer.failure is not None
     assert answer.failure.info_code == 7  # signature expired
-    validator = node.engine.env.validator
-    assert validator is not None
-    validator.trust.add_negative("bogus.")
+    node.validator.trust.add_negative("bogus.")
     node.cache.flush_zone("bogus.")
     answer = node.ask(BOGUS, "A")
     assert (answer.rcode, answer.security) == (Rcode.NOERROR, Security.INSECURE)

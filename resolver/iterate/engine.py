@@ -35,12 +35,12 @@ import time
 from collections.abc import Callable
 
 from resolver.cache.records import RecordCache, Security
-from resolver.dnssec import TrustAnchors
 from resolver.iterate.answer import Answer, FailureKind, servfail
 from resolver.iterate.classify import Kind
 from resolver.iterate.events import LogObserver, Observer, wants_every_hop
 from resolver.iterate.forwarding import ConfiguredZones
 from resolver.iterate.hints import RootHints
+from resolver.iterate.judge import Judge
 from resolver.iterate.limits import Limit, Limits
 from resolver.iterate.plan import Environment, Exchange
 from resolver.iterate.remember import clamped, recall
@@ -48,8 +48,6 @@ from resolver.iterate.request import Request
 from resolver.iterate.resolution import Resolution
 from resolver.iterate.servers import ServerSelection
 from resolver.iterate.stale import StalePolicy, StaleState, as_stale, may_replace
-from resolver.iterate.trust import TrustCache
-from resolver.iterate.validation import Validator, sentinel
 from resolver.iterate.zonecut import AddressPolicy, CutFinder
 from resolver.iterate.zonelimit import ZoneRateLimit
 from resolver.local.zones import LocalAnswer, LocalZones
@@ -91,7 +89,7 @@ class IterativeEngine:
         qname_minimisation: bool = True,
         zones: ConfiguredZones | None = None,
         local: LocalZones | None = None,
-        trust_anchors: TrustAnchors | None = None,
+        judge: Judge | None = None,
         priming: bool = True,
         stale: StalePolicy | None = None,
         zone_limit: ZoneRateLimit | None = None,
@@ -100,7 +98,8 @@ class IterativeEngine:
         """``addresses`` says which upstream addresses may be used (default: IPv4, and
         loopback only when the root hints are on loopback, that is, in a lab).  ``local``
         holds the zones answered without asking anyone; a reload replaces the attribute.
-        ``trust_anchors`` turns DNSSEC validation on (None: no validation).  ``stale``
+        ``judge`` validates (DNSSEC: :func:`resolver.validate.validator`; None: no
+        validation).  ``stale``
         turns serve-stale on (None: expired data is never used).  ``zone_limit`` bounds
         the queries a second to any one zone's servers (None: no bound)."""
         self.network = network
@@ -119,7 +118,7 @@ class IterativeEngine:
             wants_every_hop(self.observer),
             clock,
             qname_minimisation,
-            Validator(TrustCache(trust_anchors, clock), clock) if trust_anchors else None,
+            judge,
             priming,
             zone_limit,
             timer,
@@ -145,7 +144,11 @@ class IterativeEngine:
 
     @property
     def validating(self) -> bool:
-        return self.env.validator is not None
+        return self.env.judge.enabled
+
+    @property
+    def judge(self) -> Judge:
+        return self.env.judge
 
     async def resolve(
         self, qname: str, qtype: int, *, checking_disabled: bool = False, refresh: bool = False
@@ -160,8 +163,7 @@ class IterativeEngine:
         local = self.local.lookup(qname, qtype) if self.local else None
         if local is None:
             answer = await self._upstream(qname, qtype, request)
-            validator = self.env.validator
-            return sentinel(qname, qtype, answer, validator.trust.anchors) if validator else answer
+            return self.env.judge.answered(qname, qtype, answer)
         if local.follow is None:
             return _local_answer(qname, local)
         rest = await self._upstream(local.follow, qtype, request)

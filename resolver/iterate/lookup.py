@@ -28,12 +28,12 @@ reached; the replies to those questions steer the walk the same way.
 
 from __future__ import annotations
 
-from resolver.cache.records import Security
 from resolver.dnssec.budget import ValidationBudget
 from resolver.iterate.answer import Answer, FailureKind, servfail
 from resolver.iterate.classify import Classified, Kind, Referral, classify, classify_forwarded
-from resolver.iterate.events import Judged, LimitHit, hop
-from resolver.iterate.learn import learn
+from resolver.iterate.events import LimitHit, hop
+from resolver.iterate.judge import expanded
+from resolver.iterate.judging import Judging
 from resolver.iterate.limits import Limit, LimitExceeded, ResolutionBudget
 from resolver.iterate.minimise import Minimiser
 from resolver.iterate.plan import (
@@ -46,10 +46,9 @@ from resolver.iterate.plan import (
     Step,
     Waiting,
 )
-from resolver.iterate.remember import clamped, covering, holds_dname, once, recall
+from resolver.iterate.remember import clamped, holds_dname, once, recall
 from resolver.iterate.request import Request
 from resolver.iterate.servers import ServerRound
-from resolver.iterate.validation import NeedDS, NeedKeys, Verdict, expanded
 from resolver.iterate.zonecut import CutSource, ZoneCut
 from resolver.net.contract import ExchangeFailed, Failure, Reply
 from resolver.wire import Rcode, ResourceRecord, RRType
@@ -58,7 +57,7 @@ from resolver.wire.names import ROOT, name_key, parent
 from resolver.wire.rdata import AAAA, A
 
 
-class Lookup:
+class Lookup(Judging):
     """The walk for one (name, type), following CNAMEs; see the module docstring."""
 
     def __init__(
@@ -99,23 +98,22 @@ class Lookup:
         self.failures: list[Failure] = []
         self.limits_before = len(budget.limits_hit)
         self.waiting: Waiting | None = None  # the sub-lookup asked for
-        self.pending: Pending | None = None  # what JUDGE judges
+        self.recursion_lame: tuple[Exchange, Classified] | None = None  # a last resort
         # Priming's answer is used as a referral's is, unjudged (judging it would need ". DNSKEY",
         # which a cold ". DNSKEY" question is itself); a question for it judges it.
-        self.validating = (env.validator is not None and not request.checking_disabled
-                           and purpose is not Purpose.PRIMING)  # fmt: skip
-        # The question's validation work, shared with its sub-lookups (dnssec.budget).
-        self.crypto = crypto if crypto is not None or not self.validating else ValidationBudget()
-        self.security = Security.SECURE if self.validating else Security.UNCHECKED
-        self.sigs: list[ResourceRecord] = []  # RRSIGs of the chain, for DO=1 clients
-        self.recursion_lame: tuple[Exchange, Classified] | None = None  # a last resort
-        # Why a server's data was bogus, if one was.
-        self.bogus: tuple[str, EdeCode | None] | None = None
-        self.refetched = False  # bogus data from the cache sent us to the servers once
+        judged = env.judge.enabled
+        validating = judged and not request.checking_disabled and purpose is not Purpose.PRIMING
+        self._start_judging(validating, crypto, judged)
         self.answer: Answer | None = None
         self.step = Step.CHECK_CACHE
         if purpose is Purpose.PRIMING:
             self._enter(env.finder.hints_cut())  # the cache is what priming replaces
+
+    def _sub_lookup(self, zone: str, rrtype: int, purpose: Purpose) -> Lookup:
+        """The DNSKEY or DS lookup a judgement needs (JUDGE: judging.py)."""
+        return Lookup(zone, rrtype, self.env, self.request, self.budget, depth=self.depth + 1,
+                      purpose=purpose, for_zone=zone, glueless_depth=self.glueless_depth,
+                      crypto=self.crypto)  # fmt: skip
 
     def _move(self, step: Step) -> None:
         """The next step, if the step table allows the move (plan.MOVES)."""
@@ -154,9 +152,8 @@ class Lookup:
         step = None if refresh else recall(
             self.env.cache, self.name, self.qtype, self.env.clock(), for_client=for_client
         )  # fmt: skip
-        validator = self.env.validator
-        if step is None and self.validating and not refresh and validator is not None:
-            step = validator.synthesise(self.name, self.qtype, self.crypto)  # RFC 8198
+        if step is None and self.validating and not refresh:
+            step = self.env.judge.synthesise(self.name, self.qtype, self.crypto)  # RFC 8198
         if step is None:
             self._move(Step.FIND_CUT)
             return
@@ -214,7 +211,7 @@ class Lookup:
             timeout = env.selection.timeout(address)
             return Exchange(address, server, cut.zone, qname, qtype, timeout, self.depth,
                             minimised, cut.ports.get(address), forwarded, False,
-                            env.validator is not None)  # fmt: skip
+                            env.judge.enabled)  # fmt: skip
         wanted = None
         if self.budget.nxdomain_targets < env.limits.max_nxdomain_targets:
             wanted = servers.next_glueless(env.limits.max_glueless_per_cut)
@@ -314,20 +311,6 @@ class Lookup:
         self._accept(Pending(step, exchange.qname, exchange.qtype, exchange.zone, True,
                              exchange.address))  # fmt: skip
 
-    def _accept(self, pending: Pending) -> None:
-        """A usable reply or recalled data: judged first when it must be (DNSSEC), then
-        cached and acted on.  Referrals are not judged (their DS waits in the cache)."""
-        step = pending.step
-        if self.validating and step.referral is None:
-            if step.security == Security.UNCHECKED:
-                self.pending = pending
-                self._move(Step.JUDGE)
-                return
-            if step.security == Security.BOGUS:  # judged bogus a moment ago: not again
-                self._fail(FailureKind.DNSSEC_BOGUS, f"{step.name}: cached as bogus (DNSSEC)")
-                return
-        self._act(pending)
-
     def _act(self, pending: Pending) -> None:
         step = pending.step
         if pending.fresh:
@@ -335,81 +318,11 @@ class Lookup:
         if step.referral is not None:
             self._descend(step.referral)
             return
-        if self.env.validator is not None:  # DO=1 upstream: RRSIGs to keep (even for CD=1)
-            self._note_security(step)
+        self._note_security(step)
         if step.kind == Kind.CNAME:
             self._follow(step)
         else:
             self._finish(step)
-
-    def _judge(self) -> Lookup | None:
-        """JUDGE: validate what waits, or start the sub-lookup that validation needs."""
-        pending = self.pending
-        validator = self.env.validator
-        assert pending is not None and validator is not None
-        judged = validator.judge(pending.step, pending.qname, pending.qtype, pending.zone,
-                                 self.crypto)  # fmt: skip
-        if isinstance(judged, NeedKeys | NeedDS):
-            purpose = Purpose.KEYS if isinstance(judged, NeedKeys) else Purpose.DS
-            rrtype = RRType.DNSKEY if purpose is Purpose.KEYS else RRType.DS
-            self.waiting = Waiting(purpose, judged.zone, rrtype)
-            self._move(Step.WAIT_LOOKUP)
-            return Lookup(judged.zone, rrtype, self.env, self.request, self.budget,
-                          depth=self.depth + 1, purpose=purpose, for_zone=judged.zone,
-                          glueless_depth=self.glueless_depth, crypto=self.crypto)  # fmt: skip
-        step = pending.step
-        if (
-            judged.security == Security.BOGUS
-            and step.kind in (Kind.NXDOMAIN, Kind.NODATA)
-            and step.records
-        ):
-            # A chain whose end the same reply denies, with a denial that does not hold:
-            # follow the chain instead, and let the target's own answer decide.
-            step.kind, step.soa, step.proof = Kind.CNAME, None, None
-            return None
-        self.pending = None
-        step.security = judged.security
-        if self.env.report_hops:  # resolver-trace shows each judgement
-            self.env.observer(Judged(self.depth, step.name or pending.qname, pending.qtype,
-                                     pending.zone, Security(judged.security),
-                                     judged.reason))  # fmt: skip
-        if judged.security == Security.BOGUS:
-            self._bogus(pending, judged)
-            return None
-        if not pending.fresh:  # recalled unchecked: keep what the judgement found
-            self.env.remember(step, pending.qtype)
-        self._act(pending)
-        return None
-
-    def _bogus(self, pending: Pending, judged: Verdict) -> None:
-        """Data that did not validate: another server, a fresh fetch, or SERVFAIL."""
-        if pending.fresh:
-            for rrset in judged.secure or []:  # its parts that did validate
-                self.env.remember_secure(rrset, pending.step)
-        if judged.final:  # the question's validation budget is spent: asking again pays again
-            self._fail(FailureKind.DNSSEC_BOGUS, judged.reason, judged.info_code)
-        elif pending.fresh and self.cut is not None:
-            # Another server of the zone may have good data (a broken or spoofing one
-            # gave this): it is lame for the zone now, as Unbound blacklists it.
-            self.env.selection.mark_lame(pending.address, pending.zone)
-            self.bogus = (judged.reason, judged.info_code)
-            self._move(Step.ASK)
-        elif not pending.fresh and not self.refetched:
-            # Cached unchecked (say, a referral's DS from one bad server): ask afresh.
-            self.refetched = True
-            self._move(Step.FIND_CUT)
-        else:
-            self._fail(FailureKind.DNSSEC_BOGUS, judged.reason, judged.info_code)
-
-    def _note_security(self, step: Classified) -> None:
-        """The answer is as secure as its least secure part; keep the RRSIGs for DO=1."""
-        if not self.validating:
-            pass  # checking disabled: the answer stays unchecked
-        elif step.security == Security.BOGUS or self.security == Security.BOGUS:
-            self.security = Security.BOGUS
-        elif step.security != Security.SECURE:
-            self.security = Security.INSECURE
-        self.sigs += step.sigs or []
 
     def _take_minimised(self, exchange: Exchange, step: Classified) -> None:
         """A reply to a minimised question (RFC 9156 section 2.3 for the fallbacks)."""
@@ -461,9 +374,8 @@ class Lookup:
             self._take_address(waiting.name, waiting.rrtype, sub)
         else:
             self._move(Step.JUDGE)
-            assert self.env.validator is not None
             answer = sub.answer if sub is not None else None
-            learn(self.env.validator.trust, waiting.name, waiting.rrtype, answer)
+            self.env.judge.learn(waiting.name, waiting.rrtype, answer)
 
     def _take_address(self, ns: str, rrtype: int, sub: Lookup | None) -> None:
         assert self.cut is not None and self.round is not None
@@ -510,12 +422,7 @@ class Lookup:
         else:
             self.answer = Answer(Rcode.NOERROR, chain, [])
         self.answer.security = self.security
-        if self.env.validator is not None:
-            self.answer.sigs = covering(self.sigs, chain)
-            # Negative answers carry their proof; a wildcard expansion its proof that the
-            # name itself does not exist (RFC 4035 section 3.1.3.3).
-            proof = self.chain_proof + list(step.proof or []) + covering(step.sigs or [], soa)
-            self.answer.proof = once(proof) if self.chain_proof else proof
+        self.answer.sigs, self.answer.proof = self._signatures(chain, step, soa, self.chain_proof)
         self._move(Step.DONE)
 
     def _fail(self, kind: FailureKind, text: str, info_code: EdeCode | None = None) -> None:

@@ -15,10 +15,10 @@ from recordclass import dataobject
 from resolver.cache.records import RecordCache
 from resolver.iterate.classify import Classified
 from resolver.iterate.events import Observer
+from resolver.iterate.judge import Judge, NoJudge
 from resolver.iterate.limits import Limits
 from resolver.iterate.remember import NEVER, remember, remember_secure
 from resolver.iterate.servers import ServerSelection
-from resolver.iterate.validation import Validator
 from resolver.iterate.zonecut import CutFinder, ZoneCut
 from resolver.iterate.zonelimit import ZoneRateLimit
 from resolver.wire import ResourceRecord
@@ -108,7 +108,7 @@ class Environment:
         report_hops: bool,
         clock: Callable[[], float],
         qname_minimisation: bool,
-        validator: Validator | None = None,
+        judge: Judge | None = None,
         priming: bool = True,
         zone_limit: ZoneRateLimit | None = None,
         timer: Callable[[], float] = time.monotonic,
@@ -122,7 +122,7 @@ class Environment:
         self.clock = clock  # seconds of the Unix epoch: TTLs, expiry, server statistics
         self.timer = timer  # monotonic seconds: a question's deadline
         self.qname_minimisation = qname_minimisation
-        self.validator = validator  # None: no DNSSEC validation
+        self.judge: Judge = judge or NoJudge()  # DNSSEC validation (NoJudge: off)
         self.priming = priming  # learn the root's NS set from the root first (RFC 8109)
         self.zone_limit = zone_limit  # None: a zone's servers may be asked without bound
 

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from resolver.iterate.trust import TrustCache
 from resolver.serve.sections import zone_name
+from resolver.validate import TrustCache
 from resolver.wire.names import name_key
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ class NtaError(ValueError):
 
 
 def _trust(runtime: Runtime) -> TrustCache:
-    validator = runtime.engine.env.validator
+    validator = runtime.validator
     if validator is None:
         raise NtaError("validation is off (dnssec = false): there is nothing to turn off")
     return validator.trust
@@ -51,11 +51,8 @@ def _trust(runtime: Runtime) -> TrustCache:
 
 def forget(runtime: Runtime, zone: str) -> None:
     """Flush what the caches and the chain of trust hold at and below ``zone``."""
-    validator = runtime.engine.env.validator
-    if validator is not None:
-        validator.trust.forget(zone)
-        if validator.aggressive is not None:
-            validator.aggressive.forget(zone)
+    if runtime.validator is not None:
+        runtime.validator.flush(zone)
     runtime.records.flush_zone(zone)
     runtime.answers.flush_zone(zone)
     runtime.engine.env.finder.forget()
@@ -64,7 +61,7 @@ def forget(runtime: Runtime, zone: str) -> None:
 def configure(runtime: Runtime, zones: tuple[str, ...]) -> list[str]:
     """The configuration's anchors: those it no longer lists removed, new ones added (the
     operator's stay).  Returns the zones that changed."""
-    validator = runtime.engine.env.validator
+    validator = runtime.validator
     if validator is None:
         return []
     trust = validator.trust
@@ -144,7 +141,7 @@ def command(runtime: Runtime, request: str) -> list[str]:
 def _expired(runtime: Runtime, zone: str, expires: float) -> None:
     """An operator's anchor ran out: what was cached under it (insecure) is flushed, so the
     zone is validated again at once, not when that data's TTL ends."""
-    validator = runtime.engine.env.validator
+    validator = runtime.validator
     if validator is None:
         return
     current = validator.trust.negative.get(name_key(zone))

@@ -222,7 +222,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("zone-ratelimit-factor", int, "over zone-ratelimit, one query in this many is "
            "sent all the same, so the zone stays resolvable (0: none; default 10)",
            _not_negative, metavar="N", reloadable=True),
-    # DNSSEC hardening (issue 20): resolver.iterate.aggressive, resolver.serve.negative,
+    # DNSSEC hardening (issue 20): resolver.validate.aggressive, resolver.serve.negative,
     # resolver.serve.autotrust.
     Option("aggressive-nsec", bool, "answer NXDOMAIN, NODATA and wildcard answers from "
            "validated NSEC/NSEC3 ranges without asking (RFC 8198; default on)",

@@ -33,7 +33,6 @@ import structlog
 
 from resolver.cache.answers import AnswerCache
 from resolver.cache.records import RecordCache
-from resolver.iterate.aggressive import AggressiveNsec
 from resolver.iterate.engine import IterativeEngine
 from resolver.iterate.forwarding import ConfiguredZone, ConfiguredZones, Server, ZoneKind
 from resolver.iterate.hints import RootHints
@@ -65,6 +64,7 @@ from resolver.serve.sections import DelegatedZone
 from resolver.serve.shared import build_tier, shared_hook
 from resolver.serve.stats import CountingNetwork, Sample, ServiceStats, cache_samples
 from resolver.serve.upstream import upstream_addresses
+from resolver.validate import Validator, validator
 
 log = structlog.get_logger("resolver.serve.runtime")
 
@@ -86,6 +86,7 @@ class Runtime:
         answers: AnswerCache,
         engine: IterativeEngine,
         service: ResolverService,
+        validator: Validator | None = None,
     ) -> None:
         self.settings = settings
         self.flags = dict(flags)  # the command line: it overrides the file at every reload
@@ -94,6 +95,7 @@ class Runtime:
         self.answers = answers
         self.engine = engine
         self.service = service
+        self.validator = validator  # the engine's judge when validating (None: off)
         self.reload_hooks: list[ReloadHook] = []
         self.autotrust: AutoTrust | None = None  # RFC 5011 (auto-trust-anchor-file)
         self.transport: UpstreamTransport | None = None  # set by build_service
@@ -169,13 +171,9 @@ class Runtime:
 def configure_validation(runtime: Runtime, settings: Settings) -> None:
     """The validator's settings that a reload may change: aggressive use of NSEC (RFC
     8198) on or off, and the configuration's negative trust anchors (RFC 7646)."""
-    validator = runtime.engine.env.validator
-    if validator is None:
+    if runtime.validator is None:
         return
-    if not settings.aggressive_nsec:
-        validator.aggressive = None
-    elif validator.aggressive is None:
-        validator.aggressive = AggressiveNsec(runtime.engine.clock)
+    runtime.validator.reconfigure(aggressive=settings.aggressive_nsec)
     configure_negative(runtime, settings.negative_trust_anchors)
 
 
@@ -293,6 +291,7 @@ def build_service(
     forwarders = TlsForwarders(transport, tls_forwarders(settings), settings.upstream_port,
                                stats.upstream_tls)  # fmt: skip
     network = CountingNetwork(forwarders, stats)
+    judge = validator(settings.anchors) if settings.anchors else None
     engine = IterativeEngine(
         network,
         records,
@@ -302,7 +301,7 @@ def build_service(
         qname_minimisation=settings.qname_minimisation,
         zones=configured_zones(settings),
         local=local_zones(settings),
-        trust_anchors=settings.anchors,
+        judge=judge,
         priming=settings.priming,
         stale=stale_policy(settings),
         zone_limit=zone_rate_limit(settings),
@@ -313,10 +312,10 @@ def build_service(
     )
     service.ratelimit.configure(settings.ip_ratelimit, settings.ip_ratelimit_mode)
     service.prefetch.enable(settings.prefetch)
-    runtime = Runtime(settings, flags or {}, stats, records, answers, engine, service)
+    runtime = Runtime(settings, flags or {}, stats, records, answers, engine, service, judge)
     configure_validation(runtime, settings)
-    if settings.auto_trust_anchor_file and engine.validating:
-        runtime.autotrust = AutoTrust(settings.auto_trust_anchor_file, engine,
+    if settings.auto_trust_anchor_file and judge is not None:
+        runtime.autotrust = AutoTrust(settings.auto_trust_anchor_file, engine, judge,
                                       configured_anchors(settings),
                                       add_holddown=settings.add_holddown,
                                       del_holddown=settings.del_holddown)  # fmt: skip

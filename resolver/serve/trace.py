@@ -68,6 +68,7 @@ from resolver.serve.traced import (
     why,
 )
 from resolver.serve.upstream import upstream_addresses
+from resolver.validate import validator
 from resolver.wire import Rcode, RRType
 from resolver.wire.names import BadName, normalize
 
@@ -338,7 +339,7 @@ def trace_engine(
         observer=observer,
         addresses=upstream_addresses(hints, ipv4_only, ipv6_only),
         qname_minimisation=qname_minimisation,
-        trust_anchors=anchors,
+        judge=validator(anchors) if anchors else None,
     )
 
 

@@ -36,11 +36,12 @@ from resolver.wire.ede import EdeCode
 from resolver.wire.names import ancestors, is_subdomain, name_key
 
 NEVER = float("inf")
+INSECURE_TTL = 3600  # how long a zone found insecure (no DS, no supported algorithm) is kept
 
 
 class ZoneTrust(dataobject, fast_new=True):
     zone: str
-    security: int  # Security.SECURE, INSECURE or BOGUS
+    security: Security  # SECURE, INSECURE or BOGUS
     ds: tuple[ResourceRecord, ...]  # what the keys must match: DS records, or anchors
     keys: tuple[ResourceRecord, ...] | None  # the validated DNSKEY RRset, once fetched
     expires: float

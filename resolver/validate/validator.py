@@ -9,10 +9,12 @@ INFO-CODE for a bogus one), or with what it still needs to know first:
 - :class:`NeedDS`: whether a zone has a DS RRset at its parent (is it signed?).
 
 The lookup then runs a sub-lookup for ``zone DNSKEY`` or ``zone DS`` (they are
-visible steps of the plan, counted in the question's budget) and asks again.
+visible steps of the plan, counted in the question's budget) and asks again; the
+lookup knows only the :class:`~resolver.iterate.judge.Judge` protocol, which this
+class implements.
 Those sub-lookups are judged the same way, so the chain of trust is built from
 the trust anchor down, zone by zone, only as far as an answer needs it; the
-:class:`~resolver.iterate.trust.TrustCache` remembers each zone's state.
+:class:`~resolver.validate.trust.TrustCache` remembers each zone's state.
 
 What is judged: every RRset of an answer (its RRSIGs checked with the signer's
 keys; one expanded from a wildcard also needs the proof that the name itself
@@ -29,8 +31,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from recordclass import dataobject
-
 from resolver.cache.records import Security
 from resolver.dnssec import (
     DenialReason,
@@ -38,6 +38,7 @@ from resolver.dnssec import (
     DenialStatus,
     KeyStatus,
     SigStatus,
+    TrustAnchors,
     prove_no_ds,
     prove_nodata,
     prove_nxdomain,
@@ -46,15 +47,18 @@ from resolver.dnssec import (
     verify_rrset,
 )
 from resolver.dnssec.budget import MAX_NSEC3_RECORDS, MAX_SIGNATURES_PER_RRSET, ValidationBudget
-from resolver.iterate.aggressive import AggressiveNsec
+from resolver.iterate.answer import Answer
 from resolver.iterate.classify import Classified, Kind, synthesised
+from resolver.iterate.judge import Judgement, NeedDS, NeedKeys, Verdict
 from resolver.iterate.remember import rrsets
-from resolver.iterate.sentinel import sentinel as sentinel  # the engine's, re-exported
-from resolver.iterate.trust import TrustCache
+from resolver.validate.aggressive import AggressiveNsec
+from resolver.validate.learn import learn
+from resolver.validate.sentinel import sentinel
+from resolver.validate.trust import INSECURE_TTL, TrustCache
 from resolver.wire import ResourceRecord, RRType
 from resolver.wire.dnssec_rdata import RRSIG
 from resolver.wire.ede import EdeCode
-from resolver.wire.names import is_subdomain, label_count, name_key
+from resolver.wire.names import is_subdomain, name_key
 
 # RFC 8914 section 4 INFO-CODEs for what went wrong.
 INFO_CODES = {
@@ -63,29 +67,8 @@ INFO_CODES = {
     SigStatus.NO_MATCHING_KEY: EdeCode.DNSKEY_MISSING,
     SigStatus.NO_SIGNATURE: EdeCode.RRSIGS_MISSING,
 }
-INSECURE_TTL = 3600  # how long a zone found insecure for lack of a trust anchor is kept
 
 
-class Verdict(dataobject, fast_new=True):
-    security: int
-    reason: str = ""
-    info_code: EdeCode | None = None
-    ttl: int | None = None  # how long the validated data may be kept (RFC 4035 5.3.3)
-    # RRsets of a bogus answer that validated on their own: cached as secure all the same
-    # (a good DNAME beside a spoofed CNAME, Deckard's val_dname_bogus).
-    secure: list[list[ResourceRecord]] | None = None
-    final: bool = False  # bogus for lack of budget: no other server is asked (KeyTrap)
-
-
-class NeedKeys(dataobject, fast_new=True):
-    zone: str
-
-
-class NeedDS(dataobject, fast_new=True):
-    zone: str
-
-
-Judgement = Verdict | NeedKeys | NeedDS
 SECURE = Verdict(Security.SECURE)
 INSECURE = Verdict(Security.INSECURE)
 
@@ -104,12 +87,46 @@ def too_much_work(what: str, budget: ValidationBudget | None) -> Verdict:
 
 
 class Validator:
-    def __init__(self, trust: TrustCache, clock: Callable[[], float]) -> None:
+    """The judge of a validating engine (:class:`resolver.iterate.judge.Judge`): the chain
+    of trust it builds (:class:`TrustCache`), the ranges of RFC 8198 beside it."""
+
+    enabled = True
+
+    def __init__(
+        self, trust: TrustCache, clock: Callable[[], float], aggressive: bool = True
+    ) -> None:
         self.trust = trust
         self.clock = clock
         # RFC 8198: the NSEC/NSEC3 ranges of secure proofs, answering questions that fall
         # in them (on by default, as in Unbound and Knot Resolver; None: off).
-        self.aggressive: AggressiveNsec | None = AggressiveNsec(clock)
+        self.aggressive: AggressiveNsec | None = AggressiveNsec(clock) if aggressive else None
+
+    def reconfigure(self, *, aggressive: bool | None = None) -> None:
+        """Aggressive use of NSEC (RFC 8198) turned on (an empty index) or off."""
+        if aggressive is not None and aggressive != (self.aggressive is not None):
+            self.aggressive = AggressiveNsec(self.clock) if aggressive else None
+
+    def set_anchors(self, anchors: TrustAnchors) -> None:
+        """New trust anchors (RFC 5011): what the old ones' keys proved is judged anew."""
+        self.trust.set_anchors(anchors)
+
+    def learn(self, zone: str, rrtype: int, answer: Answer | None) -> None:
+        learn(self.trust, zone, rrtype, answer)
+
+    def answered(self, qname: str, qtype: int, answer: Answer) -> Answer:
+        return sentinel(qname, qtype, answer, self.trust.anchors)
+
+    def flush(self, zone: str | None = None) -> None:
+        """The chain of trust and the RFC 8198 ranges at and below ``zone`` (None: all)
+        forgotten: they are judged afresh from the data fetched again."""
+        if zone is None:
+            self.trust.clear()
+            if self.aggressive is not None:
+                self.aggressive.clear()
+            return
+        self.trust.forget(zone)
+        if self.aggressive is not None:
+            self.aggressive.forget(zone)
 
     def judge(
         self,
@@ -429,13 +446,3 @@ def _worse(a: Verdict, b: Verdict) -> Verdict:
         ttls = [t for t in (a.ttl, b.ttl) if t is not None]
         return Verdict(Security.SECURE, ttl=min(ttls) if ttls else None)
     return a
-
-
-def expanded(step: Classified) -> bool:
-    """Whether an RRset of ``step`` was expanded from a wildcard: an RRSIG over it counts
-    fewer labels than its owner has (RFC 4034 section 3.1.3)."""
-    for sig in step.sigs or ():
-        rdata = sig.rdata
-        if isinstance(rdata, RRSIG) and rdata.labels < label_count(sig.name.removeprefix("*.")):
-            return True
-    return False

@@ -1,7 +1,7 @@
-"""What the chain of trust learns from a DS or DNSKEY sub-lookup (validation.py asked for it).
+"""What the chain of trust learns from a DS or DNSKEY sub-lookup (the validator asked for it).
 
 After ``zone DS`` or ``zone DNSKEY`` was looked up for a judgement, :func:`learn` makes
-sure the :class:`~resolver.iterate.trust.TrustCache` moved on, so the judgement waiting
+sure the :class:`~resolver.validate.trust.TrustCache` moved on, so the judgement waiting
 for it does not ask again: a validated DS RRset or DNSKEY RRset is taken in; a lookup
 that failed leaves the zone bogus; a validated DS denial makes the zone insecure only
 when its NSEC/NSEC3 shows a delegation without DS (the NS bit set, the SOA and DS bits
@@ -15,8 +15,7 @@ from __future__ import annotations
 from resolver.cache.records import Security
 from resolver.dnssec import DenialStatus, prove_no_ds
 from resolver.iterate.answer import Answer
-from resolver.iterate.trust import TrustCache
-from resolver.iterate.validation import INSECURE_TTL
+from resolver.validate.trust import INSECURE_TTL, TrustCache
 from resolver.wire import ResourceRecord, RRType
 from resolver.wire.dnssec_rdata import RRSIG
 from resolver.wire.ede import EdeCode
