@@ -21,6 +21,8 @@ from resolver.iterate.events import Event
 from resolver.iterate.forwarding import ConfiguredZones
 from resolver.iterate.hints import RootHints, parse_root_hints
 from resolver.iterate.limits import Limits
+from resolver.iterate.pipeline import Transaction, transaction
+from resolver.iterate.request import Request
 from resolver.iterate.servers import ServerSelection
 from resolver.iterate.stale import StalePolicy
 from resolver.iterate.zonecut import AddressPolicy
@@ -257,3 +259,39 @@ def resolve(engine: IterativeEngine, qname: str, qtype: str) -> Answer:
 
 def texts(records: list[ResourceRecord]) -> list[str]:
     return [rr.to_text() for rr in records]
+
+
+class NoNetwork:
+    """A network nothing may be asked of (a scripted engine never walks)."""
+
+    async def exchange(self, query: Query) -> Reply:
+        raise AssertionError(f"unexpected exchange {query}")
+
+
+class Scripted(IterativeEngine):
+    """A real engine (its pipeline, its shared walks and in-flight bound) whose walk
+    answers from a script instead of asking servers: a subclass says what a walk of
+    (name, type) gives (:meth:`scripted`) and what the cache holds for RD=0
+    (:meth:`cached`)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(NoNetwork(), RecordCache(), hints(), **kwargs)
+
+    async def scripted(self, name: str, rrtype: int, checking_disabled: bool) -> Answer:
+        raise NotImplementedError
+
+    def cached(self, name: str, rrtype: int) -> Answer | None:
+        return None
+
+    async def _walk(self, tx: Transaction) -> Answer:
+        request = tx.request
+        return await self.scripted(tx.name, request.qtype, request.checking_disabled)
+
+    def from_cache(self, qname: str, qtype: int, stale: bool = False) -> Answer | None:
+        return None if stale else self.cached(qname, qtype)
+
+
+def from_cache_only(engine: IterativeEngine, qname: str, qtype: int) -> Answer | None:
+    """What the engine's pipeline answers to RD=0 (the cache's answer, or None)."""
+    request = Request(qname, qtype, recursion_desired=False)
+    return asyncio.run(engine.answer(transaction(request))).answer

@@ -25,6 +25,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 from test_listener import ResolverProcess, dig, new_client
 
+from resolver.iterate.request import Transport
 from resolver.lab import Lab
 from resolver.lab.unbound import free_port
 from resolver.net.contract import ExchangeFailed, Failure, Query, Reply
@@ -209,9 +210,9 @@ def test_merge_adds_series_up() -> None:
 
 def test_families_from_samples() -> None:
     stats = ServiceStats()
-    stats.answered(1, 0, "udp", 0.0002)
-    stats.answered(1, 0, "udp", 0.3)
-    stats.answered(65280, 2, "tcp", 12.0)  # an unnamed type and beyond the last bucket
+    stats.answered(1, 0, Transport.UDP, 0.0002)
+    stats.answered(1, 0, Transport.UDP, 0.3)
+    stats.answered(65280, 2, Transport.TCP, 12.0)  # an unnamed type and beyond the last bucket
     by_name = {f.name: f for f in families(stats.samples())}
     queries = by_name["resolver_queries"]
     assert queries.type == "counter"

@@ -23,6 +23,7 @@ from tls_fixtures import SERVER_NAME, EncryptedServer, ScriptedEngine, make_cert
 
 import resolver.net.tls_upstream as upstream_module
 import resolver.serve.tcp as tcp_module
+from resolver.iterate.request import Transport
 from resolver.lab.topology import hints_text
 from resolver.lab.unbound import free_port, nodefault_flags
 from resolver.net.contract import ExchangeFailed, Failure, Query, Reply
@@ -39,21 +40,21 @@ class RecordingService(ResolverService):
     def __init__(self) -> None:
         from resolver.cache.answers import AnswerCache
 
-        super().__init__(ScriptedEngine(), AnswerCache())  # type: ignore[arg-type]
+        super().__init__(ScriptedEngine(), AnswerCache())
         self.packets: list[bytes] = []
 
-    def take(self, packet: bytes, client: str, transport: str) -> bytes | Pending | None:
+    def take(self, packet: bytes, client: str, transport: Transport) -> bytes | Pending | None:
         self.packets.append(packet)
         return super().take(packet, client, transport)
 
 
-@pytest.fixture(scope="module")
 def forwarded(qname: str, qtype: int, timeout: float, dnssec_ok: bool = False) -> Query:
     """A question for a forwarder (RD=1), as the engine asks one; TlsUpstream ignores the
     address (the server says where)."""
     return Query("", qname, qtype, timeout, recursion_desired=True, dnssec_ok=dnssec_ok)
 
 
+@pytest.fixture(scope="module")
 def certificates(tmp_path_factory: pytest.TempPathFactory) -> CertificateFiles:
     return make_certificates(tmp_path_factory.mktemp("certificates"))
 
@@ -129,7 +130,7 @@ def test_connections_are_kept_and_pipelined(
     replies = asyncio.run(scenario())
     assert all(records(reply) == ["192.0.2.1"] for reply in replies)
     assert counts == {"queries": 200, "opened": 2}
-    assert server.service.stats.handshakes == {("tls", "full"): 2}
+    assert server.service.stats.handshakes == {(Transport.TLS, "full"): 2}
 
 
 @pytest.mark.parametrize("mistake", ["wrong name", "unknown authority", "expired"])

@@ -72,6 +72,9 @@ class ResolutionBudget:
         self.limits_hit: list[Limit] = []  # bounds that cut a sub-lookup short, for the reason
         self.primed = False  # priming is done at most once per question (RFC 8109)
         self.nxdomain_targets = 0  # name server lookups that ended in NXDOMAIN
+        # The walk stops before its first question to a server (and spends nothing):
+        # the record cache step, which the shared tier may follow (Resolution.from_cache).
+        self.holding = False
 
     def left(self) -> float:
         """Seconds left until the deadline (zero or less: spent)."""

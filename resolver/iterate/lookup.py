@@ -37,9 +37,11 @@ from resolver.iterate.judging import Judging
 from resolver.iterate.limits import Limit, LimitExceeded, ResolutionBudget
 from resolver.iterate.minimise import Minimiser
 from resolver.iterate.plan import (
+    HELD,
     MOVES,
     Environment,
     Exchange,
+    Held,
     ImpossibleStep,
     Pending,
     Purpose,
@@ -123,8 +125,9 @@ class Lookup(Judging):
 
     # ------------------------------------------------------------ what to do next
 
-    def advance(self) -> Exchange | Lookup | None:
-        """Move on until an exchange or a sub-lookup is needed; None once DONE."""
+    def advance(self) -> Exchange | Lookup | Held | None:
+        """Move on until an exchange or a sub-lookup is needed; None once DONE; HELD at the
+        first question to a server while the budget holds the walk (the cache step)."""
         while True:
             step = self.step
             if step is Step.CHECK_CACHE:
@@ -134,6 +137,8 @@ class Lookup(Judging):
                 if priming is not None:
                     return priming
             elif step is Step.ASK:
+                if self.budget.holding:
+                    return HELD
                 action = self._ask()
                 if action is not None:
                     return action

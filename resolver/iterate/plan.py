@@ -62,6 +62,13 @@ _MOVES = {
 MOVES = frozenset((before, after) for before, nexts in _MOVES.items() for after in nexts)
 
 
+class Held:
+    """What a lookup answers when it would ask a server while its question is held."""
+
+
+HELD = Held()
+
+
 class ImpossibleStep(RuntimeError):
     """A lookup was moved in a way its step table does not allow (a bug)."""
 

@@ -21,7 +21,7 @@ from resolver.iterate.answer import Answer, FailureKind, servfail
 from resolver.iterate.events import LimitHit, SubLookup, SubLookupDone
 from resolver.iterate.limits import Limit, LimitExceeded, ResolutionBudget
 from resolver.iterate.lookup import Lookup
-from resolver.iterate.plan import Environment, Exchange, Purpose
+from resolver.iterate.plan import HELD, Environment, Exchange, Purpose
 from resolver.iterate.request import Request
 from resolver.net.contract import ExchangeFailed, Reply
 from resolver.wire.names import name_key
@@ -51,6 +51,18 @@ class Resolution:
             self.give_up(FailureKind.LIMIT, error.limit)
             return None
 
+    def from_cache(self) -> bool:
+        """Go as far as the cache takes the plan (recalled data judged, CNAMEs followed,
+        RFC 8198 ranges, the cut found), stopping before the first question to a server,
+        which spends nothing yet; True when that answers the question.  The walk goes
+        on from there with :meth:`next_exchange`."""
+        self.budget.holding = True
+        try:
+            self.next_exchange()
+        finally:
+            self.budget.holding = False
+        return self.answer is not None
+
     def take_reply(self, exchange: Exchange, outcome: Reply | ExchangeFailed) -> None:
         """The reply (or the failure) to the exchange ``next_exchange`` gave last."""
         try:
@@ -75,6 +87,8 @@ class Resolution:
             if isinstance(action, Lookup):
                 self._start(top, action)
                 continue
+            if action is HELD:
+                return None
             plan.pop()  # the top lookup is done
             if plan:
                 self._report_done(top)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from resolver.iterate.engine import MAX_IN_FLIGHT
 from resolver.iterate.hints import HintsError, RootHints, load_root_hints
 from resolver.serve import dnstap
 from resolver.serve.config import (
@@ -51,7 +52,7 @@ from resolver.serve.encrypted import (
     load_certificate,
     start_encrypted,
 )
-from resolver.serve.listener import MAX_IN_FLIGHT, MAX_TCP_CONNECTIONS, TcpListener, UdpListener
+from resolver.serve.listener import MAX_TCP_CONNECTIONS, TcpListener, UdpListener
 from resolver.serve.logs import configure_logging
 from resolver.serve.options import OFF
 from resolver.serve.runtime import build_service

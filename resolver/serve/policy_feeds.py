@@ -145,7 +145,7 @@ class PolicyFeeds:
                 self._stop(feed)
         before = [answer_rules(f.slot.zone) for f in old.values()]
         self.feeds = feeds
-        self.step.policy = Policy([feed.slot for feed in feeds.values()])
+        self.step.install(Policy([feed.slot for feed in feeds.values()]))
         if before != [answer_rules(f.slot.zone) for f in feeds.values()] and not starting:
             self._flushed("configuration")
         self.start()
@@ -389,9 +389,9 @@ class PolicyFeeds:
 # -------------------------------------------------------------------- the service's side
 
 
-def build_policy(settings: Settings, runtime: Runtime) -> PolicyStep | None:
-    """The policy step of a new service (None without any source); PolicyLoadError if a
-    file does not load."""
+def build_policy(settings: Settings, runtime: Runtime) -> PolicyFeeds | None:
+    """The policy sources of a new service, their step in ``feeds.step`` (None without
+    any source); SettingsError if a file does not load."""
     sources = sources_of(settings)
     if not sources:
         return None
@@ -401,7 +401,7 @@ def build_policy(settings: Settings, runtime: Runtime) -> PolicyStep | None:
         feeds.configure(sources, starting=True)
     except PolicyLoadError as error:
         raise SettingsError(str(error)) from None
-    return step
+    return feeds
 
 
 def _emptied(answers: AnswerCache) -> int:
@@ -418,19 +418,18 @@ def policy_hook(runtime: Runtime) -> ReloadHook:
         sources = sources_of(new)
 
         def apply() -> None:
-            service = runtime.service
-            step = service.policy
+            feeds = runtime.policy_feeds
             if not sources:
-                if step is not None and step.feeds is not None:
-                    step.feeds.stop()
-                service.policy = None
+                if feeds is not None:
+                    feeds.stop()
+                runtime.policy_feeds = None
+                runtime.service.configure(policy=None)
                 return
-            if step is None:
+            if feeds is None:
                 step = PolicyStep(Policy(), runtime.stats, runtime.engine, runtime.records)
-                PolicyFeeds(step, lambda: _emptied(runtime.answers))
-            assert step.feeds is not None
-            step.feeds.configure(sources, starting=False)
-            service.policy = step
+                feeds = runtime.policy_feeds = PolicyFeeds(step, lambda: _emptied(runtime.answers))
+            feeds.configure(sources, starting=False)
+            runtime.service.configure(policy=feeds.step)
 
         return apply
 
@@ -439,9 +438,9 @@ def policy_hook(runtime: Runtime) -> ReloadHook:
 
 async def policy_command(runtime: Runtime, line: str) -> Any:
     """``resolver-control policy ...`` in this process: its output lines."""
-    step = runtime.service.policy
-    if step is None or step.feeds is None:
+    feeds = runtime.policy_feeds
+    if feeds is None:
         if line == "list":
             return ["no policy zone or blocklist is configured"]
         raise ValueError("no policy zone or blocklist is configured")
-    return await step.feeds.command(line.split())
+    return await feeds.command(line.split())

@@ -59,7 +59,7 @@ from resolver.serve.listener import ResolverService
 from resolver.serve.logs import set_format, set_level
 from resolver.serve.negative import configure as configure_negative
 from resolver.serve.options import BY_KEY
-from resolver.serve.policy_feeds import build_policy, policy_hook
+from resolver.serve.policy_feeds import PolicyFeeds, build_policy, policy_hook
 from resolver.serve.sections import DelegatedZone
 from resolver.serve.shared import build_tier, shared_hook
 from resolver.serve.stats import CountingNetwork, Sample, ServiceStats, cache_samples
@@ -98,6 +98,7 @@ class Runtime:
         self.validator = validator  # the engine's judge when validating (None: off)
         self.reload_hooks: list[ReloadHook] = []
         self.autotrust: AutoTrust | None = None  # RFC 5011 (auto-trust-anchor-file)
+        self.policy_feeds: PolicyFeeds | None = None  # response policy: its sources
         self.transport: UpstreamTransport | None = None  # set by build_service
 
     def samples(self) -> list[Sample]:
@@ -147,8 +148,8 @@ class Runtime:
         old = self.settings
         set_format(new.log_format)
         set_level(new.log_level)
-        self.service.query_log = new.query_log
-        self.engine.env.qname_minimisation = new.qname_minimisation
+        self.service.configure(query_log=new.query_log)
+        self.engine.reconfigure(qname_minimisation=new.qname_minimisation)
         if new.allow != old.allow:
             self.service.access = AccessList(new.allow)
         if (new.min_ttl, new.max_ttl) != (old.min_ttl, old.max_ttl):
@@ -160,7 +161,7 @@ class Runtime:
             old.zone_ratelimit,
             old.zone_ratelimit_factor,
         ):
-            self.engine.env.zone_limit = zone_rate_limit(new)  # counts start again
+            self.engine.reconfigure(zone_limit=zone_rate_limit(new))  # counts start again
         if new.cache_size != old.cache_size:
             self.records.resize(new.cache_size)
             self.answers.resize(new.cache_size)
@@ -262,13 +263,11 @@ def zones_hook(runtime: Runtime) -> ReloadHook:
         changed_delegations = _changed_delegations(runtime.settings, new)
 
         def apply() -> None:
-            runtime.engine.local = local
-            runtime.engine.env.finder.configured = configured
+            engine = runtime.engine
+            engine.reconfigure(local=local, zones=configured if changed_delegations else None)
             flushed = sum(runtime.answers.flush_zone(zone) for zone in changed_local)
             for zone in changed_delegations:
-                flushed += runtime.records.flush_zone(zone) + runtime.answers.flush_zone(zone)
-            if changed_delegations:
-                runtime.engine.env.finder.forget()  # the cuts it kept from the cache
+                flushed += sum(engine.flush(zone))
             if changed_local or changed_delegations:
                 log.info("zones_reloaded", local_changed=changed_local,
                          delegations_changed=changed_delegations, flushed=flushed,
@@ -323,8 +322,11 @@ def build_service(
     apply_forgery_settings(runtime, settings)
     runtime.reload_hooks.append(zones_hook(runtime))
     runtime.reload_hooks.append(tls_forwarders_hook(forwarders))
-    service.shared = build_tier(settings, stats)  # scale: None unless [shared-cache]
+    # scale: the shared tier, None unless [shared-cache]; response policy: none without a
+    # policy zone or blocklist.
+    feeds = runtime.policy_feeds = build_policy(settings, runtime)
+    service.configure(shared=build_tier(settings, stats, engine),
+                      policy=feeds.step if feeds is not None else None)  # fmt: skip
     runtime.reload_hooks.append(shared_hook(runtime))
-    service.policy = build_policy(settings, runtime)  # response policy: None unless configured
     runtime.reload_hooks.append(policy_hook(runtime))
     return runtime

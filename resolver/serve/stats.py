@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from resolver.iterate.request import Transport
 from resolver.net.contract import ExchangeFailed, Failure, Network, Query, Reply
 from resolver.wire import Rcode, RRType
 
@@ -108,7 +109,7 @@ class ServiceStats:
     """What one process counts while it answers."""
 
     def __init__(self) -> None:
-        self.queries: dict[tuple[int, int, str], int] = {}  # (qtype, rcode, transport)
+        self.queries: dict[tuple[int, int, Transport], int] = {}  # (qtype, rcode, transport)
         self.dropped = 0
         self.ratelimited = 0  # counted by resolver.serve.ratelimit
         self.latency = [0] * (len(LATENCY_BOUNDS) + 1)  # the last bucket: above every bound
@@ -133,9 +134,9 @@ class ServiceStats:
         self.policy_entries: Callable[[], dict[str, int]] | None = None
         # The encrypted transports: handshakes by (transport, result), connections open and
         # refused by transport, DoH responses by HTTP status, TLS to forwarders.
-        self.handshakes: dict[tuple[str, str], int] = {}
-        self.connections: dict[str, int] = {}
-        self.connections_refused: dict[str, int] = {}
+        self.handshakes: dict[tuple[Transport, str], int] = {}
+        self.connections: dict[Transport, int] = {}
+        self.connections_refused: dict[Transport, int] = {}
         self.https_status: dict[int, int] = {}
         # Counted by resolver.net.tls_upstream: "opened", "failed" (connections), "queries".
         self.upstream_tls: dict[str, int] = {}
@@ -145,11 +146,11 @@ class ServiceStats:
         code, text = error if error is not None else (0, "")
         self.servfails.append((time.time(), name, RRType.text(qtype), int(code), text))
 
-    def handshake(self, transport: str, result: str) -> None:
+    def handshake(self, transport: Transport, result: str) -> None:
         key = (transport, result)
         self.handshakes[key] = self.handshakes.get(key, 0) + 1
 
-    def answered(self, qtype: int, rcode: int, transport: str, seconds: float) -> None:
+    def answered(self, qtype: int, rcode: int, transport: Transport, seconds: float) -> None:
         key = (qtype, rcode, transport)
         queries = self.queries
         queries[key] = queries.get(key, 0) + 1
@@ -160,7 +161,7 @@ class ServiceStats:
         out: list[Sample] = []
         for (qtype, rcode, transport), count in self.queries.items():
             labels = (("qtype", type_label(qtype)), ("rcode", Rcode.text(rcode)),
-                      ("transport", transport))  # fmt: skip
+                      ("transport", transport.value))  # fmt: skip
             out.append(("queries", labels, count))
         out.append(("queries_dropped", (), self.dropped))
         out.append(("queries_ratelimited", (), self.ratelimited))
@@ -201,11 +202,12 @@ class ServiceStats:
     def _encrypted_samples(self) -> list[Sample]:
         out: list[Sample] = []
         for (transport, result), count in self.handshakes.items():
-            out.append(("tls_handshakes", (("result", result), ("transport", transport)), count))
+            labels = (("result", result), ("transport", transport.value))
+            out.append(("tls_handshakes", labels, count))
         for transport, count in self.connections.items():
-            out.append(("connections_open", (("transport", transport),), count))
+            out.append(("connections_open", (("transport", transport.value),), count))
         for transport, count in self.connections_refused.items():
-            out.append(("connections_refused", (("transport", transport),), count))
+            out.append(("connections_refused", (("transport", transport.value),), count))
         for status, count in self.https_status.items():
             out.append(("https_responses", (("status", str(status)),), count))
         for result, count in self.upstream_tls.items():
