@@ -201,6 +201,8 @@ class IterativeEngine:
         max_in_flight: int | None = None,
         pipeline: Pipeline | None = None,
         network: Network | None = None,
+        ttl_bounds: tuple[int, int] | None = None,
+        cache_size: int | None = None,
     ) -> None:
         """Settings that change while questions are answered (a reload); each applies to
         the questions that start from then on.  New forward or stub zones drop the zone
@@ -224,6 +226,15 @@ class IterativeEngine:
             self.pipeline = pipeline
         if network is not None:
             self.network = network
+        answers = self.answers
+        if ttl_bounds is not None and ttl_bounds != (self.cache.min_ttl, self.cache.max_ttl):
+            self.cache.min_ttl, self.cache.max_ttl = ttl_bounds  # for data stored from now on
+            if answers is not None:
+                answers.clear()  # its TTLs were clamped with the old bounds
+        if cache_size is not None:  # shrinking evicts the least recently used
+            self.cache.resize(cache_size)
+            if answers is not None:
+                answers.resize(cache_size)
 
     def flush(self, name: str | None = None, *, below: bool = True) -> tuple[int, int]:
         """Drop what is known of ``name`` (``below``: and every name under it; None:
@@ -247,6 +258,16 @@ class IterativeEngine:
         if self.stale is not None:
             self.stale.forget(name)
         return records, removed
+
+    def flush_negative(self) -> tuple[int, int]:
+        """Drop every NXDOMAIN, NODATA and SERVFAIL entry; (records, answers) removed."""
+        answers = self.answers
+        return self.cache.flush_negative(), answers.flush_negative() if answers else 0
+
+    def cut_zone(self, name: str) -> str:
+        """The zone of the closest zone cut known for ``name`` (the cache's, the
+        configuration's, or the root)."""
+        return self.env.finder.closest(name).zone
 
     # ---------------------------------------------------------------- answering
 

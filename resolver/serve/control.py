@@ -99,14 +99,12 @@ async def execute(runtime: Runtime, command: str, name: str | None) -> Any:
         return to_json(runtime.samples())
     if command in ("flush", "flush-zone"):
         assert name is not None
-        # The zone cuts the engine keeps for a second are built from records: drop them
-        # too, so a flushed server address is not used again.
-        runtime.engine.env.finder.forget()
-        if command == "flush":
-            return _removed((records.flush_name(name), answers.flush_name(name)))
-        return _removed((records.flush_zone(name), answers.flush_zone(name)))
+        # Every table the engine derived from the records goes with them (zone cuts,
+        # unusable delegations, the chain of trust, RFC 8198 ranges, stale failures), so
+        # a flushed server address or key is not used again.
+        return _removed(runtime.engine.flush(name, below=command == "flush-zone"))
     if command == "flush-negative":
-        return _removed((records.flush_negative(), answers.flush_negative()))
+        return _removed(runtime.engine.flush_negative())
     if command == "dump":
         return await dump_lines(records, answers)
     if command == "reload":

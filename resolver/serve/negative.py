@@ -51,11 +51,7 @@ def _trust(runtime: Runtime) -> TrustCache:
 
 def forget(runtime: Runtime, zone: str) -> None:
     """Flush what the caches and the chain of trust hold at and below ``zone``."""
-    if runtime.validator is not None:
-        runtime.validator.flush(zone)
-    runtime.records.flush_zone(zone)
-    runtime.answers.flush_zone(zone)
-    runtime.engine.env.finder.forget()
+    runtime.engine.flush(zone)  # the validator's chain of trust and ranges with the rest
 
 
 def configure(runtime: Runtime, zones: tuple[str, ...]) -> list[str]:

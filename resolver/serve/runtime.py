@@ -152,9 +152,7 @@ class Runtime:
         self.engine.reconfigure(qname_minimisation=new.qname_minimisation)
         if new.allow != old.allow:
             self.service.access = AccessList(new.allow)
-        if (new.min_ttl, new.max_ttl) != (old.min_ttl, old.max_ttl):
-            self.records.min_ttl, self.records.max_ttl = new.min_ttl, new.max_ttl
-            self.answers.clear()  # its TTLs were clamped with the old bounds
+        self.engine.reconfigure(ttl_bounds=(new.min_ttl, new.max_ttl))
         self.service.ratelimit.configure(new.ip_ratelimit, new.ip_ratelimit_mode)
         self.service.prefetch.enable(new.prefetch)
         if (new.zone_ratelimit, new.zone_ratelimit_factor) != (
@@ -163,8 +161,7 @@ class Runtime:
         ):
             self.engine.reconfigure(zone_limit=zone_rate_limit(new))  # counts start again
         if new.cache_size != old.cache_size:
-            self.records.resize(new.cache_size)
-            self.answers.resize(new.cache_size)
+            self.engine.reconfigure(cache_size=new.cache_size)
         configure_validation(self, new)  # aggressive NSEC, negative trust anchors
         apply_forgery_settings(self, new)
 

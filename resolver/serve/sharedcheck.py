@@ -56,14 +56,13 @@ def _steps(
     """A shared answer as the engine would have seen it: its records grouped by the zone
     cut this node knows for each owner (a DS by its parent's), each group judged as an
     answer from that zone; a negative answer's SOA and proof as one more step."""
-    finder = engine.env.finder
     proof = list(answer.proof or [])
     sigs = list(answer.sigs or []) + [rr for rr in proof if rr.rrtype == RRType.RRSIG]
     groups: dict[str, list[ResourceRecord]] = {}
     for rrset in rrsets(answer.answer):
         owner = rrset[0].name
         target = parent(owner) if rrset[0].rrtype == RRType.DS and owner != ROOT else owner
-        groups.setdefault(finder.closest(target).zone, []).extend(rrset)
+        groups.setdefault(engine.cut_zone(target), []).extend(rrset)
     steps = []
     for zone, records in groups.items():
         step = Classified(Kind.ANSWER, records, records[-1].name)
@@ -76,7 +75,7 @@ def _steps(
         step = Classified(kind, [], name, soa)
         step.sigs, step.proof = sigs, proof or None
         target = parent(name) if qtype == RRType.DS and name != ROOT else name
-        steps.append((step, finder.closest(target).zone))
+        steps.append((step, engine.cut_zone(target)))
     return steps
 
 
