@@ -72,8 +72,8 @@ PASS_NAMES = [f"n{i}.wild.example.com." for i in range(200)]  # the lab's wildca
 CONFIGS = ("ours", "ours-rpz", "ours-list", "unbound", "unbound-rpz", "unbound-local")
 LOAD_SNIPPET = """
 import gc, json, sys, time
-from resolver.serve.policy_config import PolicySource
-from resolver.serve.policy_files import load_file_source
+from resolver.ops.policy_config import PolicySource
+from resolver.ops.policy_files import load_file_source
 def rss():
     return int(open("/proc/self/statm").read().split()[1]) * 4096
 kind, name, path = sys.argv[1:4]
@@ -98,9 +98,9 @@ early = (time.perf_counter() - started) / (500 * len(keys)) * 1e6
 import dns.message, dns.rrset
 from resolver.wire.raw import question_key
 from resolver.iterate.hints import parse_root_hints
-from resolver.serve.config import Settings
+from resolver.ops.config import Settings
 from resolver.serve.policy_step import PolicyStep
-from resolver.serve.runtime import build_service
+from resolver.ops.runtime import build_service
 from resolver.iterate.request import Transport
 hints = parse_root_hints(chr(10).join([". 3600 NS a.root.", "a.root. 3600 A 127.0.0.1"]))
 runtime = build_service(Settings(), hints)

@@ -27,7 +27,7 @@ from test_listener import ResolverProcess, dig
 
 from resolver.lab import Lab
 from resolver.net.contract import Query, Reply
-from resolver.serve.config import SettingsError, load_settings
+from resolver.ops.config import SettingsError, load_settings
 from resolver.serve.dnstap import (
     ACCEPT,
     CLIENT_QUERY,
@@ -174,7 +174,7 @@ def test_no_reader_drops_and_counts_and_answers_all_the_same(lab: Lab, tmp_path:
         assert "198.51.100.14" in dig(resolver.port, "www.google.com").text
         assert time.monotonic() - started < 5
         stats = subprocess.run(
-            [sys.executable, "-m", "resolver.serve.control", "--control-socket", str(control),
+            [sys.executable, "-m", "resolver.ops.control", "--control-socket", str(control),
              "stats"], capture_output=True, text=True, timeout=30,
         ).stdout  # fmt: skip
         dropped = re.search(r"^dnstap_messages\.result\.dropped_no_reader=(\d+)$", stats, re.M)

@@ -12,7 +12,7 @@ import pytest
 from resolver.cache.answers import AnswerCache
 from resolver.cache.records import RecordCache, Security, Trust
 from resolver.iterate.stale import StalePolicy
-from resolver.serve.dump import dump_lines
+from resolver.ops.dump import dump_lines
 from resolver.serve.listener import ResolverService
 from resolver.serve.responses import make_response
 from resolver.wire import CLASS_IN, Rcode, ResourceRecord, RRType, parse_message, write_message

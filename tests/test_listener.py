@@ -314,7 +314,7 @@ def test_servfail_is_remembered_for_a_few_seconds(resolver: ResolverProcess) -> 
     The engine remembers the lab's delegation loop too (RFC 9520), met by the lab cases
     above: a flush first, so that the first question walks."""
     control_socket = str(resolver.log_path.parent / "control.sock")
-    flush = [sys.executable, "-m", "resolver.serve.control", "--control-socket", control_socket,
+    flush = [sys.executable, "-m", "resolver.ops.control", "--control-socket", control_socket,
              "flush-zone", "loop2.net."]  # fmt: skip
     subprocess.run(flush, check=True, capture_output=True, timeout=30)
     client = new_client()

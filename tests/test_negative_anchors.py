@@ -1,4 +1,4 @@
-"""Negative trust anchors (RFC 7646): resolver.validate.trust, resolver.serve.negative and
+"""Negative trust anchors (RFC 7646): resolver.validate.trust, resolver.ops.negative and
 ``resolver-control nta``.
 
 An operator facing a signed zone whose signatures broke turns its validation off for a
@@ -67,7 +67,7 @@ def test_a_broken_zone_under_an_anchor_is_insecure_and_others_stay_validated(
 
 
 def test_the_command_is_checked() -> None:
-    from resolver.serve import negative
+    from resolver.ops import negative
 
     assert negative.parse(["add", "Example.COM"]) == "add Example.COM. 3600"  # case kept
     assert negative.parse(["add", "example.com.", "60"]) == "add example.com. 60"
@@ -99,7 +99,7 @@ def dig(port: int, name: str) -> tuple[str, str, list[str], list[int]]:
 
 def control(socket_path: Path, *words: str) -> tuple[int, str]:
     done = subprocess.run(
-        [sys.executable, "-m", "resolver.serve.control", "--control-socket", str(socket_path),
+        [sys.executable, "-m", "resolver.ops.control", "--control-socket", str(socket_path),
          *words], capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     return done.returncode, done.stdout + done.stderr

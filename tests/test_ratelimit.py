@@ -23,8 +23,9 @@ import pytest
 from resolver.cache.answers import AnswerCache
 from resolver.iterate.request import Transport
 from resolver.lab import Lab
+from resolver.ops.config import SettingsError, load_settings, parse_command_line
+from resolver.ops.exposition import samples
 from resolver.serve import ratelimit
-from resolver.serve.config import SettingsError, load_settings, parse_command_line
 from resolver.serve.listener import ResolverService
 from resolver.serve.ratelimit import TABLE_SIZE, ClientRateLimit
 from resolver.wire.raw import truncated
@@ -185,7 +186,7 @@ def test_modes_in_the_service() -> None:
     assert service.take(packet, "192.0.2.1", Transport.UDP) is None
     assert service.stats.ratelimited == 2
     assert any(name == "queries_ratelimited" and value == 2
-               for name, _labels, value in service.stats.samples())  # fmt: skip
+               for name, _labels, value in samples(service.stats))  # fmt: skip
 
 
 def test_settings() -> None:

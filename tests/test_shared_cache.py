@@ -30,15 +30,15 @@ from resolver.iterate.answer import Answer, Failure, FailureKind
 from resolver.iterate.pipeline import Pipeline, Transaction, transaction
 from resolver.iterate.request import Request, Transport
 from resolver.lab import Lab
-from resolver.serve.config import Settings, SettingsError, load_settings
-from resolver.serve.metrics import exposition
-from resolver.serve.runtime import build_service
+from resolver.ops.config import Settings, SettingsError, load_settings
+from resolver.ops.metrics import exposition
+from resolver.ops.runtime import build_service
+from resolver.ops.sharedsetup import parse_shared_cache
 from resolver.serve.shared import (
     MAX_LOOKUPS,
     RETRY_FIRST,
     SharedCacheSettings,
     SharedTier,
-    parse_shared_cache,
     shown_url,
 )
 from resolver.serve.sharedwire import encode

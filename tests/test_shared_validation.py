@@ -31,7 +31,8 @@ from resolver.lab import forged_attacks
 from resolver.lab.forged_server import ForgedServers
 from resolver.lab.forged_world import World
 from resolver.lab.unbound import OurResolver, free_port
-from resolver.serve.shared import SharedCacheSettings, SharedTier, parse_shared_cache
+from resolver.ops.sharedsetup import parse_shared_cache
+from resolver.serve.shared import SharedCacheSettings, SharedTier
 from resolver.serve.sharedwire import encode
 from resolver.serve.stats import ServiceStats
 from resolver.serve.steps import data_path

@@ -1,4 +1,4 @@
-"""The web view (resolver/serve/webview.py, drawing.py, livestate.py) on the lab.
+"""The web view (resolver/ops/webview.py, drawing.py, livestate.py) on the lab.
 
 A resolver runs with ``--metrics``; its pages are fetched over HTTP and loaded in
 headless Chromium (Debian's ``chromium``), which draws them: the test reads the DOM
@@ -38,11 +38,11 @@ from resolver.iterate.limits import Limit
 from resolver.iterate.plan import Purpose
 from resolver.lab import Lab
 from resolver.lab.unbound import free_port
+from resolver.ops.config import Settings
+from resolver.ops.drawing import draw, read_walk, trust_chain
+from resolver.ops.traced import Start, Summary, TraceEvent
+from resolver.ops.webview import TraceBucket, WebView
 from resolver.serve.access import AccessList
-from resolver.serve.config import Settings
-from resolver.serve.drawing import draw, read_walk, trust_chain
-from resolver.serve.traced import Start, Summary, TraceEvent
-from resolver.serve.webview import TraceBucket, WebView
 from resolver.wire import Rcode, RRType
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -396,15 +396,3 @@ class DnstapJournal:
 
 def _protocol(transport: Transport) -> int:
     return UDP if transport is Transport.UDP else TCP
-
-
-def install(runtime: Any, target: str) -> DnstapSink:
-    """dnstap for one process: its sink, the engine's network tapped and the service's
-    journal."""
-    settings = runtime.settings
-    address = settings.address[0] if len(settings.address) == 1 else None
-    sink = DnstapSink(target, runtime.stats, address)
-    engine = runtime.engine
-    engine.reconfigure(network=TappedNetwork(engine.network, sink, settings.upstream_port))
-    runtime.service.configure(dnstap=DnstapJournal(sink, settings.port))
-    return sink

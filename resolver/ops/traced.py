@@ -1,8 +1,8 @@
 """A traced resolution as its readers take it: the engine's events between a start and a
 summary, and the words a person reads for them.
 
-``resolver-trace`` prints the events (:mod:`resolver.serve.trace`), records them for a
-drawing (:mod:`resolver.serve.drawing`), and ``--json`` writes each as one object
+``resolver-trace`` prints the events (:mod:`resolver.ops.trace`), records them for a
+drawing (:mod:`resolver.ops.drawing`), and ``--json`` writes each as one object
 (:meth:`fields`, with ``"event"`` naming its kind); the web view traces the same way.
 Readers dispatch on the event's type, never on its words.
 """

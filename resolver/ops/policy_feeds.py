@@ -2,12 +2,12 @@
 
 :func:`build_policy` makes the service's :class:`~resolver.serve.policy_step.PolicyStep`
 from the settings' ``[[policy-zone]]`` and ``[[blocklist]]`` tables
-(:mod:`resolver.serve.policy_config`), one :class:`Feed` per source, in order:
+(:mod:`resolver.ops.policy_config`), one :class:`Feed` per source, in order:
 
 - a file (an RPZ master file, or a blocklist and its allowlist) is read at start-up
   (a file that does not load stops the resolver there, as a local zone does) and
   again at each reload if it changed (size, time or inode), in a worker thread
-  (:mod:`resolver.serve.policy_files`): the loop goes on answering, with the data in
+  (:mod:`resolver.ops.policy_files`): the loop goes on answering, with the data in
   force, until the new data is compiled and logged (``policy_zone_loaded``);
 - a zone with a ``primary`` starts empty and is transferred in the background
   (:mod:`resolver.net.xfr`): AXFR first, then at each SOA refresh (RFC 1034
@@ -41,11 +41,9 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from resolver.net.xfr import Primary, XfrError, XfrKind, newer, query_soa, soa_serial, transfer
-from resolver.policy import Policy, PolicySlot, PolicyZone, RpzError, ZoneReader, apply_changes
-from resolver.policy.rules import Trigger
-from resolver.serve.config import SettingsError
-from resolver.serve.policy_config import PolicySource
-from resolver.serve.policy_files import (
+from resolver.ops.config import SettingsError
+from resolver.ops.policy_config import PolicySource
+from resolver.ops.policy_files import (
     PolicyLoadError,
     Signature,
     answer_rules,
@@ -55,6 +53,8 @@ from resolver.serve.policy_files import (
     signature_of,
     sources_of,
 )
+from resolver.policy import Policy, PolicySlot, PolicyZone, RpzError, ZoneReader, apply_changes
+from resolver.policy.rules import Trigger
 from resolver.serve.policy_step import PolicyStep
 from resolver.serve.responses import make_response
 from resolver.wire import Message, Rcode, RRType
@@ -63,8 +63,8 @@ from resolver.wire.rdata import SOA
 
 if TYPE_CHECKING:
     from resolver.cache.answers import AnswerCache
-    from resolver.serve.config import Settings
-    from resolver.serve.runtime import ReloadHook, Runtime
+    from resolver.ops.config import Settings
+    from resolver.ops.runtime import ReloadHook, Runtime
 
 log = structlog.get_logger("resolver.serve.policy")
 

@@ -42,7 +42,7 @@ from resolver.validate import Validator
 from resolver.wire import RRType
 from resolver.wire.names import name_key
 
-log = structlog.get_logger("resolver.serve.autotrust")
+log = structlog.get_logger("resolver.ops.autotrust")
 
 
 def load_points(path: str | Path) -> list[TrustPoint]:

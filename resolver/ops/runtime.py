@@ -14,7 +14,7 @@ flushed from the wire answer cache, where local answers may be) and the forward
 and stub zones (the engine's configured zones are replaced, and what was learnt
 at or below a zone that changed is flushed from both caches; the table of TLS
 forwarders, and the certificate of the encrypted listeners, read again from its files:
-:mod:`resolver.serve.encrypted`).  Nothing is
+:mod:`resolver.ops.encrypted`).  Nothing is
 rebuilt, so the cache stays and queries in flight finish as they started.
 Addresses, ports, workers, the root hints, the address families, the control
 socket and the metrics endpoint are bound at start-up: a change to them is
@@ -44,29 +44,31 @@ from resolver.net.caps import CaseKeeping
 from resolver.net.sockets import DEFAULT_MAX_USES, REUSE_MAX_USES
 from resolver.net.tls_upstream import TlsForwarders
 from resolver.net.transport import UpstreamTransport
-from resolver.serve.access import AccessList
-from resolver.serve.autotrust import AutoTrust
-from resolver.serve.config import (
+from resolver.ops.autotrust import AutoTrust
+from resolver.ops.config import (
     Settings,
     SettingsError,
     changed_keys,
     configured_anchors,
     load_settings,
 )
+from resolver.ops.encrypted import tls_forwarders, tls_forwarders_hook
+from resolver.ops.exposition import Sample, cache_samples, samples
+from resolver.ops.logs import set_format, set_level
+from resolver.ops.negative import configure as configure_negative
+from resolver.ops.options import BY_KEY
+from resolver.ops.policy_feeds import PolicyFeeds, build_policy, policy_hook
+from resolver.ops.sections import DelegatedZone
+from resolver.ops.sharedsetup import build_tier, shared_hook
+from resolver.ops.upstream import upstream_addresses
+from resolver.serve.access import AccessList
 from resolver.serve.cookies import ServerCookies, parse_secret
-from resolver.serve.encrypted import tls_forwarders, tls_forwarders_hook
+from resolver.serve.dnstap import DnstapJournal, DnstapSink, TappedNetwork
 from resolver.serve.listener import ResolverService
-from resolver.serve.logs import set_format, set_level
-from resolver.serve.negative import configure as configure_negative
-from resolver.serve.options import BY_KEY
-from resolver.serve.policy_feeds import PolicyFeeds, build_policy, policy_hook
-from resolver.serve.sections import DelegatedZone
-from resolver.serve.shared import build_tier, shared_hook
-from resolver.serve.stats import CountingNetwork, Sample, ServiceStats, cache_samples
-from resolver.serve.upstream import upstream_addresses
+from resolver.serve.stats import CountingNetwork, ServiceStats
 from resolver.validate import Validator, validator
 
-log = structlog.get_logger("resolver.serve.runtime")
+log = structlog.get_logger("resolver.ops.runtime")
 
 # A reload hook gets the new settings, loads what it owns from them (raising ValueError
 # or SettingsError to reject the reload, nothing changed yet) and returns the function
@@ -105,7 +107,7 @@ class Runtime:
         """Every counter of this process, for ``stats`` and ``/metrics``."""
         records, answers = self.records, self.answers
         return [
-            *self.stats.samples(),
+            *samples(self.stats),
             *cache_samples("records", records.hits, records.misses, records.evictions,
                            len(records)),
             *cache_samples("answers", answers.hits, answers.misses, answers.evictions,
@@ -273,6 +275,18 @@ def zones_hook(runtime: Runtime) -> ReloadHook:
         return apply
 
     return prepare
+
+
+def install_dnstap(runtime: Runtime, target: str) -> DnstapSink:
+    """dnstap for one process (``--dnstap``): its sink, the engine's network tapped and
+    the service's journal."""
+    settings = runtime.settings
+    address = settings.address[0] if len(settings.address) == 1 else None
+    sink = DnstapSink(target, runtime.stats, address)
+    engine = runtime.engine
+    engine.reconfigure(network=TappedNetwork(engine.network, sink, settings.upstream_port))
+    runtime.service.configure(dnstap=DnstapJournal(sink, settings.port))
+    return sink
 
 
 def build_service(

@@ -18,8 +18,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from resolver.serve.runtime import Runtime
-from resolver.serve.stats import LATENCY_BOUNDS, Sample
+from resolver.ops.exposition import Sample
+from resolver.ops.runtime import Runtime
+from resolver.serve.stats import LATENCY_BOUNDS
 
 SLOWEST = 10  # upstream addresses shown, slowest first
 SERVFAILS_SHOWN = 20

@@ -25,14 +25,14 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from resolver.serve.sections import zone_name
+from resolver.ops.sections import zone_name
 from resolver.validate import TrustCache
 from resolver.wire.names import name_key
 
 if TYPE_CHECKING:
-    from resolver.serve.runtime import Runtime
+    from resolver.ops.runtime import Runtime
 
-log = structlog.get_logger("resolver.serve.negative")
+log = structlog.get_logger("resolver.ops.negative")
 
 DEFAULT_LIFETIME = 3600
 MAX_LIFETIME = 7 * 86400

@@ -1,13 +1,13 @@
 """A traced resolution drawn as SVG: the walk from the root and the chain of trust.
 
-The input is the list of events a trace records (:mod:`resolver.serve.traced`; ``resolver-trace
+The input is the list of events a trace records (:mod:`resolver.ops.traced`; ``resolver-trace
 --json`` prints the same, one object a line): a start, the engine's hops, sub-lookups,
 judgements and limits, and a summary.  :func:`read_walk` turns them into a tree (a
 sub-lookup is a branch holding the hops it needed), :func:`trust_chain` gathers the
 DNSSEC judgements into the chain of trust (per zone: the DS RRset at the parent and
 the zone's DNSKEY RRset; per answer: the zone whose RRSIG covered it), and
 :func:`draw` lays both out as one SVG picture, server-side, with no script: the web
-view (:mod:`resolver.serve.webview`) puts it in its page and ``resolver-trace --svg``
+view (:mod:`resolver.ops.webview`) puts it in its page and ``resolver-trace --svg``
 writes it to a file.
 
 Everything drawn comes from servers or from whoever typed the name, so every string
@@ -27,7 +27,7 @@ from resolver.dnssec.keys import key_tag
 from resolver.iterate.classify import Kind
 from resolver.iterate.events import Hop, Judged, LimitHit, SubLookup, SubLookupDone, outcome_word
 from resolver.iterate.plan import Purpose
-from resolver.serve.traced import (
+from resolver.ops.traced import (
     Start,
     Summary,
     TraceEvent,

@@ -16,7 +16,7 @@ Validation is on as in the service: from the shipped root KSKs with the shipped
 hints, from ``--trust-anchor-file`` with other hints (a lab), off with
 ``--no-dnssec``.
 
-``--svg FILE`` also writes the resolution as a drawing (:mod:`resolver.serve.drawing`),
+``--svg FILE`` also writes the resolution as a drawing (:mod:`resolver.ops.drawing`),
 the one the web view shows at ``/trace`` of the ``--metrics`` address.  The engine a
 trace runs on is built by :func:`trace_engine`, which the web view uses too.
 
@@ -48,16 +48,16 @@ from resolver.iterate.plan import Purpose
 from resolver.iterate.servers import ServerSelection
 from resolver.net.contract import Network
 from resolver.net.transport import UpstreamTransport
-from resolver.serve.config import (
+from resolver.ops.config import (
     OneLineParser,
     Settings,
     SettingsError,
     VersionAction,
     trust_anchors,
 )
-from resolver.serve.drawing import draw
-from resolver.serve.options import server_port
-from resolver.serve.traced import (
+from resolver.ops.drawing import draw
+from resolver.ops.options import server_port
+from resolver.ops.traced import (
     Start,
     Summary,
     TraceEvent,
@@ -67,7 +67,7 @@ from resolver.serve.traced import (
     summary_of,
     why,
 )
-from resolver.serve.upstream import upstream_addresses
+from resolver.ops.upstream import upstream_addresses
 from resolver.validate import validator
 from resolver.wire import Rcode, RRType
 from resolver.wire.names import BadName, normalize
@@ -168,7 +168,7 @@ class TextTrace:
 
 class RecordedTrace:
     """Observer keeping every event (start and summary included): what
-    :mod:`resolver.serve.drawing` draws."""
+    :mod:`resolver.ops.drawing` draws."""
 
     def __init__(self, limit: int = 0) -> None:
         self.events: list[TraceEvent] = []

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
+from resolver.ops.sections import server, zone_name
 from resolver.policy import Override
-from resolver.serve.sections import server, zone_name
 from resolver.wire.ede import EdeCode
 
 # RFC 8914 sections 4.16-4.18: the operator's own policy, a requirement from outside (a
