@@ -32,8 +32,8 @@ KINDS = {entry.id: entry.kind for entry in KNOWN}
 CASES = sorted((ROOT / "tests" / "differential" / "cases").glob("*.json"))
 
 SHORT_RUN_SEED = 23
-SHORT_RUN_HIERARCHIES = 4
-SHORT_RUN_QUESTIONS = 30
+SHORT_RUN_HIERARCHIES = 3
+SHORT_RUN_QUESTIONS = 35
 
 
 def _case_id(path: Path) -> str:
