@@ -9,8 +9,9 @@ For each hierarchy (resolver/lab/generated.py, from a seed): serve it
 ``sequence``  every question again in a shuffled order, caches kept between them (what
               one answer leaves in a cache must not spoil another);
 ``change-*``  for a hierarchy whose delegation changes: its questions before the
-              change (``change-before``), just after it (``change-after``, the old
-              delegation still cached), and once its TTL has run out (``change-settled``).
+              change (``change-before``), after it once their answers have expired but
+              not the old delegation (``change-after``: the old servers, still up, are
+              asked), and once the delegation's TTL has run out too (``change-settled``).
 
 Each pair of answers is compared (resolver/lab/differences.py).  A difference is asked
 again at once (flushed, for cold and warm ones): *confirmed* when it comes back the same,
@@ -180,15 +181,14 @@ def change_protocol(
     change = served.hierarchy.change
     assert change is not None
     referees.flush()
+    started = time.monotonic()
     for question in change.questions:
         yield ("change-before", question, *referees.ask(question))
     served.apply_change()
-    changed = time.monotonic()
-    for question in change.questions:
-        yield ("change-after", question, *referees.ask(question))
-    time.sleep(max(change.settle - (time.monotonic() - changed), 0))
-    for question in change.questions:
-        yield ("change-settled", question, *referees.ask(question))
+    for mode, wait in (("change-after", change.after), ("change-settled", change.settle)):
+        time.sleep(max(wait - (time.monotonic() - started), 0))
+        for question in change.questions:
+            yield (mode, question, *referees.ask(question))
 
 
 def run_hierarchy(hierarchy: Hierarchy, workdir: Path, known: list[KnownDifference],

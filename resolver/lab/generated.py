@@ -34,6 +34,7 @@ from resolver.lab.generated_content import (
     SOA_TTLS,
     Draft,
     add_contents,
+    path_of,
     sample_questions,
     zone_of,
 )
@@ -52,8 +53,13 @@ from resolver.lab.generated_model import (
 )
 
 TLD_POOL = ("com", "net", "org", "lab", "example", "test")
-CHANGE_TTL = 2  # the NS and glue TTL of a delegation that will change: it expires quickly
-CHANGE_SETTLE = CHANGE_TTL + 2.5  # seconds after the change before the last questions
+# A delegation that will change: its NS and glue TTL at the parent, and when (seconds
+# after the first questions) it is asked about again: once its answers (TTL 1) have
+# expired but not the delegation, then once the delegation has too.  Whole seconds apart,
+# with margins, because Unbound counts TTLs in whole seconds.
+CHANGE_TTL = 5
+CHANGE_AFTER = 2.5
+CHANGE_SETTLE = CHANGE_TTL + 3.0
 
 
 @dataclass
@@ -106,6 +112,7 @@ class HierarchyBuilder:
             add_contents(self.draft, zone)
         signing = self._signing()
         self._tag_bogus_name_servers(signing)
+        self._tag_parent_served_name_servers()
         change = self._change(signing)
         self._global_candidates()
         asked = sample_questions(self.draft, questions)
@@ -197,11 +204,12 @@ class HierarchyBuilder:
             for copy in range(1 if rng.random() < 0.75 else 2):
                 leaf_servers = [s for s in self.servers[first_leaf:]
                                 if s.name not in self.dedicated]  # fmt: skip
-                parent_servers = [s for s in self.servers if self.draft.parent[zone] in s.zones]
+                parent_servers = [s for s in self.servers if self.draft.parent[zone] in s.zones
+                                  and s.name not in self.dedicated]  # fmt: skip
                 draw = rng.random()
                 if draw < 0.35 and leaf_servers:
                     server = rng.choice(leaf_servers)
-                elif draw < 0.45 and copy == 0:
+                elif draw < 0.45 and copy == 0 and parent_servers:
                     server = rng.choice(parent_servers)
                 else:
                     server = self._server(zone)
@@ -430,6 +438,21 @@ class HierarchyBuilder:
             if homes & bogus and zone not in bogus:
                 draft.tag(zone, "ns-in-bogus-zone")
 
+    def _tag_parent_served_name_servers(self) -> None:
+        """Tag the zones whose name servers' addresses are reached through a zone its
+        parent's server also serves (directly, or through such a zone in turn)."""
+        draft, wanted = self.draft, {"parent-server", "ns-via-parent-server"}
+        changed = True
+        while changed:
+            changed = False
+            for zone, delegation in self.delegations.items():
+                if "ns-via-parent-server" in draft.tags[zone]:
+                    continue
+                homes = {zone_of(draft, name) for name in delegation.names} - {zone}
+                if any(wanted & draft.tags[z] for h in homes for z in path_of(draft, h)):
+                    draft.tag(zone, "ns-via-parent-server")
+                    changed = True
+
     def _to_break(self, zone: str) -> tuple[str, str]:
         """An RRset of ``zone`` (its own data, not glue) whose signature will be altered."""
         own = []
@@ -471,7 +494,8 @@ class HierarchyBuilder:
         questions = tuple(Question(name, qtype, tags)
                           for name, qtype in ((www, "A"), (zone, "NS"), (f"txt.{zone}", "TXT")))
         parent_text = self.render(parent, {zone: new}, serial=2)
-        return Change(parent, zone, parent_text, questions, CHANGE_SETTLE), variant, server
+        change = Change(parent, zone, parent_text, questions, CHANGE_SETTLE, CHANGE_AFTER)
+        return change, variant, server
 
     def _variant(self, zone: str, new: Delegation, address: str) -> dict[str, str]:
         """The zone as its new servers serve it: other addresses for www, its new NS set."""

@@ -93,14 +93,16 @@ class Change:
 
     ``parent_text`` replaces the parent's zone (``zone`` now delegated to new servers,
     which serve ``zone`` in the "new" variant); ``questions`` are asked before the change,
-    just after it, and again once ``settle`` seconds have passed (the parent's NS TTL
-    expired; the old servers still up)."""
+    then ``after`` seconds after those first questions (their answers expired, the old
+    delegation still cached), and again at ``settle`` seconds (the parent's NS TTL
+    expired too; the old servers still up)."""
 
     parent: str
     zone: str
     parent_text: str
     questions: tuple[Question, ...]
     settle: float
+    after: float = 0.0
 
 
 @dataclass
@@ -158,7 +160,7 @@ class Hierarchy:
             change=None if change is None else Change(
                 change["parent"], change["zone"], change["parent_text"],
                 tuple(question_from_json(q) for q in change["questions"]),
-                float(change["settle"]),
+                float(change["settle"]), float(change.get("after", 0.0)),
             ),  # fmt: skip
             questions=tuple(question_from_json(q) for q in data.get("questions", ())),
             zone_tags={k: tuple(v) for k, v in data.get("zone_tags", {}).items()},

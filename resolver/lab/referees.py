@@ -174,9 +174,13 @@ class Referees:
     def ask(self, question: Question) -> tuple[Outcome, Outcome]:
         """Ours, then Unbound (one after the other, so that a front that drops every
         other query treats both the same way)."""
-        mine = outcome(ask(self.ours.port, question), question, self.bounds)
-        theirs = outcome(ask(self.unbound.port, question), question, self.bounds)
-        return mine, theirs
+        return self._ask(self.ours.port, question), self._ask(self.unbound.port, question)
+
+    def _ask(self, port: int, question: Question) -> Outcome:
+        try:
+            return outcome(ask(port, question), question, self.bounds)
+        except dns.exception.DNSException as error:  # a reply that does not parse
+            return Outcome("MALFORMED", text=f"{type(error).__name__}: {error}")
 
     def alive(self) -> str | None:
         """Which resolver has exited, if one has (a crash is a finding of its own)."""
