@@ -140,7 +140,8 @@ def _reply(text: str) -> dns.message.Message:
 
 def _bounds() -> TtlBounds:
     hierarchy = Hierarchy(0, {
-        "test.": "$ORIGIN test.\ntest. 300 IN SOA ns.test. hm.test. 1 2 3 4 60\ntest. 300 IN NS ns.test.\n"
+        "test.": "$ORIGIN test.\ntest. 300 IN SOA ns.test. hm.test. 1 2 3 4 60\n"
+                 "test. 300 IN NS ns.test.\n"
                  "ns.test. 300 IN A 127.50.1.1\nwww.test. 3600 IN A 192.0.2.1\n"
                  "www.test. 3600 IN A 192.0.2.2\n*.w.test. 100 IN TXT \"x\"\n",
     }, ())  # fmt: skip
@@ -269,7 +270,8 @@ def _negative(rcode: int, aa: bool) -> bytes:
     reply.set_rcode(rcode)
     if aa:
         reply.flags |= dns.flags.AA
-    reply.authority.append(dns.rrset.from_text("test.", 60, "IN", "SOA", "ns.test. hm.test. 1 2 3 4 60"))
+    soa = dns.rrset.from_text("test.", 60, "IN", "SOA", "ns.test. hm.test. 1 2 3 4 60")
+    reply.authority.append(soa)
     return reply.to_wire()
 
 

@@ -224,8 +224,15 @@ def load_known(path: Path) -> list[KnownDifference]:
     return parse_known(path.read_text(), str(path))
 
 
-def classify(known: list[KnownDifference], question: Question, mode: str,
-             fields: tuple[str, ...], ours: Outcome, theirs: Outcome) -> KnownDifference | None:  # fmt: skip
+def classify(
+    known: list[KnownDifference],
+    question: Question,
+    mode: str,
+    fields: tuple[str, ...],
+    ours: Outcome,
+    theirs: Outcome,
+) -> KnownDifference | None:
+    """The first line of the known-differences file that explains this difference."""
     for entry in known:
         if entry.matches(question, mode, fields, ours, theirs):
             return entry

@@ -83,7 +83,8 @@ class Difference:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "hierarchy_seed": self.hierarchy, "mode": self.mode, "question": _question(self.question),
+            "hierarchy_seed": self.hierarchy, "mode": self.mode,
+            "question": _question(self.question),
             "fields": list(self.fields), "ours": self.ours.to_json(),
             "unbound": self.unbound.to_json(), "confirmed": self.confirmed, "known": self.known,
             "kind": self.kind, "history": [_question(q) for q in self.history],

@@ -52,6 +52,7 @@ from resolver.lab.generated_model import (
     ZoneFlaw,
 )
 
+TIMING_FRONTS: tuple[FrontKind, ...] = ("slow", "drop")  # fronts that change no answer
 TLD_POOL = ("com", "net", "org", "lab", "example", "test")
 # A delegation that will change: its NS and glue TTL at the parent, and when (seconds
 # after the first questions) it is asked about again: once its answers (TTL 1) have
@@ -124,8 +125,10 @@ class HierarchyBuilder:
             dead=tuple(self.dead),
             signing=signing,
             questions=asked,
-            zone_tags={zone: tuple(sorted(self.draft.tags[zone] | self.draft.features[zone]))
-                       for zone in self.draft.order},  # fmt: skip
+            zone_tags={
+                zone: tuple(sorted(self.draft.tags[zone] | self.draft.features[zone]))
+                for zone in self.draft.order
+            },
         )
         if change is not None:
             hierarchy.change, variant, server = change
@@ -235,11 +238,11 @@ class HierarchyBuilder:
         return address
 
     def _front(self, backend: str, kind: FrontKind | None = None) -> tuple[str, FrontKind]:
-        kind = kind or self.rng.choice(("slow", "drop"))
-        delay = self.rng.choice((50, 200, 400)) if kind == "slow" else 0
+        chosen = self.rng.choice(TIMING_FRONTS) if kind is None else kind
+        delay = self.rng.choice((50, 200, 400)) if chosen == "slow" else 0
         address = f"127.51.{len(self.fronts)}.1"
-        self.fronts.append(Front(address, backend, kind, delay))
-        return address, kind
+        self.fronts.append(Front(address, backend, chosen, delay))
+        return address, chosen
 
     def _working(self, zone: str) -> str:
         """The address of one of ``zone``'s servers (through its stripping front when the
@@ -318,7 +321,7 @@ class HierarchyBuilder:
         siblings = [z for z in earlier if draft.parent[z] == parent]
         unrelated = [z for z in earlier if draft.parent[z] != parent]
         draw = rng.random()
-        if draw < 0.15 and parent not in draft.tlds or draw < 0.07:
+        if (draw < 0.15 and parent not in draft.tlds) or draw < 0.07:
             name = f"ns{k}-{label}.{parent}"
             draft.add(parent, name, "A", address)
             delegation.names.append(name)
@@ -410,7 +413,8 @@ class HierarchyBuilder:
             draft.tag(zone, "signed")
             if rng.random() < (0.08 if leaf else 0.02):
                 flaw: ZoneFlaw = rng.choice(
-                    ("expired", "not-yet-valid", "ds-without-key", "missing-signatures"))
+                    ("expired", "not-yet-valid", "ds-without-key", "missing-signatures")
+                )
                 flaws[zone] = flaw
                 draft.tag(zone, f"flaw-{flaw}")
             if rng.random() < 0.25:
@@ -458,9 +462,7 @@ class HierarchyBuilder:
         own = []
         for line in self.draft.records[zone]:
             owner, _ttl, _class, rtype = line.split()[:4]
-            if rtype in ("A", "AAAA", "TXT", "MX", "CNAME", "DNAME") and not owner.startswith(
-                "ns"
-            ):
+            if rtype in ("A", "AAAA", "TXT", "MX", "CNAME", "DNAME") and not owner.startswith("ns"):
                 own.append((owner, rtype))
         return self.rng.choice(sorted(set(own)))
 
@@ -491,8 +493,10 @@ class HierarchyBuilder:
         variant = self._variant(zone, new, server.addresses[0])
         tags = ("change", "change-child-ns-long" if long_lived else "change-child-ns-short")
         draft.tag(zone, *tags)
-        questions = tuple(Question(name, qtype, tags)
-                          for name, qtype in ((www, "A"), (zone, "NS"), (f"txt.{zone}", "TXT")))
+        questions = tuple(
+            Question(name, qtype, tags)
+            for name, qtype in ((www, "A"), (zone, "NS"), (f"txt.{zone}", "TXT"))
+        )
         parent_text = self.render(parent, {zone: new}, serial=2)
         change = Change(parent, zone, parent_text, questions, CHANGE_SETTLE, CHANGE_AFTER)
         return change, variant, server
@@ -517,14 +521,20 @@ class HierarchyBuilder:
             draft.ask(tld, ("NS", "SOA", "DS", "DNSKEY"), "apex")
             draft.ask(f"nope.{tld}", ("A", "NS"), "nxdomain")
             draft.ask(f"ns1.nic.{tld}", ("A", "AAAA"), "ns-name")
-        for zone, delegation in self.delegations.items():
+        for delegation in self.delegations.values():
             for name in delegation.names[:2]:
                 draft.ask(name, ("A", "AAAA"), "ns-name")
 
     # -- zone files ------------------------------------------------------------------------------
 
-    def render(self, zone: str, overrides: dict[str, Delegation] | None = None, serial: int = 1,
-               apex: Delegation | None = None, records: list[str] | None = None) -> str:  # fmt: skip
+    def render(
+        self,
+        zone: str,
+        overrides: dict[str, Delegation] | None = None,
+        serial: int = 1,
+        apex: Delegation | None = None,
+        records: list[str] | None = None,
+    ) -> str:
         """The zone's master file: SOA, apex NS, data, then each child's NS and glue."""
         draft, rng = self.draft, random.Random(f"{self.seed}:{zone}")
         overrides = overrides or {}

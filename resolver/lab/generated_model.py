@@ -157,11 +157,16 @@ class Hierarchy:
                 broken=tuple((owner, rtype) for owner, rtype in signing.get("broken", ())),
             ),
             variants={k: dict(v) for k, v in data.get("variants", {}).items()},
-            change=None if change is None else Change(
-                change["parent"], change["zone"], change["parent_text"],
+            change=None
+            if change is None
+            else Change(
+                change["parent"],
+                change["zone"],
+                change["parent_text"],
                 tuple(question_from_json(q) for q in change["questions"]),
-                float(change["settle"]), float(change.get("after", 0.0)),
-            ),  # fmt: skip
+                float(change["settle"]),
+                float(change.get("after", 0.0)),
+            ),
             questions=tuple(question_from_json(q) for q in data.get("questions", ())),
             zone_tags={k: tuple(v) for k, v in data.get("zone_tags", {}).items()},
         )
@@ -175,4 +180,3 @@ def hierarchy_seed(run_seed: int, index: int) -> int:
     """The seed of the ``index``-th hierarchy of a run: runs with different seeds never
     share a hierarchy, and one hierarchy can be made again without the ones before it."""
     return random.Random(f"differential:{run_seed}:{index}").getrandbits(48)
-

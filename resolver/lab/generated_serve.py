@@ -24,6 +24,7 @@ import dns.exception
 import dns.flags
 import dns.message
 import dns.query
+import dns.rdataclass
 import dns.rdatatype
 
 from resolver.lab.front import Fronts
@@ -81,8 +82,11 @@ class ServedHierarchy:
         plan = self.hierarchy.signing
         return Signing(
             flaws=plan.flaws,
-            nsec3={o: Nsec3(opt_out=kind == "nsec3-optout")
-                   for o, kind in plan.denial.items() if kind != "nsec"},  # fmt: skip
+            nsec3={
+                o: Nsec3(opt_out=kind == "nsec3-optout")
+                for o, kind in plan.denial.items()
+                if kind != "nsec"
+            },
         )
 
     def prepare(self) -> None:
@@ -193,12 +197,12 @@ class ServedHierarchy:
         while time.monotonic() < deadline:
             try:
                 reply = dns.query.udp(query, address, port=self.port, timeout=0.5)
-                soa = reply.get_rrset(reply.answer, reply.question[0].name, 1,
-                                      dns.rdatatype.SOA)  # fmt: skip
-                if soa is not None and soa[0].serial == serial:
+                soa = reply.find_rrset(reply.answer, reply.question[0].name,
+                                       dns.rdataclass.IN, dns.rdatatype.SOA)  # fmt: skip
+                if soa[0].serial == serial:
                     return
-            except (dns.exception.Timeout, OSError):
-                pass
+            except (dns.exception.Timeout, OSError, KeyError):
+                pass  # not up again yet, or still the old zone's answer
             time.sleep(0.05)
         raise NsdError(f"{address} did not serve {origin} serial {serial} after reloading")
 

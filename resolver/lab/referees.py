@@ -138,7 +138,9 @@ class Referees:
     def __init__(self, workdir: Path, hints: Path, trust_anchor: Path | None,
                  bounds: TtlBounds) -> None:  # fmt: skip
         self.bounds = bounds
-        validation = ("--trust-anchor-file", str(trust_anchor)) if trust_anchor else ("--no-dnssec",)
+        validation = (
+            ("--trust-anchor-file", str(trust_anchor)) if trust_anchor else ("--no-dnssec",)
+        )
         self.ours = OurResolver(workdir / "ours", hints, free_port(), *OUR_FLAGS, *validation)
         self.unbound = ReferenceUnbound(workdir / "unbound", hints, free_port(),
                                         trust_anchor=trust_anchor)  # fmt: skip
