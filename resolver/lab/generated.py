@@ -34,9 +34,7 @@ from resolver.lab.generated_content import (
     SOA_TTLS,
     Draft,
     add_contents,
-    path_of,
     sample_questions,
-    zone_of,
 )
 from resolver.lab.generated_model import (
     FRONT_KINDS,
@@ -45,12 +43,11 @@ from resolver.lab.generated_model import (
     Front,
     FrontKind,
     Hierarchy,
-    NsecKind,
     Question,
     Server,
     SigningPlan,
-    ZoneFlaw,
 )
+from resolver.lab.generated_signing import plan_signing, tag_name_server_dependencies
 
 TIMING_FRONTS: tuple[FrontKind, ...] = ("slow", "drop")  # fronts that change no answer
 TLD_POOL = ("com", "net", "org", "lab", "example", "test")
@@ -111,9 +108,9 @@ class HierarchyBuilder:
             self._delegate(zone)
         for zone in self.draft.leaves():
             add_contents(self.draft, zone)
-        signing = self._signing()
-        self._tag_bogus_name_servers(signing)
-        self._tag_parent_served_name_servers()
+        signing = plan_signing(self.draft)
+        names = {zone: delegation.names for zone, delegation in self.delegations.items()}
+        tag_name_server_dependencies(self.draft, names, signing)
         change = self._change(signing)
         self._global_candidates()
         asked = sample_questions(self.draft, questions)
@@ -393,78 +390,6 @@ class HierarchyBuilder:
         return names
 
     # -- signing, the change, the questions -----------------------------------------------------
-
-    def _signing(self) -> SigningPlan:
-        rng, draft = self.rng, self.draft
-        if rng.random() < 0.25:
-            return SigningPlan()
-        denial: dict[str, NsecKind] = {}
-        flaws: dict[str, ZoneFlaw] = {}
-        broken: list[tuple[str, str]] = []
-        unsigned: set[str] = set()
-        for zone in draft.order[1:]:
-            parent = draft.parent[zone]
-            leaf = zone not in draft.tlds
-            if parent in unsigned or rng.random() < (0.15 if leaf else 0.05):
-                flaws[zone] = "insecure"
-                unsigned.add(zone)
-                draft.tag(zone, "insecure")
-                continue
-            draft.tag(zone, "signed")
-            if rng.random() < (0.08 if leaf else 0.02):
-                flaw: ZoneFlaw = rng.choice(
-                    ("expired", "not-yet-valid", "ds-without-key", "missing-signatures")
-                )
-                flaws[zone] = flaw
-                draft.tag(zone, f"flaw-{flaw}")
-            if rng.random() < 0.25:
-                denial[zone] = "nsec3-optout" if rng.random() < 0.3 else "nsec3"
-                draft.tag(zone, denial[zone])
-            if leaf and rng.random() < 0.15 and zone not in flaws:
-                owner, rtype = self._to_break(zone)
-                broken.append((owner, rtype))
-                draft.features[zone].add("broken-signature")
-                draft.name_tags.setdefault(owner, set()).add("broken-signature")
-                draft.ask(owner, (rtype,), "broken-signature", weight=3)
-        draft.tag(".", "signed")
-        return SigningPlan(True, denial, flaws, tuple(broken))
-
-    def _tag_bogus_name_servers(self, signing: SigningPlan) -> None:
-        """Tag the zones some of whose name servers' addresses are in a zone that will not
-        validate (a flawed zone, or one below it)."""
-        draft = self.draft
-        bogus = {zone for zone, flaw in signing.flaws.items() if flaw != "insecure"}
-        for zone in draft.order:  # parents first: a zone below a bogus one is bogus
-            if draft.parent.get(zone) in bogus:
-                bogus.add(zone)
-        for zone, delegation in self.delegations.items():
-            homes = {zone_of(draft, name) for name in delegation.names}
-            if homes & bogus and zone not in bogus:
-                draft.tag(zone, "ns-in-bogus-zone")
-
-    def _tag_parent_served_name_servers(self) -> None:
-        """Tag the zones whose name servers' addresses are reached through a zone its
-        parent's server also serves (directly, or through such a zone in turn)."""
-        draft, wanted = self.draft, {"parent-server", "ns-via-parent-server"}
-        changed = True
-        while changed:
-            changed = False
-            for zone, delegation in self.delegations.items():
-                if "ns-via-parent-server" in draft.tags[zone]:
-                    continue
-                homes = {zone_of(draft, name) for name in delegation.names} - {zone}
-                if any(wanted & draft.tags[z] for h in homes for z in path_of(draft, h)):
-                    draft.tag(zone, "ns-via-parent-server")
-                    changed = True
-
-    def _to_break(self, zone: str) -> tuple[str, str]:
-        """An RRset of ``zone`` (its own data, not glue) whose signature will be altered."""
-        own = []
-        for line in self.draft.records[zone]:
-            owner, _ttl, _class, rtype = line.split()[:4]
-            if rtype in ("A", "AAAA", "TXT", "MX", "CNAME", "DNAME") and not owner.startswith("ns"):
-                own.append((owner, rtype))
-        return self.rng.choice(sorted(set(own)))
 
     def _change(self, signing: SigningPlan) -> tuple[Change, dict[str, str], Server] | None:
         draft = self.draft
