@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from resolver.lab.cli import routes_off_loopback  # noqa: E402
 from resolver.lab.differences import differing, load_known  # noqa: E402
-from resolver.lab.differential import record_replay, replay, run  # noqa: E402
+from resolver.lab.differential import record_replay, replay, run, summarise  # noqa: E402
 from resolver.lab.generated import generate  # noqa: E402
 from resolver.lab.generated_model import Hierarchy  # noqa: E402
 
@@ -62,6 +62,9 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
                         help="with --replay: write both answers of now into the file")
     parser.add_argument("--hierarchy-seed", type=int, metavar="SEED",
                         help="with --show: the hierarchy of this seed")
+    parser.add_argument("--summarise", type=Path, nargs="+", metavar="DIR",
+                        help="the --out directories of one or more runs (shards) as one "
+                        "summary, classified with --known as it is now")
     parser.add_argument("--show", action="store_true",
                         help="print the hierarchy (--hierarchy-seed, or --replay's) as JSON")
     return parser.parse_args(argv)
@@ -122,10 +125,25 @@ def stop_on_signals() -> None:
         signal.signal(signum, interrupt)
 
 
+def summarise_runs(directories: list[Path], known_file: Path) -> int:
+    for directory in directories:
+        if not (directory / "summary.json").exists():
+            print(f"differential.py: {directory} has no summary.json (not a run's --out)",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+    summary = summarise(directories, load_known(known_file))
+    print(json.dumps(summary.counts(), indent=1))
+    for difference in summary.new():
+        print("NEW " + difference.summary())
+    return 1 if summary.new() else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = arguments(argv)
     if args.show:
         return show(args)
+    if args.summarise:
+        return summarise_runs(args.summarise, args.known)
     stop_on_signals()
     enter_namespace()
     if args.replay is not None:

@@ -30,6 +30,7 @@ from resolver.lab.differences import (
     outcome,
     parse_known,
 )
+from resolver.lab.differential import MODES
 from resolver.lab.front import question_key, strip_negative
 from resolver.lab.generated import generate
 from resolver.lab.generated_model import Hierarchy, Question, hierarchy_seed
@@ -300,4 +301,4 @@ def test_cases_are_replay_files() -> None:
     for path in CASES:
         data = json.loads(path.read_text())
         Hierarchy.from_json(data["hierarchy"])
-        assert data["mode"] in ("cold", "warm", "sequence") and data["known"]
+        assert data["mode"] in MODES and data["known"]

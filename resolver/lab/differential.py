@@ -293,12 +293,44 @@ def run(seed: int, hierarchies: int, questions: int, known: list[KnownDifference
         for difference in result.differences:
             if difference.new:
                 progress("  " + difference.summary())
-        if out is not None:
+        summary.seconds = time.monotonic() - started
+        if out is not None:  # after each hierarchy: a run stopped half-way still has one
             _write(out, hierarchy, result, replays_written)
+            (out / "summary.json").write_text(json.dumps(summary.counts(), indent=1) + "\n")
     summary.seconds = time.monotonic() - started
-    if out is not None:
-        (out / "summary.json").write_text(json.dumps(summary.counts(), indent=1) + "\n")
     return summary
+
+
+def summarise(directories: list[Path], known: list[KnownDifference]) -> RunSummary:
+    """Several runs' output directories (shards of one run, say) as one summary, each
+    difference classified again with ``known`` (a file edited since the run)."""
+    total = RunSummary(seed=-1)
+    for directory in directories:
+        counts = json.loads((directory / "summary.json").read_text())
+        total.seed = counts["seed"] if total.seed in (-1, counts["seed"]) else -2
+        total.hierarchies += counts["hierarchies"]
+        total.questions += counts["questions"]
+        total.asked += counts["compared"]
+        total.seconds += counts["seconds"]
+        total.errors += counts["errors"]
+        bugs: dict[int, str] = {}  # hierarchy seed -> its first known bug of ours
+        for line in (directory / "differences.jsonl").read_text().splitlines():
+            data = json.loads(line)
+            difference = Difference(
+                data["hierarchy_seed"], data["mode"], question_from_json(data["question"]),
+                tuple(data["fields"]), Outcome.from_json(data["ours"]),
+                Outcome.from_json(data["unbound"]), bool(data["confirmed"]),
+            )  # fmt: skip
+            entry = classify(known, difference.question, difference.mode, difference.fields,
+                             difference.ours, difference.unbound)  # fmt: skip
+            if entry is not None:
+                difference.known, difference.kind = entry.id, entry.kind
+                if entry.kind == "bug":
+                    bugs.setdefault(difference.hierarchy, entry.id)
+            else:
+                difference.after_bug = bugs.get(difference.hierarchy)
+            total.differences.append(difference)
+    return total
 
 
 def _write(out: Path, hierarchy: Hierarchy, result: HierarchyResult, written: set[str]) -> None:
