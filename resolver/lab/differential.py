@@ -106,9 +106,6 @@ class HierarchyResult:
     error: str | None = None
 
 
-Observer = Callable[[str, Question, Outcome, Outcome], None]
-
-
 class Session:
     """One hierarchy served, both resolvers on it, and the comparisons made so far."""
 
@@ -128,11 +125,10 @@ class Session:
         if not fields:
             return
         confirmed = True
-        if again is not None:
+        if again is not None:  # the same difference, the same answers (timing aside)?
             mine2, theirs2 = again()
-            confirmed = differing(mine2, theirs2) == fields and (mine2, theirs2) == (mine, theirs)
-            if not confirmed and differing(mine2, theirs2) == fields:
-                confirmed = _same_class(mine, mine2) and _same_class(theirs, theirs2)
+            confirmed = differing(mine2, theirs2) == fields
+            confirmed = confirmed and _same_class(mine, mine2) and _same_class(theirs, theirs2)
         entry = classify(self.known, question, mode, fields, mine, theirs)
         bugs = [d.known for d in self.result.differences if d.kind == "bug"]
         self.result.differences.append(Difference(
@@ -171,7 +167,10 @@ class Session:
 
 
 def _same_class(first: Outcome, second: Outcome) -> bool:
-    """The same answer apart from what timing may change (the reply text, TTLs)."""
+    """The same answer apart from what timing may change (the reply text, TTLs, and
+    between two failures whether it was SERVFAIL or no answer in time)."""
+    if first.failed or second.failed:
+        return first.failed and second.failed
     return (first.rcode, first.answer, first.ad, first.soa) == (
         second.rcode, second.answer, second.ad, second.soa)  # fmt: skip
 
