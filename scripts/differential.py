@@ -134,7 +134,7 @@ def summarise_runs(directories: list[Path], known_file: Path) -> int:
     summary = summarise(directories, load_known(known_file))
     print(json.dumps(summary.counts(), indent=1))
     for difference in summary.new():
-        print("NEW " + difference.summary())
+        print(difference.summary())
     return 1 if summary.new() else 0
 
 

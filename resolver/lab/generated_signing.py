@@ -68,17 +68,28 @@ def tag_name_server_dependencies(
     draft: Draft, names: Mapping[str, Sequence[str]], signing: SigningPlan
 ) -> None:
     """``ns-in-bogus-zone``: some name server's address is in a zone that will not validate
-    (a flawed one, or one below it); ``ns-via-parent-server``: some name server's address is
+    (a flawed one, or one below it); ``ns-in-stripped-insecure-zone``: in an unsigned zone
+    whose signed parent's servers strip negative answers (the proof that it has no DS is
+    only in the parent's referrals); ``ns-via-parent-server``: some name server's address is
     reached through a zone its parent's server also serves (or through such a zone in turn).
     ``names``: zone -> the NS names of its delegation."""
     bogus = {zone for zone, flaw in signing.flaws.items() if flaw != "insecure"}
-    for zone in draft.order:  # parents first: a zone below a bogus one is bogus
+    # Unsigned below a signed parent whose servers strip negative answers: only the
+    # parent's referrals carry the proof that there is no DS.
+    stripped = {zone for zone, flaw in signing.flaws.items()
+                if flaw == "insecure" and (draft.parent.get(zone) or ".") not in signing.flaws
+                and "strip-soa" in draft.tags.get(draft.parent.get(zone) or ".", ())}  # fmt: skip
+    for zone in draft.order:  # parents first: what is below such a zone is the same
         if draft.parent.get(zone) in bogus:
             bogus.add(zone)
+        if draft.parent.get(zone) in stripped:
+            stripped.add(zone)
     for zone, ns_names in names.items():
         homes = {zone_of(draft, name) for name in ns_names}
         if homes & bogus and zone not in bogus:
             draft.tag(zone, "ns-in-bogus-zone")
+        if homes & stripped and zone not in stripped:
+            draft.tag(zone, "ns-in-stripped-insecure-zone")
     wanted = {"parent-server", "ns-via-parent-server"}
     changed = True
     while changed:
