@@ -32,8 +32,10 @@ from resolver.lab.generated_content import (
     ANSWER_TTLS,
     SOA_MINIMUMS,
     SOA_TTLS,
+    Candidate,
     Draft,
     add_contents,
+    question_tags,
     sample_questions,
 )
 from resolver.lab.generated_model import (
@@ -418,8 +420,8 @@ class HierarchyBuilder:
         variant = self._variant(zone, new, server.addresses[0])
         tags = ("change", "change-child-ns-long" if long_lived else "change-child-ns-short")
         draft.tag(zone, *tags)
-        questions = tuple(
-            Question(name, qtype, tags)
+        questions = tuple(  # with the tags of the zone and those above it, as any question
+            Question(name, qtype, question_tags(draft, Candidate(name, (qtype,), tags)))
             for name, qtype in ((www, "A"), (zone, "NS"), (f"txt.{zone}", "TXT"))
         )
         parent_text = self.render(parent, {zone: new}, serial=2)
