@@ -35,7 +35,13 @@ sys.path.insert(0, str(ROOT))
 
 from resolver.lab.cli import routes_off_loopback  # noqa: E402
 from resolver.lab.differences import differing, load_known  # noqa: E402
-from resolver.lab.differential import record_replay, replay, run, summarise  # noqa: E402
+from resolver.lab.differential import (  # noqa: E402
+    STAGES,
+    record_replay,
+    replay,
+    run,
+    summarise,
+)
 from resolver.lab.generated import generate  # noqa: E402
 from resolver.lab.generated_model import Hierarchy  # noqa: E402
 
@@ -50,6 +56,9 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--first", type=int, default=0,
                         help="index of the first hierarchy of the run (to resume one)")
     parser.add_argument("--questions", type=int, default=50, help="per hierarchy (default 50)")
+    parser.add_argument("--stages", default="cold,sequence,change",
+                        help="what to ask: cold (each question cold, then warm), sequence, "
+                        "change (default all three)")
     parser.add_argument("--max-seconds", type=float, default=None,
                         help="start no new hierarchy after this long")
     parser.add_argument("--out", type=Path, help="directory for differences.jsonl, "
@@ -149,8 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.replay is not None:
         return replay_one(args.replay, args.record)
     known = load_known(args.known)
+    stages = frozenset(args.stages.split(","))
+    if not stages or not stages <= STAGES:
+        print(f"differential.py: --stages takes {','.join(sorted(STAGES))}", file=sys.stderr)
+        return 2
     summary = run(args.seed, args.hierarchies, args.questions, known, args.out,
-                  args.max_seconds, first=args.first)  # fmt: skip
+                  args.max_seconds, first=args.first, stages=stages)  # fmt: skip
     print(json.dumps(summary.counts(), indent=1))
     return 1 if summary.new() else 0
 

@@ -44,6 +44,7 @@ from resolver.lab.generated_model import Hierarchy, Question, hierarchy_seed, qu
 from resolver.lab.generated_serve import ServedHierarchy
 from resolver.lab.referees import Referees
 
+AFTER_WINDOW = 1.0  # seconds the change's first questions may take for "after" to be asked
 HIERARCHY_BUDGET = 600.0  # seconds one hierarchy may take before its remaining questions go
 MODES = ("cold", "warm", "sequence", "change-before", "change-after", "change-settled")
 
@@ -178,21 +179,37 @@ def _same_class(first: Outcome, second: Outcome) -> bool:
 def change_protocol(
     served: ServedHierarchy, referees: Referees
 ) -> Iterator[tuple[str, Question, Outcome, Outcome]]:
+    """The change's questions before it, after it, and once it has settled.  Answers
+    (TTL 1) and the old delegation (TTL 5) were cached while the first questions were
+    asked: "after" comes when every answer has expired and the delegation surely has not,
+    which needs the first questions to have taken at most ``AFTER_WINDOW`` s (slow or dead
+    servers can take longer: then "after" is not asked, rather than asked at a moment when
+    either resolver may rightly have either state); "settled" comes once the delegation
+    has expired whenever in the first questions it was cached."""
     change = served.hierarchy.change
     assert change is not None
     referees.flush()
     started = time.monotonic()
     for question in change.questions:
         yield ("change-before", question, *referees.ask(question))
+    asked = time.monotonic() - started
     served.apply_change()
-    for mode, wait in (("change-after", change.after), ("change-settled", change.settle)):
+    stages = [("change-settled", change.settle + asked)]
+    if asked <= AFTER_WINDOW:
+        stages.insert(0, ("change-after", change.after))
+    for mode, wait in stages:
         time.sleep(max(wait - (time.monotonic() - started), 0))
         for question in change.questions:
             yield (mode, question, *referees.ask(question))
 
 
+STAGES = frozenset({"cold", "sequence", "change"})
+"""What a run asks: each question cold then warm, all in sequence, the change."""
+
+
 def run_hierarchy(hierarchy: Hierarchy, workdir: Path, known: list[KnownDifference],
-                  budget: float = HIERARCHY_BUDGET) -> HierarchyResult:  # fmt: skip
+                  budget: float = HIERARCHY_BUDGET,
+                  stages: frozenset[str] = STAGES) -> HierarchyResult:  # fmt: skip
     """Serve one hierarchy, ask every question in every mode, compare."""
     started = time.monotonic()
     deadline = started + budget
@@ -203,7 +220,7 @@ def run_hierarchy(hierarchy: Hierarchy, workdir: Path, known: list[KnownDifferen
             bounds = TtlBounds(hierarchy)
             with Referees(workdir, hints, served.trust_anchor, bounds) as referees:
                 session = Session(hierarchy, served, referees, known)
-                _ask_all(session, deadline)
+                _ask_all(session, deadline, stages)
                 result = session.result
                 result.error = referees.alive()
     except Exception as error:  # reported with the seed: the run goes on
@@ -213,16 +230,18 @@ def run_hierarchy(hierarchy: Hierarchy, workdir: Path, known: list[KnownDifferen
     return result
 
 
-def _ask_all(session: Session, deadline: float) -> None:
+def _ask_all(session: Session, deadline: float, stages: frozenset[str]) -> None:
     questions = list(session.hierarchy.questions)
-    for question in questions:
+    for question in questions if "cold" in stages else ():
         if time.monotonic() > deadline:
             break
         session.cold_and_warm(question)
     shuffled = list(questions)
     random.Random(session.hierarchy.seed).shuffle(shuffled)
-    session.sequence(shuffled, deadline)
-    if session.hierarchy.change is not None and time.monotonic() < deadline:
+    if "sequence" in stages:
+        session.sequence(shuffled, deadline)
+    changes = "change" in stages and session.hierarchy.change is not None
+    if changes and time.monotonic() < deadline:
         session.change()
 
 
@@ -264,7 +283,8 @@ class RunSummary:
 
 def run(seed: int, hierarchies: int, questions: int, known: list[KnownDifference],
         out: Path | None = None, max_seconds: float | None = None,
-        progress: Callable[[str], None] = print, first: int = 0) -> RunSummary:  # fmt: skip
+        progress: Callable[[str], None] = print, first: int = 0,
+        stages: frozenset[str] = STAGES) -> RunSummary:  # fmt: skip
     """``hierarchies`` hierarchies of ``questions`` questions from ``seed``; stops starting
     new ones after ``max_seconds``."""
     summary = RunSummary(seed)
@@ -278,7 +298,7 @@ def run(seed: int, hierarchies: int, questions: int, known: list[KnownDifference
             break
         hierarchy = generate(hierarchy_seed(seed, index), questions)
         with tempfile.TemporaryDirectory(prefix="differential-") as workdir:
-            result = run_hierarchy(hierarchy, Path(workdir), known)
+            result = run_hierarchy(hierarchy, Path(workdir), known, stages=stages)
         summary.hierarchies += 1
         summary.questions += result.questions
         summary.asked += result.asked
