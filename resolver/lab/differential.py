@@ -322,8 +322,11 @@ def run(seed: int, hierarchies: int, questions: int, known: list[KnownDifference
 
 def summarise(directories: list[Path], known: list[KnownDifference]) -> RunSummary:
     """Several runs' output directories (shards of one run, say) as one summary, each
-    difference classified again with ``known`` (a file edited since the run)."""
+    difference classified again with ``known`` (a file edited since the run), with the
+    tags this version of the generator gives its question (when it makes the same
+    questions from the seed)."""
     total = RunSummary(seed=-1)
+    tags = _TagsNow()
     for directory in directories:
         counts = json.loads((directory / "summary.json").read_text())
         total.seed = counts["seed"] if total.seed in (-1, counts["seed"]) else -2
@@ -336,7 +339,8 @@ def summarise(directories: list[Path], known: list[KnownDifference]) -> RunSumma
         for line in (directory / "differences.jsonl").read_text().splitlines():
             data = json.loads(line)
             difference = Difference(
-                data["hierarchy_seed"], data["mode"], question_from_json(data["question"]),
+                data["hierarchy_seed"], data["mode"],
+                tags.of(data["hierarchy_seed"], question_from_json(data["question"])),
                 tuple(data["fields"]), Outcome.from_json(data["ours"]),
                 Outcome.from_json(data["unbound"]), bool(data["confirmed"]),
             )  # fmt: skip
@@ -350,6 +354,23 @@ def summarise(directories: list[Path], known: list[KnownDifference]) -> RunSumma
                 difference.after_bug = bugs.get(difference.hierarchy)
             total.differences.append(difference)
     return total
+
+
+class _TagsNow:
+    """A question's tags as the generator gives them now (by the hierarchy's seed)."""
+
+    def __init__(self) -> None:
+        self.questions: dict[int, dict[tuple[str, str], Question]] = {}
+
+    def of(self, seed: int, question: Question) -> Question:
+        if seed not in self.questions:
+            hierarchy = generate(seed)
+            asked = [
+                *hierarchy.questions,
+                *(hierarchy.change.questions if hierarchy.change else ()),
+            ]
+            self.questions[seed] = {(q.qname, q.qtype): q for q in asked}
+        return self.questions[seed].get((question.qname, question.qtype), question)
 
 
 def _write(out: Path, hierarchy: Hierarchy, result: HierarchyResult, written: set[str]) -> None:
