@@ -248,11 +248,15 @@ def test_conditions_and_or() -> None:
 
 def test_every_known_difference_has_a_case_and_each_case_its_line() -> None:
     """Each line is shown by a minimal replay (tests/differential/cases/), and the line
-    matches what that replay recorded."""
+    matches what that replay recorded (a case whose line was deleted is a bug fixed: it
+    must now give the same answers, tests/interop/test_differential.py)."""
     known = load_known(KNOWN)
+    ids = {entry.id for entry in known}
     shown = set()
     for path in CASES:
         data = json.loads(path.read_text())
+        if data["known"] not in ids:
+            continue
         question = Question(data["question"]["qname"], data["question"]["qtype"],
                             tuple(data["question"]["tags"]))  # fmt: skip
         ours, theirs = Outcome.from_json(data["ours"]), Outcome.from_json(data["unbound"])
