@@ -364,7 +364,10 @@ def test_the_running_service_uses_a_port_per_query_and_refuses_a_wrong_case_forg
             pytest.fail(problem + " (run the suite with scripts/test.sh)")
         pytest.skip(problem)
     ports = measure("ours", tmp_path, 60, "ports")
-    assert ports["upstream_queries"] == 60 and ports["distinct_ports"] >= 59
+    # One query a name (a retry after a timeout on a loaded machine adds one): each query
+    # from a port of its own, but for a repeat drawn by chance.
+    assert 60 <= ports["upstream_queries"] <= 63
+    assert ports["distinct_ports"] >= ports["upstream_queries"] - 1
     caps = measure("ours", tmp_path, 60, "caps", ("--use-caps-for-id",))
     assert caps["forged_answers"] == 0 and caps["answers"] == {"192.0.2.7": 60}
     plain = measure("ours", tmp_path, 20, "caps")
