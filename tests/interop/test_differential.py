@@ -33,6 +33,10 @@ KINDS = {entry.id: entry.kind for entry in KNOWN}
 CASES = sorted((ROOT / "tests" / "differential" / "cases").glob("*.json"))
 
 SHORT_RUN_SEED = 23
+CHANCE_ATTEMPTS = 3
+"""Unbound picks among a zone's servers at random: where most are dead (the case
+stripping-and-dead-servers), it may reach the live one in time and answer as ours does.
+Ours must answer as recorded every time; the difference must show within three replays."""
 SHORT_RUN_HIERARCHIES = 3
 SHORT_RUN_QUESTIONS = 35
 
@@ -80,10 +84,13 @@ def test_explained_difference_is_still_there(
 ) -> None:
     """The minimal case of a difference where ours is right (or Unbound has its own way):
     still different, the same way, and still matched by its line."""
-    recorded, (mine, theirs) = replay(path, tmp_path)
-    fields = differing(mine, theirs)
+    for attempt in range(CHANCE_ATTEMPTS):
+        (workdir := tmp_path / str(attempt)).mkdir()
+        recorded, (mine, theirs) = replay(path, workdir)
+        assert (mine.rcode, mine.answer) == (recorded.ours.rcode, recorded.ours.answer)
+        fields = differing(mine, theirs)
+        if fields:
+            break
     assert fields == recorded.fields, f"ours {mine.text}\n--- unbound {theirs.text}"
-    assert (mine.rcode, mine.answer) == (recorded.ours.rcode, recorded.ours.answer)
     entry = classify(KNOWN, recorded.question, recorded.mode, fields, mine, theirs)
     assert entry is not None and entry.id == recorded.known
-
