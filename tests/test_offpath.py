@@ -21,7 +21,7 @@ import dns.rcode
 import pytest
 
 from resolver.net.caps import CaseKeeping, randomise
-from resolver.net.contract import ExchangeFailed, Failure, Reply
+from resolver.net.contract import ExchangeFailed, Failure, Query, Reply
 from resolver.net.cookies import CookieJar
 from resolver.net.sockets import REUSE_MAX_USES
 from resolver.net.transport import UpstreamTransport
@@ -52,7 +52,7 @@ async def exchanges(
     try:
         for _ in range(count):
             try:
-                outcomes.append(await upstream.exchange(SERVER, QNAME, RRType.A, timeout))
+                outcomes.append(await upstream.exchange(Query(SERVER, QNAME, RRType.A, timeout)))
             except ExchangeFailed as failed:
                 outcomes.append(failed)
     finally:
@@ -123,7 +123,7 @@ def test_sad_dns_a_port_found_open_is_closed_before_the_next_query() -> None:
         late = 0
         try:
             for _ in range(20):
-                await upstream.exchange(SERVER, QNAME, RRType.A, 2.0)
+                await upstream.exchange(Query(SERVER, QNAME, RRType.A, 2.0))
                 port = source_ports(server)[-1]
                 after.append(port_is_open(port))
                 # The attacker's 65,536 IDs arrive now: the port refuses them all.
@@ -318,11 +318,11 @@ def test_a_server_that_stops_sending_cookies_is_asked_without_expecting_them() -
         upstream = UpstreamTransport(port=server.port)
         outcomes: list[Reply | ExchangeFailed] = []
         try:
-            outcomes.append(await upstream.exchange(SERVER, QNAME, RRType.A, 0.3))
+            outcomes.append(await upstream.exchange(Query(SERVER, QNAME, RRType.A, 0.3)))
             state["cookies"] = False  # a new server software behind the address
             for _ in range(2):
                 try:
-                    outcomes.append(await upstream.exchange(SERVER, QNAME, RRType.A, 0.3))
+                    outcomes.append(await upstream.exchange(Query(SERVER, QNAME, RRType.A, 0.3)))
                 except ExchangeFailed as failed:
                     outcomes.append(failed)
         finally:

@@ -3,7 +3,7 @@
 Read with the same code at start-up (where a file that does not load stops the
 resolver) and at a reload (in a worker thread, so that the event loop goes on
 answering while a million names are compiled: see
-:mod:`resolver.serve.policy_feeds`).  A file larger than ``max-entries`` times
+:mod:`resolver.ops.policy_feeds`).  A file larger than ``max-entries`` times
 :data:`BYTES_PER_ENTRY` is refused unread (a list ten times too large must not
 be read into memory to be found too large).  Every failure is one
 :class:`PolicyLoadError` line naming the source, the file and why.
@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from resolver.ops.policy_config import PolicySource
 from resolver.policy import BlocklistError, PolicyZone, ZoneOptions, build_zone, read_lists
 from resolver.policy.rules import NXDOMAIN_RULE, Override, Rule, cname_rule, overridden
-from resolver.serve.policy_config import PolicySource
 from resolver.wire.zonefile import iter_zone
 
 if TYPE_CHECKING:
-    from resolver.serve.config import Settings
+    from resolver.ops.config import Settings
 
 log = structlog.get_logger("resolver.serve.policy")
 

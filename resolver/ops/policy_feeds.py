@@ -2,12 +2,12 @@
 
 :func:`build_policy` makes the service's :class:`~resolver.serve.policy_step.PolicyStep`
 from the settings' ``[[policy-zone]]`` and ``[[blocklist]]`` tables
-(:mod:`resolver.serve.policy_config`), one :class:`Feed` per source, in order:
+(:mod:`resolver.ops.policy_config`), one :class:`Feed` per source, in order:
 
 - a file (an RPZ master file, or a blocklist and its allowlist) is read at start-up
   (a file that does not load stops the resolver there, as a local zone does) and
   again at each reload if it changed (size, time or inode), in a worker thread
-  (:mod:`resolver.serve.policy_files`): the loop goes on answering, with the data in
+  (:mod:`resolver.ops.policy_files`): the loop goes on answering, with the data in
   force, until the new data is compiled and logged (``policy_zone_loaded``);
 - a zone with a ``primary`` starts empty and is transferred in the background
   (:mod:`resolver.net.xfr`): AXFR first, then at each SOA refresh (RFC 1034
@@ -41,11 +41,9 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from resolver.net.xfr import Primary, XfrError, XfrKind, newer, query_soa, soa_serial, transfer
-from resolver.policy import Policy, PolicySlot, PolicyZone, RpzError, ZoneReader, apply_changes
-from resolver.policy.rules import Trigger
-from resolver.serve.config import SettingsError
-from resolver.serve.policy_config import PolicySource
-from resolver.serve.policy_files import (
+from resolver.ops.config import SettingsError
+from resolver.ops.policy_config import PolicySource
+from resolver.ops.policy_files import (
     PolicyLoadError,
     Signature,
     answer_rules,
@@ -55,6 +53,8 @@ from resolver.serve.policy_files import (
     signature_of,
     sources_of,
 )
+from resolver.policy import Policy, PolicySlot, PolicyZone, RpzError, ZoneReader, apply_changes
+from resolver.policy.rules import Trigger
 from resolver.serve.policy_step import PolicyStep
 from resolver.serve.responses import make_response
 from resolver.wire import Message, Rcode, RRType
@@ -63,8 +63,8 @@ from resolver.wire.rdata import SOA
 
 if TYPE_CHECKING:
     from resolver.cache.answers import AnswerCache
-    from resolver.serve.config import Settings
-    from resolver.serve.runtime import ReloadHook, Runtime
+    from resolver.ops.config import Settings
+    from resolver.ops.runtime import ReloadHook, Runtime
 
 log = structlog.get_logger("resolver.serve.policy")
 
@@ -145,7 +145,7 @@ class PolicyFeeds:
                 self._stop(feed)
         before = [answer_rules(f.slot.zone) for f in old.values()]
         self.feeds = feeds
-        self.step.policy = Policy([feed.slot for feed in feeds.values()])
+        self.step.install(Policy([feed.slot for feed in feeds.values()]))
         if before != [answer_rules(f.slot.zone) for f in feeds.values()] and not starting:
             self._flushed("configuration")
         self.start()
@@ -389,9 +389,9 @@ class PolicyFeeds:
 # -------------------------------------------------------------------- the service's side
 
 
-def build_policy(settings: Settings, runtime: Runtime) -> PolicyStep | None:
-    """The policy step of a new service (None without any source); PolicyLoadError if a
-    file does not load."""
+def build_policy(settings: Settings, runtime: Runtime) -> PolicyFeeds | None:
+    """The policy sources of a new service, their step in ``feeds.step`` (None without
+    any source); SettingsError if a file does not load."""
     sources = sources_of(settings)
     if not sources:
         return None
@@ -401,7 +401,7 @@ def build_policy(settings: Settings, runtime: Runtime) -> PolicyStep | None:
         feeds.configure(sources, starting=True)
     except PolicyLoadError as error:
         raise SettingsError(str(error)) from None
-    return step
+    return feeds
 
 
 def _emptied(answers: AnswerCache) -> int:
@@ -418,19 +418,18 @@ def policy_hook(runtime: Runtime) -> ReloadHook:
         sources = sources_of(new)
 
         def apply() -> None:
-            service = runtime.service
-            step = service.policy
+            feeds = runtime.policy_feeds
             if not sources:
-                if step is not None and step.feeds is not None:
-                    step.feeds.stop()
-                service.policy = None
+                if feeds is not None:
+                    feeds.stop()
+                runtime.policy_feeds = None
+                runtime.service.configure(policy=None)
                 return
-            if step is None:
+            if feeds is None:
                 step = PolicyStep(Policy(), runtime.stats, runtime.engine, runtime.records)
-                PolicyFeeds(step, lambda: _emptied(runtime.answers))
-            assert step.feeds is not None
-            step.feeds.configure(sources, starting=False)
-            service.policy = step
+                feeds = runtime.policy_feeds = PolicyFeeds(step, lambda: _emptied(runtime.answers))
+            feeds.configure(sources, starting=False)
+            runtime.service.configure(policy=feeds.step)
 
         return apply
 
@@ -439,9 +438,9 @@ def policy_hook(runtime: Runtime) -> ReloadHook:
 
 async def policy_command(runtime: Runtime, line: str) -> Any:
     """``resolver-control policy ...`` in this process: its output lines."""
-    step = runtime.service.policy
-    if step is None or step.feeds is None:
+    feeds = runtime.policy_feeds
+    if feeds is None:
         if line == "list":
             return ["no policy zone or blocklist is configured"]
         raise ValueError("no policy zone or blocklist is configured")
-    return await step.feeds.command(line.split())
+    return await feeds.command(line.split())

@@ -1,6 +1,6 @@
 """The command line: ``python -m resolver --port 2053`` (or the installed ``resolver``).
 
-The settings come from :mod:`resolver.serve.config` (defaults, then ``--config
+The settings come from :mod:`resolver.ops.config` (defaults, then ``--config
 FILE``, then the flags).  This module binds what the resolver listens on, forks
 the ``--workers``, and runs each process's event loop with its signals: SIGINT
 and SIGTERM stop it, SIGHUP reloads the configuration (the first process passes
@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from resolver.iterate.engine import MAX_IN_FLIGHT
 from resolver.iterate.hints import HintsError, RootHints, load_root_hints
-from resolver.serve import dnstap
-from resolver.serve.config import (
+from resolver.ops.config import (
     Settings,
     SettingsError,
     build_parser,
@@ -36,7 +36,7 @@ from resolver.serve.config import (
     metrics_endpoint,
     parse_command_line,
 )
-from resolver.serve.control import (
+from resolver.ops.control import (
     ControlServer,
     ControlSocket,
     Front,
@@ -44,17 +44,17 @@ from resolver.serve.control import (
     bind_control_socket,
     serve_link,
 )
-from resolver.serve.encrypted import (
+from resolver.ops.encrypted import (
     Encrypted,
     bind_encrypted,
     certificate_hook,
     load_certificate,
     start_encrypted,
 )
-from resolver.serve.listener import MAX_IN_FLIGHT, MAX_TCP_CONNECTIONS, TcpListener, UdpListener
-from resolver.serve.logs import configure_logging
-from resolver.serve.options import OFF
-from resolver.serve.runtime import build_service
+from resolver.ops.logs import configure_logging
+from resolver.ops.options import OFF
+from resolver.ops.runtime import build_service, install_dnstap
+from resolver.serve.listener import MAX_TCP_CONNECTIONS, TcpListener, UdpListener
 
 __all__ = ["build_parser", "main"]
 
@@ -152,7 +152,7 @@ class Process:
     links: list[WorkerLink] = field(default_factory=list)
     link: socket.socket | None = None  # a worker's end of its link to the first process
     children: list[int] = field(default_factory=list)
-    encrypted: Encrypted | None = None  # DNS over TLS and HTTPS (resolver.serve.encrypted)
+    encrypted: Encrypted | None = None  # DNS over TLS and HTTPS (resolver.ops.encrypted)
 
 
 async def serve(process: Process) -> None:
@@ -168,7 +168,7 @@ async def serve(process: Process) -> None:
         tcp = await asyncio.start_server(tcp_listener, sock=tcp_sock)
         closers += [udp.close, tcp.close]
     if settings.dnstap not in (None, OFF):  # view: dnstap, client and upstream messages
-        closers.append(dnstap.install(runtime, str(settings.dnstap)).close)
+        closers.append(install_dnstap(runtime, str(settings.dnstap)).close)
     closers += await start_encrypted(process.encrypted, service)
     runtime.reload_hooks.append(certificate_hook(process.encrypted))
     front = Front(runtime, process.links)
@@ -178,8 +178,8 @@ async def serve(process: Process) -> None:
     if process.metrics is not None:
         # Imported only when wanted: prometheus-client and the web view are a tenth of
         # the start-up time (docs/performance.md, "Start-up").
-        from resolver.serve.metrics import MetricsServer
-        from resolver.serve.webview import WebView
+        from resolver.ops.metrics import MetricsServer
+        from resolver.ops.webview import WebView
 
         web = WebView(settings, process.hints, front)  # view: the web view, same address
         served = MetricsServer(front.samples, web)
@@ -304,7 +304,7 @@ def _bind_extras(settings: Settings) -> tuple[ControlSocket | None, socket.socke
     endpoint = metrics_endpoint(settings)
     if endpoint is None:
         return control, None
-    from resolver.serve.metrics import bind_metrics_socket  # only when wanted, as above
+    from resolver.ops.metrics import bind_metrics_socket  # only when wanted, as above
 
     try:
         return control, bind_metrics_socket(*endpoint)

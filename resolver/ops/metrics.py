@@ -1,6 +1,6 @@
 """Prometheus metrics at ``--metrics ADDR:PORT`` (``GET /metrics``), off unless asked for.
 
-The same address serves the web view (:mod:`resolver.serve.webview`: ``/`` the form
+The same address serves the web view (:mod:`resolver.ops.webview`: ``/`` the form
 and the live state, ``/trace`` a resolution drawn, ``/state`` the live numbers).
 
 The numbers are the service's own counters (:mod:`resolver.serve.stats`), turned
@@ -11,7 +11,7 @@ Names follow the Prometheus conventions: ``resolver_`` first, the unit in the
 name, ``_total`` for counters.
 
 ``--workers N``: each worker counts for itself; the first process gathers every
-worker's counters over the control links (:class:`resolver.serve.control.Front`)
+worker's counters over the control links (:class:`resolver.ops.control.Front`)
 and serves their sums, so one target covers the whole resolver and each
 worker's numbers reach it.  This is instead of prometheus-client's multiprocess
 mode (a directory of memory-mapped files, one per worker, and a lock taken at
@@ -36,10 +36,10 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector
 
-from resolver.serve.stats import METRICS, Sample
-from resolver.serve.webview import Page, WebView
+from resolver.ops.exposition import METRICS, Sample
+from resolver.ops.webview import Page, WebView
 
-log = structlog.get_logger("resolver.serve.metrics")
+log = structlog.get_logger("resolver.ops.metrics")
 
 PREFIX = "resolver_"
 Gather = Callable[[], Awaitable[list[Sample]]]

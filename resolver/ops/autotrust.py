@@ -38,10 +38,11 @@ from resolver.dnssec.autotrust import (
     update,
 )
 from resolver.iterate.engine import IterativeEngine
+from resolver.validate import Validator
 from resolver.wire import RRType
 from resolver.wire.names import name_key
 
-log = structlog.get_logger("resolver.serve.autotrust")
+log = structlog.get_logger("resolver.ops.autotrust")
 
 
 def load_points(path: str | Path) -> list[TrustPoint]:
@@ -92,6 +93,7 @@ class AutoTrust:
         self,
         path: str | Path,
         engine: IterativeEngine,
+        validator: Validator,
         base: TrustAnchors | None = None,
         *,
         add_holddown: float = ADD_HOLDDOWN,
@@ -101,6 +103,7 @@ class AutoTrust:
     ) -> None:
         self.path = Path(path)
         self.engine = engine
+        self.validator = validator
         self.base = base
         self.points = load_points(self.path)
         self.add_holddown = add_holddown
@@ -110,9 +113,7 @@ class AutoTrust:
 
     def install(self) -> None:
         """The anchors in force given to the validator (its chain of trust starts anew)."""
-        validator = self.engine.env.validator
-        if validator is not None:
-            validator.trust.set_anchors(merged(self.base, self.points))
+        self.validator.set_anchors(merged(self.base, self.points))
 
     async def probe(self, point: TrustPoint) -> list[str]:
         """Fetch the point's DNSKEY RRset afresh and move its keys on; the changes."""

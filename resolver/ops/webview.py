@@ -6,8 +6,8 @@
     /state                 the live state as JSON (the page refreshes itself from it)
 
 A trace is what ``resolver-trace`` does: a fresh engine with empty caches walks
-from the root hints (:func:`resolver.serve.trace.trace_engine`, validating as the
-service does), and :mod:`resolver.serve.drawing` draws its events server-side as
+from the root hints (:func:`resolver.ops.trace.trace_engine`, validating as the
+service does), and :mod:`resolver.ops.drawing` draws its events server-side as
 SVG.  The page needs nothing from elsewhere (no CDN, no build step, no framework):
 HTML, the SVG, and a few lines of inline script that refresh the live numbers.
 
@@ -19,7 +19,7 @@ the service's access list lets resolve (``--allow``: loopback by default), as th
 metrics address itself is loopback only unless configured.
 
 Names come from whoever types them and from servers: every string shown is escaped
-(:func:`resolver.serve.drawing.escape`), the live page's script writes text with
+(:func:`resolver.ops.drawing.escape`), the live page's script writes text with
 ``textContent`` only, and a Content-Security-Policy runs no script but the page's
 own (a per-response nonce), so a name with markup in it is shown as text.
 """
@@ -39,15 +39,16 @@ import structlog
 
 from resolver.iterate.hints import RootHints
 from resolver.net.transport import UpstreamTransport
-from resolver.serve.config import Settings
-from resolver.serve.control import Front, execute
-from resolver.serve.drawing import draw, escape
-from resolver.serve.livestate import Reading, combine, reading, summarise
-from resolver.serve.trace import RecordedTrace, trace_engine
+from resolver.ops.config import Settings
+from resolver.ops.control import Front, execute
+from resolver.ops.drawing import draw, escape
+from resolver.ops.livestate import Reading, combine, reading, summarise
+from resolver.ops.trace import RecordedTrace, trace_engine
+from resolver.ops.traced import Start, TraceEvent, cut_short
 from resolver.wire import RRType
 from resolver.wire.names import BadName, normalize
 
-log = structlog.get_logger("resolver.serve.webview")
+log = structlog.get_logger("resolver.ops.webview")
 
 TRACE_BUDGET = 5.0  # seconds a web trace may take (the engine's own budget)
 TRACE_RATE = 0.5  # traces a second, sustained
@@ -89,7 +90,7 @@ class TraceBucket:
 
 
 class WebView:
-    """The pages of the web view (served by :class:`resolver.serve.metrics.MetricsServer`)."""
+    """The pages of the web view (served by :class:`resolver.ops.metrics.MetricsServer`)."""
 
     def __init__(
         self,
@@ -162,7 +163,7 @@ class WebView:
 
     # ---------------------------------------------------------------- a trace
 
-    async def trace(self, qname: str, qtype: int) -> list[dict[str, Any]]:
+    async def trace(self, qname: str, qtype: int) -> list[TraceEvent]:
         """The events of one fresh resolution of (qname, qtype), summary included."""
         settings = self.settings
         recorded = RecordedTrace(limit=MAX_EVENTS)
@@ -172,15 +173,14 @@ class WebView:
             budget=TRACE_BUDGET, ipv4_only=settings.ipv4_only, ipv6_only=settings.ipv6_only,
             qname_minimisation=settings.qname_minimisation, network=transport,
         )  # fmt: skip
-        recorded.header(qname, RRType.text(qtype), self.hints.source, settings.upstream_port)
+        recorded.header(Start(qname, RRType.text(qtype), self.hints.source, settings.upstream_port))
         started = self.clock()
         try:
             async with asyncio.timeout(TRACE_BUDGET + 1):
                 result = await engine.resolve(qname, qtype)
             recorded.summary(result, (self.clock() - started) * 1000)
         except TimeoutError:
-            recorded.events.append({"event": "summary", "rcode": "SERVFAIL",
-                                    "reason": "the trace ran out of time"})  # fmt: skip
+            recorded.events.append(cut_short("the trace ran out of time"))
         finally:
             transport.sockets.close()
         log.info("web_trace", qname=qname, qtype=RRType.text(qtype),

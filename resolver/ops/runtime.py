@@ -14,7 +14,7 @@ flushed from the wire answer cache, where local answers may be) and the forward
 and stub zones (the engine's configured zones are replaced, and what was learnt
 at or below a zone that changed is flushed from both caches; the table of TLS
 forwarders, and the certificate of the encrypted listeners, read again from its files:
-:mod:`resolver.serve.encrypted`).  Nothing is
+:mod:`resolver.ops.encrypted`).  Nothing is
 rebuilt, so the cache stays and queries in flight finish as they started.
 Addresses, ports, workers, the root hints, the address families, the control
 socket and the metrics endpoint are bound at start-up: a change to them is
@@ -33,7 +33,6 @@ import structlog
 
 from resolver.cache.answers import AnswerCache
 from resolver.cache.records import RecordCache
-from resolver.iterate.aggressive import AggressiveNsec
 from resolver.iterate.engine import IterativeEngine
 from resolver.iterate.forwarding import ConfiguredZone, ConfiguredZones, Server, ZoneKind
 from resolver.iterate.hints import RootHints
@@ -45,28 +44,31 @@ from resolver.net.caps import CaseKeeping
 from resolver.net.sockets import DEFAULT_MAX_USES, REUSE_MAX_USES
 from resolver.net.tls_upstream import TlsForwarders
 from resolver.net.transport import UpstreamTransport
-from resolver.serve.access import AccessList
-from resolver.serve.autotrust import AutoTrust
-from resolver.serve.config import (
+from resolver.ops.autotrust import AutoTrust
+from resolver.ops.config import (
     Settings,
     SettingsError,
     changed_keys,
     configured_anchors,
     load_settings,
 )
+from resolver.ops.encrypted import tls_forwarders, tls_forwarders_hook
+from resolver.ops.exposition import Sample, cache_samples, samples
+from resolver.ops.logs import set_format, set_level
+from resolver.ops.negative import configure as configure_negative
+from resolver.ops.options import BY_KEY
+from resolver.ops.policy_feeds import PolicyFeeds, build_policy, policy_hook
+from resolver.ops.sections import DelegatedZone
+from resolver.ops.sharedsetup import build_tier, shared_hook
+from resolver.ops.upstream import upstream_addresses
+from resolver.serve.access import AccessList
 from resolver.serve.cookies import ServerCookies, parse_secret
-from resolver.serve.encrypted import tls_forwarders, tls_forwarders_hook
+from resolver.serve.dnstap import DnstapJournal, DnstapSink, TappedNetwork
 from resolver.serve.listener import ResolverService
-from resolver.serve.logs import set_format, set_level
-from resolver.serve.negative import configure as configure_negative
-from resolver.serve.options import BY_KEY
-from resolver.serve.policy_feeds import build_policy, policy_hook
-from resolver.serve.sections import DelegatedZone
-from resolver.serve.shared import build_tier, shared_hook
-from resolver.serve.stats import CountingNetwork, Sample, ServiceStats, cache_samples
-from resolver.serve.upstream import upstream_addresses
+from resolver.serve.stats import CountingNetwork, ServiceStats
+from resolver.validate import Validator, validator
 
-log = structlog.get_logger("resolver.serve.runtime")
+log = structlog.get_logger("resolver.ops.runtime")
 
 # A reload hook gets the new settings, loads what it owns from them (raising ValueError
 # or SettingsError to reject the reload, nothing changed yet) and returns the function
@@ -86,6 +88,7 @@ class Runtime:
         answers: AnswerCache,
         engine: IterativeEngine,
         service: ResolverService,
+        validator: Validator | None = None,
     ) -> None:
         self.settings = settings
         self.flags = dict(flags)  # the command line: it overrides the file at every reload
@@ -94,15 +97,17 @@ class Runtime:
         self.answers = answers
         self.engine = engine
         self.service = service
+        self.validator = validator  # the engine's judge when validating (None: off)
         self.reload_hooks: list[ReloadHook] = []
         self.autotrust: AutoTrust | None = None  # RFC 5011 (auto-trust-anchor-file)
+        self.policy_feeds: PolicyFeeds | None = None  # response policy: its sources
         self.transport: UpstreamTransport | None = None  # set by build_service
 
     def samples(self) -> list[Sample]:
         """Every counter of this process, for ``stats`` and ``/metrics``."""
         records, answers = self.records, self.answers
         return [
-            *self.stats.samples(),
+            *samples(self.stats),
             *cache_samples("records", records.hits, records.misses, records.evictions,
                            len(records)),
             *cache_samples("answers", answers.hits, answers.misses, answers.evictions,
@@ -145,23 +150,20 @@ class Runtime:
         old = self.settings
         set_format(new.log_format)
         set_level(new.log_level)
-        self.service.query_log = new.query_log
-        self.engine.env.qname_minimisation = new.qname_minimisation
+        self.service.configure(query_log=new.query_log)
+        self.engine.reconfigure(qname_minimisation=new.qname_minimisation)
         if new.allow != old.allow:
             self.service.access = AccessList(new.allow)
-        if (new.min_ttl, new.max_ttl) != (old.min_ttl, old.max_ttl):
-            self.records.min_ttl, self.records.max_ttl = new.min_ttl, new.max_ttl
-            self.answers.clear()  # its TTLs were clamped with the old bounds
+        self.engine.reconfigure(ttl_bounds=(new.min_ttl, new.max_ttl))
         self.service.ratelimit.configure(new.ip_ratelimit, new.ip_ratelimit_mode)
         self.service.prefetch.enable(new.prefetch)
         if (new.zone_ratelimit, new.zone_ratelimit_factor) != (
             old.zone_ratelimit,
             old.zone_ratelimit_factor,
         ):
-            self.engine.env.zone_limit = zone_rate_limit(new)  # counts start again
+            self.engine.reconfigure(zone_limit=zone_rate_limit(new))  # counts start again
         if new.cache_size != old.cache_size:
-            self.records.resize(new.cache_size)
-            self.answers.resize(new.cache_size)
+            self.engine.reconfigure(cache_size=new.cache_size)
         configure_validation(self, new)  # aggressive NSEC, negative trust anchors
         apply_forgery_settings(self, new)
 
@@ -169,13 +171,9 @@ class Runtime:
 def configure_validation(runtime: Runtime, settings: Settings) -> None:
     """The validator's settings that a reload may change: aggressive use of NSEC (RFC
     8198) on or off, and the configuration's negative trust anchors (RFC 7646)."""
-    validator = runtime.engine.env.validator
-    if validator is None:
+    if runtime.validator is None:
         return
-    if not settings.aggressive_nsec:
-        validator.aggressive = None
-    elif validator.aggressive is None:
-        validator.aggressive = AggressiveNsec(runtime.engine.clock)
+    runtime.validator.reconfigure(aggressive=settings.aggressive_nsec)
     configure_negative(runtime, settings.negative_trust_anchors)
 
 
@@ -264,13 +262,11 @@ def zones_hook(runtime: Runtime) -> ReloadHook:
         changed_delegations = _changed_delegations(runtime.settings, new)
 
         def apply() -> None:
-            runtime.engine.local = local
-            runtime.engine.env.finder.configured = configured
+            engine = runtime.engine
+            engine.reconfigure(local=local, zones=configured if changed_delegations else None)
             flushed = sum(runtime.answers.flush_zone(zone) for zone in changed_local)
             for zone in changed_delegations:
-                flushed += runtime.records.flush_zone(zone) + runtime.answers.flush_zone(zone)
-            if changed_delegations:
-                runtime.engine.env.finder.forget()  # the cuts it kept from the cache
+                flushed += sum(engine.flush(zone))
             if changed_local or changed_delegations:
                 log.info("zones_reloaded", local_changed=changed_local,
                          delegations_changed=changed_delegations, flushed=flushed,
@@ -279,6 +275,18 @@ def zones_hook(runtime: Runtime) -> ReloadHook:
         return apply
 
     return prepare
+
+
+def install_dnstap(runtime: Runtime, target: str) -> DnstapSink:
+    """dnstap for one process (``--dnstap``): its sink, the engine's network tapped and
+    the service's journal."""
+    settings = runtime.settings
+    address = settings.address[0] if len(settings.address) == 1 else None
+    sink = DnstapSink(target, runtime.stats, address)
+    engine = runtime.engine
+    engine.reconfigure(network=TappedNetwork(engine.network, sink, settings.upstream_port))
+    runtime.service.configure(dnstap=DnstapJournal(sink, settings.port))
+    return sink
 
 
 def build_service(
@@ -293,6 +301,7 @@ def build_service(
     forwarders = TlsForwarders(transport, tls_forwarders(settings), settings.upstream_port,
                                stats.upstream_tls)  # fmt: skip
     network = CountingNetwork(forwarders, stats)
+    judge = validator(settings.anchors) if settings.anchors else None
     engine = IterativeEngine(
         network,
         records,
@@ -302,7 +311,7 @@ def build_service(
         qname_minimisation=settings.qname_minimisation,
         zones=configured_zones(settings),
         local=local_zones(settings),
-        trust_anchors=settings.anchors,
+        judge=judge,
         priming=settings.priming,
         stale=stale_policy(settings),
         zone_limit=zone_rate_limit(settings),
@@ -313,10 +322,10 @@ def build_service(
     )
     service.ratelimit.configure(settings.ip_ratelimit, settings.ip_ratelimit_mode)
     service.prefetch.enable(settings.prefetch)
-    runtime = Runtime(settings, flags or {}, stats, records, answers, engine, service)
+    runtime = Runtime(settings, flags or {}, stats, records, answers, engine, service, judge)
     configure_validation(runtime, settings)
-    if settings.auto_trust_anchor_file and engine.validating:
-        runtime.autotrust = AutoTrust(settings.auto_trust_anchor_file, engine,
+    if settings.auto_trust_anchor_file and judge is not None:
+        runtime.autotrust = AutoTrust(settings.auto_trust_anchor_file, engine, judge,
                                       configured_anchors(settings),
                                       add_holddown=settings.add_holddown,
                                       del_holddown=settings.del_holddown)  # fmt: skip
@@ -324,8 +333,11 @@ def build_service(
     apply_forgery_settings(runtime, settings)
     runtime.reload_hooks.append(zones_hook(runtime))
     runtime.reload_hooks.append(tls_forwarders_hook(forwarders))
-    service.shared = build_tier(settings, stats)  # scale: None unless [shared-cache]
+    # scale: the shared tier, None unless [shared-cache]; response policy: none without a
+    # policy zone or blocklist.
+    feeds = runtime.policy_feeds = build_policy(settings, runtime)
+    service.configure(shared=build_tier(settings, stats, engine),
+                      policy=feeds.step if feeds is not None else None)  # fmt: skip
     runtime.reload_hooks.append(shared_hook(runtime))
-    service.policy = build_policy(settings, runtime)  # response policy: None unless configured
     runtime.reload_hooks.append(policy_hook(runtime))
     return runtime

@@ -6,7 +6,7 @@ every type), ``flush-zone NAME`` (the name and everything below it),
 ``flush-negative`` (NXDOMAIN, NODATA and SERVFAIL entries), ``dump`` (the cache
 as zone-file lines with the TTLs left), ``reload`` (as SIGHUP) and ``nta add ZONE
 [SECONDS]``, ``nta remove ZONE``, ``nta list`` (negative trust anchors, RFC 7646:
-:mod:`resolver.serve.negative`).
+:mod:`resolver.ops.negative`).
 
 The protocol is one line each way and then the body: the client sends
 ``COMMAND [NAME]\\n``; the resolver answers ``ok\\n`` and the output, or
@@ -39,8 +39,8 @@ from typing import Any
 
 import structlog
 
-from resolver.serve import negative
-from resolver.serve.config import (
+from resolver.ops import negative
+from resolver.ops.config import (
     OneLineParser,
     Settings,
     SettingsError,
@@ -49,15 +49,15 @@ from resolver.serve.config import (
     default_control_socket,
     load_settings,
 )
-from resolver.serve.dump import dump_lines
-from resolver.serve.livestate import process_state
-from resolver.serve.options import OFF
-from resolver.serve.policy_feeds import policy_command  # response policy
-from resolver.serve.runtime import Runtime
-from resolver.serve.stats import Sample, as_text, from_json, merge, to_json
+from resolver.ops.dump import dump_lines
+from resolver.ops.exposition import Sample, as_text, from_json, merge, to_json
+from resolver.ops.livestate import process_state
+from resolver.ops.options import OFF
+from resolver.ops.policy_feeds import policy_command  # response policy
+from resolver.ops.runtime import Runtime
 from resolver.wire.names import BadName, normalize
 
-log = structlog.get_logger("resolver.serve.control")
+log = structlog.get_logger("resolver.ops.control")
 
 COMMANDS = {  # command -> (takes a name, help)
     "stats": (False, "counters as key=value lines (summed over --workers)"),
@@ -71,7 +71,7 @@ COMMANDS = {  # command -> (takes a name, help)
         "negative trust anchors (RFC 7646): nta add ZONE [SECONDS] (default 3600), "
         "nta remove ZONE, nta list",
     ),
-    # Response policy (resolver.serve.policy_feeds): NAME is list, reload ZONE or refresh ZONE.
+    # Response policy (resolver.ops.policy_feeds): NAME is list, reload ZONE or refresh ZONE.
     "policy": (True, "list: policy zones and blocklists; reload ZONE, refresh ZONE"),
 }
 MAX_REQUEST = 1024  # bytes of one request line
@@ -99,14 +99,12 @@ async def execute(runtime: Runtime, command: str, name: str | None) -> Any:
         return to_json(runtime.samples())
     if command in ("flush", "flush-zone"):
         assert name is not None
-        # The zone cuts the engine keeps for a second are built from records: drop them
-        # too, so a flushed server address is not used again.
-        runtime.engine.env.finder.forget()
-        if command == "flush":
-            return _removed((records.flush_name(name), answers.flush_name(name)))
-        return _removed((records.flush_zone(name), answers.flush_zone(name)))
+        # Every table the engine derived from the records goes with them (zone cuts,
+        # unusable delegations, the chain of trust, RFC 8198 ranges, stale failures), so
+        # a flushed server address or key is not used again.
+        return _removed(runtime.engine.flush(name, below=command == "flush-zone"))
     if command == "flush-negative":
-        return _removed((records.flush_negative(), answers.flush_negative()))
+        return _removed(runtime.engine.flush_negative())
     if command == "dump":
         return await dump_lines(records, answers)
     if command == "reload":
@@ -141,7 +139,7 @@ def parse_request(line: str) -> tuple[str, str | None]:
             return command, negative.parse(args)
         except negative.NtaError as error:
             raise CommandError(str(error)) from None
-    if command == "policy":  # its words are checked by resolver.serve.policy_feeds
+    if command == "policy":  # its words are checked by resolver.ops.policy_feeds
         return command, " ".join(args)
     takes_name = COMMANDS[command][0]
     if len(args) != int(takes_name):

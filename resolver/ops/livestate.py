@@ -18,8 +18,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from resolver.serve.runtime import Runtime
-from resolver.serve.stats import LATENCY_BOUNDS, Sample
+from resolver.ops.exposition import Sample
+from resolver.ops.runtime import Runtime
+from resolver.serve.stats import LATENCY_BOUNDS
 
 SLOWEST = 10  # upstream addresses shown, slowest first
 SERVFAILS_SHOWN = 20
@@ -27,9 +28,9 @@ SERVFAILS_SHOWN = 20
 
 def process_state(runtime: Runtime) -> dict[str, Any]:
     """This process's part of the live state (plain data: it crosses the worker links)."""
-    table = runtime.engine.selection._stats  # read only: address -> smoothed RTT
+    measured = runtime.engine.selection.measured()  # (address, smoothed RTT, failures)
     servers = heapq.nlargest(
-        SLOWEST, ((stats.srtt, address, stats.failures) for address, stats in table.items())
+        SLOWEST, ((srtt, address, failures) for address, srtt, failures in measured)
     )
     return {
         "servers": [

@@ -32,19 +32,21 @@ from resolver.cache.lru import LruDict
 from resolver.cache.records import BOGUS_TTL, Security
 from resolver.dnssec import TrustAnchors
 from resolver.wire import ResourceRecord
+from resolver.wire.ede import EdeCode
 from resolver.wire.names import ancestors, is_subdomain, name_key
 
 NEVER = float("inf")
+INSECURE_TTL = 3600  # how long a zone found insecure (no DS, no supported algorithm) is kept
 
 
 class ZoneTrust(dataobject, fast_new=True):
     zone: str
-    security: int  # Security.SECURE, INSECURE or BOGUS
+    security: Security  # SECURE, INSECURE or BOGUS
     ds: tuple[ResourceRecord, ...]  # what the keys must match: DS records, or anchors
     keys: tuple[ResourceRecord, ...] | None  # the validated DNSKEY RRset, once fetched
     expires: float
     reason: str = ""  # why insecure or bogus, for logs and EDE text
-    info_code: int = 0  # RFC 8914 INFO-CODE when bogus
+    info_code: EdeCode | None = None  # RFC 8914 INFO-CODE when bogus
 
 
 class NegativeAnchor(dataobject, fast_new=True):
@@ -113,7 +115,7 @@ class TrustCache:
         """Everything at and below ``zone`` is unsigned as far as the chain goes."""
         self._put(ZoneTrust(zone, Security.INSECURE, (), None, self.clock() + ttl, reason))
 
-    def bogus(self, zone: str, reason: str, info_code: int) -> None:
+    def bogus(self, zone: str, reason: str, info_code: EdeCode) -> None:
         entry = ZoneTrust(zone, Security.BOGUS, (), None, self.clock() + BOGUS_TTL, reason,
                           info_code)  # fmt: skip
         self._put(entry)

@@ -25,14 +25,14 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from resolver.iterate.trust import TrustCache
-from resolver.serve.sections import zone_name
+from resolver.ops.sections import zone_name
+from resolver.validate import TrustCache
 from resolver.wire.names import name_key
 
 if TYPE_CHECKING:
-    from resolver.serve.runtime import Runtime
+    from resolver.ops.runtime import Runtime
 
-log = structlog.get_logger("resolver.serve.negative")
+log = structlog.get_logger("resolver.ops.negative")
 
 DEFAULT_LIFETIME = 3600
 MAX_LIFETIME = 7 * 86400
@@ -43,7 +43,7 @@ class NtaError(ValueError):
 
 
 def _trust(runtime: Runtime) -> TrustCache:
-    validator = runtime.engine.env.validator
+    validator = runtime.validator
     if validator is None:
         raise NtaError("validation is off (dnssec = false): there is nothing to turn off")
     return validator.trust
@@ -51,20 +51,13 @@ def _trust(runtime: Runtime) -> TrustCache:
 
 def forget(runtime: Runtime, zone: str) -> None:
     """Flush what the caches and the chain of trust hold at and below ``zone``."""
-    validator = runtime.engine.env.validator
-    if validator is not None:
-        validator.trust.forget(zone)
-        if validator.aggressive is not None:
-            validator.aggressive.forget(zone)
-    runtime.records.flush_zone(zone)
-    runtime.answers.flush_zone(zone)
-    runtime.engine.env.finder.forget()
+    runtime.engine.flush(zone)  # the validator's chain of trust and ranges with the rest
 
 
 def configure(runtime: Runtime, zones: tuple[str, ...]) -> list[str]:
     """The configuration's anchors: those it no longer lists removed, new ones added (the
     operator's stay).  Returns the zones that changed."""
-    validator = runtime.engine.env.validator
+    validator = runtime.validator
     if validator is None:
         return []
     trust = validator.trust
@@ -144,7 +137,7 @@ def command(runtime: Runtime, request: str) -> list[str]:
 def _expired(runtime: Runtime, zone: str, expires: float) -> None:
     """An operator's anchor ran out: what was cached under it (insecure) is flushed, so the
     zone is validated again at once, not when that data's TTL ends."""
-    validator = runtime.engine.env.validator
+    validator = runtime.validator
     if validator is None:
         return
     current = validator.trust.negative.get(name_key(zone))

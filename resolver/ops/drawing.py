@@ -1,13 +1,13 @@
 """A traced resolution drawn as SVG: the walk from the root and the chain of trust.
 
-The input is the list of events a trace records (``resolver-trace --json`` prints the
-same objects, one a line): ``start``, ``hop``, ``sublookup``, ``sublookup_done``,
-``judged``, ``limit`` and ``summary``.  :func:`read_walk` turns them into a tree (a
+The input is the list of events a trace records (:mod:`resolver.ops.traced`; ``resolver-trace
+--json`` prints the same, one object a line): a start, the engine's hops, sub-lookups,
+judgements and limits, and a summary.  :func:`read_walk` turns them into a tree (a
 sub-lookup is a branch holding the hops it needed), :func:`trust_chain` gathers the
 DNSSEC judgements into the chain of trust (per zone: the DS RRset at the parent and
 the zone's DNSKEY RRset; per answer: the zone whose RRSIG covered it), and
 :func:`draw` lays both out as one SVG picture, server-side, with no script: the web
-view (:mod:`resolver.serve.webview`) puts it in its page and ``resolver-trace --svg``
+view (:mod:`resolver.ops.webview`) puts it in its page and ``resolver-trace --svg``
 writes it to a file.
 
 Everything drawn comes from servers or from whoever typed the name, so every string
@@ -22,19 +22,22 @@ import base64
 import binascii
 import html
 from dataclasses import dataclass, field
-from typing import Any
 
 from resolver.dnssec.keys import key_tag
+from resolver.iterate.classify import Kind
+from resolver.iterate.events import Hop, Judged, LimitHit, SubLookup, SubLookupDone, outcome_word
+from resolver.iterate.plan import Purpose
+from resolver.ops.traced import (
+    Start,
+    Summary,
+    TraceEvent,
+    outcome_text,
+    short_record,
+    why,
+)
+from resolver.wire import Rcode, RRType
 from resolver.wire.dnssec_rdata import DNSKEY
 
-# Why a sub-lookup is in the plan (plan.Purpose's values), for a person.
-SUBLOOKUP_WHY = {
-    "priming": "priming the root, RFC 8109",
-    "glueless": "a name server of {zone} without glue",
-    "keys": "the keys of {zone}, to validate its signatures",
-    "ds": "is {zone} signed? its DS RRset at the parent",
-}
-RECORD_WIDTH = 80  # a longer record is shortened (the summary has it whole)
 HOP_WIDTH = 120  # characters of what came back drawn on a hop's line
 
 # Layout, in pixels: a monospace font of FONT px is about CHAR px a character.
@@ -57,45 +60,11 @@ def escape(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def short_record(record: str) -> str:
-    if len(record) <= RECORD_WIDTH:
-        return record
-    return f"{record[: RECORD_WIDTH - 3]}... ({len(record)} chars)"
-
-
-def outcome_text(fields: dict[str, Any]) -> str:
-    """What came back from one hop, in a few words."""
-    outcome = fields.get("outcome", "")
-    if outcome == "referral":
-        glued = set(fields.get("glue", []))
-        servers = ", ".join(
-            f"{ns}{'' if ns in glued else ' (no glue)'}" for ns in fields.get("ns", [])
-        )
-        return f"referral to {fields.get('referral')}  NS {servers}"
-    if outcome == "lame":
-        return f"lame: {fields.get('reason')}"
-    records = [short_record(record) for record in fields.get("records", [])]
-    if outcome == "cname":
-        chain = "; ".join(records)
-        return f"CNAME to {fields.get('target')}: {chain}"
-    if outcome == "answer":
-        return "answer: " + "; ".join(records)
-    if outcome == "nxdomain":
-        return "NXDOMAIN" + (": " + "; ".join(records) if records else "")
-    if outcome == "nodata":
-        return "NODATA" + (": " + "; ".join(records) if records else "")
-    return str(outcome)  # a transport failure: timeout, port unreachable, ...
-
-
-def why(purpose: str, zone: object) -> str:
-    return SUBLOOKUP_WHY.get(purpose, "{zone}").format(zone=zone)
-
-
 # -------------------------------------------------------------------- the walk as a tree
 
 
 @dataclass
-class Hop:
+class HopRow:
     zone: str
     server: str
     address: str
@@ -126,7 +95,7 @@ class Branch:
 
     qname: str
     qtype: str
-    purpose: str
+    purpose: Purpose
     zone: str
     items: list[Item] = field(default_factory=list)
     rcode: str = ""
@@ -134,7 +103,7 @@ class Branch:
     ended: bool = False
 
 
-Item = Hop | Verdict | Limit | Branch
+Item = HopRow | Verdict | Limit | Branch
 
 
 @dataclass
@@ -142,54 +111,49 @@ class Walk:
     qname: str
     qtype: str
     items: list[Item]
-    summary: dict[str, Any]
+    summary: Summary | None
 
 
-def _hop_text(fields: dict[str, Any]) -> str:
+def _hop_text(hop: Hop) -> str:
     """What came back, for a drawing: key material counted, not spelled out."""
-    records = fields.get("records", [])
-    if fields.get("outcome") == "answer" and fields.get("qtype") in ("DNSKEY", "DS") and records:
-        return f"answer: {len(records)} {fields.get('qtype')}"
-    return outcome_text(fields)
+    if hop.outcome is Kind.ANSWER and hop.qtype in (RRType.DNSKEY, RRType.DS) and hop.records:
+        return f"answer: {len(hop.records)} {RRType.text(hop.qtype)}"
+    return outcome_text(hop)
 
 
-def _hop(fields: dict[str, Any]) -> Hop:
-    rtt = fields.get("rtt_ms")
-    return Hop(str(fields.get("zone", "")), str(fields.get("server", "")),
-               str(fields.get("address", "")), float(rtt) if rtt is not None else None,
-               f"{fields.get('qname')} {fields.get('qtype')}", str(fields.get("outcome", "")),
-               _hop_text(fields), bool(fields.get("tcp")))  # fmt: skip
+def _hop(hop: Hop) -> HopRow:
+    return HopRow(hop.zone, hop.server, hop.address, hop.rtt_ms,
+                  f"{hop.qname} {RRType.text(hop.qtype)}", outcome_word(hop.outcome),
+                  _hop_text(hop), hop.tcp)  # fmt: skip
 
 
-def read_walk(events: list[dict[str, Any]]) -> Walk:
+def read_walk(events: list[TraceEvent]) -> Walk:
     """The events of one trace as a tree: sub-lookups hold what happened while they ran."""
-    start = next((e for e in events if e.get("event") == "start"), {})
-    summary = next((e for e in events if e.get("event") == "summary"), {})
+    start = next((e for e in events if isinstance(e, Start)), None)
+    summary = next((e for e in events if isinstance(e, Summary)), None)
     top: list[Item] = []
     open_branches: list[Branch] = []
-    for fields in events:
-        event = fields.get("event")
+    for event in events:
         items = open_branches[-1].items if open_branches else top
-        if event == "hop":
-            items.append(_hop(fields))
-        elif event == "sublookup":
-            branch = Branch(str(fields.get("qname")), str(fields.get("qtype")),
-                            str(fields.get("purpose")), str(fields.get("zone")))  # fmt: skip
+        if isinstance(event, Hop):
+            items.append(_hop(event))
+        elif isinstance(event, SubLookup):
+            branch = Branch(event.qname, RRType.text(event.qtype), event.purpose, event.zone)
             items.append(branch)
             open_branches.append(branch)
-        elif event == "sublookup_done" and open_branches:
+        elif isinstance(event, SubLookupDone) and open_branches:
             branch = open_branches.pop()
-            branch.rcode = str(fields.get("rcode", ""))
-            branch.found = [str(found) for found in fields.get("addresses", [])]
+            branch.rcode = Rcode.text(event.rcode)
+            branch.found = list(event.addresses)
             branch.ended = True
-        elif event == "judged":
-            items.append(Verdict(str(fields.get("name")), str(fields.get("qtype")),
-                                 str(fields.get("zone")), str(fields.get("security")),
-                                 str(fields.get("reason") or "")))  # fmt: skip
-        elif event == "limit":
-            where = f" (a name server of {fields['zone']})" if "zone" in fields else ""
-            items.append(Limit(f"limit: {fields.get('limit')} at {fields.get('qname')}{where}"))
-    return Walk(str(start.get("qname", "")), str(start.get("qtype", "")), top, summary)
+        elif isinstance(event, Judged):
+            items.append(Verdict(event.owner, RRType.text(event.qtype), event.zone,
+                                 event.security.name.lower(), event.reason))  # fmt: skip
+        elif isinstance(event, LimitHit):
+            where = f" (a name server of {event.zone})" if event.zone is not None else ""
+            items.append(Limit(f"limit: {event.limit.value} at {event.qname}{where}"))
+    qname, qtype = (start.qname, start.qtype) if start is not None else ("", "")
+    return Walk(qname, qtype, top, summary)
 
 
 # -------------------------------------------------------------------- the chain of trust
@@ -278,9 +242,9 @@ def trust_chain(walk: Walk) -> tuple[list[TrustZone], list[Verdict]]:
         known = zones.get(branch.zone.lower())
         if known is None or not branch.ended:
             continue
-        if branch.purpose == "ds":
+        if branch.purpose is Purpose.DS:
             known.ds_records = list(branch.found)
-        elif branch.purpose == "keys":
+        elif branch.purpose is Purpose.KEYS:
             known.keys = [describe_key(rdata) for rdata in branch.found]
     return sorted(zones.values(), key=lambda z: _labels(z.zone)), covered
 
@@ -348,7 +312,7 @@ def _rtt(rtt_ms: float | None) -> str:
     return "-" if rtt_ms is None else f"{rtt_ms:.1f} ms"
 
 
-def _draw_hop(canvas: _Canvas, hop: Hop, depth: int) -> None:
+def _draw_hop(canvas: _Canvas, hop: HopRow, depth: int) -> None:
     x = MARGIN + depth * INDENT
     y = canvas.row()
     colour = OUTCOME_COLOURS.get(hop.outcome, FAILED)
@@ -382,8 +346,9 @@ def _draw_verdict(canvas: _Canvas, verdict: Verdict, depth: int) -> None:
 
 def _draw_branch(canvas: _Canvas, branch: Branch, depth: int) -> None:
     x = MARGIN + depth * INDENT
-    canvas.open(f"sublookup purpose-{branch.purpose}", qname=branch.qname, qtype=branch.qtype,
-                purpose=branch.purpose, zone=branch.zone)  # fmt: skip
+    purpose = branch.purpose.value
+    canvas.open(f"sublookup purpose-{purpose}", qname=branch.qname, qtype=branch.qtype,
+                purpose=purpose, zone=branch.zone)  # fmt: skip
     top = canvas.row()
     reason = why(branch.purpose, branch.zone)
     canvas.text(x, top, [("branch", "#1f5fae", f"\u2937 sub-lookup {branch.qname} {branch.qtype}"),
@@ -391,7 +356,7 @@ def _draw_branch(canvas: _Canvas, branch: Branch, depth: int) -> None:
     _draw_items(canvas, branch.items, depth + 1)
     bottom = canvas.row()
     if branch.ended:
-        if branch.purpose in ("keys", "ds"):
+        if branch.purpose in (Purpose.KEYS, Purpose.DS):
             found = f"{len(branch.found)} {branch.qtype}" if branch.found else "none"
         else:
             found = ", ".join(branch.found) or "no address"
@@ -404,7 +369,7 @@ def _draw_branch(canvas: _Canvas, branch: Branch, depth: int) -> None:
 
 def _draw_items(canvas: _Canvas, items: list[Item], depth: int) -> None:
     for item in items:
-        if isinstance(item, Hop):
+        if isinstance(item, HopRow):
             _draw_hop(canvas, item, depth)
         elif isinstance(item, Branch):
             _draw_branch(canvas, item, depth)
@@ -420,21 +385,25 @@ def _draw_items(canvas: _Canvas, items: list[Item], depth: int) -> None:
 def _draw_summary(canvas: _Canvas, walk: Walk) -> None:
     summary = walk.summary
     y = canvas.row()
-    security = str(summary.get("security", "unchecked"))
-    rcode = str(summary.get("rcode", "no answer"))
+    security = summary.security if summary is not None else "unchecked"
+    rcode = summary.rcode if summary is not None else "no answer"
     canvas.open("question", qname=walk.qname, qtype=walk.qtype, rcode=rcode, state=security)
     canvas.parts.append(f'<text x="{MARGIN}" y="{y:.0f}" font-size="16" font-weight="bold">'
                         f"{escape(walk.qname)} {escape(walk.qtype)}</text>")  # fmt: skip
     y = canvas.row()
     after = canvas.badge(MARGIN, y, rcode, FAILED if rcode == "SERVFAIL" else "#3c4043")
-    if summary and security != "unchecked":
+    if summary is not None and security != "unchecked":
         after = canvas.badge(after, y, f"DNSSEC {security}", STATE_COLOURS.get(security, FAILED))
-    cost = (f"{summary.get('elapsed_ms', '?')} ms, {summary.get('upstream_queries', '?')} "
-            f"upstream queries") if summary else "the trace ended without a summary"  # fmt: skip
-    reason = f"  {summary['reason']}" if summary.get("reason") else ""
+    cost = "the trace ended without a summary"
+    if summary is not None:
+        elapsed, upstream = summary.elapsed_ms, summary.upstream_queries
+        cost = (f"{'?' if elapsed is None else elapsed} ms, "
+                f"{'?' if upstream is None else upstream} upstream queries")  # fmt: skip
+    reason = f"  {summary.reason}" if summary is not None and summary.reason else ""
     canvas.text(after, y, [("cost", "#5f6368", cost), ("reason", FAILED, reason)])
-    for record in summary.get("answer", []) or summary.get("authority", []):
-        canvas.text(MARGIN + 14, canvas.row(), [("record", "#202124", short_record(str(record)))])
+    records = (summary.answer or summary.authority) if summary is not None else []
+    for record in records:
+        canvas.text(MARGIN + 14, canvas.row(), [("record", "#202124", short_record(record))])
     canvas.close()
 
 
@@ -485,7 +454,7 @@ def _draw_chain(canvas: _Canvas, walk: Walk) -> None:
         canvas.close()
 
 
-def draw(events: list[dict[str, Any]]) -> str:
+def draw(events: list[TraceEvent]) -> str:
     """The SVG picture of one traced resolution (a standalone document)."""
     walk = read_walk(events)
     canvas = _Canvas()

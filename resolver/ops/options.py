@@ -10,7 +10,7 @@ paths, Unix socket paths (at most 107 bytes, unix(7)), and ``ADDR:PORT``
 endpoints (:func:`split_host_port`).
 
 Reading the settings from a file and the command line through this table is
-:mod:`resolver.serve.config`.
+:mod:`resolver.ops.config`.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from resolver.ops.sections import default_zone_name, zone_name
 from resolver.serve.dnstap import parse_target
 from resolver.serve.ratelimit import MODES as RATELIMIT_MODES
-from resolver.serve.sections import default_zone_name, zone_name
 
 LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("console", "json")
@@ -222,8 +222,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("zone-ratelimit-factor", int, "over zone-ratelimit, one query in this many is "
            "sent all the same, so the zone stays resolvable (0: none; default 10)",
            _not_negative, metavar="N", reloadable=True),
-    # DNSSEC hardening (issue 20): resolver.iterate.aggressive, resolver.serve.negative,
-    # resolver.serve.autotrust.
+    # DNSSEC hardening (issue 20): resolver.validate.aggressive, resolver.ops.negative,
+    # resolver.ops.autotrust.
     Option("aggressive-nsec", bool, "answer NXDOMAIN, NODATA and wildcard answers from "
            "validated NSEC/NSEC3 ranges without asking (RFC 8198; default on)",
            reloadable=True),

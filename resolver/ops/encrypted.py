@@ -1,6 +1,6 @@
 """The encrypted transports put into the service: from the settings to bound sockets,
-running listeners and reload hooks (used by :mod:`resolver.serve.cli` and
-:mod:`resolver.serve.runtime`).
+running listeners and reload hooks (used by :mod:`resolver.ops.cli` and
+:mod:`resolver.ops.runtime`).
 
 - Clients: ``tls-port`` (DNS over TLS, :mod:`resolver.serve.dot`) and ``https-port``
   (DNS over HTTPS, :mod:`resolver.serve.doh`) on every ``address``, with the
@@ -24,15 +24,15 @@ from dataclasses import dataclass
 import structlog
 
 from resolver.net.tls_upstream import TlsForwarders, TlsServer
-from resolver.serve.config import Settings, SettingsError
+from resolver.ops.config import Settings, SettingsError
 from resolver.serve.doh import DohListener
 from resolver.serve.dot import DotListener
 from resolver.serve.listener import ResolverService
 from resolver.serve.tls import ServerCertificate, TlsError
 
-log = structlog.get_logger("resolver.serve.encrypted")
+log = structlog.get_logger("resolver.ops.encrypted")
 
-Hook = Callable[[Settings], Callable[[], None]]  # resolver.serve.runtime.ReloadHook
+Hook = Callable[[Settings], Callable[[], None]]  # resolver.ops.runtime.ReloadHook
 BACKLOG = 128
 
 

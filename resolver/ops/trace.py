@@ -16,7 +16,7 @@ Validation is on as in the service: from the shipped root KSKs with the shipped
 hints, from ``--trust-anchor-file`` with other hints (a lab), off with
 ``--no-dnssec``.
 
-``--svg FILE`` also writes the resolution as a drawing (:mod:`resolver.serve.drawing`),
+``--svg FILE`` also writes the resolution as a drawing (:mod:`resolver.ops.drawing`),
 the one the web view shows at ``/trace`` of the ``--metrics`` address.  The engine a
 trace runs on is built by :func:`trace_engine`, which the web view uses too.
 
@@ -33,7 +33,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import structlog
 
@@ -41,22 +41,34 @@ from resolver.cache.records import RecordCache, Security
 from resolver.dnssec import TrustAnchors
 from resolver.iterate.answer import Answer
 from resolver.iterate.engine import IterativeEngine
-from resolver.iterate.events import Observer
+from resolver.iterate.events import Event, Hop, Judged, Observer, SubLookup, SubLookupDone
 from resolver.iterate.hints import DEFAULT_HINTS, HintsError, RootHints, load_root_hints
 from resolver.iterate.limits import Limits
+from resolver.iterate.plan import Purpose
 from resolver.iterate.servers import ServerSelection
 from resolver.net.contract import Network
 from resolver.net.transport import UpstreamTransport
-from resolver.serve.config import (
+from resolver.ops.config import (
     OneLineParser,
     Settings,
     SettingsError,
     VersionAction,
     trust_anchors,
 )
-from resolver.serve.drawing import draw, outcome_text, why
-from resolver.serve.options import server_port
-from resolver.serve.upstream import upstream_addresses
+from resolver.ops.drawing import draw
+from resolver.ops.options import server_port
+from resolver.ops.traced import (
+    Start,
+    Summary,
+    TraceEvent,
+    as_json,
+    outcome_text,
+    security_text,
+    summary_of,
+    why,
+)
+from resolver.ops.upstream import upstream_addresses
+from resolver.validate import validator
 from resolver.wire import Rcode, RRType
 from resolver.wire.names import BadName, normalize
 
@@ -80,9 +92,6 @@ RTT_WIDTH = 9
 QUESTION_WIDTH = 24  # what was asked: with QNAME minimisation, often less than the name
 
 
-_outcome = outcome_text  # records longer than drawing.RECORD_WIDTH are shortened
-
-
 def _rtt(rtt_ms: float | None) -> str:
     return "-" if rtt_ms is None else f"{rtt_ms:.1f} ms"
 
@@ -96,56 +105,47 @@ class TextTrace:
     def _print(self, line: str) -> None:
         print(line.rstrip(), file=self.out, flush=True)
 
-    def header(self, qname: str, qtype: str, hints: str, port: int) -> None:
-        self._print(f";; tracing {qname} {qtype} from the root hints in {hints} (port {port})")
+    def header(self, start: Start) -> None:
+        self._print(f";; tracing {start.qname} {start.qtype} from the root hints in "
+                    f"{start.hints} (port {start.port})")  # fmt: skip
         self._print(
             f";; {'zone cut':<{ZONE_WIDTH - 3}} {'server':<{SERVER_WIDTH}} "
             f"{'address':<{ADDRESS_WIDTH}} {'rtt':>{RTT_WIDTH}}  "
             f"{'question':<{QUESTION_WIDTH}} result"
         )
 
-    def __call__(self, event: str, **fields: Any) -> None:
-        depth = int(fields.get("depth", 0) or 0)
+    def __call__(self, event: Event) -> None:
+        depth = event.depth or 0
         indent = "  " * depth
-        if event == "hop":
-            zone = f"{indent}{fields.get('zone')}"
-            question = f"{fields.get('qname')} {fields.get('qtype')}"
-            tcp = " (tcp)" if fields.get("tcp") else ""
+        if isinstance(event, Hop):
+            zone = f"{indent}{event.zone}"
+            question = f"{event.qname} {RRType.text(event.qtype)}"
+            tcp = " (tcp)" if event.tcp else ""
             self._print(
-                f"{zone:<{ZONE_WIDTH}} {fields.get('server')!s:<{SERVER_WIDTH}} "
-                f"{fields.get('address')!s:<{ADDRESS_WIDTH}} "
-                f"{_rtt(fields.get('rtt_ms')):>{RTT_WIDTH}}  "
-                f"{question:<{QUESTION_WIDTH}} {_outcome(fields)}{tcp}"
+                f"{zone:<{ZONE_WIDTH}} {event.server:<{SERVER_WIDTH}} "
+                f"{event.address:<{ADDRESS_WIDTH}} {_rtt(event.rtt_ms):>{RTT_WIDTH}}  "
+                f"{question:<{QUESTION_WIDTH}} {outcome_text(event)}{tcp}"
             )
-        elif event == "sublookup":
-            purpose = why(str(fields.get("purpose")), fields.get("zone"))
-            self._print(
-                f"{indent}> sub-lookup {fields.get('qname')} {fields.get('qtype')} ({purpose})"
-            )
-        elif event == "sublookup_done":
-            records = fields.get("addresses", [])
-            if fields.get("purpose") in ("keys", "ds"):  # key material: how many, not what
-                found = f"{len(records)} {fields.get('qtype')}" if records else "none"
+        elif isinstance(event, SubLookup):
+            purpose = why(event.purpose, event.zone)
+            qtype = RRType.text(event.qtype)
+            self._print(f"{indent}> sub-lookup {event.qname} {qtype} ({purpose})")
+        elif isinstance(event, SubLookupDone):
+            records, qtype = event.addresses, RRType.text(event.qtype)
+            if event.purpose in (Purpose.KEYS, Purpose.DS):  # key material: how many, not what
+                found = f"{len(records)} {qtype}" if records else "none"
             else:
                 found = ", ".join(records) or "no address"
+            self._print(f"{indent}< {event.qname} {qtype}: {Rcode.text(event.rcode)}, {found}")
+        elif isinstance(event, Judged):
+            verdict, reason = event.security.name.lower(), event.reason
             self._print(
-                f"{indent}< {fields.get('qname')} {fields.get('qtype')}: "
-                f"{fields.get('rcode')}, {found}"
-            )
-        elif event == "judged":
-            verdict = str(fields.get("security"))
-            reason = fields.get("reason")
-            self._print(
-                f"{indent}= DNSSEC {fields.get('name')} {fields.get('qtype')}: "
+                f"{indent}= DNSSEC {event.owner} {RRType.text(event.qtype)}: "
                 f"{verdict}{f': {reason}' if reason else ''}"
             )
-        elif event == "limit":
-            where = f" (a name server of {fields['zone']})" if "zone" in fields else ""
-            limit, qname = fields.get("limit"), fields.get("qname")
-            self._print(f"{indent}!! limit: {limit} at {qname}{where}")
         else:
-            extra = " ".join(f"{k}={v}" for k, v in fields.items())
-            self._print(f"{indent};; {event} {extra}")
+            where = f" (a name server of {event.zone})" if event.zone is not None else ""
+            self._print(f"{indent}!! limit: {event.limit.value} at {event.qname}{where}")
 
     def summary(self, result: Answer, elapsed_ms: float) -> None:
         rcode = Rcode.text(result.rcode)
@@ -167,43 +167,28 @@ class TextTrace:
 
 
 class RecordedTrace:
-    """Observer keeping every event as a JSON-ready dict (start and summary included): what
-    ``--json`` prints, and what :mod:`resolver.serve.drawing` draws."""
+    """Observer keeping every event (start and summary included): what
+    :mod:`resolver.ops.drawing` draws."""
 
     def __init__(self, limit: int = 0) -> None:
-        self.events: list[dict[str, Any]] = []
+        self.events: list[TraceEvent] = []
         self.limit = limit  # the most events kept (0: no bound); the summary is always kept
         self.dropped = 0
 
-    def _emit(self, obj: dict[str, Any]) -> None:
-        if self.limit and len(self.events) >= self.limit and obj["event"] != "summary":
+    def _emit(self, event: TraceEvent) -> None:
+        if self.limit and len(self.events) >= self.limit and not isinstance(event, Summary):
             self.dropped += 1
             return
-        self.events.append(obj)
+        self.events.append(event)
 
-    def header(self, qname: str, qtype: str, hints: str, port: int) -> None:
-        self._emit({"event": "start", "qname": qname, "qtype": qtype, "hints": hints,
-                    "port": port})  # fmt: skip
+    def header(self, start: Start) -> None:
+        self._emit(start)
 
-    def __call__(self, event: str, **fields: Any) -> None:
-        self._emit({"event": event, **fields})
+    def __call__(self, event: Event) -> None:
+        self._emit(event)
 
     def summary(self, result: Answer, elapsed_ms: float) -> None:
-        self._emit(summary_event(result, elapsed_ms))
-
-
-def summary_event(result: Answer, elapsed_ms: float) -> dict[str, Any]:
-    """The last event of a trace: how the question ended."""
-    return {
-        "event": "summary",
-        "rcode": Rcode.text(result.rcode),
-        "answer": [rr.to_text() for rr in result.answer],
-        "authority": [rr.to_text() for rr in result.authority],
-        "reason": result.failure.text if result.failure else "",
-        "elapsed_ms": round(elapsed_ms, 1),
-        "upstream_queries": result.upstream_queries,
-        "security": security_text(result.security),
-    }
+        self._emit(summary_of(result, elapsed_ms))
 
 
 class JsonTrace(RecordedTrace):
@@ -213,8 +198,8 @@ class JsonTrace(RecordedTrace):
         super().__init__()
         self.out = out
 
-    def _emit(self, obj: dict[str, Any]) -> None:
-        print(json.dumps(obj, default=str), file=self.out, flush=True)
+    def _emit(self, event: TraceEvent) -> None:
+        print(json.dumps(as_json(event), default=str), file=self.out, flush=True)
 
 
 class TeeTrace:
@@ -224,22 +209,17 @@ class TeeTrace:
         self.printed = printed
         self.recorded = recorded
 
-    def header(self, qname: str, qtype: str, hints: str, port: int) -> None:
-        self.printed.header(qname, qtype, hints, port)
-        self.recorded.header(qname, qtype, hints, port)
+    def header(self, start: Start) -> None:
+        self.printed.header(start)
+        self.recorded.header(start)
 
-    def __call__(self, event: str, **fields: Any) -> None:
-        self.printed(event, **fields)
-        self.recorded(event, **fields)
+    def __call__(self, event: Event) -> None:
+        self.printed(event)
+        self.recorded(event)
 
     def summary(self, result: Answer, elapsed_ms: float) -> None:
         self.printed.summary(result, elapsed_ms)
         self.recorded.summary(result, elapsed_ms)
-
-
-def security_text(security: int) -> str:
-    """``secure``, ``insecure``, ``bogus`` or ``unchecked`` (not validated)."""
-    return Security(security).name.lower()
 
 
 def resolved(result: Answer) -> bool:
@@ -359,7 +339,7 @@ def trace_engine(
         observer=observer,
         addresses=upstream_addresses(hints, ipv4_only, ipv6_only),
         qname_minimisation=qname_minimisation,
-        trust_anchors=anchors,
+        judge=validator(anchors) if anchors else None,
     )
 
 
@@ -394,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         budget=args.budget, ipv4_only=args.ipv4_only, ipv6_only=args.ipv6_only,
         qname_minimisation=args.qname_minimisation,
     )  # fmt: skip
-    trace.header(qname, RRType.text(qtype), str(args.root_hints), args.upstream_port)
+    trace.header(Start(qname, RRType.text(qtype), str(args.root_hints), args.upstream_port))
     started = time.monotonic()
     try:
         result = asyncio.run(engine.resolve(qname, qtype))

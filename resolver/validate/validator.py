@@ -9,10 +9,12 @@ INFO-CODE for a bogus one), or with what it still needs to know first:
 - :class:`NeedDS`: whether a zone has a DS RRset at its parent (is it signed?).
 
 The lookup then runs a sub-lookup for ``zone DNSKEY`` or ``zone DS`` (they are
-visible steps of the plan, counted in the question's budget) and asks again.
+visible steps of the plan, counted in the question's budget) and asks again; the
+lookup knows only the :class:`~resolver.iterate.judge.Judge` protocol, which this
+class implements.
 Those sub-lookups are judged the same way, so the chain of trust is built from
 the trust anchor down, zone by zone, only as far as an answer needs it; the
-:class:`~resolver.iterate.trust.TrustCache` remembers each zone's state.
+:class:`~resolver.validate.trust.TrustCache` remembers each zone's state.
 
 What is judged: every RRset of an answer (its RRSIGs checked with the signer's
 keys; one expanded from a wildcard also needs the proof that the name itself
@@ -29,8 +31,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from recordclass import dataobject
-
 from resolver.cache.records import Security
 from resolver.dnssec import (
     DenialReason,
@@ -38,6 +38,7 @@ from resolver.dnssec import (
     DenialStatus,
     KeyStatus,
     SigStatus,
+    TrustAnchors,
     prove_no_ds,
     prove_nodata,
     prove_nxdomain,
@@ -46,52 +47,33 @@ from resolver.dnssec import (
     verify_rrset,
 )
 from resolver.dnssec.budget import MAX_NSEC3_RECORDS, MAX_SIGNATURES_PER_RRSET, ValidationBudget
-from resolver.iterate.aggressive import AggressiveNsec
+from resolver.iterate.answer import Answer
 from resolver.iterate.classify import Classified, Kind, synthesised
+from resolver.iterate.judge import Judgement, NeedDS, NeedKeys, Verdict
 from resolver.iterate.remember import rrsets
-from resolver.iterate.sentinel import sentinel as sentinel  # the engine's, re-exported
-from resolver.iterate.trust import TrustCache
+from resolver.validate.aggressive import AggressiveNsec
+from resolver.validate.learn import learn
+from resolver.validate.sentinel import sentinel
+from resolver.validate.trust import INSECURE_TTL, TrustCache
 from resolver.wire import ResourceRecord, RRType
 from resolver.wire.dnssec_rdata import RRSIG
-from resolver.wire.names import is_subdomain, label_count, name_key
+from resolver.wire.ede import EdeCode
+from resolver.wire.names import is_subdomain, name_key
 
 # RFC 8914 section 4 INFO-CODEs for what went wrong.
-DNSSEC_BOGUS, SIGNATURE_EXPIRED, SIGNATURE_NOT_YET_VALID = 6, 7, 8
-DNSKEY_MISSING, RRSIGS_MISSING, NSEC_MISSING = 9, 10, 12
 INFO_CODES = {
-    SigStatus.EXPIRED: SIGNATURE_EXPIRED,
-    SigStatus.NOT_YET_VALID: SIGNATURE_NOT_YET_VALID,
-    SigStatus.NO_MATCHING_KEY: DNSKEY_MISSING,
-    SigStatus.NO_SIGNATURE: RRSIGS_MISSING,
+    SigStatus.EXPIRED: EdeCode.SIGNATURE_EXPIRED,
+    SigStatus.NOT_YET_VALID: EdeCode.SIGNATURE_NOT_YET_VALID,
+    SigStatus.NO_MATCHING_KEY: EdeCode.DNSKEY_MISSING,
+    SigStatus.NO_SIGNATURE: EdeCode.RRSIGS_MISSING,
 }
-INSECURE_TTL = 3600  # how long a zone found insecure for lack of a trust anchor is kept
 
 
-class Verdict(dataobject, fast_new=True):
-    security: int
-    reason: str = ""
-    info_code: int = 0
-    ttl: int | None = None  # how long the validated data may be kept (RFC 4035 5.3.3)
-    # RRsets of a bogus answer that validated on their own: cached as secure all the same
-    # (a good DNAME beside a spoofed CNAME, Deckard's val_dname_bogus).
-    secure: list[list[ResourceRecord]] | None = None
-    final: bool = False  # bogus for lack of budget: no other server is asked (KeyTrap)
-
-
-class NeedKeys(dataobject, fast_new=True):
-    zone: str
-
-
-class NeedDS(dataobject, fast_new=True):
-    zone: str
-
-
-Judgement = Verdict | NeedKeys | NeedDS
 SECURE = Verdict(Security.SECURE)
 INSECURE = Verdict(Security.INSECURE)
 
 
-def bogus(reason: str, info_code: int = DNSSEC_BOGUS) -> Verdict:
+def bogus(reason: str, info_code: EdeCode = EdeCode.DNSSEC_BOGUS) -> Verdict:
     return Verdict(Security.BOGUS, reason, info_code)
 
 
@@ -105,12 +87,46 @@ def too_much_work(what: str, budget: ValidationBudget | None) -> Verdict:
 
 
 class Validator:
-    def __init__(self, trust: TrustCache, clock: Callable[[], float]) -> None:
+    """The judge of a validating engine (:class:`resolver.iterate.judge.Judge`): the chain
+    of trust it builds (:class:`TrustCache`), the ranges of RFC 8198 beside it."""
+
+    enabled = True
+
+    def __init__(
+        self, trust: TrustCache, clock: Callable[[], float], aggressive: bool = True
+    ) -> None:
         self.trust = trust
         self.clock = clock
         # RFC 8198: the NSEC/NSEC3 ranges of secure proofs, answering questions that fall
         # in them (on by default, as in Unbound and Knot Resolver; None: off).
-        self.aggressive: AggressiveNsec | None = AggressiveNsec(clock)
+        self.aggressive: AggressiveNsec | None = AggressiveNsec(clock) if aggressive else None
+
+    def reconfigure(self, *, aggressive: bool | None = None) -> None:
+        """Aggressive use of NSEC (RFC 8198) turned on (an empty index) or off."""
+        if aggressive is not None and aggressive != (self.aggressive is not None):
+            self.aggressive = AggressiveNsec(self.clock) if aggressive else None
+
+    def set_anchors(self, anchors: TrustAnchors) -> None:
+        """New trust anchors (RFC 5011): what the old ones' keys proved is judged anew."""
+        self.trust.set_anchors(anchors)
+
+    def learn(self, zone: str, rrtype: int, answer: Answer | None) -> None:
+        learn(self.trust, zone, rrtype, answer)
+
+    def answered(self, qname: str, qtype: int, answer: Answer) -> Answer:
+        return sentinel(qname, qtype, answer, self.trust.anchors)
+
+    def flush(self, zone: str | None = None) -> None:
+        """The chain of trust and the RFC 8198 ranges at and below ``zone`` (None: all)
+        forgotten: they are judged afresh from the data fetched again."""
+        if zone is None:
+            self.trust.clear()
+            if self.aggressive is not None:
+                self.aggressive.clear()
+            return
+        self.trust.forget(zone)
+        if self.aggressive is not None:
+            self.aggressive.forget(zone)
 
     def judge(
         self,
@@ -199,12 +215,12 @@ class Validator:
             # The zone's keys validated with an algorithm we support: an RRset signed only
             # with others lost its signatures on the way (RFC 6840 5.11: a downgrade).
             return bogus(f"{name}: signed only with algorithms not supported, in a zone "
-                         f"signed with one that is", RRSIGS_MISSING)  # fmt: skip
+                         f"signed with one that is", EdeCode.RRSIGS_MISSING)  # fmt: skip
         if checked.status == SigStatus.TOO_MUCH_WORK:
             return too_much_work(name, budget)
         if not checked.valid:
             return bogus(f"{name}: {checked.status.value}",
-                         INFO_CODES.get(checked.status, DNSSEC_BOGUS))  # fmt: skip
+                         INFO_CODES.get(checked.status, EdeCode.DNSSEC_BOGUS))  # fmt: skip
         if checked.wildcard is not None and checked.rrsig is not None:
             expanded = self._wildcard(owner, checked.rrsig.labels, step, signer, zone, budget)
             if expanded.security != Security.SECURE:
@@ -261,7 +277,7 @@ class Validator:
         below = is_subdomain(zone, deepest.zone) and name_key(zone) != name_key(deepest.zone)
         if below and self.trust.not_a_zone_reason(zone) is None:
             return NeedDS(zone)  # is the zone that gave it signed at all?
-        return bogus(f"{owner}: no RRSIG in the signed zone {deepest.zone}", RRSIGS_MISSING)
+        return bogus(f"{owner}: no RRSIG in the signed zone {deepest.zone}", EdeCode.RRSIGS_MISSING)
 
     def _dnskeys(
         self,
@@ -287,7 +303,9 @@ class Validator:
             # Not written to the trust cache: another server may give good keys.  If none
             # does, the lookup that fetched them marks the zone bogus (see learn).
             reason = verdict.reason or SigStatus.NO_MATCHING_KEY
-            return bogus(f"{zone} DNSKEY: {reason.value}", INFO_CODES.get(reason, DNSSEC_BOGUS))
+            return bogus(
+                f"{zone} DNSKEY: {reason.value}", INFO_CODES.get(reason, EdeCode.DNSSEC_BOGUS)
+            )
         ttl = verdict.verification.ttl if verdict.verification else None
         self.trust.secure_keys(zone, list(verdict.keys), ttl or min(k.ttl for k in keys))
         return Verdict(Security.SECURE, ttl=ttl)
@@ -308,7 +326,7 @@ class Validator:
         if not records:
             if step.soa is None:
                 return self._unsigned(step.name, zone)  # no SOA, no proof: signed at all?
-            return bogus(f"{step.name}: no NSEC or NSEC3 proof", NSEC_MISSING)
+            return bogus(f"{step.name}: no NSEC or NSEC3 proof", EdeCode.NSEC_MISSING)
         if _too_many_nsec3(records):  # checked before any signature (CVE-2023-50868)
             return too_much_work(f"{step.name}: {len(records)} proof records", budget)
         all_sigs = sigs + list(step.proof or [])
@@ -321,7 +339,7 @@ class Validator:
         signer = signers.pop() if len(signers) == 1 else ""
         if not signer or (step.soa is not None and signer != name_key(step.soa.name)):
             return bogus(f"{step.name}: denial signed by another zone than its SOA's",
-                         NSEC_MISSING)  # fmt: skip
+                         EdeCode.NSEC_MISSING)  # fmt: skip
         result = self._prove(step, qtype, records, signer, budget)
         if result.proved and self.aggressive is not None:  # RFC 8198: secure ranges only
             self.aggressive.learn_denial(signer, records, all_sigs, step.soa)
@@ -364,9 +382,9 @@ class Validator:
         for rrset in rrsets(records):
             judged = self._rrset(rrset, sigs, zone, step, 0, budget)
             if not isinstance(judged, Verdict) or judged.security != Security.SECURE:
-                return bogus(f"{owner}: wildcard proof not validated", NSEC_MISSING)
+                return bogus(f"{owner}: wildcard proof not validated", EdeCode.NSEC_MISSING)
             if name_key(_signer_of(rrset, sigs, zone) or "") != name_key(signer):
-                return bogus(f"{owner}: wildcard proof from another zone", NSEC_MISSING)
+                return bogus(f"{owner}: wildcard proof from another zone", EdeCode.NSEC_MISSING)
         result = prove_wildcard_answer(owner, labels, records, signer, budget=budget)
         if result.proved and self.aggressive is not None:
             self.aggressive.learn_denial(signer, records, sigs, None)
@@ -384,7 +402,7 @@ def _proved(result: DenialResult, name: str, budget: ValidationBudget | None = N
         return INSECURE  # NSEC3 opt-out, or an NSEC3 we may not check (RFC 9276)
     if result.reason == DenialReason.BUDGET:
         return too_much_work(f"{name}: denial ({result.reason.value})", budget)
-    return bogus(f"{name}: denial not proved ({result.reason.value})", NSEC_MISSING)
+    return bogus(f"{name}: denial not proved ({result.reason.value})", EdeCode.NSEC_MISSING)
 
 
 def _signer(covering: list[ResourceRecord], owner: str, zone: str = "") -> str | None:
@@ -428,13 +446,3 @@ def _worse(a: Verdict, b: Verdict) -> Verdict:
         ttls = [t for t in (a.ttl, b.ttl) if t is not None]
         return Verdict(Security.SECURE, ttl=min(ttls) if ttls else None)
     return a
-
-
-def expanded(step: Classified) -> bool:
-    """Whether an RRset of ``step`` was expanded from a wildcard: an RRSIG over it counts
-    fewer labels than its owner has (RFC 4034 section 3.1.3)."""
-    for sig in step.sigs or ():
-        rdata = sig.rdata
-        if isinstance(rdata, RRSIG) and rdata.labels < label_count(sig.name.removeprefix("*.")):
-            return True
-    return False

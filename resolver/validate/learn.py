@@ -1,7 +1,7 @@
-"""What the chain of trust learns from a DS or DNSKEY sub-lookup (validation.py asked for it).
+"""What the chain of trust learns from a DS or DNSKEY sub-lookup (the validator asked for it).
 
 After ``zone DS`` or ``zone DNSKEY`` was looked up for a judgement, :func:`learn` makes
-sure the :class:`~resolver.iterate.trust.TrustCache` moved on, so the judgement waiting
+sure the :class:`~resolver.validate.trust.TrustCache` moved on, so the judgement waiting
 for it does not ask again: a validated DS RRset or DNSKEY RRset is taken in; a lookup
 that failed leaves the zone bogus; a validated DS denial makes the zone insecure only
 when its NSEC/NSEC3 shows a delegation without DS (the NS bit set, the SOA and DS bits
@@ -15,10 +15,10 @@ from __future__ import annotations
 from resolver.cache.records import Security
 from resolver.dnssec import DenialStatus, prove_no_ds
 from resolver.iterate.answer import Answer
-from resolver.iterate.trust import TrustCache
-from resolver.iterate.validation import DNSKEY_MISSING, DNSSEC_BOGUS, INSECURE_TTL
+from resolver.validate.trust import INSECURE_TTL, TrustCache
 from resolver.wire import ResourceRecord, RRType
 from resolver.wire.dnssec_rdata import RRSIG
+from resolver.wire.ede import EdeCode
 
 PROOF_TYPES = (RRType.NSEC, RRType.NSEC3)
 
@@ -45,7 +45,7 @@ def learn(trust: TrustCache, zone: str, rrtype: int, answer: Answer | None) -> N
             trust.insecure(zone, INSECURE_TTL, "the parent zone is insecure")
         else:
             reason = _why(answer, f"{zone} DS could not be validated")
-            trust.bogus(zone, reason, _code(answer, DNSSEC_BOGUS))
+            trust.bogus(zone, reason, _code(answer, EdeCode.DNSSEC_BOGUS))
         return
     if entry is not None and (entry.keys is not None or entry.security != Security.SECURE):
         return
@@ -55,7 +55,7 @@ def learn(trust: TrustCache, zone: str, rrtype: int, answer: Answer | None) -> N
         trust.insecure(zone, INSECURE_TTL, "no supported key")
     else:
         reason = _why(answer, f"no validated DNSKEY for {zone}")
-        trust.bogus(zone, reason, _code(answer, DNSKEY_MISSING))
+        trust.bogus(zone, reason, _code(answer, EdeCode.DNSKEY_MISSING))
 
 
 def _why(answer: Answer | None, default: str) -> str:
@@ -64,10 +64,10 @@ def _why(answer: Answer | None, default: str) -> str:
     return default
 
 
-def _code(answer: Answer | None, default: int) -> int:
+def _code(answer: Answer | None, default: EdeCode) -> EdeCode:
     """The INFO-CODE of a failed key lookup: its own when it had one (the DNSKEY RRset's
     signature expired: RFC 8914 section 4.8, not "DNSKEY Missing"), else ``default``."""
-    if answer is not None and answer.failure is not None and answer.failure.info_code:
+    if answer is not None and answer.failure is not None and answer.failure.info_code is not None:
         return answer.failure.info_code
     return default
 

@@ -2,7 +2,7 @@
 
 Each parser takes the section's table (zone name -> what to do for it) and gives
 a checked, comparable value (tuples of frozen dataclasses), or raises ValueError
-with the reason; :data:`resolver.serve.config.SECTIONS` registers them.
+with the reason; :data:`resolver.ops.config.SECTIONS` registers them.
 
 - ``[local-zones]``: ``"corp.example." = "/etc/resolver/corp.example.zone"``, a
   master file (RFC 1035 section 5) served as a static local zone.

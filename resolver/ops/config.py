@@ -1,6 +1,6 @@
 """The resolver's settings: built-in defaults, then a TOML file (``--config``), then flags.
 
-One table, :data:`resolver.serve.options.OPTIONS`, declares every setting once:
+One table, :data:`resolver.ops.options.OPTIONS`, declares every setting once:
 its key (the TOML key, and the command-line flag ``--key``), its type, how its
 value is checked, its help text, and whether a reload (SIGHUP,
 ``resolver-control reload``) may change it.  The command line and the file are
@@ -40,19 +40,19 @@ from typing import Any, NoReturn
 from resolver.dnssec import TrustAnchorError, TrustAnchors, load_trust_anchors, root_trust_anchors
 from resolver.iterate.hints import DEFAULT_HINTS
 from resolver.local import LocalSources, LocalZones, load_local_zones
-from resolver.serve.autotrust import load_points, merged
-from resolver.serve.dnstap import target_problem
-from resolver.serve.options import BY_KEY, OFF, OPTIONS, Option, split_host_port
-from resolver.serve.policy_config import parse_blocklists, parse_policy_zones
-from resolver.serve.sections import (
+from resolver.ops.autotrust import load_points, merged
+from resolver.ops.options import BY_KEY, OFF, OPTIONS, Option, split_host_port
+from resolver.ops.policy_config import parse_blocklists, parse_policy_zones
+from resolver.ops.sections import (
     DelegatedZone,
     no_duplicates,
     parse_forward_zones,
     parse_local_zones,
     parse_stub_zones,
 )
-from resolver.serve.shared import SECTION as SHARED_CACHE
-from resolver.serve.shared import parse_shared_cache
+from resolver.ops.sharedsetup import SECTION as SHARED_CACHE
+from resolver.ops.sharedsetup import parse_shared_cache
+from resolver.serve.dnstap import target_problem
 
 
 class SettingsError(Exception):
@@ -66,9 +66,9 @@ SECTIONS: dict[str, Callable[[Any], object]] = {
     "local-zones": parse_local_zones,
     "forward-zones": parse_forward_zones,
     "stub-zones": parse_stub_zones,
-    SHARED_CACHE: parse_shared_cache,  # [shared-cache]: resolver.serve.shared
+    SHARED_CACHE: parse_shared_cache,  # [shared-cache]: resolver.ops.sharedsetup
     # Arrays of tables ([[name]], a list of tables): response policy, in order.
-    "policy-zone": parse_policy_zones,  # resolver.serve.policy_config
+    "policy-zone": parse_policy_zones,  # resolver.ops.policy_config
     "blocklist": parse_blocklists,
 }
 

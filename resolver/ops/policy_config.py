@@ -31,13 +31,13 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
+from resolver.ops.sections import server, zone_name
 from resolver.policy import Override
-from resolver.serve.responses import EdeCode
-from resolver.serve.sections import server, zone_name
+from resolver.wire.ede import EdeCode
 
 # RFC 8914 sections 4.16-4.18: the operator's own policy, a requirement from outside (a
 # court, a regulator), a filter the client chose (a family or ad-blocking service).
-EDE_CODES: dict[str, int | None] = {"blocked": EdeCode.BLOCKED, "censored": EdeCode.CENSORED,
+EDE_CODES: dict[str, EdeCode | None] = {"blocked": EdeCode.BLOCKED, "censored": EdeCode.CENSORED,
                                     "filtered": EdeCode.FILTERED, "none": None}  # fmt: skip
 MAX_ENTRIES = 5_000_000
 ZONE_KEYS = ("name", "file", "primary", "action-override", "cname", "ede", "log", "max-entries")
@@ -55,7 +55,7 @@ class PolicySource:
     allowlist: str | None = None
     override: Override = Override.GIVEN
     cname: str | None = None
-    ede: int | None = 15
+    ede: EdeCode | None = EdeCode.BLOCKED
     log: bool = True
     max_entries: int = MAX_ENTRIES
 
