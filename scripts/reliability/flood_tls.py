@@ -9,6 +9,10 @@ another address (a new connection every 0.1 s over DoT and over DoH).
 ``dot_flood``  one DoT connection from 127.66.9.1 keeping 64 queries outstanding
 ``h2_flood``   one HTTP/2 connection from 127.66.9.1 keeping 64 streams outstanding
 
+Each asks for ``hot.good.`` (in the cache) or, with ``--fresh``, a new name each time
+(answered by the wildcard of the lab's ``good.`` servers: work upstream for every
+query answered).
+
 A query (stream) unanswered for 2 s is counted lost and its place given to a new one
 (the stream is reset), as a client with a 2 s timeout would: what a server that drops
 limited queries costs such a client shows there.  Reported: queries sent, what they got
@@ -53,11 +57,15 @@ NAME = "hot.good."  # asked once before the flood: answered from the cache
 class Tally:
     """What the flooder's queries got, and how long each answer took."""
 
-    def __init__(self) -> None:
+    def __init__(self, fresh: bool) -> None:
+        self.fresh = fresh  # a new name each query (work for the resolver), or NAME
         self.counts: Counter[str] = Counter()
         self.latencies: list[float] = []
         self.outstanding: dict[int, float] = {}  # query ID or stream ID -> sent at
         self.wake = asyncio.Event()
+
+    def name(self) -> str:
+        return f"f{self.counts['sent']}.good." if self.fresh else NAME
 
     def sent(self, key: int) -> None:
         self.outstanding[key] = time.monotonic()
@@ -101,18 +109,18 @@ def _rcode_outcome(reply: bytes) -> str:
     return {0: "answered", 5: "refused"}.get(rcode, f"rcode_{rcode}")
 
 
-async def dot_flood(target: Target, seconds: float) -> dict[str, Any]:
-    return await _flood(_dot_connection, target, seconds)
+async def dot_flood(target: Target, seconds: float, fresh: bool) -> dict[str, Any]:
+    return await _flood(_dot_connection, target, seconds, fresh)
 
 
-async def h2_flood(target: Target, seconds: float) -> dict[str, Any]:
-    return await _flood(_h2_connection, target, seconds)
+async def h2_flood(target: Target, seconds: float, fresh: bool) -> dict[str, Any]:
+    return await _flood(_h2_connection, target, seconds, fresh)
 
 
-async def _flood(connection: Any, target: Target, seconds: float) -> dict[str, Any]:
+async def _flood(connection: Any, target: Target, seconds: float, fresh: bool) -> dict[str, Any]:
     """Connections one after another until ``seconds`` are over: a flooder whose
     connection is closed opens another (what was outstanding on it is lost)."""
-    tally, end = Tally(), time.monotonic() + seconds
+    tally, end = Tally(fresh), time.monotonic() + seconds
     while time.monotonic() < end:
         try:
             await connection(target, tally, end)
@@ -148,8 +156,8 @@ async def _dot_connection(target: Target, tally: Tally, end: float) -> None:
             batch = []
             while len(tally.outstanding) < WINDOW:
                 qid = qid % 0xFFFF + 1
+                batch.append(frame(query(tally.name(), qid=qid)))
                 tally.sent(qid)
-                batch.append(frame(query(NAME, qid=qid)))
             writer.write(b"".join(batch))
             await writer.drain()
             await tally.pause()
@@ -164,7 +172,6 @@ async def _h2_connection(target: Target, tally: Tally, end: float) -> None:
     conn.initiate_connection()
     statuses: dict[int, int] = {}
     bodies: dict[int, bytes] = {}
-    body = query(NAME)
 
     async def read() -> None:
         with contextlib.suppress(ConnectionError, ssl.SSLError, h2.exceptions.ProtocolError):
@@ -180,6 +187,7 @@ async def _h2_connection(target: Target, tally: Tally, end: float) -> None:
                 conn.reset_stream(stream_id)
             while len(tally.outstanding) < WINDOW:
                 stream_id = conn.get_next_available_stream_id()
+                body = query(tally.name())
                 conn.send_headers(stream_id, [
                     (":method", "POST"), (":path", "/dns-query"), (":scheme", "https"),
                     (":authority", SERVER_NAME), ("content-type", "application/dns-message"),
@@ -225,7 +233,7 @@ async def _settle(tally: Tally, reading: asyncio.Future[None]) -> None:
 SCENARIOS = {"dot_flood": dot_flood, "h2_flood": h2_flood}
 
 
-def run(names: list[str], targets: list[str], rate: int, seconds: float,
+def run(names: list[str], targets: list[str], rate: int, seconds: float, fresh: bool,
         directory: Path) -> list[dict[str, Any]]:  # fmt: skip
     results = []
     certificates = make_certificates(directory / "certificates")
@@ -246,7 +254,7 @@ def run(names: list[str], targets: list[str], rate: int, seconds: float,
                                     resolver.stats)  # fmt: skip
                     with resolver:
                         dot_probe(target, target.context(["dot"]), 1)  # hot.good. cached
-                        result = _one(target, scenario, seconds)
+                        result = _one(target, scenario, seconds, fresh)
                         result["queries_ratelimited"] = resolver.stats().get("queries_ratelimited")
                         result["exit_status"] = resolver.stop()
                 else:
@@ -257,21 +265,21 @@ def run(names: list[str], targets: list[str], rate: int, seconds: float,
                         target = Target("unbound", unbound.process.pid, unbound.tls_port,
                                         unbound.https_port, certificates)  # fmt: skip
                         dot_probe(target, target.context(["dot"]), 1)
-                        result = _one(target, scenario, seconds)
-                result.update(scenario=name, rate=rate)
+                        result = _one(target, scenario, seconds, fresh)
+                result.update(scenario=name, rate=rate, fresh=fresh)
                 results.append(result)
                 print(json.dumps(result), flush=True)
     return results
 
 
-def _one(target: Target, scenario: Any, seconds: float) -> dict[str, Any]:
+def _one(target: Target, scenario: Any, seconds: float, fresh: bool) -> dict[str, Any]:
     """One flood, with the probe asking meanwhile from 127.0.0.1."""
     time.sleep(POOL_SETTLE)
     probe = Probe(target)
     thread = threading.Thread(target=probe.run)
     thread.start()
     try:
-        flood = asyncio.run(scenario(target, seconds))
+        flood = asyncio.run(scenario(target, seconds, fresh))
     finally:
         probe.stop.set()
         thread.join()
@@ -284,6 +292,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="how long each flood lasts")
     parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios")
     parser.add_argument("--target", choices=("ours", "unbound", "both"), default="both")
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="a new name (under good.: its wildcard) each query: upstream work",
+    )
     args = parser.parse_args(argv)
     names = [n for n in args.only.split(",") if n]
     unknown = set(names) - set(SCENARIOS)
@@ -291,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown scenarios {sorted(unknown)}; known: {', '.join(SCENARIOS)}")
     targets = ["ours", "unbound"] if args.target == "both" else [args.target]
     with tempfile.TemporaryDirectory(prefix="flood-tls-") as tmp:
-        run(names, targets, args.rate, args.seconds, Path(tmp))
+        run(names, targets, args.rate, args.seconds, args.fresh, Path(tmp))
     return 0
 
 
