@@ -25,8 +25,10 @@ means, what it gets back, and HTTP/1.1.  HTTP/2 is :mod:`resolver.serve.doh_h2`.
   address's account, the one its UDP and DoT queries count against too
   (:mod:`resolver.serve.ratelimit`); over it the request gets 429 Too Many Requests
   with ``Retry-After: 1`` (RFC 6585 section 4) at once, before any DNS work, and the
-  connection and its other streams go on.  Checked once the request is known to carry
-  a DNS query (a bad request gets its own status, and costs no more than a 429).
+  connection and its other streams go on; counted in ``queries_ratelimited`` and the
+  statuses, not journaled (the query log and dnstap see DNS messages, and none was
+  answered).  Checked once the request is known to carry a DNS query (a bad request
+  gets its own status, and costs no more than a 429).
 """
 
 from __future__ import annotations
