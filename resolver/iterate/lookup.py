@@ -159,12 +159,25 @@ class Lookup(Judging):
         )  # fmt: skip
         if step is None and self.validating and not refresh:
             step = self.env.judge.synthesise(self.name, self.qtype, self.crypto)  # RFC 8198
+        if step is None and self.purpose is Purpose.DS:
+            step = self._referral_ds_denial()
         if step is None:
             self._move(Step.FIND_CUT)
             return
         # The zone the data is from, as the walk would find it: for DS, the parent's side.
         zone = self.env.finder.closest(self._target()).zone if self.validating else ""
         self._accept(Pending(step, self.name, self.qtype, zone, False))
+
+    def _referral_ds_denial(self) -> Classified | None:
+        """The proof that this zone has no DS, as a referral to it in this question
+        carried it (unchecked: judged as the parent's data, like a cached one)."""
+        proof = self.budget.ds_denials.get(name_key(self.name))
+        if proof is None:
+            return None
+        step = Classified(Kind.NODATA, [], self.name)
+        step.sigs = [rr for rr in proof if rr.rrtype == RRType.RRSIG] or None
+        step.proof = list(proof)
+        return step
 
     def _find_cut(self) -> Lookup | None:
         cut = self.env.finder.closest(self._target(), self.passed_over, self.forwarding)
@@ -366,6 +379,8 @@ class Lookup(Judging):
         self.referrals += 1
         if self.referrals >= self.env.limits.max_referrals:
             raise LimitExceeded(Limit.REFERRAL_DEPTH)
+        if referral.proof and not any(rr.rrtype == RRType.DS for rr in referral.ds or ()):
+            self.budget.ds_denials[name_key(referral.zone)] = referral.proof
         self._enter(self.env.finder.from_referral(referral, self.cut))
 
     def take_sublookup(self, sub: Lookup | None) -> None:

@@ -1,0 +1,118 @@
+"""Unsigned children of signed parents, proved insecure from the parent's own proof, on a
+signed in-process world (the differential tester's cases, issue 23):
+
+- ``stripped-ds-denial``: the parent's servers strip the proof from negative answers, so
+  its ``child DS`` NODATA proves nothing; the referral to the child carried the NSEC that
+  proves there is no DS (RFC 4035 section 3.1.4), with TTL 0 (the parent's SOA minimum):
+  the cache cannot keep it, the question uses it (RFC 1035 section 3.2.1);
+
+and what an attacker may try against it: a referral to a signed child that drops the DS
+and carries an NSEC replayed from another, insecure, delegation gets nothing.
+"""
+
+from __future__ import annotations
+
+import dns.message
+import dns.name
+import dns.rdatatype
+import dns.rrset
+
+from resolver.cache.records import Security
+from resolver.lab.forged_world import Server, World, delegation
+from resolver.lab.forged_zones import TTL, SignedZone, copy_rrset, ds_text, new_key, response
+from resolver.wire import Rcode
+from tests.test_validator_attacks import Validating
+
+ROOT = "127.0.0.1"
+PARENT = "127.0.0.2"
+CHILD = "127.0.0.3"
+SIGNED_CHILD = "127.0.0.4"
+
+
+def _text(origin: str, server: Server, body: str, minimum: int) -> str:
+    rname = "hostmaster." + (origin if origin != "." else "")
+    return (f"$ORIGIN {origin}\n$TTL {TTL}\n"
+            f"@ SOA {server.name} {rname} 1 1800 900 604800 {minimum}\n"
+            f"@ NS {server.name}\n{body}")  # fmt: skip
+
+
+def _stripped(zone: SignedZone, query: dns.message.Message) -> dns.message.Message | None:
+    """The parent's servers leave the authority section out of negative answers."""
+    reply = zone.honest(query)
+    if reply.answer or any(r.rdtype == dns.rdatatype.NS for r in reply.authority):
+        return None  # an answer or a referral: as it is
+    reply.authority.clear()
+    return reply
+
+
+def world() -> tuple[World, SignedZone]:
+    """``.`` -> ``strip.`` (signed, NSEC TTL 0, strips negative answers) ->
+    ``child.strip.`` (unsigned, no DS) and ``signed.strip.`` (signed, with DS)."""
+    root_server = Server(ROOT, "a.root.")
+    parent_server = Server(PARENT, "ns1.strip.")
+    child_server = Server(CHILD, "ns.child.strip.")
+    signed_server = Server(SIGNED_CHILD, "ns.signed.strip.")
+    child = SignedZone("child.strip.", _text("child.strip.", child_server,
+                       f"ns A {CHILD}\nwww A 192.0.2.1\n", 300), [])  # fmt: skip
+    signed_key = new_key()
+    signed = SignedZone("signed.strip.", _text("signed.strip.", signed_server,
+                        f"ns A {SIGNED_CHILD}\nwww A 192.0.2.2\n", 300),
+                        [signed_key])  # fmt: skip
+    parent_key = new_key()
+    body = (f"ns1 A {PARENT}\n" + delegation("child.strip.", child_server)
+            + delegation("signed.strip.", signed_server, [ds_text("signed.strip.", signed_key)]))
+    parent = SignedZone("strip.", _text("strip.", parent_server, body, 0), [parent_key])
+    for name in ("*.strip.",):
+        for rrtype in ("DS", "A", "AAAA", "TXT"):
+            parent.forgeries[(name, rrtype)] = _stripped
+    root_key = new_key()
+    root_body = delegation("strip.", parent_server, [ds_text("strip.", parent_key)])
+    root = SignedZone(".", _text(".", root_server, f"a.root. A {ROOT}\n{root_body}", 300),
+                      [root_key])  # fmt: skip
+    root_server.zones.append(root)
+    parent_server.zones.append(parent)
+    child_server.zones.append(child)
+    signed_server.zones.append(signed)
+    servers = {s.address: s for s in (root_server, parent_server, child_server, signed_server)}
+    return World(servers, root_key), parent
+
+
+def test_the_referrals_proof_makes_the_child_insecure_when_the_cache_cannot_keep_it() -> None:
+    built, parent = world()
+    nsec = parent.rrset("child.strip.", dns.rdatatype.NSEC)
+    assert nsec is not None and nsec.ttl == 0  # the case: a proof the cache does not keep
+    answer = Validating(built).ask("www.child.strip.", "A")
+    assert answer.rcode == Rcode.NOERROR, answer.failure
+    assert answer.security == Security.INSECURE
+    assert [rr.to_text() for rr in answer.answer] == ["www.child.strip. 300 A 192.0.2.1"]
+
+
+def test_a_replayed_referral_proof_does_not_make_a_signed_child_insecure() -> None:
+    """The attacker's referral to ``signed.strip.``: no DS, and the (genuine, signed)
+    NSEC of ``child.strip.`` instead, whose owner is not the child, so it proves nothing
+    about ``signed.strip.``; the signed child's forged answer is not taken insecure."""
+    built, parent = world()
+    nsec = parent.rrset("child.strip.", dns.rdatatype.NSEC)
+    sig = parent.signatures(dns.name.from_text("child.strip."), dns.rdatatype.NSEC)
+    ns = parent.rrset("signed.strip.", dns.rdatatype.NS)
+    assert nsec is not None and sig is not None and ns is not None
+
+    def referral(zone: SignedZone, query: dns.message.Message) -> dns.message.Message:
+        reply = response(query)
+        reply.flags &= ~dns.flags.AA
+        reply.authority += [copy_rrset(r, r.name) for r in (ns, nsec, sig)]
+        return reply
+
+    parent.forgeries[("*.signed.strip.", "A")] = referral
+    signed_zone = built.zone("signed.strip.")
+    forged = dns.rrset.from_text("www.signed.strip.", TTL, "IN", "A", "203.0.113.66")
+
+    def unsigned(zone: SignedZone, query: dns.message.Message) -> dns.message.Message:
+        reply = response(query)
+        reply.answer.append(copy_rrset(forged, forged.name))
+        return reply
+
+    signed_zone.forgeries[("www.signed.strip.", "A")] = unsigned
+    answer = Validating(built).ask("www.signed.strip.", "A")
+    assert not any("203.0.113.66" in rr.to_text() for rr in answer.answer)
+    assert answer.rcode == Rcode.SERVFAIL or answer.security == Security.SECURE
