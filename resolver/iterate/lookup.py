@@ -368,12 +368,14 @@ class Lookup(Judging):
             else:
                 self.minimiser.deepen(exchange.qname)
             self.round.tried.discard(exchange.address)
+            self.round.next_question()
         else:
             # NXDOMAIN (servers that deny empty non-terminals), a CNAME, an error: stop
             # minimising and ask the same servers the whole question, as Unbound's
             # relaxed mode and Knot Resolver do.
             self.minimiser.stop()
             self.round.tried.discard(exchange.address)
+            self.round.next_question()
 
     def _descend(self, referral: Referral) -> None:
         self.referrals += 1
