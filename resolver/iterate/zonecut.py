@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable
 from enum import Enum
 
 from resolver.cache.lru import LruDict
-from resolver.cache.records import CachedRRset, RecordCache
+from resolver.cache.records import CachedRRset, RecordCache, Security
 from resolver.iterate.classify import Classified, Referral
 from resolver.iterate.forwarding import ConfiguredZone, ConfiguredZones, ZoneKind
 from resolver.iterate.hints import RootHints
@@ -387,7 +387,9 @@ class CutFinder:
         cache = self.cache
         for rrtype in self.policy.types:
             for rrset in (cache.get_rrset(ns, rrtype), cache.get_glue(ns, rrtype)):
-                if rrset is not None:
+                # Addresses that failed validation serve only the lookup that found them,
+                # for a zone whose answers are validated (judging.py _walk_may_use).
+                if rrset is not None and rrset.security != Security.BOGUS:
                     expires = min(expires, rrset.expires)
                     found += [
                         r.address
