@@ -6,14 +6,23 @@ signed in-process world (the differential tester's cases, issue 23):
   proves there is no DS (RFC 4035 section 3.1.4), with TTL 0 (the parent's SOA minimum):
   the cache cannot keep it, the question uses it (RFC 1035 section 3.2.1);
 
-and what an attacker may try against it: a referral to a signed child that drops the DS
-and carries an NSEC replayed from another, insecure, delegation gets nothing.
+- ``parent-hosted-insecure``: an unsigned child served by its signed parent's own server,
+  which answers for it with no referral between: the child's insecurity is proved by the
+  parent's signed DS denial with the NS bit (RFC 4035 section 5.2), asked label by label
+  below the signed zone;
+
+and what an attacker may try against them: a referral to a signed child that drops the DS
+and carries an NSEC replayed from another, insecure, delegation, and unsigned data that
+claims a deeper zone, get nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import dns.message
 import dns.name
+import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
@@ -116,3 +125,78 @@ def test_a_replayed_referral_proof_does_not_make_a_signed_child_insecure() -> No
     answer = Validating(built).ask("www.signed.strip.", "A")
     assert not any("203.0.113.66" in rr.to_text() for rr in answer.answer)
     assert answer.rcode == Rcode.SERVFAIL or answer.security == Security.SECURE
+
+
+# ---------------------------------------------------------------- parent-hosted-insecure
+
+HOST = "127.0.0.5"
+
+
+def hosting_world() -> World:
+    """``.`` -> ``par.`` (signed) on one server that also serves ``kid.par.`` (unsigned,
+    no DS) and ``sig.par.`` (signed, DS): the server answers for the children itself,
+    with no referral between (the differential tester's parent-hosted-insecure)."""
+    root_server, host = Server(ROOT, "a.root."), Server(HOST, "ns.par.")
+    sig_key, par_key, root_key = new_key(), new_key(), new_key()
+    kid = SignedZone("kid.par.", _text("kid.par.", host, "www A 192.0.2.7\n", 300), [])
+    sig = SignedZone("sig.par.", _text("sig.par.", host, "www A 192.0.2.8\n", 300), [sig_key])
+    body = (f"ns A {HOST}\nwww A 192.0.2.9\n" + delegation("kid.par.", host)
+            + delegation("sig.par.", host, [ds_text("sig.par.", sig_key)]))  # fmt: skip
+    par = SignedZone("par.", _text("par.", host, body, 300), [par_key])
+    root_body = delegation("par.", host, [ds_text("par.", par_key)]) + f"ns.par. A {HOST}\n"
+    root = SignedZone(".", _text(".", root_server, f"a.root. A {ROOT}\n{root_body}", 300),
+                      [root_key])  # fmt: skip
+    root_server.zones.append(root)
+    host.zones += [par, kid, sig]
+
+    def nxdomain(zone: SignedZone, query: dns.message.Message) -> dns.message.Message:
+        reply = response(query)  # the lab signs no denial in an unsigned zone: by hand
+        reply.set_rcode(dns.rcode.NXDOMAIN)
+        reply.authority += zone.soa()
+        return reply
+
+    kid.forgeries[("nx.kid.par.", "A")] = nxdomain
+    return World({ROOT: root_server, HOST: host}, root_key)
+
+
+def test_an_unsigned_child_served_by_its_signed_parents_server_is_insecure() -> None:
+    validating = Validating(hosting_world())
+    soa = validating.ask("kid.par.", "SOA")
+    assert soa.rcode == Rcode.NOERROR and soa.security == Security.INSECURE, soa.failure
+    www = validating.ask("www.kid.par.", "A")
+    assert www.rcode == Rcode.NOERROR and www.security == Security.INSECURE, www.failure
+    assert [rr.to_text() for rr in www.answer] == ["www.kid.par. 300 A 192.0.2.7"]
+    missing = validating.ask("nx.kid.par.", "A")  # the child's unsigned SOA, from its server
+    assert missing.rcode == Rcode.NXDOMAIN and missing.security == Security.INSECURE
+    signed = validating.ask("www.sig.par.", "A")  # the signed child beside it: still secure
+    assert signed.rcode == Rcode.NOERROR and signed.security == Security.SECURE, signed.failure
+
+
+def _unsigned_answer(name: str, address: str) -> Callable[[SignedZone, dns.message.Message],
+                                                           dns.message.Message]:  # fmt: skip
+    forged = dns.rrset.from_text(name, TTL, "IN", "A", address)
+
+    def forge(zone: SignedZone, query: dns.message.Message) -> dns.message.Message:
+        reply = response(query)
+        reply.answer.append(copy_rrset(forged, forged.name))
+        return reply
+
+    return forge
+
+
+def test_unsigned_data_claiming_a_deeper_zone_gets_the_attacker_nothing() -> None:
+    """The attacker answers unsigned data for names of the signed zones, as if a child
+    zone held them: ``www.par.`` (a name of par. itself), ``a.b.par.`` (nothing there)
+    and ``www.sig.par.`` (a signed child): par.'s own signed proofs show no insecure
+    delegation at any name between, so each is bogus."""
+    built = hosting_world()
+    forged = "203.0.113.77"
+    for name in ("www.par.", "a.b.par."):
+        built.zone("par.").forgeries[(name, "A")] = _unsigned_answer(name, forged)
+    built.zone("sig.par.").forgeries[("www.sig.par.", "A")] = _unsigned_answer(
+        "www.sig.par.", forged)  # fmt: skip
+    validating = Validating(built)
+    for name in ("www.par.", "a.b.par.", "www.sig.par."):
+        answer = validating.ask(name, "A")
+        assert answer.rcode == Rcode.SERVFAIL, (name, answer.security, answer.answer)
+        assert not any(forged in rr.to_text() for rr in answer.answer), name
