@@ -75,6 +75,12 @@ def test_a_bogus_address_of_a_signed_zones_server_still_reaches_it() -> None:
     assert kept is not None and kept.security == Security.BOGUS
     again = validating.ask("txt.good.", "TXT")  # the cut of good. again, from the cache
     assert again.rcode == Rcode.NXDOMAIN and again.security == Security.SECURE, again.failure
+    # A cut built from the cache takes the bogus address for good. (it has a DS), never
+    # for plain. (none): the differential run's NS cycle through a bogus zone needed the
+    # first, a DNSKEY lookup of the zone finding no server otherwise.
+    finder = validating.engine.env.finder
+    assert finder.addresses_of("ns.bad.", "good.") == [GOOD]
+    assert finder.addresses_of("ns.bad.", "plain.") == []
 
 
 def test_a_forged_address_gets_the_attacker_nothing() -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from resolver.cache.records import Security, Trust
+from resolver.cache.records import Security
 from resolver.dnssec.budget import ValidationBudget
 from resolver.iterate.answer import FailureKind
 from resolver.iterate.classify import Classified, Kind
@@ -125,17 +125,14 @@ class Judging:
 
     def _walk_may_use(self, step: Classified) -> bool:
         """A name server's address that did not validate may still take the walk to the
-        server, when that server's zone has a DS at its parent: whatever the server
-        says is then validated from that DS (or is bogus), so a forged address buys
-        nothing but a failure (RFC 4035 section 2.2: glue is not signed either; Unbound
-        asks for such addresses with CD=1, iterator.c generate_target_query).  A zone
-        without a DS would take the server's word unvalidated: its bogus addresses stay
-        unused.  The address stays bogus in the cache: no client gets it as an answer,
-        and no other zone's cut is built from it (zonecut.py)."""
+        server, when what that server says will be validated anyway (its zone has a DS:
+        CutFinder.answers_validated), so a forged address buys nothing but a failure
+        (Unbound asks for such addresses with CD=1, iterator.c generate_target_query).
+        The address stays bogus in the cache: no client gets it as an answer, and no
+        cut of a zone without a DS is built from it (zonecut.py)."""
         if self.purpose is not Purpose.NS_ADDRESS or step.kind != Kind.ANSWER:
             return False
-        ds = self.env.cache.get_rrset(self.for_zone, RRType.DS)
-        return ds is not None and ds.trust >= Trust.AUTHORITY
+        return self.env.finder.answers_validated(self.for_zone)
 
     def _bogus(self, pending: Pending, judged: Verdict) -> None:
         """Data that did not validate: another server, a fresh fetch, SERVFAIL, or (a name

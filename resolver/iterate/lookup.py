@@ -406,7 +406,7 @@ class Lookup(Judging):
         if sub is not None and sub.answer is not None:
             found = [rr.rdata.address for rr in sub.answer.answer if isinstance(rr.rdata, A | AAAA)]
         usable = [a for a in found if finder.policy.usable(a)]
-        self.cut.add_addresses(ns, usable + finder.addresses_of(ns))
+        self.cut.add_addresses(ns, usable + finder.addresses_of(ns, self.cut.zone))
         nxdomain = sub is not None and sub.answer is not None and sub.answer.rcode == Rcode.NXDOMAIN
         if nxdomain:
             self.budget.nxdomain_targets += 1
