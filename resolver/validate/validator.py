@@ -196,7 +196,7 @@ class Validator:
         if rrtype == RRType.DNSKEY and qtype == RRType.DNSKEY:
             return self._dnskeys(owner, rrset, covering, budget)
         if not covering:
-            return self._unsigned(owner, zone)
+            return self._unsigned(owner, zone, probe=not sigs)
         signer = _signer(covering, owner, zone)
         if signer is None:
             return bogus(f"{owner} {RRType.text(rrtype)}: no RRSIG from {zone} or a zone "
@@ -267,8 +267,12 @@ class Validator:
             return Verdict(above.security, above.reason, above.info_code)
         return NeedKeys(zone)
 
-    def _unsigned(self, owner: str, zone: str) -> Judgement:
-        """Data without an RRSIG: fine below an insecure zone, bogus in a signed one."""
+    def _unsigned(self, owner: str, zone: str, probe: bool = False) -> Judgement:
+        """Data without an RRSIG: fine below an insecure zone, bogus in a signed one.
+        ``probe``: the reply carries no RRSIG at all, so no signer says whose data it
+        is: a zone cut below the signed zone is looked for (:meth:`_possible_cut`), as
+        Unbound looks for the keys of the question's name then.  A reply with other
+        RRSIGs names its zone by them, and its unsigned data is bogus at once."""
         deepest = self.trust.closest(owner)
         if deepest is None:
             return INSECURE
@@ -277,7 +281,7 @@ class Validator:
         below = is_subdomain(zone, deepest.zone) and name_key(zone) != name_key(deepest.zone)
         if below and self.trust.not_a_zone_reason(zone) is None:
             return NeedDS(zone)  # is the zone that gave it signed at all?
-        cut = self._possible_cut(deepest.zone, owner)
+        cut = self._possible_cut(deepest.zone, owner) if probe else None
         if cut is not None:
             return NeedDS(cut)
         return bogus(f"{owner}: no RRSIG in the signed zone {deepest.zone}", EdeCode.RRSIGS_MISSING)
@@ -345,7 +349,8 @@ class Validator:
         records = [rr for rr in step.proof or [] if rr.rrtype != RRType.RRSIG]
         if not records:
             if step.soa is None:
-                return self._unsigned(step.name, zone)  # no SOA, no proof: signed at all?
+                # No SOA, no proof: signed at all?
+                return self._unsigned(step.name, zone, probe=not sigs)
             return bogus(f"{step.name}: no NSEC or NSEC3 proof", EdeCode.NSEC_MISSING)
         if _too_many_nsec3(records):  # checked before any signature (CVE-2023-50868)
             return too_much_work(f"{step.name}: {len(records)} proof records", budget)
