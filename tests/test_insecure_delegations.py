@@ -25,6 +25,7 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
+import pytest
 
 from resolver.cache.records import Security
 from resolver.lab.forged_world import Server, World, delegation
@@ -132,7 +133,7 @@ def test_a_replayed_referral_proof_does_not_make_a_signed_child_insecure() -> No
 HOST = "127.0.0.5"
 
 
-def hosting_world() -> World:
+def hosting_world(minimum: int = 300) -> World:
     """``.`` -> ``par.`` (signed) on one server that also serves ``kid.par.`` (unsigned,
     no DS) and ``sig.par.`` (signed, DS): the server answers for the children itself,
     with no referral between (the differential tester's parent-hosted-insecure)."""
@@ -142,7 +143,7 @@ def hosting_world() -> World:
     sig = SignedZone("sig.par.", _text("sig.par.", host, "www A 192.0.2.8\n", 300), [sig_key])
     body = (f"ns A {HOST}\nwww A 192.0.2.9\n" + delegation("kid.par.", host)
             + delegation("sig.par.", host, [ds_text("sig.par.", sig_key)]))  # fmt: skip
-    par = SignedZone("par.", _text("par.", host, body, 300), [par_key])
+    par = SignedZone("par.", _text("par.", host, body, minimum), [par_key])
     root_body = delegation("par.", host, [ds_text("par.", par_key)]) + f"ns.par. A {HOST}\n"
     root = SignedZone(".", _text(".", root_server, f"a.root. A {ROOT}\n{root_body}", 300),
                       [root_key])  # fmt: skip
@@ -184,12 +185,14 @@ def _unsigned_answer(name: str, address: str) -> Callable[[SignedZone, dns.messa
     return forge
 
 
-def test_unsigned_data_claiming_a_deeper_zone_gets_the_attacker_nothing() -> None:
+@pytest.mark.parametrize("minimum", [300, 0])
+def test_unsigned_data_claiming_a_deeper_zone_gets_the_attacker_nothing(minimum: int) -> None:
     """The attacker answers unsigned data for names of the signed zones, as if a child
     zone held them: ``www.par.`` (a name of par. itself), ``a.b.par.`` (nothing there)
     and ``www.sig.par.`` (a signed child): par.'s own signed proofs show no insecure
-    delegation at any name between, so each is bogus."""
-    built = hosting_world()
+    delegation at any name between, so each is bogus, after one DS question per name
+    between, even when the proofs have TTL 0 (``minimum``)."""
+    built = hosting_world(minimum)
     forged = "203.0.113.77"
     for name in ("www.par.", "a.b.par."):
         built.zone("par.").forgeries[(name, "A")] = _unsigned_answer(name, forged)
@@ -200,3 +203,5 @@ def test_unsigned_data_claiming_a_deeper_zone_gets_the_attacker_nothing() -> Non
         answer = validating.ask(name, "A")
         assert answer.rcode == Rcode.SERVFAIL, (name, answer.security, answer.answer)
         assert not any(forged in rr.to_text() for rr in answer.answer), name
+        assert answer.failure is not None and "limit" not in answer.failure.text, name
+        assert answer.upstream_queries <= 12, (name, answer.upstream_queries)
