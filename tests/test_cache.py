@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from resolver.cache.records import NXDOMAIN_TYPE, RecordCache, Trust
+from resolver.cache.records import BOGUS_TTL, NXDOMAIN_TYPE, RecordCache, Security, Trust
 from resolver.wire import CLASS_IN, ResourceRecord, RRType
 from resolver.wire.rdata import AAAA, CNAME, SOA, A
 from tests.fakes import FakeClock
@@ -250,6 +250,37 @@ def test_negative_without_soa_or_with_zero_ttl_is_not_stored(cache: RecordCache)
     not_soa = a("example.com.", "192.0.2.1")
     assert not cache.store_negative("nx.example.com.", NXDOMAIN_TYPE, not_soa)
     assert len(cache) == 0
+
+
+@pytest.mark.parametrize("ttl", [0, 1])
+def test_bogus_data_is_kept_at_least_a_second(
+    cache: RecordCache, clock: FakeClock, ttl: int
+) -> None:
+    """RFC 9520 section 3.2: a failure is cached at least 1 s, so bogus data with TTL 0
+    is not fetched (and judged) again for every query; data that validated, at TTL 0, is
+    not kept at all (RFC 1035 section 3.2.1)."""
+    bogus = [a("bogus.example.com.", "192.0.2.1", ttl=ttl)]
+    assert cache.store_rrset(bogus, Trust.ANSWER, security=Security.BOGUS)
+    assert not cache.store_rrset([a("good.example.com.", "192.0.2.2", ttl=0)], Trust.ANSWER,
+                                 security=Security.SECURE)  # fmt: skip
+    assert cache.store_negative("nx.example.com.", NXDOMAIN_TYPE, soa(ttl=ttl, minimum=ttl),
+                                Security.BOGUS)  # fmt: skip
+    kept = cache.get_rrset("bogus.example.com.", RRType.A)
+    assert kept is not None and kept.security == Security.BOGUS
+    negative = cache.get_negative("nx.example.com.", RRType.A)
+    assert negative is not None and negative.security == Security.BOGUS
+    clock.advance(1)
+    assert cache.get_rrset("bogus.example.com.", RRType.A) is None
+    assert cache.get_negative("nx.example.com.", RRType.A) is None
+
+
+def test_bogus_data_is_kept_no_longer_than_bogus_ttl(cache: RecordCache, clock: FakeClock) -> None:
+    assert cache.store_rrset([a("bogus.example.com.", "192.0.2.1", ttl=86400)], Trust.ANSWER,
+                             security=Security.BOGUS)  # fmt: skip
+    clock.advance(BOGUS_TTL - 0.5)
+    assert cache.get_rrset("bogus.example.com.", RRType.A) is not None
+    clock.advance(0.5)
+    assert cache.get_rrset("bogus.example.com.", RRType.A) is None
 
 
 def test_positive_and_negative_entries_do_not_mix(cache: RecordCache) -> None:

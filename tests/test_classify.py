@@ -421,3 +421,24 @@ def test_an_ns_answer_of_1500_records_keeps_twenty() -> None:
     msg = message("big.example.com.", "NS", aa=True, answer=records)
     step = run(msg, "big.example.com.", "NS", "big.example.com.")
     assert step.kind == Kind.ANSWER and len(step.records) == MAX_NS_PER_RRSET
+
+
+# ---------------------------------------------------------------------- DNAME questions
+
+
+def test_a_dname_question_below_a_dname_is_redirected_and_keeps_the_dname() -> None:
+    """``www.dn.example.com. DNAME`` below ``dn.example.com. DNAME x.example.com.``: the
+    DNAME redirects every name below its owner whatever the type (RFC 6672 section 2) and
+    belongs in the answer with the CNAME made from it (section 3.1); the chain then ends
+    in a NODATA for ``www.x.example.com. DNAME``."""
+    dname = "dn.example.com. 300 DNAME x.example.com."
+    cname = "www.dn.example.com. 300 CNAME www.x.example.com."
+    msg = message("www.dn.example.com.", "DNAME", aa=True, answer=[dname, cname],
+                  authority=[SOA])  # fmt: skip
+    step = run(msg, "www.dn.example.com.", "DNAME", "example.com.")
+    assert step.kind == Kind.NODATA
+    assert texts(step.records) == [dname, cname]
+    assert step.name == "www.x.example.com."
+    owner = run(message("dn.example.com.", "DNAME", aa=True, answer=[dname]),
+                "dn.example.com.", "DNAME", "example.com.")  # fmt: skip
+    assert owner.kind == Kind.ANSWER and texts(owner.records) == [dname]  # the owner's own

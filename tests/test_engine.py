@@ -110,6 +110,29 @@ def test_referral_with_glue_is_followed_and_glue_used() -> None:
     assert answer is not None and answer.trust == Trust.AUTHORITATIVE
 
 
+def test_a_dname_question_below_a_dname_gets_the_dname_cold_and_from_the_cache() -> None:
+    """RFC 6672 sections 2 and 3.1: the DNAME above the name applies to a DNAME question
+    too and goes into the answer, from the server's reply and from the cache alike."""
+    net = example_world()
+    dname = "dn.example.com. 300 DNAME x.example.com."
+    cname = "www.dn.example.com. 300 CNAME www.x.example.com."
+    for address in (EXAMPLE, EXAMPLE2):
+        net.add(address, "www.dn.example.com.", "DNAME", reply(
+            "www.dn.example.com.", "DNAME", aa=True, answer=[dname, cname],
+            authority=[soa("example.com.")]))  # fmt: skip
+        for name in ("www.x.example.com.", "mail.x.example.com."):
+            net.add(address, name, "DNAME", reply(name, "DNAME", aa=True,
+                                                  authority=[soa("example.com.")]))  # fmt: skip
+    engine, _, _ = make_engine(net)
+    for _ in range(2):
+        result = resolve(engine, "www.dn.example.com.", "DNAME")
+        assert result.rcode == Rcode.NOERROR
+        assert texts(result.answer) == [dname, cname]
+    other = resolve(engine, "mail.dn.example.com.", "DNAME")  # from the cached DNAME
+    assert texts(other.answer) == [dname, "mail.dn.example.com. 300 CNAME mail.x.example.com."]
+    assert all(qname != "mail.dn.example.com." for _, qname, _ in net.log)
+
+
 def test_glueless_ns_triggers_a_sublookup() -> None:
     net = FakeNetwork()
     net.servers[ROOT_A] = lambda q, t: (

@@ -13,7 +13,7 @@ from resolver.iterate.hints import parse_root_hints
 from resolver.iterate.plan import MOVES, ImpossibleStep, Step
 from resolver.iterate.resolution import Resolution
 from resolver.iterate.zonecut import AddressPolicy
-from resolver.net.contract import Failure
+from resolver.net.contract import ExchangeFailed, Failure
 from resolver.wire import Rcode, ResourceRecord, RRType
 from resolver.wire.rdata import NS
 from tests.fakes import (
@@ -222,6 +222,47 @@ def test_a_timeout_gets_one_more_try_whatever_the_transport() -> None:
     assert result.failure is not None
     assert result.failure.kind is FailureKind.NO_REACHABLE_AUTHORITY
     assert net.count(EXAMPLE) == net.count(EXAMPLE2) == 2
+
+
+def test_each_question_to_a_lossy_server_gets_its_retry() -> None:
+    """The differential tester's lossy-single-server: the zone's only server loses the
+    first datagram of each question; minimised, ``x.www.example.com.`` takes two
+    questions to it, each lost once and answered on its retry (RFC 1035 section 4.2.1,
+    RFC 1536 section 1: a lost datagram is not a dead server).  Cost: one query more per
+    question lost, no more."""
+    net = example_world()
+    lost: set[tuple[str, int]] = set()
+    nxdomain = reply("x.www.example.com.", "A", rcode=Rcode.NXDOMAIN, aa=True,
+                     authority=[soa("example.com.")])  # fmt: skip
+
+    def lossy(qname: str, qtype: int) -> dns.message.Message:
+        if (qname, qtype) not in lost:
+            lost.add((qname, qtype))
+            raise ExchangeFailed(Failure.TIMEOUT, EXAMPLE)
+        if qname == "www.example.com.":
+            return reply(qname, "A", aa=True, answer=["www.example.com. 300 A 192.0.2.1"])
+        return nxdomain
+
+    net.servers[EXAMPLE] = lossy
+    net.servers[COM] = lambda q, t: referral(q, RRType.text(t), "example.com.",
+                                             [("ns1.example.com.", EXAMPLE)])  # fmt: skip
+    engine, _, _ = make_engine(net, qname_minimisation=True)
+    result = resolve(engine, "x.www.example.com.", "A")
+    assert result.rcode == Rcode.NXDOMAIN, why(result)
+    assert net.count(EXAMPLE) == 4  # two questions, each twice
+    again = resolve(engine, "y.www.example.com.", "A")  # www. known: one question, lost once
+    assert again.rcode == Rcode.NXDOMAIN, why(again)
+
+
+def test_a_dead_server_is_not_asked_more_for_retrying_each_question() -> None:
+    net = example_world()
+    net.dead.add(EXAMPLE)
+    net.servers[COM] = lambda q, t: referral(q, RRType.text(t), "example.com.",
+                                             [("ns1.example.com.", EXAMPLE)])  # fmt: skip
+    engine, _, _ = make_engine(net, qname_minimisation=True)
+    result = resolve(engine, "x.www.example.com.", "A")
+    assert result.rcode == Rcode.SERVFAIL
+    assert net.count(EXAMPLE) == 2  # the first question and its retry: no answer, no more
 
 
 # ---------------------------------------------------------------- addresses

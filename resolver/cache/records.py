@@ -70,6 +70,7 @@ DS_TYPE = 43
 DNAME_TYPE = 39
 BOGUS_TTL = 60  # seconds bogus data is kept, so it is not fetched again per query
 # (Unbound's val-bogus-ttl)
+BOGUS_MIN_TTL = 1  # RFC 9520 section 3.2: a failure is cached at least 1 s, TTL 0 too
 INFINITY = float("inf")
 GLUE = "\x00"  # first character of a parent-side glue key (no folded name starts with it)
 
@@ -216,7 +217,7 @@ class RecordCache:
             self.holds_dnames = True
         ttl = min(rr.ttl for rr in records)  # RFC 2181 section 5.2: one TTL per RRset
         if security == Security.BOGUS:
-            ttl = min(ttl, BOGUS_TTL)
+            ttl = _bogus_ttl(ttl)
         if ttl <= 0:
             return False
         owner = name_key(first.name)
@@ -270,7 +271,7 @@ class RecordCache:
         else:
             return False  # RFC 2308 section 5: without an SOA, negative answers are not cached
         if security == Security.BOGUS:
-            ttl = min(ttl, BOGUS_TTL)
+            ttl = _bogus_ttl(ttl)
         if ttl <= 0:
             return False
         ttl = self.clamp_ttl(ttl)
@@ -373,3 +374,10 @@ class RecordCache:
         """The live RRset held at ``key`` (from :meth:`dump_held`), as a lookup would
         return it, without touching the use order or the counters; None if gone."""
         return None if self._held is None else self._held.rrset(key)
+
+
+def _bogus_ttl(ttl: int) -> int:
+    """How long data that failed validation is kept: its TTL up to BOGUS_TTL, and at least
+    BOGUS_MIN_TTL even when its TTL is 0 (RFC 9520 section 3.2: a resolution failure is
+    cached at least 1 s, so a bogus answer is not fetched again for every query)."""
+    return max(min(ttl, BOGUS_TTL), BOGUS_MIN_TTL)

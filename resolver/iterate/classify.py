@@ -111,7 +111,9 @@ def _follow_chain(
     seen = set()
     for _ in range(MAX_CHAIN_IN_REPLY):
         key = name_key(name)
-        dname = _dname_above(dnames, name) if qtype != RRType.DNAME else None
+        # Whatever the type asked, a DNAME question too (RFC 6672 section 2: every name
+        # below the owner is redirected; section 3.1: the DNAME goes into the answer).
+        dname = _dname_above(dnames, name)
         if dname is not None and key not in seen:
             seen.add(key)
             target = synthesize(name, dname)

@@ -37,6 +37,8 @@ class Judging:
     name: str
     qtype: int
     depth: int
+    purpose: Purpose
+    for_zone: str
     cut: ZoneCut | None
     step: Step
     waiting: Waiting | None
@@ -80,7 +82,8 @@ class Judging:
                 self.pending = pending
                 self._move(Step.JUDGE)
                 return
-            if step.security == Security.BOGUS:  # judged bogus a moment ago: not again
+            if step.security == Security.BOGUS and not self._walk_may_use(step):
+                # judged bogus a moment ago: not again
                 self._fail(FailureKind.DNSSEC_BOGUS, f"{step.name}: cached as bogus (DNSSEC)")
                 return
         self._act(pending)
@@ -120,8 +123,23 @@ class Judging:
         self._act(pending)
         return None
 
+    def _walk_may_use(self, step: Classified) -> bool:
+        """A name server's address that did not validate may still take the walk to the
+        server, when what that server says will be validated anyway (its zone has a DS:
+        CutFinder.answers_validated), so a forged address buys nothing but a failure
+        (Unbound asks for such addresses with CD=1, iterator.c generate_target_query).
+        The address stays bogus in the cache: no client gets it as an answer, and no
+        cut of a zone without a DS is built from it (zonecut.py)."""
+        if self.purpose is not Purpose.NS_ADDRESS or step.kind != Kind.ANSWER:
+            return False
+        return self.env.finder.answers_validated(self.for_zone)
+
     def _bogus(self, pending: Pending, judged: Verdict) -> None:
-        """Data that did not validate: another server, a fresh fetch, or SERVFAIL."""
+        """Data that did not validate: another server, a fresh fetch, SERVFAIL, or (a name
+        server's address, :meth:`_walk_may_use`) used for the walk all the same."""
+        if self._walk_may_use(pending.step):
+            self._act(pending)  # cached as bogus, answered to the lookup that needs it
+            return
         if pending.fresh:
             for rrset in judged.secure or []:  # its parts that did validate
                 self.env.remember_secure(rrset, pending.step)

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
+from resolver.wire import ResourceRecord
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -75,6 +77,12 @@ class ResolutionBudget:
         # The walk stops before its first question to a server (and spends nothing):
         # the record cache step, which the shared tier may follow (Resolution.from_cache).
         self.holding = False
+        # The proofs that a child has no DS which this question's referrals carried
+        # (RFC 4035 section 3.1.4), by the child's name key: the DS sub-lookup judges
+        # them when the cache could not keep them (their TTL is often 0, the parent's
+        # SOA minimum; RFC 1035 section 3.2.1: such data serves the transaction in
+        # progress).  Judged like any DS denial before the child is taken as insecure.
+        self.ds_denials: dict[str, list[ResourceRecord]] = {}
 
     def left(self) -> float:
         """Seconds left until the deadline (zero or less: spent)."""

@@ -159,12 +159,25 @@ class Lookup(Judging):
         )  # fmt: skip
         if step is None and self.validating and not refresh:
             step = self.env.judge.synthesise(self.name, self.qtype, self.crypto)  # RFC 8198
+        if step is None and self.purpose is Purpose.DS:
+            step = self._referral_ds_denial()
         if step is None:
             self._move(Step.FIND_CUT)
             return
         # The zone the data is from, as the walk would find it: for DS, the parent's side.
         zone = self.env.finder.closest(self._target()).zone if self.validating else ""
         self._accept(Pending(step, self.name, self.qtype, zone, False))
+
+    def _referral_ds_denial(self) -> Classified | None:
+        """The proof that this zone has no DS, as a referral to it in this question
+        carried it (unchecked: judged as the parent's data, like a cached one)."""
+        proof = self.budget.ds_denials.get(name_key(self.name))
+        if proof is None:
+            return None
+        step = Classified(Kind.NODATA, [], self.name)
+        step.sigs = [rr for rr in proof if rr.rrtype == RRType.RRSIG] or None
+        step.proof = list(proof)
+        return step
 
     def _find_cut(self) -> Lookup | None:
         cut = self.env.finder.closest(self._target(), self.passed_over, self.forwarding)
@@ -355,17 +368,21 @@ class Lookup(Judging):
             else:
                 self.minimiser.deepen(exchange.qname)
             self.round.tried.discard(exchange.address)
+            self.round.next_question()
         else:
             # NXDOMAIN (servers that deny empty non-terminals), a CNAME, an error: stop
             # minimising and ask the same servers the whole question, as Unbound's
             # relaxed mode and Knot Resolver do.
             self.minimiser.stop()
             self.round.tried.discard(exchange.address)
+            self.round.next_question()
 
     def _descend(self, referral: Referral) -> None:
         self.referrals += 1
         if self.referrals >= self.env.limits.max_referrals:
             raise LimitExceeded(Limit.REFERRAL_DEPTH)
+        if referral.proof and not any(rr.rrtype == RRType.DS for rr in referral.ds or ()):
+            self.budget.ds_denials[name_key(referral.zone)] = referral.proof
         self._enter(self.env.finder.from_referral(referral, self.cut))
 
     def take_sublookup(self, sub: Lookup | None) -> None:
@@ -389,7 +406,7 @@ class Lookup(Judging):
         if sub is not None and sub.answer is not None:
             found = [rr.rdata.address for rr in sub.answer.answer if isinstance(rr.rdata, A | AAAA)]
         usable = [a for a in found if finder.policy.usable(a)]
-        self.cut.add_addresses(ns, usable + finder.addresses_of(ns))
+        self.cut.add_addresses(ns, usable + finder.addresses_of(ns, self.cut.zone))
         nxdomain = sub is not None and sub.answer is not None and sub.answer.rcode == Rcode.NXDOMAIN
         if nxdomain:
             self.budget.nxdomain_targets += 1

@@ -55,7 +55,7 @@ def recall(
             assert isinstance(target, CNAME)
             step = Classified(Kind.CNAME, cname.records(now), target.target)
             return _recalled(step, cname, now)
-    if cache.holds_dnames and qtype != RRType.DNAME:
+    if cache.holds_dnames:  # a DNAME question below a DNAME too (RFC 6672 section 2)
         return _dname_recall(cache, name, qtype, now, stale)
     return None
 

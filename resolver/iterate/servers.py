@@ -172,8 +172,17 @@ class ServerRound:
         if later:
             self.pending.insert(0, (ns, later[0]))
 
+    def next_question(self) -> None:
+        """A server answered and the lookup asks the same servers its next question (one
+        label more, or the whole name): a new query, with its own retry (RFC 1035
+        section 4.2.1, RFC 1536 section 1: a lost datagram is not a dead server).  Only
+        an answer moves on, so servers that never answer cost no more than before."""
+        self.timed_out.clear()
+        self.retried = False
+
     def retry_timeouts(self) -> bool:
-        """Servers that timed out get one more chance (a lost packet is not a dead server)."""
+        """Servers that timed out get one more chance for this question (a lost packet is
+        not a dead server)."""
         if self.retried or not self.timed_out:
             return False
         self.retried = True

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable
 from enum import Enum
 
 from resolver.cache.lru import LruDict
-from resolver.cache.records import CachedRRset, RecordCache
+from resolver.cache.records import CachedRRset, RecordCache, Security, Trust
 from resolver.iterate.classify import Classified, Referral
 from resolver.iterate.forwarding import ConfiguredZone, ConfiguredZones, ZoneKind
 from resolver.iterate.hints import RootHints
@@ -270,7 +270,7 @@ class CutFinder:
                       CutSource.CACHE, ns_rrset.expires)  # fmt: skip
         until = min(ns_rrset.expires, now + CUT_REUSE)
         for ns in cut.nameservers:
-            addresses, expires = self._cached_addresses(ns)
+            addresses, expires = self._cached_addresses(ns, zone)
             cut.add_addresses(ns, addresses)
             until = min(until, expires)
         if not cut.usable():
@@ -373,20 +373,37 @@ class CutFinder:
                 if name_key(rr.name) == key and isinstance(rr.rdata, A | AAAA)
             ]
             cut.add_addresses(ns, [a for a in glue if self.policy.usable(a)])
-            cut.add_addresses(ns, self.addresses_of(ns))
+            cut.add_addresses(ns, self.addresses_of(ns, cut.zone))
         return cut
 
-    def addresses_of(self, ns: str) -> list[str]:
-        """Usable cached addresses of a name server: the child's own first, then glue."""
-        return self._cached_addresses(ns)[0]
+    def addresses_of(self, ns: str, zone: str) -> list[str]:
+        """Usable cached addresses of a name server of ``zone``: the child's own first,
+        then glue."""
+        return self._cached_addresses(ns, zone)[0]
 
-    def _cached_addresses(self, ns: str) -> tuple[list[str], float]:
+    def answers_validated(self, zone: str) -> bool:
+        """Whether what ``zone``'s servers say will be validated whoever they are: the
+        zone has a DS at its parent (cached, checked when the chain of trust needs it; a
+        forged one fails that check).  Then even an address that failed validation may
+        take the walk to its server (RFC 4035 section 2.2: glue is not signed either;
+        Unbound asks for name server addresses with CD=1); without a DS, nothing would
+        check the server's word, and such an address is not used."""
+        ds = self.cache.get_rrset(zone, RRType.DS)
+        return ds is not None and ds.trust >= Trust.AUTHORITY
+
+    def _cached_addresses(self, ns: str, zone: str) -> tuple[list[str], float]:
         """:meth:`addresses_of`, and when the first of the RRsets they came from expires."""
         found: list[str] = []
         expires = float("inf")
         cache = self.cache
+        bogus_too: bool | None = None  # asked once, only when there is a bogus address
         for rrtype in self.policy.types:
             for rrset in (cache.get_rrset(ns, rrtype), cache.get_glue(ns, rrtype)):
+                if rrset is not None and rrset.security == Security.BOGUS:
+                    if bogus_too is None:
+                        bogus_too = self.answers_validated(zone)
+                    if not bogus_too:
+                        continue
                 if rrset is not None:
                     expires = min(expires, rrset.expires)
                     found += [

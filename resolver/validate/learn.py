@@ -40,7 +40,9 @@ def learn(trust: TrustCache, zone: str, rrtype: int, answer: Answer | None) -> N
             if not_a_cut is None:
                 trust.insecure(zone, INSECURE_TTL, "no DS at the parent")
             else:
-                trust.not_a_zone(zone, _lifetime(answer), not_a_cut)
+                # At least a second, TTL 0 too: the judgement that asked goes on to
+                # the next name down (validator.py _possible_cut), not round again.
+                trust.not_a_zone(zone, max(_lifetime(answer), 1), not_a_cut)
         elif answer is not None and answer.security == Security.INSECURE:
             trust.insecure(zone, INSECURE_TTL, "the parent zone is insecure")
         else:

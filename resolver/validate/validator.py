@@ -58,7 +58,7 @@ from resolver.validate.trust import INSECURE_TTL, TrustCache
 from resolver.wire import ResourceRecord, RRType
 from resolver.wire.dnssec_rdata import RRSIG
 from resolver.wire.ede import EdeCode
-from resolver.wire.names import is_subdomain, name_key
+from resolver.wire.names import ancestors, is_subdomain, name_key
 
 # RFC 8914 section 4 INFO-CODEs for what went wrong.
 INFO_CODES = {
@@ -196,7 +196,7 @@ class Validator:
         if rrtype == RRType.DNSKEY and qtype == RRType.DNSKEY:
             return self._dnskeys(owner, rrset, covering, budget)
         if not covering:
-            return self._unsigned(owner, zone)
+            return self._unsigned(owner, zone, probe=not sigs)
         signer = _signer(covering, owner, zone)
         if signer is None:
             return bogus(f"{owner} {RRType.text(rrtype)}: no RRSIG from {zone} or a zone "
@@ -267,8 +267,12 @@ class Validator:
             return Verdict(above.security, above.reason, above.info_code)
         return NeedKeys(zone)
 
-    def _unsigned(self, owner: str, zone: str) -> Judgement:
-        """Data without an RRSIG: fine below an insecure zone, bogus in a signed one."""
+    def _unsigned(self, owner: str, zone: str, probe: bool = False) -> Judgement:
+        """Data without an RRSIG: fine below an insecure zone, bogus in a signed one.
+        ``probe``: the reply carries no RRSIG at all, so no signer says whose data it
+        is: a zone cut below the signed zone is looked for (:meth:`_possible_cut`), as
+        Unbound looks for the keys of the question's name then.  A reply with other
+        RRSIGs names its zone by them, and its unsigned data is bogus at once."""
         deepest = self.trust.closest(owner)
         if deepest is None:
             return INSECURE
@@ -277,7 +281,27 @@ class Validator:
         below = is_subdomain(zone, deepest.zone) and name_key(zone) != name_key(deepest.zone)
         if below and self.trust.not_a_zone_reason(zone) is None:
             return NeedDS(zone)  # is the zone that gave it signed at all?
+        cut = self._possible_cut(deepest.zone, owner) if probe else None
+        if cut is not None:
+            return NeedDS(cut)
         return bogus(f"{owner}: no RRSIG in the signed zone {deepest.zone}", EdeCode.RRSIGS_MISSING)
+
+    def _possible_cut(self, signed: str, owner: str) -> str | None:
+        """The highest name between the signed zone and the unsigned data's owner that
+        may still be a zone cut: the server of a zone may serve its child too and answer
+        from it, with no referral between (RFC 4035 section 5.2).  Each is settled by its
+        DS at the parent, label by label as Unbound does: a validated denial with the NS
+        bit makes it an insecure delegation (learn.py), a denial without it proves no
+        cut (and the next label is asked), a DS makes it a signed zone.  Only the
+        parent's signed proofs decide, never the data (hole 1 of issue 20)."""
+        names = ancestors(owner)  # the owner first, the root last
+        keys = [name_key(name) for name in names]
+        if name_key(signed) not in keys:
+            return None
+        for name in reversed(names[: keys.index(name_key(signed))]):  # top down
+            if self.trust.get(name) is None and self.trust.not_a_zone_reason(name) is None:
+                return name
+        return None
 
     def _dnskeys(
         self,
@@ -324,8 +348,8 @@ class Validator:
                 return soa_judged
         records = [rr for rr in step.proof or [] if rr.rrtype != RRType.RRSIG]
         if not records:
-            if step.soa is None:
-                return self._unsigned(step.name, zone)  # no SOA, no proof: signed at all?
+            if step.soa is None:  # no SOA, no proof: signed at all?
+                return self._unsigned(step.name, zone)
             return bogus(f"{step.name}: no NSEC or NSEC3 proof", EdeCode.NSEC_MISSING)
         if _too_many_nsec3(records):  # checked before any signature (CVE-2023-50868)
             return too_much_work(f"{step.name}: {len(records)} proof records", budget)
