@@ -33,7 +33,68 @@ ROOT = Path(__file__).resolve().parent
 # recordclass types (mypyc classes cannot have a metaclass) live in modules of their own
 # that are not listed, so the cached records keep their compact layout.
 COMPILED = [
+    # the codec (rdata.py and dnssec_rdata.py: the recordclass rdata types, kept pure)
     "resolver/wire/names.py",
+    "resolver/wire/header.py",
+    "resolver/wire/message.py",
+    "resolver/wire/rdata_base.py",
+    "resolver/wire/rdata_text.py",
+    "resolver/wire/ede.py",
+    "resolver/wire/raw/opt.py",
+    "resolver/wire/raw/question.py",
+    # the caches
+    "resolver/cache/answers.py",
+    "resolver/cache/entries.py",
+    "resolver/cache/held.py",
+    "resolver/cache/lru.py",
+    "resolver/cache/records.py",
+    # the transport (not TLS, XFR)
+    "resolver/net/caps.py",
+    "resolver/net/contract.py",
+    "resolver/net/cookies.py",
+    "resolver/net/routes.py",
+    "resolver/net/sockets.py",
+    "resolver/net/transport.py",
+    # the engine
+    "resolver/iterate/answer.py",
+    "resolver/iterate/classify.py",
+    "resolver/iterate/engine.py",
+    "resolver/iterate/events.py",
+    "resolver/iterate/forwarding.py",
+    "resolver/iterate/judge.py",
+    "resolver/iterate/judging.py",
+    "resolver/iterate/lookup.py",
+    "resolver/iterate/minimise.py",
+    "resolver/iterate/pipeline.py",
+    "resolver/iterate/plan.py",
+    "resolver/iterate/remember.py",
+    "resolver/iterate/request.py",
+    "resolver/iterate/resolution.py",
+    "resolver/iterate/servers.py",
+    "resolver/iterate/stale.py",
+    "resolver/iterate/steps.py",
+    "resolver/iterate/zonecut.py",
+    "resolver/iterate/zonelimit.py",
+    # validation
+    "resolver/validate/aggressive.py",
+    "resolver/validate/learn.py",
+    "resolver/validate/sentinel.py",
+    "resolver/validate/trust.py",
+    "resolver/validate/validator.py",
+    "resolver/dnssec/budget.py",
+    "resolver/dnssec/canonical.py",
+    "resolver/dnssec/denial.py",
+    "resolver/dnssec/keys.py",
+    "resolver/dnssec/nsec.py",
+    "resolver/dnssec/nsec3.py",
+    "resolver/dnssec/proofs.py",
+    "resolver/dnssec/verify.py",
+    # the listener's fast path
+    "resolver/serve/access.py",
+    "resolver/serve/cookies.py",
+    "resolver/serve/responses.py",
+    "resolver/serve/stats.py",
+    "resolver/local/zones.py",
 ]
 
 # Shared code of all compiled modules, one extension inside the package (mypyc's "group").

@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from resolver.cache.answers import AnswerCache, question_key
+from resolver.cache.answers import AnswerCache
 from resolver.cache.records import RecordCache, Trust
 from resolver.wire import (
     CLASS_IN,
@@ -38,6 +38,7 @@ from resolver.wire import (
     write_message,
     write_query,
 )
+from resolver.wire.raw import question_key
 from resolver.wire.rdata import A
 
 

@@ -72,8 +72,8 @@ PASS_NAMES = [f"n{i}.wild.example.com." for i in range(200)]  # the lab's wildca
 CONFIGS = ("ours", "ours-rpz", "ours-list", "unbound", "unbound-rpz", "unbound-local")
 LOAD_SNIPPET = """
 import gc, json, sys, time
-from resolver.serve.policy_config import PolicySource
-from resolver.serve.policy_files import load_file_source
+from resolver.ops.policy_config import PolicySource
+from resolver.ops.policy_files import load_file_source
 def rss():
     return int(open("/proc/self/statm").read().split()[1]) * 4096
 kind, name, path = sys.argv[1:4]
@@ -96,11 +96,12 @@ for _ in range(500):
 early = (time.perf_counter() - started) / (500 * len(keys)) * 1e6
 # And a whole cache hit (ResolverService.take on a stored answer), with and without it.
 import dns.message, dns.rrset
-from resolver.cache.answers import question_key
+from resolver.wire.raw import question_key
 from resolver.iterate.hints import parse_root_hints
-from resolver.serve.config import Settings
+from resolver.ops.config import Settings
 from resolver.serve.policy_step import PolicyStep
-from resolver.serve.runtime import build_service
+from resolver.ops.runtime import build_service
+from resolver.iterate.request import Transport
 hints = parse_root_hints(chr(10).join([". 3600 NS a.root.", "a.root. 3600 A 127.0.0.1"]))
 runtime = build_service(Settings(), hints)
 packets = []
@@ -114,11 +115,11 @@ step = PolicyStep(policy, runtime.stats, runtime.engine, runtime.records)
 gc.collect(); gc.freeze(); gc.set_threshold(10000, 10, 10)  # as the service runs
 take_us = {}
 for label, attached in [("off", None), ("on", step)] * 10:  # the least of ten tries each
-    runtime.service.policy = attached
+    runtime.service.configure(policy=attached)
     started = time.perf_counter()
     for _ in range(100):
         for packet in packets:
-            runtime.service.take(packet, "127.0.0.1", "udp")
+            runtime.service.take(packet, "127.0.0.1", Transport.UDP)
     spent = (time.perf_counter() - started) / (100 * len(packets)) * 1e6
     take_us[label] = min(take_us.get(label, spent), spent)
 print(json.dumps({"entries": len(zone), "seconds": seconds, "rss": rss() - before,

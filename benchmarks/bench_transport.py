@@ -50,13 +50,20 @@ def measure(port: int, exchanges: int, options: dict[str, object]) -> float | No
     if any(key not in known for key in options):
         return None
 
+    try:  # the network contract's one argument since the request pipeline (issue 22)
+        from resolver.net.contract import Query
+    except ImportError:  # an older tree: exchange(address, name, type, timeout)
+        query: tuple[object, ...] = (SERVER, "www.example.com.", 1, 2.0)
+    else:
+        query = (Query(SERVER, "www.example.com.", 1, 2.0),)
+
     async def run() -> float:
         upstream = UpstreamTransport(port=port, **options)  # type: ignore[arg-type]
         for _ in range(500):
-            await upstream.exchange(SERVER, "www.example.com.", 1, 2.0)
+            await upstream.exchange(*query)
         started = time.process_time()
         for _ in range(exchanges):
-            await upstream.exchange(SERVER, "www.example.com.", 1, 2.0)
+            await upstream.exchange(*query)
         return (time.process_time() - started) / exchanges * 1e6
 
     return uvloop.run(run())

@@ -60,6 +60,7 @@ LAYERS = {
     "wire": "codec",
     "iterate": "engine",
     "dnssec": "validation",
+    "validate": "validation",
     "cache": "caches",
     "net": "transport",
     "serve": "listener",
@@ -88,8 +89,8 @@ def mypyc_names() -> dict[str, str]:
 def layer_of(frame: str, native: dict[str, str]) -> str | None:
     """The layer a frame belongs to, None if it is not ours."""
     python = PYTHON_FRAME.search(frame)
-    if python is not None:  # serve/cli.py runs the event loop: under every stack
-        return None if "serve/cli.py" in frame else LAYERS.get(python[1])
+    if python is not None:  # ops/cli.py runs the event loop: under every stack
+        return None if "ops/cli.py" in frame else LAYERS.get(python[1])
     if not frame.startswith("CPy"):
         return None
     symbol = frame.partition(" ")[0]

@@ -1,5 +1,5 @@
 """``python -m resolver``: run the resolver service."""
 
-from resolver.serve.cli import main
+from resolver.ops.cli import main
 
 raise SystemExit(main())

@@ -341,7 +341,7 @@ class Cluster:
     def stats(self, number: int) -> dict[str, float]:
         """A node's counters (``resolver-control stats``, key=value)."""
         done = subprocess.run(
-            [sys.executable, "-m", "resolver.serve.control", "--control-socket",
+            [sys.executable, "-m", "resolver.ops.control", "--control-socket",
              str(self.control(number)), "stats"],
             capture_output=True, text=True, timeout=10, check=True,
         )  # fmt: skip

@@ -5,6 +5,7 @@ and a fake network that answers the engine from canned replies (no sockets)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -16,13 +17,16 @@ import dns.rrset
 from resolver.cache.records import RecordCache, Trust
 from resolver.iterate.answer import Answer
 from resolver.iterate.engine import IterativeEngine
+from resolver.iterate.events import Event
 from resolver.iterate.forwarding import ConfiguredZones
 from resolver.iterate.hints import RootHints, parse_root_hints
 from resolver.iterate.limits import Limits
+from resolver.iterate.pipeline import Transaction, transaction
+from resolver.iterate.request import Request
 from resolver.iterate.servers import ServerSelection
 from resolver.iterate.stale import StalePolicy
 from resolver.iterate.zonecut import AddressPolicy
-from resolver.net.contract import ExchangeFailed, Failure, Reply
+from resolver.net.contract import ExchangeFailed, Failure, Query, Reply
 from resolver.wire import ResourceRecord, RRType, parse_message
 from resolver.wire.names import name_key
 from resolver.wire.rdata import NS, A
@@ -108,19 +112,10 @@ class FakeNetwork:
     def count(self, address: str) -> int:
         return sum(1 for a, _, _ in self.log if a == address)
 
-    async def exchange(
-        self,
-        address: str,
-        qname: str,
-        qtype: int,
-        timeout: float,
-        *,
-        port: int | None = None,
-        recursion_desired: bool = False,
-        dnssec_ok: bool = False,
-    ) -> Reply:
+    async def exchange(self, query: Query) -> Reply:
+        address, qname, qtype = query.address, query.qname, query.qtype
         self.log.append((address, qname, qtype))
-        self.how.append({"port": port, "rd": recursion_desired, "do": dnssec_ok})
+        self.how.append({"port": query.port, "rd": query.recursion_desired, "do": query.dnssec_ok})
         if self.clock is not None:
             self.clock.advance(self.rtt)
         if address in self.slow:
@@ -141,10 +136,12 @@ class Recorder:
     """An observer that keeps every event."""
 
     def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.events: list[tuple[str, dict[str, Any]]] = []  # in the flat form of logs
+        self.typed: list[Event] = []
 
-    def __call__(self, event: str, **fields: Any) -> None:
-        self.events.append((event, fields))
+    def __call__(self, event: Event) -> None:
+        self.events.append((event.name, event.fields()))
+        self.typed.append(event)
 
     def named(self, event: str) -> list[dict[str, Any]]:
         return [fields for name, fields in self.events if name == event]
@@ -210,6 +207,7 @@ def make_engine(
     addresses: AddressPolicy | None = None,
     zones: ConfiguredZones | None = None,
     stale: StalePolicy | None = None,
+    timer: Callable[[], float] = time.monotonic,
 ) -> tuple[IterativeEngine, RecordCache, Recorder]:
     """An engine on the fake network.  By default as if the root were primed already and
     without QNAME minimisation, so a test sees only the exchanges it is about; the
@@ -232,6 +230,7 @@ def make_engine(
         addresses=addresses,
         zones=zones,
         stale=stale,
+        timer=timer,
     )
     return engine, cache, recorder
 
@@ -260,3 +259,39 @@ def resolve(engine: IterativeEngine, qname: str, qtype: str) -> Answer:
 
 def texts(records: list[ResourceRecord]) -> list[str]:
     return [rr.to_text() for rr in records]
+
+
+class NoNetwork:
+    """A network nothing may be asked of (a scripted engine never walks)."""
+
+    async def exchange(self, query: Query) -> Reply:
+        raise AssertionError(f"unexpected exchange {query}")
+
+
+class Scripted(IterativeEngine):
+    """A real engine (its pipeline, its shared walks and in-flight bound) whose walk
+    answers from a script instead of asking servers: a subclass says what a walk of
+    (name, type) gives (:meth:`scripted`) and what the cache holds for RD=0
+    (:meth:`cached`)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(NoNetwork(), RecordCache(), hints(), **kwargs)
+
+    async def scripted(self, name: str, rrtype: int, checking_disabled: bool) -> Answer:
+        raise NotImplementedError
+
+    def cached(self, name: str, rrtype: int) -> Answer | None:
+        return None
+
+    async def _walk(self, tx: Transaction) -> Answer:
+        request = tx.request
+        return await self.scripted(tx.name, request.qtype, request.checking_disabled)
+
+    def from_cache(self, qname: str, qtype: int, stale: bool = False) -> Answer | None:
+        return None if stale else self.cached(qname, qtype)
+
+
+def from_cache_only(engine: IterativeEngine, qname: str, qtype: int) -> Answer | None:
+    """What the engine's pipeline answers to RD=0 (the cache's answer, or None)."""
+    request = Request(qname, qtype, recursion_desired=False)
+    return asyncio.run(engine.answer(transaction(request))).answer

@@ -1,4 +1,4 @@
-"""Aggressive use of the validated NSEC/NSEC3 cache (RFC 8198; resolver.iterate.aggressive).
+"""Aggressive use of the validated NSEC/NSEC3 cache (RFC 8198; resolver.validate.aggressive).
 
 The engine on the signed world of resolver.lab.forged_attacks, counting what it asks:
 after one negative answer (or one wildcard expansion), other questions in the same
@@ -39,8 +39,8 @@ class Counted(Validating):
 
 def in_kept_range(node: Counted, zone: str) -> str:
     """A name the kept ranges deny (for NSEC3 the hash order decides which)."""
-    validator = node.engine.env.validator
-    assert validator is not None and validator.aggressive is not None
+    validator = node.validator
+    assert validator.aggressive is not None
     for number in range(200):
         name = f"n{number}.{zone}"
         if validator.aggressive.synthesise(name, RRType.A) is not None:
@@ -73,8 +73,8 @@ def test_wildcard_answers_are_expanded_again(world: World, zone: str) -> None:
     node = Counted(world)
     rcode, security, asked, _ = node.asks(f"x.w.{zone}", "TXT")
     assert (rcode, security) == (Rcode.NOERROR, Security.SECURE) and asked > 0
-    validator = node.engine.env.validator
-    assert validator is not None and validator.aggressive is not None
+    validator = node.validator
+    assert validator.aggressive is not None
     names = [f"y{n}.w.{zone}" for n in range(50)] + [f"deep.er{n}.w.{zone}" for n in range(50)]
     # NSEC: every name below w is in the kept range; NSEC3: those whose hash is.
     kept = [n for n in names if validator.aggressive.synthesise(n, RRType.TXT) is not None]
@@ -86,9 +86,8 @@ def test_wildcard_answers_are_expanded_again(world: World, zone: str) -> None:
         assert (rcode, security, asked) == (Rcode.NOERROR, Security.SECURE, 0), name
         assert f'{name} ' in texts[0] and '"aggressive"' in texts[0]
         assert any(t.startswith(f"{name} ") and " RRSIG TXT " in t for t in texts)
-    assert node.engine.env.validator is not None
-    assert node.engine.env.validator.aggressive is not None
-    assert node.engine.env.validator.aggressive.synthesised >= 2
+    assert node.validator.aggressive is not None
+    assert node.validator.aggressive.synthesised >= 2
 
 
 def test_ranges_expire_with_their_ttl(world: World) -> None:
@@ -116,15 +115,14 @@ def test_bogus_and_unvalidated_ranges_are_not_kept(world: World) -> None:
     for _ in range(2):  # every signature of bogus. expired: nothing of it is kept
         rcode, _, asked, _ = node.asks("nothing.bogus.", "A")
         assert rcode == Rcode.SERVFAIL and asked > 0
-    aggressive = node.engine.env.validator.aggressive if node.engine.env.validator else None
+    aggressive = node.validator.aggressive
     assert aggressive is not None
     assert aggressive.synthesise("other.bogus.", RRType.A) is None
 
 
 def test_off_means_off(world: World) -> None:
     node = Counted(world)
-    assert node.engine.env.validator is not None
-    node.engine.env.validator.aggressive = None  # aggressive-nsec = false
+    node.validator.reconfigure(aggressive=False)  # aggressive-nsec = false
     node.asks("nothing.aggr.", "A")
     assert node.asks("nothing2.aggr.", "A")[2] > 0
 
@@ -136,7 +134,7 @@ def nsec(owner: str, following: str) -> list[ResourceRecord]:
 
 
 def test_memory_is_bounded() -> None:
-    from resolver.iterate.aggressive import AggressiveNsec
+    from resolver.validate.aggressive import AggressiveNsec
 
     clock = FakeClock()
     kept = AggressiveNsec(clock, max_records=50, max_zones=4)

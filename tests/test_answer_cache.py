@@ -18,10 +18,11 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from resolver.cache.answers import AnswerCache, question_key
+from resolver.cache.answers import AnswerCache
 from resolver.lab.cases import answer_of
 from resolver.wire import EDNS_PAYLOAD as UDP_MAX
 from resolver.wire import UDP_PLAIN
+from resolver.wire.raw import question_key
 from tests.fakes import FakeClock
 
 

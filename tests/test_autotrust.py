@@ -1,4 +1,4 @@
-"""RFC 5011 automated trust anchor updates (resolver.dnssec.autotrust, resolver.serve.autotrust).
+"""RFC 5011 automated trust anchor updates (resolver.dnssec.autotrust, resolver.ops.autotrust).
 
 First the state machine alone, driven with a fake clock through a whole KSK rollover
 (a new key pending for the add hold-down, then trusted, the old one revoked by its own
@@ -36,7 +36,7 @@ from resolver.lab import forged_attacks
 from resolver.lab.forged_server import ForgedServers
 from resolver.lab.forged_zones import Key, SignedZone, Validity, ds_text, new_key, sign
 from resolver.lab.unbound import OurResolver, free_port
-from resolver.serve.autotrust import AutoTrust
+from resolver.ops.autotrust import AutoTrust
 from resolver.wire import Rcode, ResourceRecord
 from resolver.wire.dnssec_rdata import DNSKEY
 from resolver.wire.zonefile import parse_zone
@@ -160,7 +160,7 @@ def test_a_lab_root_rolls_its_ksk(tmp_path: Path) -> None:
     state = tmp_path / "root.key"
     state.write_text(world.anchor_text())  # the DS of the old KSK, as IANA publishes it
     node = Validating(world, clock)
-    autotrust = AutoTrust(state, node.engine, None, clock=clock)
+    autotrust = AutoTrust(state, node.engine, node.validator, None, clock=clock)
     autotrust.install()
 
     def probe() -> list[str]:
@@ -217,7 +217,7 @@ def test_the_service_keeps_its_auto_trust_anchor_file(tmp_path: Path) -> None:
 
 
 def test_a_bad_file_stops_the_service_with_one_line(tmp_path: Path) -> None:
-    from resolver.serve.config import SettingsError, load_settings
+    from resolver.ops.config import SettingsError, load_settings
 
     bad = tmp_path / "root.key"
     bad.write_text(". 3600 IN A 192.0.2.1\n")

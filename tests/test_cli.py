@@ -32,8 +32,8 @@ import pytest
 
 from resolver.lab.topology import hints_text
 from resolver.lab.unbound import free_port, nodefault_flags
-from resolver.serve import cli
-from resolver.serve.cli import (
+from resolver.ops import cli
+from resolver.ops.cli import (
     GC_YOUNG_THRESHOLD,
     build_parser,
     collect_less_often,

@@ -1,4 +1,4 @@
-"""The settings (resolver/serve/config.py): defaults, the TOML file, the command line over it,
+"""The settings (resolver/ops/config.py): defaults, the TOML file, the command line over it,
 and one clear error for every mistake; the example resolver.toml documents every key.
 
 In-process for the rules; through ``python -m resolver`` for what a user sees (one line on
@@ -18,12 +18,11 @@ import dns.rrset
 import pytest
 from structlog.testing import capture_logs
 
-from resolver.cache.answers import question_key
 from resolver.cache.records import RecordCache, Trust
 from resolver.iterate.hints import RootHints, load_root_hints
 from resolver.lab.topology import hints_text
-from resolver.serve import config as config_module
-from resolver.serve.config import (
+from resolver.ops import config as config_module
+from resolver.ops.config import (
     Settings,
     SettingsError,
     build_parser,
@@ -34,9 +33,10 @@ from resolver.serve.config import (
     metrics_endpoint,
     parse_command_line,
 )
-from resolver.serve.options import OPTIONS, split_host_port
-from resolver.serve.runtime import build_service
+from resolver.ops.options import OPTIONS, split_host_port
+from resolver.ops.runtime import build_service
 from resolver.wire import CLASS_IN, ResourceRecord, RRType
+from resolver.wire.raw import question_key
 from resolver.wire.rdata import A
 
 ROOT = Path(__file__).resolve().parent.parent

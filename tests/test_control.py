@@ -1,7 +1,7 @@
-"""``resolver-control`` (resolver/serve/control.py) against a running resolver on the lab, and
+"""``resolver-control`` (resolver/ops/control.py) against a running resolver on the lab, and
 the cache commands it relies on (RecordCache's flush, dump and resize).
 
-The command is run as a user would (``python -m resolver.serve.control``, the module the
+The command is run as a user would (``python -m resolver.ops.control``, the module the
 installed ``resolver-control`` runs), against ``python -m resolver`` on the lab with its
 control socket in the test's directory.
 
@@ -31,10 +31,10 @@ from resolver.cache.answers import AnswerCache
 from resolver.cache.records import CachedNegative, CachedRRset, RecordCache, Trust
 from resolver.iterate.hints import parse_root_hints
 from resolver.lab import Lab
-from resolver.serve import dump
-from resolver.serve.config import Settings, SettingsError
-from resolver.serve.control import CommandError, bind_control_socket, execute, parse_request
-from resolver.serve.runtime import build_service
+from resolver.ops import dump
+from resolver.ops.config import Settings, SettingsError
+from resolver.ops.control import CommandError, bind_control_socket, execute, parse_request
+from resolver.ops.runtime import build_service
 from resolver.wire import CLASS_IN, ResourceRecord, RRType
 from resolver.wire.rdata import NS, SOA, A
 from tests.fakes import HINTS_TEXT, FakeClock
@@ -42,7 +42,7 @@ from tests.fakes import HINTS_TEXT, FakeClock
 
 def control(socket_path: Path | str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "resolver.serve.control", "--control-socket", str(socket_path),
+        [sys.executable, "-m", "resolver.ops.control", "--control-socket", str(socket_path),
          *args],
         capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
     )  # fmt: skip
@@ -198,7 +198,7 @@ def test_client_finds_the_socket_in_the_config_file(resolver: ResolverProcess,
                                                     tmp_path: Path) -> None:  # fmt: skip
     config = tmp_path / "resolver.toml"
     config.write_text(f"control-socket = '{socket_of(resolver)}'\n")
-    command = [sys.executable, "-m", "resolver.serve.control", "--config", str(config), "stats"]
+    command = [sys.executable, "-m", "resolver.ops.control", "--config", str(config), "stats"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=30)
     assert done.returncode == 0 and "queries.total=" in done.stdout
 
@@ -206,7 +206,7 @@ def test_client_finds_the_socket_in_the_config_file(resolver: ResolverProcess,
 def test_version() -> None:
     from importlib.metadata import version
 
-    done = subprocess.run([sys.executable, "-m", "resolver.serve.control", "--version"],
+    done = subprocess.run([sys.executable, "-m", "resolver.ops.control", "--version"],
                           capture_output=True, text=True, timeout=20)  # fmt: skip
     assert done.returncode == 0
     assert done.stdout == f"resolver-control {version('resolver')}\n"

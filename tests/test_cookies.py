@@ -24,16 +24,16 @@ import pytest
 from resolver.lab import Lab
 from resolver.lab.offpath_knot import KnotProcess, knotd_binary
 from resolver.lab.unbound import free_port
+from resolver.net.contract import Query
 from resolver.net.transport import UpstreamTransport
 from resolver.serve.cookies import (
     MALFORMED_COOKIE,
     ServerCookies,
     parse_secret,
-    query_cookie,
     siphash24,
 )
 from resolver.wire import RRType
-from resolver.wire.options import MALFORMED
+from resolver.wire.raw import MALFORMED, query_cookie
 from tests.test_listener import ResolverProcess
 
 COOKIE = 10
@@ -247,7 +247,7 @@ def test_knot_with_cookies_upstream(tmp_path: Path, cookies: bool) -> None:
         async def ask() -> list[int]:
             rcodes = []
             for _ in range(3):
-                reply = await upstream.exchange("127.0.0.1", "www.example.", RRType.A, 2.0)
+                reply = await upstream.exchange(Query("127.0.0.1", "www.example.", RRType.A, 2.0))
                 assert [rr.rdata.to_text() for rr in reply.message.answer] == ["192.0.2.80"]
                 rcodes.append(reply.message.rcode)
             return rcodes

@@ -10,6 +10,7 @@ CI (CI=true), where that is a failure.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -25,22 +26,26 @@ import pytest
 from test_listener import ResolverProcess, dig
 
 from resolver.lab import Lab
-from resolver.serve.config import SettingsError, load_settings
+from resolver.net.contract import Query, Reply
+from resolver.ops.config import SettingsError, load_settings
 from resolver.serve.dnstap import (
     ACCEPT,
     CLIENT_QUERY,
     CONTENT_TYPE,
     FINISH,
     READY,
+    RESOLVER_QUERY,
+    RESOLVER_RESPONSE,
     START,
     UDP,
     DnstapSink,
+    TappedNetwork,
     control_frame,
     encode,
     read_control,
 )
 from resolver.serve.stats import ServiceStats
-from resolver.wire import write_query
+from resolver.wire import RRType, parse_message, write_query
 
 LINE = re.compile(r"^\S+ \S+ (?P<kind>[A-Z]{2}) (?P<peer>\S+) (?:->|<-) (?P<server>\S+) "
                   r"(?P<proto>UDP|TCP) (?P<size>\d+)b (?P<question>\S+)$")  # fmt: skip
@@ -169,7 +174,7 @@ def test_no_reader_drops_and_counts_and_answers_all_the_same(lab: Lab, tmp_path:
         assert "198.51.100.14" in dig(resolver.port, "www.google.com").text
         assert time.monotonic() - started < 5
         stats = subprocess.run(
-            [sys.executable, "-m", "resolver.serve.control", "--control-socket", str(control),
+            [sys.executable, "-m", "resolver.ops.control", "--control-socket", str(control),
              "stats"], capture_output=True, text=True, timeout=30,
         ).stdout  # fmt: skip
         dropped = re.search(r"^dnstap_messages\.result\.dropped_no_reader=(\d+)$", stats, re.M)
@@ -283,3 +288,33 @@ def test_bad_targets_are_refused_before_serving(flags: dict[str, object], error:
         assert error in str(raised)
     else:
         pytest.fail("accepted")
+
+
+class _Offers:
+    """A sink that keeps what it is offered (no thread, no file)."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[object, ...]] = []
+
+    def offer(self, entry: tuple[object, ...]) -> None:
+        self.entries.append(entry)
+
+
+def test_resolver_messages_carry_the_bytes_that_were_on_the_wire() -> None:
+    """RESOLVER_QUERY and RESOLVER_RESPONSE hold the query as the transport sent it (its
+    ID, the name's case drawn for 0x20, our COOKIE) and the reply as it came, not the
+    same messages written again: the network contract's Reply carries both."""
+    sent = write_query("wWw.ExAmPlE.cOm.", RRType.A, 0x1234, edns_payload=1232)
+    received = bytes([0x12, 0x34, 0x81, 0x80]) + sent[4:]
+
+    class Network:
+        async def exchange(self, query: Query) -> Reply:
+            message = parse_message(received)
+            return Reply(message, 0.001, False, sent, received)
+
+    offers = _Offers()
+    tapped = TappedNetwork(Network(), offers, 53)  # type: ignore[arg-type]
+    asyncio.run(tapped.exchange(Query("127.0.0.9", "www.example.com.", RRType.A, 1.0)))
+    (query_kind, *query), (response_kind, *response) = offers.entries
+    assert (query_kind, response_kind) == (RESOLVER_QUERY, RESOLVER_RESPONSE)
+    assert query[5] == sent and response[5] == sent and response[7] == received

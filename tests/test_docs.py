@@ -148,7 +148,7 @@ def test_two_resolvers_each_have_their_own_default_control_socket(
         totals = []
         for port in ports:
             done = subprocess.run(
-                [sys.executable, "-m", "resolver.serve.control", "--port", str(port), "stats"],
+                [sys.executable, "-m", "resolver.ops.control", "--port", str(port), "stats"],
                 capture_output=True, text=True, timeout=30,
             )  # fmt: skip
             assert done.returncode == 0, done.stderr
@@ -156,7 +156,7 @@ def test_two_resolvers_each_have_their_own_default_control_socket(
             totals.append(int(total[1]) if total else 0)
         assert totals == [3, 0]  # each port's socket is its own resolver's
         nobody = subprocess.run(
-            [sys.executable, "-m", "resolver.serve.control", "--port", "1", "stats"],
+            [sys.executable, "-m", "resolver.ops.control", "--port", "1", "stats"],
             capture_output=True, text=True, timeout=30,
         )  # fmt: skip
         assert nobody.returncode == 1 and "cannot talk to the resolver" in nobody.stderr

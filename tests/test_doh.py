@@ -25,9 +25,10 @@ import httpx2 as httpx
 import pytest
 from tls_fixtures import SERVER_NAME, EncryptedServer, client_context, make_certificates
 
+from resolver.iterate.request import Transport
 from resolver.lab.nsd import find_tool
 from resolver.serve.doh import decode_dns_parameter
-from resolver.wire.padding import RESPONSE_BLOCK
+from resolver.wire.raw import RESPONSE_BLOCK
 from scripts.reliability.tls_lab import CertificateFiles
 
 MEDIA = "application/dns-message"
@@ -86,8 +87,9 @@ def test_get_and_post(
             assert 59 <= int(response.headers["cache-control"].removeprefix("max-age=")) <= 60
     stats = server.service.stats
     assert stats.https_status == {200: 2}
-    assert sum(n for (_t, _r, transport), n in stats.queries.items() if transport == "https") == 2
-    assert stats.handshakes == {("https", "full"): 1}
+    queries = stats.queries.items()
+    assert sum(n for (_t, _r, transport), n in queries if transport is Transport.HTTPS) == 2
+    assert stats.handshakes == {(Transport.HTTPS, "full"): 1}
 
 
 @pytest.mark.parametrize("version", VERSIONS)

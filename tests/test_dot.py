@@ -24,8 +24,9 @@ import pytest
 import structlog
 from tls_fixtures import SERVER_NAME, EncryptedServer, client_context, make_certificates
 
+from resolver.iterate.request import Transport
 from resolver.lab.nsd import find_tool
-from resolver.wire.padding import RESPONSE_BLOCK
+from resolver.wire.raw import RESPONSE_BLOCK
 from scripts.reliability.tls_lab import CertificateFiles
 
 
@@ -85,8 +86,9 @@ def test_dnspython_client_gets_the_answer(
     assert reply.rcode() == dns.rcode.NOERROR
     assert [rr.to_text() for rrset in reply.answer for rr in rrset] == ["192.0.2.1"]
     stats = server.service.stats
-    assert sum(n for (_t, _r, transport), n in stats.queries.items() if transport == "tls") == 1
-    assert stats.handshakes == {("tls", "full"): 1}
+    queries = stats.queries.items()
+    assert sum(n for (_t, _r, transport), n in queries if transport is Transport.TLS) == 1
+    assert stats.handshakes == {(Transport.TLS, "full"): 1}
 
 
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
@@ -121,7 +123,7 @@ def test_older_tls_is_refused_and_no_alpn_is_served(
         send(sock, query("www.example.com.", qid=8))
         assert receive(sock).id == 8
     deadline = time.monotonic() + 5
-    while server.service.stats.handshakes.get(("tls", "failed"), 0) < 1:
+    while server.service.stats.handshakes.get((Transport.TLS, "failed"), 0) < 1:
         assert time.monotonic() < deadline, server.service.stats.handshakes
         time.sleep(0.02)
 
@@ -153,7 +155,8 @@ def test_session_resumption(server: EncryptedServer, certificates: CertificateFi
             assert second.session_reused, version
             send(second, query("www.example.com.", qid=2))
             assert receive(second).id == 2
-    assert server.service.stats.handshakes == {("tls", "full"): 2, ("tls", "resumed"): 2}
+    handshakes = server.service.stats.handshakes
+    assert handshakes == {(Transport.TLS, "full"): 2, (Transport.TLS, "resumed"): 2}
 
 
 def test_pipelined_queries_are_answered_as_they_complete(
@@ -222,7 +225,7 @@ def test_client_outside_allow_is_refused(
 def test_query_log_names_the_transport(
     server: EncryptedServer, certificates: CertificateFiles
 ) -> None:
-    server.service.query_log = True
+    server.service.configure(query_log=True)
     with (
         structlog.testing.capture_logs() as logs,
         connect(server, client_context(certificates.ca)) as sock,
@@ -296,4 +299,4 @@ def test_kdig_over_tls(server: EncryptedServer, certificates: CertificateFiles) 
     assert "192.0.2.1" in kdig(*base, "+tls", "www.example.net", "A")
     padded = kdig(*base, "+tls", "+padding", "+edns", "www.example.org", "A")
     assert ";; PADDING:" in padded, padded
-    assert server.service.stats.handshakes[("tls", "full")] == 3
+    assert server.service.stats.handshakes[(Transport.TLS, "full")] == 3

@@ -26,7 +26,7 @@ from resolver.iterate.engine import IterativeEngine, Limits
 from resolver.iterate.hints import load_root_hints, parse_root_hints
 from resolver.iterate.servers import UNKNOWN_RTT, ServerSelection
 from resolver.lab import CASES, Lab, LabCase
-from resolver.net.contract import ExchangeFailed, Failure, Reply
+from resolver.net.contract import ExchangeFailed, Failure, Query, Reply
 from resolver.net.transport import UpstreamTransport
 from resolver.wire import MessageWriter, Rcode, ResourceRecord, RRType
 from resolver.wire.names import name_key
@@ -135,8 +135,13 @@ def test_glueless_ns_triggers_a_sublookup() -> None:
     result = resolve(engine, "www.noglue.org.", "A")
     assert texts(result.answer) == ["www.noglue.org. 300 A 198.51.100.20"]
     assert recorder.named("sublookup") == [
-        {"depth": 1, "qname": "ns1.provider.net.", "qtype": "A", "zone": "noglue.org.",
-         "purpose": "glueless"}
+        {
+            "depth": 1,
+            "qname": "ns1.provider.net.",
+            "qtype": "A",
+            "zone": "noglue.org.",
+            "purpose": "glueless",
+        }
     ]
     done = recorder.named("sublookup_done")
     assert done[0]["addresses"] == ["127.3.5.1"] and done[0]["rcode"] == "NOERROR"
@@ -544,7 +549,7 @@ def test_limit_time_budget_with_the_fake_clock() -> None:
     clock = FakeClock()
     net = example_world(clock)
     net.rtt = 3.0  # each exchange takes three (fake) seconds
-    engine, _, recorder = make_engine(net, limits=Limits(time_budget=5.0))
+    engine, _, recorder = make_engine(net, limits=Limits(time_budget=5.0), timer=clock)
     result = resolve(engine, "www.example.com.", "A")
     assert result.rcode == Rcode.SERVFAIL
     assert why(result) == "limit: time budget"
@@ -559,12 +564,11 @@ class SilentNetwork(FakeNetwork):
         super().__init__()
         self.timeouts: list[float] = []
 
-    async def exchange(self, address: str, qname: str, qtype: int, timeout: float,
-                       **_: Any) -> Reply:  # fmt: skip
-        self.log.append((address, qname, qtype))
-        self.timeouts.append(timeout)
-        await asyncio.sleep(timeout)
-        raise ExchangeFailed(Failure.TIMEOUT, address)
+    async def exchange(self, query: Query) -> Reply:
+        self.log.append((query.address, query.qname, query.qtype))
+        self.timeouts.append(query.timeout)
+        await asyncio.sleep(query.timeout)
+        raise ExchangeFailed(Failure.TIMEOUT, query.address)
 
 
 def test_the_time_budget_holds_on_the_real_clock_and_cuts_the_last_exchange() -> None:
@@ -599,7 +603,7 @@ def test_a_question_waiting_on_a_shared_exchange_keeps_its_own_budget() -> None:
     async def main() -> tuple[Answer, Answer, float]:
         patient = asyncio.ensure_future(engine.resolve("www.example.com.", RRType.A))
         await asyncio.sleep(0.05)  # its root exchange is out
-        engine.limits = Limits(time_budget=0.2)  # the next question has 0.2 s
+        engine.reconfigure(limits=Limits(time_budget=0.2))  # the next question has 0.2 s
         started = time.monotonic()
         hasty = await engine.resolve("www.example.com.", RRType.A)
         elapsed = time.monotonic() - started

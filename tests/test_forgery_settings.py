@@ -10,8 +10,8 @@ import pytest
 
 from resolver.iterate.hints import load_root_hints
 from resolver.lab import Lab
-from resolver.serve.config import load_settings, parse_command_line
-from resolver.serve.runtime import Runtime, build_service
+from resolver.ops.config import load_settings, parse_command_line
+from resolver.ops.runtime import Runtime, build_service
 from tests.test_listener import ResolverProcess, dig
 
 

@@ -9,14 +9,15 @@ import dns.flags
 import dns.message
 import pytest
 
-from resolver.cache.answers import AnswerCache, question_key
+from resolver.cache.answers import AnswerCache
 from resolver.cache.records import RecordCache, Security, Trust
 from resolver.iterate.stale import StalePolicy
-from resolver.serve.dump import dump_lines
+from resolver.ops.dump import dump_lines
 from resolver.serve.listener import ResolverService
 from resolver.serve.responses import make_response
 from resolver.wire import CLASS_IN, Rcode, ResourceRecord, RRType, parse_message, write_message
 from resolver.wire.dnssec_rdata import RRSIG
+from resolver.wire.raw import question_key
 from resolver.wire.rdata import SOA, A
 from tests.fakes import EXAMPLE, EXAMPLE2, FakeClock, make_engine
 from tests.test_engine import example_world

@@ -20,7 +20,7 @@ import dns.message
 import dns.rcode
 import pytest
 
-import resolver.serve.listener as listener_module
+import resolver.iterate.engine as engine_module
 import resolver.serve.tcp as tcp_module
 from resolver.cache.answers import AnswerCache
 from resolver.iterate.answer import Answer
@@ -29,23 +29,23 @@ from resolver.wire import CLASS_IN, ResourceRecord, RRType
 from resolver.wire.rdata import TXT, A
 from scripts.reliability.common import frame, port_53_problem, query
 from scripts.reliability.hostile import run
+from tests.fakes import Scripted
 
 IDLE = 0.4  # the idle timeout these tests run with (seconds)
 WAIT = 10.0
 
 
-class SlowEngine:
+class SlowEngine(Scripted):
     """Answers after ``delay`` seconds (or when ``gate`` opens): one A record, or a TXT of
     about 4 KB for names starting with "big"."""
 
     def __init__(self, delay: float = 0.0) -> None:
+        super().__init__()
         self.delay = delay
         self.gate: asyncio.Event | None = None
         self.calls = 0
 
-    async def resolve(
-        self, name: str, rrtype: int, *, checking_disabled: bool = False
-    ) -> Answer:
+    async def scripted(self, name: str, rrtype: int, checking_disabled: bool) -> Answer:
         self.calls += 1
         if self.gate is not None:
             await self.gate.wait()
@@ -55,12 +55,9 @@ class SlowEngine:
             return Answer(0, [ResourceRecord(name, RRType.TXT, CLASS_IN, 60, txt)], [], 1)
         return Answer(0, [ResourceRecord(name, RRType.A, CLASS_IN, 60, A("192.0.2.1"))], [], 1)
 
-    def answer_from_cache(self, name: str, rrtype: int) -> Answer | None:
-        return None
-
 
 def service(delay: float = 0.0) -> ResolverService:
-    return ResolverService(SlowEngine(delay), AnswerCache())  # type: ignore[arg-type]
+    return ResolverService(SlowEngine(delay), AnswerCache())
 
 
 @pytest.fixture(autouse=True)
@@ -272,7 +269,7 @@ def test_overload_is_not_ready_and_nothing_sticks(monkeypatch: pytest.MonkeyPatc
     """More distinct questions in flight than MAX_IN_FLIGHT over UDP: the excess gets
     SERVFAIL with Extended DNS Error 14 at once; once the engine finishes, the in-flight
     table and the listener's tasks are empty again."""
-    monkeypatch.setattr(listener_module, "MAX_IN_FLIGHT", 20)
+    monkeypatch.setattr(engine_module, "MAX_IN_FLIGHT", 20)
     svc = service()
     engine = svc.engine
     assert isinstance(engine, SlowEngine)

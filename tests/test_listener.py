@@ -52,6 +52,7 @@ import resolver.serve.tcp as tcp_module
 from resolver.cache.answers import AnswerCache
 from resolver.iterate.answer import Answer as EngineAnswer
 from resolver.iterate.answer import FailureKind, servfail
+from resolver.iterate.request import Transport
 from resolver.lab import CASES, Lab, LabCase, answer_of
 from resolver.lab.cases import BIG_TXT, Answer
 from resolver.lab.unbound import free_port, nodefault_flags
@@ -59,6 +60,7 @@ from resolver.serve.access import AccessList
 from resolver.serve.listener import ResolverService, TcpListener, UdpListener
 from resolver.wire import CLASS_IN, Rcode, ResourceRecord, RRType
 from resolver.wire.rdata import A
+from tests.fakes import Scripted
 
 TIMEOUT = 5.0  # seconds a client waits for an answer
 DROP_WAIT = 0.5  # seconds to wait to conclude a packet was dropped
@@ -312,7 +314,7 @@ def test_servfail_is_remembered_for_a_few_seconds(resolver: ResolverProcess) -> 
     The engine remembers the lab's delegation loop too (RFC 9520), met by the lab cases
     above: a flush first, so that the first question walks."""
     control_socket = str(resolver.log_path.parent / "control.sock")
-    flush = [sys.executable, "-m", "resolver.serve.control", "--control-socket", control_socket,
+    flush = [sys.executable, "-m", "resolver.ops.control", "--control-socket", control_socket,
              "flush-zone", "loop2.net."]  # fmt: skip
     subprocess.run(flush, check=True, capture_output=True, timeout=30)
     client = new_client()
@@ -668,18 +670,17 @@ def test_access_list(networks: list[str], host: str, allowed: bool) -> None:
     assert access.allows(host) is allowed  # the remembered decision too
 
 
-class FakeEngine:
+class FakeEngine(Scripted):
     """Resolves every name to 192.0.2.1 (A, TTL 60) after waiting for ``gate``, if set."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.calls: list[tuple[str, int]] = []
         self.cache_calls: list[tuple[str, int]] = []
         self.gate: asyncio.Event | None = None
         self.delays: dict[str, float] = {}
 
-    async def resolve(
-        self, name: str, rrtype: int, *, checking_disabled: bool = False
-    ) -> EngineAnswer:
+    async def scripted(self, name: str, rrtype: int, checking_disabled: bool) -> EngineAnswer:
         self.calls.append((name, rrtype))
         if self.gate is not None:
             await self.gate.wait()
@@ -692,7 +693,7 @@ class FakeEngine:
         record = ResourceRecord(name.lower(), RRType.A, CLASS_IN, 60, A("192.0.2.1"))
         return EngineAnswer(Rcode.NOERROR, [record], [], 1)
 
-    def answer_from_cache(self, name: str, rrtype: int) -> EngineAnswer | None:
+    def cached(self, name: str, rrtype: int) -> EngineAnswer | None:
         self.cache_calls.append((name, rrtype))
         if not name.lower().startswith("cached."):
             return None
@@ -702,7 +703,7 @@ class FakeEngine:
 
 def service(allow: list[str] | None = None, query_log: bool = True) -> ResolverService:
     return ResolverService(
-        FakeEngine(),  # type: ignore[arg-type]
+        FakeEngine(),
         AnswerCache(),
         AccessList(allow or []),
         query_log=query_log,
@@ -793,7 +794,7 @@ def test_identical_questions_in_flight_are_resolved_once() -> None:
         response = dns.message.from_wire(reply)
         assert_response_shape(query, response)
         assert answer_of(response) == {("www.example.", "A", "192.0.2.1")}
-    assert svc._in_flight == {}  # nothing left behind
+    assert svc.in_flight == 0  # nothing left behind
 
 
 def test_different_questions_are_not_coalesced() -> None:
@@ -1006,12 +1007,8 @@ def test_overloaded_is_not_ready() -> None:
         await asyncio.gather(*busy)
         return over
 
-    original = listener_module.MAX_IN_FLIGHT
-    listener_module.MAX_IN_FLIGHT = 3
-    try:
-        wire = asyncio.run(scenario())
-    finally:
-        listener_module.MAX_IN_FLIGHT = original
+    engine.reconfigure(max_in_flight=3)
+    wire = asyncio.run(scenario())
     assert wire is not None
     response = dns.message.from_wire(wire)
     assert response.rcode() == dns.rcode.SERVFAIL
@@ -1120,9 +1117,9 @@ def test_each_packet_is_keyed_checked_and_parsed_once(monkeypatch: pytest.Monkey
 def test_counters_see_both_paths() -> None:
     svc = service()
     for _ in range(3):
-        asyncio.run(svc.respond(make_query("www.example.").to_wire(), "127.0.0.1", "tcp"))
+        asyncio.run(svc.respond(make_query("www.example.").to_wire(), "127.0.0.1", Transport.TCP))
     asyncio.run(svc.respond(b"\x00\x01", "127.0.0.1"))  # shorter than a header: dropped
-    assert svc.stats.queries == {(RRType.A, Rcode.NOERROR, "tcp"): 3}
+    assert svc.stats.queries == {(RRType.A, Rcode.NOERROR, Transport.TCP): 3}
     assert svc.stats.dropped == 1
     assert sum(svc.stats.latency) == 3
     assert (svc.answers.hits, svc.answers.misses) == (2, 1)

@@ -26,7 +26,17 @@ from resolver.local import (
 )
 from resolver.wire import CLASS_IN, Rcode, ResourceRecord, RRType
 from resolver.wire.rdata import CNAME, A
-from tests.fakes import COM, EXAMPLE, ROOT_A, FakeNetwork, make_engine, referral, resolve, texts
+from tests.fakes import (
+    COM,
+    EXAMPLE,
+    ROOT_A,
+    FakeNetwork,
+    from_cache_only,
+    make_engine,
+    referral,
+    resolve,
+    texts,
+)
 
 DEFAULTS = load_local_zones(LocalSources())
 
@@ -370,7 +380,7 @@ def test_a_zone_refuses_records_outside_it() -> None:
 def test_the_engine_answers_local_names_without_an_upstream_query(corp: LocalZones) -> None:
     net = FakeNetwork()
     engine, _, _ = make_engine(net)
-    engine.local = corp
+    engine.reconfigure(local=corp)
     for name, qtype, rcode in [("localhost.", "A", Rcode.NOERROR),
                                ("1.0.0.127.in-addr.arpa.", "PTR", Rcode.NOERROR),
                                ("5.1.168.192.in-addr.arpa.", "PTR", Rcode.NXDOMAIN),
@@ -378,7 +388,7 @@ def test_the_engine_answers_local_names_without_an_upstream_query(corp: LocalZon
                                ("www.corp.example.", "TXT", Rcode.NOERROR)]:  # fmt: skip
         result = resolve(engine, name, qtype)
         assert (result.rcode, result.upstream_queries, result.from_cache) == (rcode, 0, True)
-        cached = engine.answer_from_cache(name, RRType.from_text(qtype))
+        cached = from_cache_only(engine, name, RRType.from_text(qtype))
         assert cached is not None and cached.rcode == rcode
     assert net.log == []
     loop = resolve(engine, "loop1.corp.example.", "A")
@@ -394,11 +404,11 @@ def test_a_local_cname_to_a_public_name_is_completed_by_the_walk(corp: LocalZone
     )
     net.answers(EXAMPLE, "www.example.com.", "A", "www.example.com. 300 A 192.0.2.1")
     engine, _, _ = make_engine(net)
-    engine.local = corp
-    assert engine.answer_from_cache("out.corp.example.", RRType.A) is None  # nothing cached yet
+    engine.reconfigure(local=corp)
+    assert from_cache_only(engine, "out.corp.example.", RRType.A) is None  # nothing cached yet
     result = resolve(engine, "out.corp.example.", "A")
     assert result.rcode == Rcode.NOERROR and result.upstream_queries > 0
     assert texts(result.answer) == ["out.corp.example. 300 CNAME www.example.com.",
                                     "www.example.com. 300 A 192.0.2.1"]  # fmt: skip
-    cached = engine.answer_from_cache("out.corp.example.", RRType.A)
+    cached = from_cache_only(engine, "out.corp.example.", RRType.A)
     assert cached is not None and texts(cached.answer)[1:] == ["www.example.com. 300 A 192.0.2.1"]

@@ -5,10 +5,13 @@ IPv6-only name servers and the addresses never queried.  No sockets: tests/fakes
 from __future__ import annotations
 
 import dns.message
+import pytest
 
 from resolver.cache.records import Trust
 from resolver.iterate.answer import FailureKind
 from resolver.iterate.hints import parse_root_hints
+from resolver.iterate.plan import MOVES, ImpossibleStep, Step
+from resolver.iterate.resolution import Resolution
 from resolver.iterate.zonecut import AddressPolicy
 from resolver.net.contract import Failure
 from resolver.wire import Rcode, ResourceRecord, RRType
@@ -267,3 +270,38 @@ def test_a_delegation_to_loopback_is_never_queried_outside_a_lab() -> None:
     result = resolve(engine, "www.example.com.", "A")
     assert result.rcode == Rcode.SERVFAIL
     assert all(address == outside for address, _, _ in net.log)
+
+
+# ---------------------------------------------------------------- the step table
+
+
+def test_a_move_the_step_table_does_not_allow_raises() -> None:
+    """A lookup moves only as plan.MOVES allows (as h11 checks its states): a reply taken
+    while no exchange is out, or a move out of DONE, is a bug that raises at once, never a
+    walk that goes on from a wrong state."""
+    engine, _, _ = make_engine(example_world())
+    resolution = Resolution("www.example.com.", RRType.A, engine.env)
+    lookup = resolution.plan[0]
+    assert lookup.step is Step.CHECK_CACHE
+    with pytest.raises(ImpossibleStep):
+        lookup._move(Step.WAIT_REPLY)  # nothing was asked
+    assert lookup.step is Step.CHECK_CACHE  # refused, not half done
+    exchange = resolution.next_exchange()
+    assert exchange is not None and lookup.step is Step.WAIT_REPLY
+    with pytest.raises(ImpossibleStep):
+        lookup._move(Step.JUDGE)  # a reply must come (or fail) first
+    lookup.step = Step.DONE
+    for step in Step:
+        with pytest.raises(ImpossibleStep):
+            lookup._move(step)
+
+
+def test_every_move_of_a_resolution_is_in_the_table() -> None:
+    """The table holds the moves the walk makes: a walk with priming, glueless name
+    servers, a CNAME and minimisation takes none that is not there (none raises)."""
+    assert (Step.WAIT_REPLY, Step.ASK) in MOVES and (Step.DONE, Step.ASK) not in MOVES
+    net = example_world()
+    engine, _, _ = make_engine(net, primed=False, qname_minimisation=True)
+    assert texts(resolve(engine, "www.example.com.", "A").answer) == [
+        "www.example.com. 300 A 192.0.2.1"
+    ]

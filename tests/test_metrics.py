@@ -1,4 +1,4 @@
-"""Prometheus metrics (resolver/serve/metrics.py, resolver/serve/stats.py): an HTTP GET of
+"""Prometheus metrics (resolver/ops/metrics.py, resolver/serve/stats.py): an HTTP GET of
 /metrics from a running resolver on the lab, parsed with prometheus-client's own parser; the
 upstream counters (CountingNetwork) and the sums across --workers.
 
@@ -25,11 +25,13 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 from test_listener import ResolverProcess, dig, new_client
 
+from resolver.iterate.request import Transport
 from resolver.lab import Lab
 from resolver.lab.unbound import free_port
-from resolver.net.contract import ExchangeFailed, Failure, Reply
-from resolver.serve.metrics import families
-from resolver.serve.stats import CountingNetwork, Sample, ServiceStats, as_text, merge
+from resolver.net.contract import ExchangeFailed, Failure, Query, Reply
+from resolver.ops.exposition import Sample, as_text, merge, samples
+from resolver.ops.metrics import families
+from resolver.serve.stats import CountingNetwork, ServiceStats
 from resolver.wire import Header, Message
 
 Series = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -121,7 +123,7 @@ def test_workers_are_summed_on_one_endpoint(lab: Lab, tmp_path: Path) -> None:
         assert series[("resolver_queries_total", labels)] == 20
         assert series[("resolver_processes", ())] == 2
         # Both did answer (each caches what it resolved): the sum is over both.
-        dump = subprocess.run([sys.executable, "-m", "resolver.serve.control", "--control-socket",
+        dump = subprocess.run([sys.executable, "-m", "resolver.ops.control", "--control-socket",
                                str(tmp_path / "control.sock"), "dump"],
                               capture_output=True, text=True, timeout=30).stdout  # fmt: skip
         sections = dump.split("; process ")[1:]
@@ -160,17 +162,7 @@ class FakeNetwork:
     def __init__(self) -> None:
         self.outcomes: list[Reply | ExchangeFailed] = []
 
-    async def exchange(
-        self,
-        address: str,
-        qname: str,
-        qtype: int,
-        timeout: float,
-        *,
-        port: int | None = None,
-        recursion_desired: bool = False,
-        dnssec_ok: bool = False,
-    ) -> Reply:
+    async def exchange(self, query: Query) -> Reply:
         outcome = self.outcomes.pop(0)
         if isinstance(outcome, ExchangeFailed):
             raise outcome
@@ -194,7 +186,7 @@ def test_counting_network() -> None:
         seen = []
         for _ in range(5):
             try:
-                reply = await network.exchange("192.0.2.1", "example.", 1, 1.0)
+                reply = await network.exchange(Query("192.0.2.1", "example.", 1, 1.0))
                 seen.append("tcp" if reply.tcp else "udp")
             except ExchangeFailed as error:
                 seen.append(error.failure.value)
@@ -203,7 +195,7 @@ def test_counting_network() -> None:
     assert asyncio.run(scenario()) == ["udp", "tcp", "timeout", "timeout", "unreachable"]
     assert (stats.upstream_queries, stats.upstream_tcp) == (5, 1)
     assert stats.upstream_failures == {"timeout": 2, "unreachable": 1}
-    text = as_text(stats.samples())
+    text = as_text(samples(stats))
     assert "upstream_timeouts=2" in text and "upstream_failures.reason.unreachable=1" in text
 
 
@@ -219,10 +211,10 @@ def test_merge_adds_series_up() -> None:
 
 def test_families_from_samples() -> None:
     stats = ServiceStats()
-    stats.answered(1, 0, "udp", 0.0002)
-    stats.answered(1, 0, "udp", 0.3)
-    stats.answered(65280, 2, "tcp", 12.0)  # an unnamed type and beyond the last bucket
-    by_name = {f.name: f for f in families(stats.samples())}
+    stats.answered(1, 0, Transport.UDP, 0.0002)
+    stats.answered(1, 0, Transport.UDP, 0.3)
+    stats.answered(65280, 2, Transport.TCP, 12.0)  # an unnamed type and beyond the last bucket
+    by_name = {f.name: f for f in families(samples(stats))}
     queries = by_name["resolver_queries"]
     assert queries.type == "counter"
     assert {(tuple(s.labels.values()), s.value) for s in queries.samples} == {
@@ -251,7 +243,7 @@ def test_a_lost_worker_is_an_error_not_a_smaller_sum(lab: Lab, tmp_path: Path) -
             urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=40)
         assert caught.value.code == 503
         assert f"worker {worker} did not answer" in caught.value.read().decode()
-        done = subprocess.run([sys.executable, "-m", "resolver.serve.control", "--control-socket",
+        done = subprocess.run([sys.executable, "-m", "resolver.ops.control", "--control-socket",
                                str(tmp_path / "control.sock"), "stats"],
                               capture_output=True, text=True, timeout=40)  # fmt: skip
         assert done.returncode == 1

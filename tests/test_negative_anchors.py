@@ -1,4 +1,4 @@
-"""Negative trust anchors (RFC 7646): resolver.iterate.trust, resolver.serve.negative and
+"""Negative trust anchors (RFC 7646): resolver.validate.trust, resolver.ops.negative and
 ``resolver-control nta``.
 
 An operator facing a signed zone whose signatures broke turns its validation off for a
@@ -21,11 +21,11 @@ import pytest
 
 from resolver.cache.records import Security
 from resolver.dnssec import parse_trust_anchors
-from resolver.iterate.trust import TrustCache
 from resolver.lab import forged_attacks
 from resolver.lab.forged_server import ForgedServers
 from resolver.lab.forged_world import World
 from resolver.lab.unbound import OurResolver, free_port
+from resolver.validate.trust import TrustCache
 from resolver.wire import Rcode
 from tests.fakes import FakeClock
 from tests.test_validator_attacks import Validating
@@ -57,9 +57,7 @@ def test_a_broken_zone_under_an_anchor_is_insecure_and_others_stay_validated(
     answer = node.ask(BOGUS, "A")
     assert answer.rcode == Rcode.SERVFAIL and answer.failure is not None
     assert answer.failure.info_code == 7  # signature expired
-    validator = node.engine.env.validator
-    assert validator is not None
-    validator.trust.add_negative("bogus.")
+    node.validator.trust.add_negative("bogus.")
     node.cache.flush_zone("bogus.")
     answer = node.ask(BOGUS, "A")
     assert (answer.rcode, answer.security) == (Rcode.NOERROR, Security.INSECURE)
@@ -69,7 +67,7 @@ def test_a_broken_zone_under_an_anchor_is_insecure_and_others_stay_validated(
 
 
 def test_the_command_is_checked() -> None:
-    from resolver.serve import negative
+    from resolver.ops import negative
 
     assert negative.parse(["add", "Example.COM"]) == "add Example.COM. 3600"  # case kept
     assert negative.parse(["add", "example.com.", "60"]) == "add example.com. 60"
@@ -101,7 +99,7 @@ def dig(port: int, name: str) -> tuple[str, str, list[str], list[int]]:
 
 def control(socket_path: Path, *words: str) -> tuple[int, str]:
     done = subprocess.run(
-        [sys.executable, "-m", "resolver.serve.control", "--control-socket", str(socket_path),
+        [sys.executable, "-m", "resolver.ops.control", "--control-socket", str(socket_path),
          *words], capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     return done.returncode, done.stdout + done.stderr

@@ -21,7 +21,7 @@ import dns.rcode
 import pytest
 
 from resolver.net.caps import CaseKeeping, randomise
-from resolver.net.contract import ExchangeFailed, Failure, Reply
+from resolver.net.contract import ExchangeFailed, Failure, Query, Reply
 from resolver.net.cookies import CookieJar
 from resolver.net.sockets import REUSE_MAX_USES
 from resolver.net.transport import UpstreamTransport
@@ -52,7 +52,7 @@ async def exchanges(
     try:
         for _ in range(count):
             try:
-                outcomes.append(await upstream.exchange(SERVER, QNAME, RRType.A, timeout))
+                outcomes.append(await upstream.exchange(Query(SERVER, QNAME, RRType.A, timeout)))
             except ExchangeFailed as failed:
                 outcomes.append(failed)
     finally:
@@ -123,7 +123,7 @@ def test_sad_dns_a_port_found_open_is_closed_before_the_next_query() -> None:
         late = 0
         try:
             for _ in range(20):
-                await upstream.exchange(SERVER, QNAME, RRType.A, 2.0)
+                await upstream.exchange(Query(SERVER, QNAME, RRType.A, 2.0))
                 port = source_ports(server)[-1]
                 after.append(port_is_open(port))
                 # The attacker's 65,536 IDs arrive now: the port refuses them all.
@@ -318,11 +318,11 @@ def test_a_server_that_stops_sending_cookies_is_asked_without_expecting_them() -
         upstream = UpstreamTransport(port=server.port)
         outcomes: list[Reply | ExchangeFailed] = []
         try:
-            outcomes.append(await upstream.exchange(SERVER, QNAME, RRType.A, 0.3))
+            outcomes.append(await upstream.exchange(Query(SERVER, QNAME, RRType.A, 0.3)))
             state["cookies"] = False  # a new server software behind the address
             for _ in range(2):
                 try:
-                    outcomes.append(await upstream.exchange(SERVER, QNAME, RRType.A, 0.3))
+                    outcomes.append(await upstream.exchange(Query(SERVER, QNAME, RRType.A, 0.3)))
                 except ExchangeFailed as failed:
                     outcomes.append(failed)
         finally:
@@ -364,7 +364,10 @@ def test_the_running_service_uses_a_port_per_query_and_refuses_a_wrong_case_forg
             pytest.fail(problem + " (run the suite with scripts/test.sh)")
         pytest.skip(problem)
     ports = measure("ours", tmp_path, 60, "ports")
-    assert ports["upstream_queries"] == 60 and ports["distinct_ports"] >= 59
+    # One query a name (a retry after a timeout on a loaded machine adds one): each query
+    # from a port of its own, but for a repeat drawn by chance.
+    assert 60 <= ports["upstream_queries"] <= 63
+    assert ports["distinct_ports"] >= ports["upstream_queries"] - 1
     caps = measure("ours", tmp_path, 60, "caps", ("--use-caps-for-id",))
     assert caps["forged_answers"] == 0 and caps["answers"] == {"192.0.2.7": 60}
     plain = measure("ours", tmp_path, 20, "caps")

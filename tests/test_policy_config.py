@@ -1,4 +1,4 @@
-"""The ``[[policy-zone]]`` and ``[[blocklist]]`` tables (resolver.serve.policy_config), read
+"""The ``[[policy-zone]]`` and ``[[blocklist]]`` tables (resolver.ops.policy_config), read
 through the configuration file: what they give, and one line with the file, the line and
 the key for each mistake; the example in resolver.toml loads; resolver-control's policy
 command without any policy."""
@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from resolver.iterate.hints import parse_root_hints
+from resolver.ops.config import Settings, SettingsError, load_settings
+from resolver.ops.control import CommandError, execute, parse_request
+from resolver.ops.policy_config import PolicySource
+from resolver.ops.policy_files import sources_of
+from resolver.ops.runtime import build_service
 from resolver.policy import Override
-from resolver.serve.config import Settings, SettingsError, load_settings
-from resolver.serve.control import CommandError, execute, parse_request
-from resolver.serve.policy_config import PolicySource
-from resolver.serve.policy_files import sources_of
-from resolver.serve.runtime import build_service
 from tests.fakes import HINTS_TEXT
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "resolver.toml"

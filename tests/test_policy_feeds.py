@@ -1,4 +1,4 @@
-"""The policy's sources across reloads (resolver.serve.policy_feeds, files): what is read
+"""The policy's sources across reloads (resolver.ops.policy_feeds, files): what is read
 again and when, what stays in force while it is read or when it fails, the order."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from resolver.ops.policy_config import PolicySource
+from resolver.ops.policy_feeds import PolicyFeeds
 from resolver.policy import Action, Override, Policy
 from resolver.policy.index import name_wire
-from resolver.serve.policy_config import PolicySource
-from resolver.serve.policy_feeds import PolicyFeeds
 from resolver.serve.policy_step import PolicyStep
 from resolver.serve.stats import ServiceStats
 

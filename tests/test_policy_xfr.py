@@ -1,5 +1,5 @@
 """Zone transfers (resolver.net.xfr) and the policy sources that follow a primary
-(resolver.serve.policy_feeds), against a scripted primary on loopback: complete AXFR and
+(resolver.ops.policy_feeds), against a scripted primary on loopback: complete AXFR and
 IXFR, and the hostile ones (cut half way, a message cut short, a wrong ID, out-of-zone
 data, a primary gone silent, too many records), each one clear error, the policy in
 force kept.  The same against real NSD and Knot is tests/interop/test_policy_unbound.py."""
@@ -19,10 +19,10 @@ from structlog.testing import capture_logs
 
 from resolver.lab.unbound import free_port
 from resolver.net.xfr import Primary, XfrError, XfrKind, newer, query_soa, transfer
+from resolver.ops.policy_config import PolicySource
+from resolver.ops.policy_feeds import PolicyFeeds
 from resolver.policy import Policy, ZoneReader
 from resolver.policy.index import name_wire
-from resolver.serve.policy_config import PolicySource
-from resolver.serve.policy_feeds import PolicyFeeds
 from resolver.serve.policy_step import PolicyStep
 from resolver.serve.stats import ServiceStats
 from resolver.wire import Header, Message, Opcode, Question, RRType, write_message

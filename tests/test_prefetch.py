@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from resolver.cache.answers import AnswerCache, question_key
+from resolver.cache.answers import AnswerCache
 from resolver.iterate.answer import Answer, FailureKind, servfail
 from resolver.serve.prefetch import MAX_PREFETCHING, Prefetcher
 from resolver.wire import Rcode, RRType
+from resolver.wire.raw import question_key
 from tests.fakes import FakeClock
 from tests.test_answer_cache import WWW_A, ask, query, stored
 

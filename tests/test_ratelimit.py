@@ -21,13 +21,17 @@ import dns.rcode
 import pytest
 
 from resolver.cache.answers import AnswerCache
+from resolver.iterate.request import Transport
 from resolver.lab import Lab
+from resolver.ops.config import SettingsError, load_settings, parse_command_line
+from resolver.ops.exposition import samples
 from resolver.serve import ratelimit
-from resolver.serve.config import SettingsError, load_settings, parse_command_line
 from resolver.serve.listener import ResolverService
-from resolver.serve.ratelimit import TABLE_SIZE, ClientRateLimit, truncated
+from resolver.serve.ratelimit import TABLE_SIZE, ClientRateLimit
+from resolver.wire.raw import truncated
 from scripts.reliability.common import Resolver, query, rcode, udp_ask
 from scripts.reliability.common import truncated as is_truncated
+from tests.fakes import Scripted
 
 NOW = 1000.0
 
@@ -170,18 +174,19 @@ def test_truncated_answers_are_limited_too() -> None:
 
 def test_modes_in_the_service() -> None:
     """The hook in ResolverService.take: UDP only, before the cache, per mode, counted."""
-    service = ResolverService(None, AnswerCache(), clock=lambda: NOW)  # type: ignore[arg-type]
+    service = ResolverService(Scripted(), AnswerCache(), clock=lambda: NOW)
     service.ratelimit.configure(1, "truncate")
     packet = query("www.example.com.", qid=7)
-    assert type(service.take(packet, "192.0.2.1", "udp")).__name__ == "Pending"  # the burst
-    limited = service.take(packet, "192.0.2.1", "udp")
+    burst = service.take(packet, "192.0.2.1", Transport.UDP)
+    assert type(burst).__name__ == "Pending"
+    limited = service.take(packet, "192.0.2.1", Transport.UDP)
     assert isinstance(limited, bytes) and is_truncated(limited)
-    assert type(service.take(packet, "192.0.2.1", "tcp")).__name__ == "Pending"
+    assert type(service.take(packet, "192.0.2.1", Transport.TCP)).__name__ == "Pending"
     service.ratelimit.configure(1, "drop")
-    assert service.take(packet, "192.0.2.1", "udp") is None
+    assert service.take(packet, "192.0.2.1", Transport.UDP) is None
     assert service.stats.ratelimited == 2
     assert any(name == "queries_ratelimited" and value == 2
-               for name, _labels, value in service.stats.samples())  # fmt: skip
+               for name, _labels, value in samples(service.stats))  # fmt: skip
 
 
 def test_settings() -> None:

@@ -27,16 +27,18 @@ from structlog.testing import capture_logs
 
 from resolver.cache.records import Security
 from resolver.iterate.answer import Answer, Failure, FailureKind
+from resolver.iterate.pipeline import Pipeline, Transaction, transaction
+from resolver.iterate.request import Request, Transport
 from resolver.lab import Lab
-from resolver.serve.config import Settings, SettingsError, load_settings
-from resolver.serve.metrics import exposition
-from resolver.serve.runtime import build_service
+from resolver.ops.config import Settings, SettingsError, load_settings
+from resolver.ops.metrics import exposition
+from resolver.ops.runtime import build_service
+from resolver.ops.sharedsetup import parse_shared_cache
 from resolver.serve.shared import (
     MAX_LOOKUPS,
     RETRY_FIRST,
     SharedCacheSettings,
     SharedTier,
-    parse_shared_cache,
     shown_url,
 )
 from resolver.serve.sharedwire import encode
@@ -104,26 +106,40 @@ class FakePipeline:
 
 
 class FakeEngine:
-    """What the tier asks of the engine: local zones, the record cache, a walk."""
+    """What the tier meets in the pipeline: the engine's own steps before it (local
+    zones, the record cache: either answers first) and its walk after it."""
 
     def __init__(self, answer: Answer, validating: bool = False) -> None:
         self.answer = answer
         self.validating = validating
-        self.local: dict[str, object] = {}
+        self.local: set[str] = set()  # names of local zones
         self.cached: Answer | None = None
         self.walks = 0
 
-    def answer_from_cache(self, qname: str, qtype: int) -> Answer | None:
-        return self.cached
+    def walking(self, tx: Transaction) -> bool:
+        return False
 
-    async def resolve(self, qname: str, qtype: int, *, checking_disabled: bool = False) -> Answer:
+    async def before(self, tx: Transaction) -> bool:
+        if tx.name in self.local:
+            tx.answer, tx.local = self.answer, True
+            return True
+        tx.answer = self.cached
+        return self.cached is not None
+
+    async def walk(self, tx: Transaction) -> Answer:
         self.walks += 1
+        tx.walked = True
         return self.answer
 
 
-class LocalDouble(dict[str, object]):
-    def lookup(self, qname: str, qtype: int) -> object | None:
-        return self.get(qname)
+async def resolve(tier: SharedTier, engine: FakeEngine, qname: str, qtype: int) -> Answer:
+    """A client's question through a pipeline of the engine's steps and the tier's."""
+    tier.engine = engine  # type: ignore[assignment]  # the tier's engine for this question
+    pipeline = Pipeline((engine, tier), engine, (tier,))
+    request = Request(qname, qtype, client="192.0.2.9", transport=Transport.UDP)
+    tx = await pipeline.run(transaction(request))
+    assert tx.answer is not None
+    return tx.answer
 
 
 def walked(ttl: int = 300, security: int = Security.UNCHECKED) -> Answer:
@@ -135,7 +151,7 @@ def walked(ttl: int = 300, security: int = Security.UNCHECKED) -> Answer:
 def tier_and_redis(clock: FakeClock) -> tuple[SharedTier, FakeRedis, ServiceStats]:
     redis = FakeRedis(clock)
     stats = ServiceStats()
-    return SharedTier(SETTINGS, stats, client=redis, clock=clock), redis, stats
+    return SharedTier(SETTINGS, stats, None, client=redis, clock=clock), redis, stats  # type: ignore[arg-type]
 
 
 async def settle(tier: SharedTier) -> None:
@@ -149,14 +165,14 @@ async def settle(tier: SharedTier) -> None:
 def test_a_miss_is_walked_and_written_and_the_next_node_hits() -> None:
     clock = FakeClock()
     first, redis, stats = tier_and_redis(clock)
-    second = SharedTier(SETTINGS, ServiceStats(), client=redis, clock=clock)
+    second = SharedTier(SETTINGS, ServiceStats(), None, client=redis, clock=clock)  # type: ignore[arg-type]
     engine, other = FakeEngine(walked()), FakeEngine(walked())
 
     async def scenario() -> tuple[Answer, Answer]:
-        answer = await first.resolve(engine, NAME, RRType.A, False)
+        answer = await resolve(first, engine, NAME, RRType.A)
         await settle(first)
         clock.advance(12.4)
-        return answer, await second.resolve(other, NAME, RRType.A, False)
+        return answer, await resolve(second, other, NAME, RRType.A)
 
     answer, shared = asyncio.run(scenario())
     assert engine.walks == 1 and other.walks == 0 and answer.answer[0].ttl == 300
@@ -183,7 +199,7 @@ def test_what_is_never_written() -> None:
 
     async def scenario() -> None:
         for engine in cases:
-            await tier.resolve(engine, NAME, RRType.A, False)
+            await resolve(tier, engine, NAME, RRType.A)
         await settle(tier)
 
     asyncio.run(scenario())
@@ -195,18 +211,18 @@ def test_local_zones_and_the_record_cache_come_first() -> None:
     clock = FakeClock()
     tier, redis, _stats = tier_and_redis(clock)
     local = FakeEngine(walked())
-    local.local = LocalDouble({NAME: object()})  # a name of a local zone: node configuration
+    local.local = {NAME}  # a name of a local zone: node configuration
     cached = FakeEngine(walked())
     cached.cached = walked()
 
     async def scenario() -> None:
-        await tier.resolve(local, NAME, RRType.A, False)
-        await tier.resolve(cached, NAME, RRType.A, False)
+        await resolve(tier, local, NAME, RRType.A)
+        await resolve(tier, cached, NAME, RRType.A)
         await settle(tier)
 
     asyncio.run(scenario())
     assert redis.commands == []  # neither read nor written
-    assert local.walks == cached.walks == 1
+    assert local.walks == cached.walks == 0
 
 
 def test_a_node_that_does_not_validate_vouches_for_nothing() -> None:
@@ -232,7 +248,7 @@ def test_redis_down_is_logged_once_and_skipped_until_a_retry() -> None:
 
     async def ask(count: int) -> None:
         for _ in range(count):
-            answer = await tier.resolve(engine, NAME, RRType.A, False)
+            answer = await resolve(tier, engine, NAME, RRType.A)
             assert answer.rcode == Rcode.NOERROR  # the client is answered all the same
         await settle(tier)
 
@@ -261,9 +277,9 @@ def test_a_stalled_redis_costs_a_client_one_timeout_at_most() -> None:
 
     async def scenario() -> float:
         started = time.monotonic()
-        await tier.resolve(engine, NAME, RRType.A, False)
+        await resolve(tier, engine, NAME, RRType.A)
         took = time.monotonic() - started
-        await tier.resolve(engine, NAME, RRType.A, False)
+        await resolve(tier, engine, NAME, RRType.A)
         return took
 
     with capture_logs():
@@ -292,7 +308,7 @@ def test_a_bad_value_is_refused_and_logged_at_most_once_per_interval() -> None:
     with capture_logs() as logs:
         for value in (b"garbage", other, b"RSC1" + b"\x00" * 40):
             redis.data[key] = (value, clock() + 300)
-            asyncio.run(tier.resolve(engine, NAME, RRType.A, False))
+            asyncio.run(resolve(tier, engine, NAME, RRType.A))
     assert engine.walks == 3 and stats.shared_lookups["rejected"] == 3
     assert [entry["event"] for entry in logs] == ["shared_cache_bad_value"]
     assert logs[0]["key"] == key

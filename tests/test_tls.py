@@ -1,5 +1,5 @@
 """The pieces of the encrypted transports that need no connection: EDNS padding on raw
-messages (resolver.wire.padding), the server contexts and their errors
+messages (resolver.wire.raw), the server contexts and their errors
 (resolver.serve.tls), and the settings (tls-port, https-port, tls-certificate, tls-key;
 forward zones with tls = true)."""
 
@@ -17,13 +17,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from resolver.net.tls_upstream import TlsServer
-from resolver.serve.config import SettingsError, load_settings
-from resolver.serve.encrypted import load_certificate, tls_forwarders
-from resolver.serve.runtime import configured_zones
-from resolver.serve.sections import parse_forward_zones
+from resolver.ops.config import SettingsError, load_settings
+from resolver.ops.encrypted import load_certificate, tls_forwarders
+from resolver.ops.runtime import configured_zones
+from resolver.ops.sections import parse_forward_zones
 from resolver.serve.tls import ALPN_DOT, TlsError, server_context
 from resolver.wire import WireError
-from resolver.wire.padding import (
+from resolver.wire.raw import (
     PADDING_OPTION,
     QUERY_BLOCK,
     RESPONSE_BLOCK,

@@ -39,6 +39,7 @@ from tls_fixtures import (
 
 import resolver.serve.tcp as tcp_module
 import resolver.serve.tls as tls_module
+from resolver.iterate.request import Transport
 from resolver.serve.doh import DohListener
 from resolver.serve.doh_h2 import MAX_ABANDONED
 from resolver.serve.dot import DotListener
@@ -160,7 +161,7 @@ def test_handshakes_that_never_finish_are_bounded(
     assert sum(s < IDLE / 2 for s in seconds) == 41  # 40, and the one the real client took
     assert all(IDLE * 0.8 < s < IDLE * 4 for s in sorted(seconds)[41:]), sorted(seconds)[41:]
     assert still_open == 0
-    transport = "tls" if kind == "dot" else "https"
+    transport = Transport.TLS if kind == "dot" else Transport.HTTPS
     assert handshakes[(transport, "evicted")] == 41
     assert handshakes[(transport, "timeout")] == 19
 

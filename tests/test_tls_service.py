@@ -60,7 +60,7 @@ class Running:
             [
                 sys.executable,
                 "-m",
-                "resolver.serve.control",
+                "resolver.ops.control",
                 "--control-socket",
                 str(self.control),
                 "stats",

@@ -14,7 +14,6 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import dns.message
 import dns.query
@@ -24,13 +23,14 @@ from tls_fixtures import SERVER_NAME, EncryptedServer, ScriptedEngine, make_cert
 
 import resolver.net.tls_upstream as upstream_module
 import resolver.serve.tcp as tcp_module
+from resolver.iterate.request import Transport
 from resolver.lab.topology import hints_text
 from resolver.lab.unbound import free_port, nodefault_flags
-from resolver.net.contract import ExchangeFailed, Failure, Reply
+from resolver.net.contract import ExchangeFailed, Failure, Query, Reply
 from resolver.net.tls_upstream import TlsForwarders, TlsServer, TlsUpstream
 from resolver.serve.listener import Pending, ResolverService
 from resolver.wire import RRType
-from resolver.wire.padding import QUERY_BLOCK, has_padding
+from resolver.wire.raw import QUERY_BLOCK, has_padding
 from scripts.reliability.tls_lab import CertificateFiles
 
 
@@ -40,12 +40,18 @@ class RecordingService(ResolverService):
     def __init__(self) -> None:
         from resolver.cache.answers import AnswerCache
 
-        super().__init__(ScriptedEngine(), AnswerCache())  # type: ignore[arg-type]
+        super().__init__(ScriptedEngine(), AnswerCache())
         self.packets: list[bytes] = []
 
-    def take(self, packet: bytes, client: str, transport: str) -> bytes | Pending | None:
+    def take(self, packet: bytes, client: str, transport: Transport) -> bytes | Pending | None:
         self.packets.append(packet)
         return super().take(packet, client, transport)
+
+
+def forwarded(qname: str, qtype: int, timeout: float, dnssec_ok: bool = False) -> Query:
+    """A question for a forwarder (RD=1), as the engine asks one; TlsUpstream ignores the
+    address (the server says where)."""
+    return Query("", qname, qtype, timeout, recursion_desired=True, dnssec_ok=dnssec_ok)
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +84,8 @@ def test_exchange_is_authenticated_padded_and_recursive(
         pool = TlsUpstream(counts)
         try:
             return await pool.exchange(
-                target(server, certificates), "www.example.com.", RRType.A, 2.0, dnssec_ok=True
+                target(server, certificates),
+                forwarded("www.example.com.", RRType.A, 2.0, dnssec_ok=True),
             )
         finally:
             pool.close()
@@ -106,11 +113,15 @@ def test_connections_are_kept_and_pipelined(
         where = target(server, certificates)
         try:
             replies = [
-                await pool.exchange(where, f"n{i}.example.", RRType.A, 2.0) for i in range(100)
+                await pool.exchange(where, forwarded(f"n{i}.example.", RRType.A, 2.0))
+                for i in range(100)
             ]
             assert counts["opened"] == 1
             replies += await asyncio.gather(
-                *(pool.exchange(where, f"slow50-{i}.example.", RRType.A, 5.0) for i in range(100))
+                *(
+                    pool.exchange(where, forwarded(f"slow50-{i}.example.", RRType.A, 5.0))
+                    for i in range(100)
+                )
             )
             return replies
         finally:
@@ -119,7 +130,7 @@ def test_connections_are_kept_and_pipelined(
     replies = asyncio.run(scenario())
     assert all(records(reply) == ["192.0.2.1"] for reply in replies)
     assert counts == {"queries": 200, "opened": 2}
-    assert server.service.stats.handshakes == {("tls", "full"): 2}
+    assert server.service.stats.handshakes == {(Transport.TLS, "full"): 2}
 
 
 @pytest.mark.parametrize("mistake", ["wrong name", "unknown authority", "expired"])
@@ -143,7 +154,7 @@ def test_a_server_that_does_not_authenticate_fails(
         pool = TlsUpstream(counts)
         try:
             with pytest.raises(ExchangeFailed) as failed:
-                await pool.exchange(where, "www.example.com.", RRType.A, 2.0)
+                await pool.exchange(where, forwarded("www.example.com.", RRType.A, 2.0))
             return failed.value
         finally:
             pool.close()
@@ -169,9 +180,9 @@ def test_connection_closed_by_the_server_is_made_again(
         pool = TlsUpstream(counts)
         where = target(server, certificates)
         try:
-            first = await pool.exchange(where, "a.example.", RRType.A, 2.0)
+            first = await pool.exchange(where, forwarded("a.example.", RRType.A, 2.0))
             await asyncio.sleep(0.6)
-            return [first, await pool.exchange(where, "b.example.", RRType.A, 2.0)]
+            return [first, await pool.exchange(where, forwarded("b.example.", RRType.A, 2.0))]
         finally:
             pool.close()
 
@@ -188,7 +199,7 @@ def test_our_idle_timeout_closes_the_connection(
     async def scenario() -> tuple[int, int]:
         pool = TlsUpstream()
         where = target(server, certificates)
-        await pool.exchange(where, "a.example.", RRType.A, 2.0)
+        await pool.exchange(where, forwarded("a.example.", RRType.A, 2.0))
         before = len(pool.pools[where])
         await asyncio.sleep(0.5)
         return before, len(pool.pools[where])
@@ -216,7 +227,8 @@ def test_unreachable_and_silent_servers_fail_in_time() -> None:
                 started = time.monotonic()
                 with pytest.raises(ExchangeFailed) as failed:
                     await pool.exchange(
-                        TlsServer("127.0.0.1", port, SERVER_NAME), "a.example.", RRType.A, 0.5
+                        TlsServer("127.0.0.1", port, SERVER_NAME),
+                        forwarded("a.example.", RRType.A, 0.5),
                     )
                 outcomes.append((failed.value.failure, time.monotonic() - started))
         finally:
@@ -262,7 +274,7 @@ def test_replies_that_do_not_answer_are_ignored(certificates: CertificateFiles) 
         pool = TlsUpstream()
         try:
             where = TlsServer("127.0.0.1", port, SERVER_NAME, str(certificates.ca))
-            return await pool.exchange(where, "www.example.com.", RRType.A, 2.0)
+            return await pool.exchange(where, forwarded("www.example.com.", RRType.A, 2.0))
         finally:
             pool.close()
             server.close()
@@ -275,11 +287,9 @@ def test_forwarders_table_routes_only_its_servers() -> None:
         def __init__(self) -> None:
             self.asked: list[tuple[str, int | None]] = []
 
-        async def exchange(
-            self, address: str, qname: str, qtype: int, timeout: float, **kwargs: Any
-        ) -> Reply:
-            self.asked.append((address, kwargs.get("port")))
-            raise ExchangeFailed(Failure.TIMEOUT, address)
+        async def exchange(self, query: Query) -> Reply:
+            self.asked.append((query.address, query.port))
+            raise ExchangeFailed(Failure.TIMEOUT, query.address)
 
     inner = Inner()
     forwarders = TlsForwarders(
@@ -289,10 +299,10 @@ def test_forwarders_table_routes_only_its_servers() -> None:
     async def scenario() -> None:
         for port in (None, 853):
             with pytest.raises(ExchangeFailed):
-                await forwarders.exchange("127.0.0.2", "a.", RRType.A, 0.1, port=port)
+                await forwarders.exchange(Query("127.0.0.2", "a.", RRType.A, 0.1, port=port))
         forwarders.replace({})
         with pytest.raises(ExchangeFailed):
-            await forwarders.exchange("127.0.0.1", "a.", RRType.A, 0.1, port=853)
+            await forwarders.exchange(Query("127.0.0.1", "a.", RRType.A, 0.1, port=853))
 
     asyncio.run(scenario())
     assert inner.asked == [("127.0.0.2", None), ("127.0.0.2", 853), ("127.0.0.1", 853)]

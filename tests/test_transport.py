@@ -24,7 +24,7 @@ import structlog
 from structlog.testing import capture_logs
 
 import resolver.net.transport as transport
-from resolver.net.contract import ExchangeFailed, Failure, Reply
+from resolver.net.contract import ExchangeFailed, Failure, Query, Reply
 from resolver.net.sockets import SocketPool, random_numbers
 from resolver.net.transport import UpstreamTransport
 from resolver.wire import EDNS_PAYLOAD, RRType
@@ -137,7 +137,9 @@ async def ask(
 ) -> tuple[Reply, FakeServer]:
     server = await FakeServer(behaviour, tcp).start()
     try:
-        reply = await UpstreamTransport(port=server.port).exchange(SERVER, qname, RRType.A, timeout)
+        reply = await UpstreamTransport(port=server.port).exchange(
+            Query(SERVER, qname, RRType.A, timeout)
+        )
     finally:
         server.close()
     return reply, server
@@ -185,7 +187,7 @@ async def queries_to(servers: list[FakeServer], count: int, upstream: UpstreamTr
     """``count`` queries in turn to each of ``servers``, one at a time."""
     for _ in range(count):
         for server in servers:
-            await upstream.exchange(SERVER, QNAME, RRType.A, 2.0, port=server.port)
+            await upstream.exchange(Query(SERVER, QNAME, RRType.A, 2.0, port=server.port))
 
 
 def sequential(count: int, **options: Any) -> FakeServer:
@@ -277,10 +279,10 @@ def test_a_socket_that_timed_out_is_closed() -> None:
         server = await FakeServer(every_other).start()
         upstream = UpstreamTransport(port=server.port, max_uses=1000)
         try:
-            await upstream.exchange(SERVER, QNAME, RRType.A, 2.0)  # answered
+            await upstream.exchange(Query(SERVER, QNAME, RRType.A, 2.0))  # answered
             with pytest.raises(ExchangeFailed):
-                await upstream.exchange(SERVER, QNAME, RRType.A, 0.2)  # not answered
-            await upstream.exchange(SERVER, QNAME, RRType.A, 2.0)
+                await upstream.exchange(Query(SERVER, QNAME, RRType.A, 0.2))  # not answered
+            await upstream.exchange(Query(SERVER, QNAME, RRType.A, 2.0))
         finally:
             server.close()
         return server
@@ -299,9 +301,9 @@ def test_a_late_reply_never_reaches_the_next_query(logs: list[dict[str, Any]]) -
         server = await FakeServer(twice).start()
         upstream = UpstreamTransport(port=server.port, max_uses=1000)
         try:
-            first = await upstream.exchange(SERVER, QNAME, RRType.A, 2.0)
+            first = await upstream.exchange(Query(SERVER, QNAME, RRType.A, 2.0))
             await asyncio.sleep(0.05)
-            second = await upstream.exchange(SERVER, QNAME, RRType.A, 2.0)
+            second = await upstream.exchange(Query(SERVER, QNAME, RRType.A, 2.0))
         finally:
             server.close()
         return [first, second]
@@ -385,7 +387,9 @@ def test_reply_from_another_port_is_not_accepted() -> None:
 
         server.handle = remember  # type: ignore[method-assign]
         try:
-            return await UpstreamTransport(port=server.port).exchange(SERVER, QNAME, RRType.A, 2)
+            return await UpstreamTransport(port=server.port).exchange(
+                Query(SERVER, QNAME, RRType.A, 2)
+            )
         finally:
             server.close()
 
@@ -498,7 +502,7 @@ def test_port_unreachable_raises_transport_error() -> None:
         probe.bind((NOBODY, 0))
         port = probe.getsockname()[1]
         probe.close()
-        return await UpstreamTransport(port=port).exchange(NOBODY, QNAME, RRType.A, 5.0)
+        return await UpstreamTransport(port=port).exchange(Query(NOBODY, QNAME, RRType.A, 5.0))
 
     with pytest.raises(ExchangeFailed) as error:
         run(scenario())

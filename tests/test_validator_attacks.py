@@ -25,6 +25,7 @@ from resolver.iterate.servers import ServerSelection
 from resolver.lab import forged_attacks
 from resolver.lab.forged_attacks import ATTACKS, ATTACKS_BY_ID, Attack
 from resolver.lab.forged_world import World
+from resolver.validate import validator
 from resolver.wire import Rcode, RRType
 from tests.fakes import FakeClock, FakeNetwork, Recorder
 
@@ -44,10 +45,12 @@ class Validating:
             self.net.servers[address] = world.handler(address)
         options: dict[str, Any] = {"clock": clock} if clock is not None else {}
         self.cache = RecordCache(**options)
+        anchors = parse_trust_anchors(world.anchor_text())
+        self.validator = validator(anchors, clock) if clock is not None else validator(anchors)
         self.engine = IterativeEngine(
             self.net, self.cache, parse_root_hints(world.hints_text()),
             selection=ServerSelection(**options), observer=Recorder(),
-            trust_anchors=parse_trust_anchors(world.anchor_text()),
+            judge=self.validator,
             qname_minimisation=False, **options,
         )  # fmt: skip
 

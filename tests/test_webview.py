@@ -1,4 +1,4 @@
-"""The web view (resolver/serve/webview.py, drawing.py, livestate.py) on the lab.
+"""The web view (resolver/ops/webview.py, drawing.py, livestate.py) on the lab.
 
 A resolver runs with ``--metrics``; its pages are fetched over HTTP and loaded in
 headless Chromium (Debian's ``chromium``), which draws them: the test reads the DOM
@@ -30,13 +30,20 @@ from urllib.parse import quote
 import pytest
 from test_listener import ResolverProcess
 
+from resolver.cache.records import Security
+from resolver.iterate.classify import Kind
+from resolver.iterate.events import Hop, Judged, LimitHit, SubLookup, SubLookupDone
 from resolver.iterate.hints import DEFAULT_HINTS, load_root_hints
+from resolver.iterate.limits import Limit
+from resolver.iterate.plan import Purpose
 from resolver.lab import Lab
 from resolver.lab.unbound import free_port
+from resolver.ops.config import Settings
+from resolver.ops.drawing import draw, read_walk, trust_chain
+from resolver.ops.traced import Start, Summary, TraceEvent
+from resolver.ops.webview import TraceBucket, WebView
 from resolver.serve.access import AccessList
-from resolver.serve.config import Settings
-from resolver.serve.drawing import draw, read_walk, trust_chain
-from resolver.serve.webview import TraceBucket, WebView
+from resolver.wire import Rcode, RRType
 
 ROOT = Path(__file__).resolve().parent.parent
 BROWSER_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -267,30 +274,24 @@ KSK_1404 = ("257 3 13 +keyXpZuniFbPb39+E/DBNZxkdBCYVgaZ+u/I1YdCe3e4CXdi669GE5Cbz
             "fWu8hPUzP84XPSA==")  # fmt: skip
 
 
-def _signed_events(answer: str, reason: str = "") -> list[dict[str, Any]]:
-    """A validated trace's events, shaped as the engine reports them (www.example.com.)."""
-    ds = {"event": "sublookup", "qname": "example.com.", "qtype": "DS", "zone": "example.com.",
-          "purpose": "ds"}  # fmt: skip
+def _signed_events(answer: str, reason: str = "") -> list[TraceEvent]:
+    """A validated trace's events, as the engine reports them (www.example.com.)."""
+    ds = SubLookup(1, "example.com.", RRType.DS, "example.com.", Purpose.DS)
+    security = Security[answer.upper()]
     return [
-        {"event": "start", "qname": "www.example.com.", "qtype": "A"},
-        {"event": "hop", "zone": "example.com.", "server": "ns1.example.com.",
-         "address": "127.3.1.1", "qname": "www.example.com.", "qtype": "A",
-         "outcome": "answer", "rtt_ms": 0.1, "records": ["www.example.com. 300 A 192.0.2.1"]},
-        {"event": "sublookup", "qname": "example.com.", "qtype": "DNSKEY",
-         "zone": "example.com.", "purpose": "keys"},
+        Start("www.example.com.", "A", "hints", 53),
+        Hop(0, "example.com.", "ns1.example.com.", "127.3.1.1", "www.example.com.", RRType.A,
+            Kind.ANSWER, 0.1, records=["www.example.com. 300 A 192.0.2.1"]),
+        SubLookup(1, "example.com.", RRType.DNSKEY, "example.com.", Purpose.KEYS),
         ds,
-        {"event": "judged", "name": "example.com.", "qtype": "DS", "zone": "example.com.",
-         "security": "secure", "reason": ""},
-        {**ds, "event": "sublookup_done", "rcode": "NOERROR",
-         "addresses": [DS_1404]},
-        {"event": "judged", "name": "example.com.", "qtype": "DNSKEY", "zone": "example.com.",
-         "security": "secure", "reason": ""},
-        {"event": "sublookup_done", "qname": "example.com.", "qtype": "DNSKEY", "rcode": "NOERROR",
-         "purpose": "keys", "addresses": [KSK_1404]},
-        {"event": "judged", "name": "www.example.com.", "qtype": "A", "zone": "example.com.",
-         "security": answer, "reason": reason},
-        {"event": "summary", "rcode": "NOERROR" if answer != "bogus" else "SERVFAIL",
-         "answer": [], "security": answer, "reason": reason},
+        Judged(2, "example.com.", RRType.DS, "example.com.", Security.SECURE, ""),
+        SubLookupDone(1, "example.com.", RRType.DS, Rcode.NOERROR, [DS_1404], Purpose.DS),
+        Judged(1, "example.com.", RRType.DNSKEY, "example.com.", Security.SECURE, ""),
+        SubLookupDone(1, "example.com.", RRType.DNSKEY, Rcode.NOERROR, [KSK_1404],
+                      Purpose.KEYS),
+        Judged(0, "www.example.com.", RRType.A, "example.com.", security, reason),
+        Summary("NOERROR" if answer != "bogus" else "SERVFAIL", [], [], reason, 1.0, 3,
+                answer),
     ]  # fmt: skip
 
 
@@ -312,15 +313,16 @@ def test_the_chain_of_trust_is_read_from_the_judgements() -> None:
 
 def test_everything_drawn_is_escaped() -> None:
     evil = "<script>alert(1)</script>"
-    events = [
-        {"event": "start", "qname": evil, "qtype": "A\"'"},
-        {"event": "hop", "zone": evil, "server": evil, "address": "&", "qname": evil,
-         "qtype": "A", "outcome": evil, "records": [evil]},
-        {"event": "sublookup", "qname": evil, "qtype": "A", "zone": evil, "purpose": evil},
-        {"event": "judged", "name": evil, "qtype": "A", "zone": evil, "security": evil,
-         "reason": evil},
-        {"event": "limit", "limit": evil, "qname": evil, "zone": evil},
-        {"event": "summary", "rcode": evil, "answer": [evil], "security": evil, "reason": evil},
+    events: list[TraceEvent] = [
+        Start(evil, "A\"'", evil, 53),
+        Hop(0, evil, evil, "&", evil, RRType.A, Kind.ANSWER, records=[evil]),
+        Hop(0, evil, evil, "&", evil, RRType.A, Kind.REFERRAL, referral=evil, ns=[evil]),
+        Hop(0, evil, evil, "&", evil, RRType.A, Kind.LAME, reason=evil),
+        SubLookup(1, evil, RRType.A, evil, Purpose.NS_ADDRESS),
+        SubLookupDone(1, evil, RRType.A, Rcode.NOERROR, [evil], Purpose.NS_ADDRESS),
+        Judged(0, evil, RRType.A, evil, Security.BOGUS, evil),
+        LimitHit(evil, RRType.A, Limit.DELEGATION_LOOP, evil),
+        Summary(evil, [evil], [], evil, None, None, evil),
     ]  # fmt: skip
     drawn = draw(events)
     assert "<script" not in drawn and "&lt;script&gt;" in drawn

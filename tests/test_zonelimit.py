@@ -104,7 +104,7 @@ def test_a_zone_over_its_limit_is_not_asked_and_the_question_fails() -> None:
     clock = FakeClock()
     net = flood_world(clock, 6)
     engine, _, recorder = make_engine(net, clock)
-    engine.env.zone_limit = ZoneRateLimit(3, factor=0)
+    engine.reconfigure(zone_limit=ZoneRateLimit(3, factor=0))
     results = [resolve(engine, f"n{index}.example.com.", "A") for index in range(5)]
     assert [r.rcode for r in results] == [Rcode.NOERROR] * 3 + [Rcode.SERVFAIL] * 2
     assert why(results[3]) == "limit: zone rate limit"
@@ -147,7 +147,8 @@ def test_a_sublookup_over_the_limit_fails_alone_and_the_question_goes_on() -> No
         net.answers(address, ns, "A", f"{ns} 300 A {address}")
         net.answers(address, "www.noglue.org.", "A", "www.noglue.org. 300 A 198.51.100.20")
     engine, _, recorder = make_engine(net, clock)
-    limit = engine.env.zone_limit = ZoneRateLimit(100, factor=0)
+    limit = ZoneRateLimit(100, factor=0)
+    engine.reconfigure(zone_limit=limit)
     while limit.allows("net.", clock()):  # net.'s servers have had their second already
         pass
     result = resolve(engine, "www.noglue.org.", "A")

@@ -27,6 +27,7 @@ from resolver.serve.tls import ServerCertificate
 from resolver.wire import CLASS_IN, ResourceRecord, RRType
 from resolver.wire.rdata import AAAA, SOA, TXT, A
 from scripts.reliability.tls_lab import SERVER_NAME, CertificateFiles, make_certificates
+from tests.fakes import Scripted
 
 __all__ = [
     "SERVER_NAME",
@@ -39,17 +40,18 @@ __all__ = [
 SLOW = re.compile(r"slow(\d+)")
 
 
-class ScriptedEngine:
+class ScriptedEngine(Scripted):
     """Answers by the name asked (see the module's docstring); counts what it resolves and
     the most resolutions it had at once."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.calls = 0
         self.running = 0
         self.peak = 0
         self.gate: asyncio.Event | None = None
 
-    async def resolve(self, name: str, rrtype: int, *, checking_disabled: bool = False) -> Answer:
+    async def scripted(self, name: str, rrtype: int, checking_disabled: bool) -> Answer:
         self.calls += 1
         self.running += 1
         self.peak = max(self.peak, self.running)
@@ -59,12 +61,12 @@ class ScriptedEngine:
             slow = SLOW.match(name)
             if slow:
                 await asyncio.sleep(int(slow.group(1)) / 1000)
-            return self.answer(name, rrtype)
+            return self.scripted_answer(name, rrtype)
         finally:
             self.running -= 1
 
     @staticmethod
-    def answer(name: str, rrtype: int) -> Answer:
+    def scripted_answer(name: str, rrtype: int) -> Answer:
         if name.startswith("fail"):
             return servfail(FailureKind.NO_REACHABLE_AUTHORITY, "scripted failure")
         if name.startswith("nx"):
@@ -80,12 +82,9 @@ class ScriptedEngine:
             record = ResourceRecord(name, RRType.A, CLASS_IN, 60, A("192.0.2.1"))
         return Answer(0, [record], [], 1)
 
-    def answer_from_cache(self, name: str, rrtype: int) -> Answer | None:
-        return None
-
 
 def scripted_service(allow: AccessList | None = None) -> ResolverService:
-    return ResolverService(ScriptedEngine(), AnswerCache(), allow)  # type: ignore[arg-type]
+    return ResolverService(ScriptedEngine(), AnswerCache(), allow)
 
 
 def client_context(ca: Path, alpn: list[str] | None = None) -> ssl.SSLContext:

@@ -46,21 +46,21 @@ import struct
 import time
 from collections.abc import Callable, Iterable, Iterator
 
-from recordclass import dataobject
-
 from resolver.cache.lru import LruDict
-from resolver.wire import (
-    EDNS_PAYLOAD,
-    HEADER_SIZE,
-    UDP_PLAIN,
-    Rcode,
-    ResourceRecord,
-    RRType,
-    WireError,
-    parse_message,
+from resolver.wire import HEADER_SIZE, Rcode, ResourceRecord, RRType, WireError, parse_message
+from resolver.wire.header import RCODE_MASK
+from resolver.wire.names import is_subdomain, name_key, name_to_wire, normalize
+from resolver.wire.raw import (
+    AD_KEY,
+    DO_KEY,
+    EDNS_KEY,
+    QuestionKey,
+    answer_flags,
+    key_name,
+    key_name_wire,
+    key_qtype,
+    key_question,
 )
-from resolver.wire.header import AA, AD, CD, OPCODE_MASK, QR, RCODE_MASK, RD, TC
-from resolver.wire.names import is_subdomain, name_key, name_to_wire, normalize, read_name
 
 _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
@@ -75,19 +75,9 @@ _AT = _PREFIX.size  # where the response starts in an entry
 _FLAGS_AT = _AT + 2  # its flag bytes
 _COUNTS_AT = _AT + 4  # its section counts
 _RECORDS_AT = _AT + HEADER_SIZE  # its first record (no question)
-_QUERY_COUNTS = b"\x00\x01\x00\x00\x00\x00"  # QDCOUNT 1, ANCOUNT 0, NSCOUNT 0
 PREFETCH_SHARE = 0.1  # a hit in the last tenth of an answer's lifetime asks for a refresh
 
 
-class QuestionKey(dataobject, fast_new=True):
-    """Where the question of a raw query ends, and the cache key made from it."""
-
-    key: bytes
-    end: int  # offset just past QTYPE/QCLASS
-    udp_size: int  # the largest UDP answer this client takes
-
-
-EDNS_KEY, DO_KEY, AD_KEY, CD_KEY = 1, 2, 4, 8  # the bits of a key's last byte
 # The flags bytes of the keys whose answers may hold a record cache's RRset (none with CD;
 # DO comes with EDNS), the likeliest first: dnsperf's plain query, dig's EDNS and AD.
 HOLDING_FLAGS = tuple(
@@ -96,58 +86,6 @@ HOLDING_FLAGS = tuple(
                   AD_KEY)
 )  # fmt: skip
 _HOLDING = frozenset(flags[0] for flags in HOLDING_FLAGS)
-
-
-def question_of(name: str, rrtype: int) -> bytes:
-    """A key less its flags byte: the question (class IN) in wire form, case folded."""
-    return name_to_wire(name).lower() + _U16.pack(rrtype) + b"\x00\x01"
-
-
-def question_key(packet: bytes) -> QuestionKey | None:
-    """The fast-path key of a plain query, or None to take the normal path.
-
-    The key is the question in wire form with ASCII case folded, plus one byte
-    saying what else shapes the answer: whether the client used EDNS (its answer
-    carries an OPT record), set DO (its answer carries RRSIGs and proofs, RFC 4035
-    section 3.2.1), set AD (it gets AD=1 for a validated answer, RFC 6840 section
-    5.7) or set CD (its answer is not validated, RFC 4035 section 3.2.2).
-    """
-    if (
-        len(packet) < HEADER_SIZE + 5
-        or packet[2] & (QR | OPCODE_MASK | TC)
-        or packet[4:10] != _QUERY_COUNTS
-    ):
-        return None  # QR, opcode or TC set; or not exactly one question alone
-    flags = (AD_KEY if packet[3] & AD else 0) | (CD_KEY if packet[3] & CD else 0)
-    arcount = packet[10] << 8 | packet[11]
-    pos = HEADER_SIZE
-    limit = len(packet)
-    while pos < limit:
-        length = packet[pos]
-        if length == 0:
-            break
-        if length > 63:
-            return None  # a pointer or a reserved label type
-        pos += length + 1
-    end = pos + 5
-    if end > limit:
-        return None
-    rest = limit - end
-    # Fold the case of the name only: QTYPE and QCLASS bytes in 0x41-0x5A are not letters
-    # (type 65, HTTPS, must not share a key with type 97).
-    question = packet[HEADER_SIZE : pos + 1].lower() + packet[pos + 1 : end]
-    if arcount == 0 and rest == 0:
-        return QuestionKey(question + bytes((flags,)), end, UDP_PLAIN)
-    if arcount == 1 and rest >= 11 and packet[end : end + 3] == b"\x00\x00\x29":
-        # One OPT record.  Its options (a DNS cookie, RFC 7873, say) are ignored, as the
-        # normal path does: we implement none of them.  Version above 0 gets BADVERS there.
-        if packet[end + 6] != 0 or rest != 11 + (packet[end + 9] << 8 | packet[end + 10]):
-            return None
-        payload = _U16.unpack_from(packet, end + 3)[0]
-        size = min(max(payload, UDP_PLAIN), EDNS_PAYLOAD)
-        dnssec_ok = DO_KEY if packet[end + 7] & 0x80 else 0  # RFC 3225: the OPT TTL's DO
-        return QuestionKey(question + bytes((EDNS_KEY | dnssec_ok | flags,)), end, size)
-    return None
 
 
 def _ttl_offsets(wire: bytes | bytearray, header: int, records: int) -> list[int]:
@@ -285,10 +223,7 @@ class AnswerCache:
         if (left < whole * PREFETCH_SHARE and self.expiring is not None
                 and entry[_FLAGS_AT + 1] & RCODE_MASK != Rcode.SERVFAIL):  # fmt: skip
             self.expiring(key, left)
-        flags = bytes((
-            QR | (entry[_FLAGS_AT] & (OPCODE_MASK | AA | TC)) | (packet[2] & RD),  # the client's RD
-            (entry[_FLAGS_AT + 1] & ~CD & 0xFF) | (packet[3] & CD),  # the client's CD
-        ))  # fmt: skip
+        flags = answer_flags(entry, _FLAGS_AT, packet)  # the client's RD and CD
         # The question as the client wrote it, the rest as stored.
         return b"".join((packet[:2], flags, entry[_COUNTS_AT:_RECORDS_AT],
                          packet[HEADER_SIZE:end], entry[_RECORDS_AT:]))  # fmt: skip
@@ -349,7 +284,7 @@ class AnswerCache:
 
     def holder(self, question: bytes) -> bytes | None:
         """The key of the answer that holds the RRset of ``question`` (a key less its
-        flags byte, :func:`question_of`), live or expired; None when none does."""
+        flags byte, :func:`resolver.wire.raw.question_of`), live or expired; None when none does."""
         peek = self._entries.peek
         for flags in HOLDING_FLAGS:
             key = question + flags
@@ -374,7 +309,7 @@ class AnswerCache:
         entry = self._entries.peek(key)
         if entry is None or not entry[_HELD_AT]:
             return None
-        wire = b"".join((entry[_AT:_RECORDS_AT], key[:-1], entry[_RECORDS_AT:]))
+        wire = b"".join((entry[_AT:_RECORDS_AT], key_question(key), entry[_RECORDS_AT:]))
         try:
             message = parse_message(wire)
         except WireError:
@@ -390,7 +325,8 @@ class AnswerCache:
     def unhold_all(self, doomed: Callable[[bytes], bool] = lambda _question: True) -> int:
         """The answers whose question (a key less its flags byte) ``doomed`` says stop
         holding their RRsets, live or expired (the record cache's flushes); how many."""
-        keys = [key for key, entry in self._entries.items() if entry[_HELD_AT] and doomed(key[:-1])]
+        entries = self._entries.items()
+        keys = [key for key, entry in entries if entry[_HELD_AT] and doomed(key_question(key))]
         for key in keys:
             self.unhold(key)
         return len(keys)
@@ -417,7 +353,9 @@ class AnswerCache:
         """Drop every answer that holds ``name`` (any type); how many were dropped."""
         wire = name_to_wire(name).lower()
         folded = name_key(normalize(name))
-        return self._remove(lambda key, _entry, names: key[:-5] == wire or folded in names)
+        return self._remove(
+            lambda key, _entry, names: key_name_wire(key) == wire or folded in names
+        )
 
     def flush_zone(self, zone: str) -> int:
         """Drop every answer that holds ``zone`` or a name below it."""
@@ -425,7 +363,7 @@ class AnswerCache:
         zone = normalize(zone)
         return self._remove(
             lambda key, _entry, names: (
-                wire_in_zone(key[:-5], wire) or any(is_subdomain(n, zone) for n in names)
+                wire_in_zone(key_name_wire(key), wire) or any(is_subdomain(n, zone) for n in names)
             )
         )
 
@@ -447,10 +385,10 @@ class AnswerCache:
             if left <= 0 or entry[_FLAGS_AT + 1] & RCODE_MASK != Rcode.SERVFAIL:
                 continue
             try:
-                name, end = read_name(key, 0)
+                name = key_name(key)
             except WireError:
                 continue
-            yield name, _U16.unpack_from(key, end)[0], left
+            yield name, key_qtype(key), left
 
 
 def _left(entry: bytes, now: float) -> float:

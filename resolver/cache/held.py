@@ -46,11 +46,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from resolver.cache.answers import TAG_MASK, AnswerCache, question_of, wire_in_zone
+from resolver.cache.answers import TAG_MASK, AnswerCache, wire_in_zone
 from resolver.cache.entries import RRSIG_TYPE, CachedRRset, Security, StoredRRset, Trust
 from resolver.wire import ResourceRecord, WireError
 from resolver.wire.dnssec_rdata import RRSIG
-from resolver.wire.names import name_key, name_to_wire, read_name
+from resolver.wire.names import name_key, name_to_wire
+from resolver.wire.raw import key_name, key_qtype, question_name_wire, question_of
 from resolver.wire.rdata import Rdata
 
 SLOTS_PER_ENTRY = 4  # of the answer cache's bound: one lookup in 4 or fewer searches when full
@@ -207,8 +208,10 @@ class HeldRRsets:
         it; how many did."""
         wire = name_to_wire(name).lower()
         if below:
-            return self.answers.unhold_all(lambda question: wire_in_zone(question[:-4], wire))
-        return self.answers.unhold_all(lambda question: question[:-4] == wire)
+            return self.answers.unhold_all(
+                lambda question: wire_in_zone(question_name_wire(question), wire)
+            )
+        return self.answers.unhold_all(lambda question: question_name_wire(question) == wire)
 
     def keys(self) -> list[bytes]:
         """The answer cache's keys of the live RRsets it holds, least recently used first."""
@@ -218,8 +221,8 @@ class HeldRRsets:
         """The live RRset held at ``key`` (from :meth:`keys`), as a lookup would return it,
         without touching the use order; None if it is gone."""
         try:
-            name, end = read_name(key, 0)
+            name = key_name(key)
         except WireError:
             return None
-        entry_key = name_key(name) + chr(key[end] << 8 | key[end + 1])
+        entry_key = name_key(name) + chr(key_qtype(key))
         return self._from(key, entry_key, stale=False)

@@ -26,7 +26,7 @@ states, so it is also a plain trust anchor file::
     . 172800 IN DNSKEY 257 3 8 AwEAAa... ;;state=VALID ;;since=1712345678
 
 Pure: the clock is passed in, the file is text in and text out; the service probes and
-writes (:mod:`resolver.serve.autotrust`).
+writes (:mod:`resolver.ops.autotrust`).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from enum import Enum
 from recordclass import dataobject
 
 from resolver.wire import ResourceRecord
+from resolver.wire.ede import EdeCode
 
 
 class FailureKind(Enum):
@@ -28,7 +29,7 @@ class FailureKind(Enum):
 class Failure(dataobject, fast_new=True):
     kind: FailureKind
     text: str  # for a person: "no server of loop1.com. answered (limit: delegation loop)"
-    info_code: int = 0  # the RFC 8914 INFO-CODE when the kind alone does not say it
+    info_code: EdeCode | None = None  # the RFC 8914 INFO-CODE when the kind does not say it
 
 
 class Answer(dataobject, fast_new=True):
@@ -46,6 +47,6 @@ class Answer(dataobject, fast_new=True):
     stale: bool = False  # from expired data (RFC 8767): the servers could not refresh it
 
 
-def servfail(kind: FailureKind, text: str, info_code: int = 0) -> Answer:
+def servfail(kind: FailureKind, text: str, info_code: EdeCode | None = None) -> Answer:
     """A SERVFAIL answer that says why."""
     return Answer(2, [], [], 0, Failure(kind, text, info_code))  # 2: SERVFAIL (RFC 1035 4.1.1)

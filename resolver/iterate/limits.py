@@ -2,7 +2,11 @@
 
 Every client question gets one :class:`ResolutionBudget`, shared by all the
 lookups it needs (its own, and the sub-lookups for name servers without glue or
-for priming).  Running out of it ends the question with SERVFAIL, quickly.
+for priming): the queries it may still send and its deadline, on one monotonic
+clock (the engine cuts each exchange's timeout to what is left of it).  Running
+out of it ends the question with SERVFAIL, quickly.  How the question was asked
+(CD, a prefetch's refresh) is the :class:`~resolver.iterate.request.Request`'s,
+not the budget's.
 The numbers follow Unbound (200 queries, 11 restarts) and Knot Resolver (100
 iterations, 13 CNAMEs, 5 NS names per cut), leaning towards the smaller.
 """
@@ -57,25 +61,29 @@ class LimitExceeded(Exception):
 
 
 class ResolutionBudget:
-    """The work one client question may still cause."""
+    """The work one client question may still cause, and until when."""
 
-    def __init__(self, limits: Limits, clock: Callable[[], float]) -> None:
+    def __init__(self, limits: Limits, timer: Callable[[], float]) -> None:
+        """``timer``: a monotonic clock in seconds (the engine's; tests give a fake one)."""
         self.limits = limits
-        self.clock = clock
-        self.deadline = clock() + limits.time_budget
+        self.timer = timer
+        self.deadline = timer() + limits.time_budget
         self.queries = 0
         self.limits_hit: list[Limit] = []  # bounds that cut a sub-lookup short, for the reason
-        self.primed = False  # the root was primed once for this question (RFC 8109)
-        self.checking_disabled = False  # CD=1: the client validates itself (RFC 4035 3.2.2)
+        self.primed = False  # priming is done at most once per question (RFC 8109)
         self.nxdomain_targets = 0  # name server lookups that ended in NXDOMAIN
-        # A prefetch: the question's own data is fetched again, not recalled from the
-        # cache (sub-lookups still use it), as Unbound's prefetch does.
-        self.refresh = False
+        # The walk stops before its first question to a server (and spends nothing):
+        # the record cache step, which the shared tier may follow (Resolution.from_cache).
+        self.holding = False
+
+    def left(self) -> float:
+        """Seconds left until the deadline (zero or less: spent)."""
+        return self.deadline - self.timer()
 
     def spend_query(self) -> None:
         if self.queries >= self.limits.max_upstream_queries:
             raise LimitExceeded(Limit.UPSTREAM_QUERIES)
-        if self.clock() >= self.deadline:
+        if self.timer() >= self.deadline:
             raise LimitExceeded(Limit.TIME_BUDGET)
         self.queries += 1
 

@@ -28,32 +28,38 @@ reached; the replies to those questions steer the walk the same way.
 
 from __future__ import annotations
 
-from resolver.cache.records import Security
 from resolver.dnssec.budget import ValidationBudget
 from resolver.iterate.answer import Answer, FailureKind, servfail
 from resolver.iterate.classify import Classified, Kind, Referral, classify, classify_forwarded
-from resolver.iterate.learn import learn
+from resolver.iterate.events import LimitHit, hop
+from resolver.iterate.judge import expanded
+from resolver.iterate.judging import Judging
 from resolver.iterate.limits import Limit, LimitExceeded, ResolutionBudget
 from resolver.iterate.minimise import Minimiser
-from resolver.iterate.plan import Environment, Exchange, Pending, Purpose, Step, Waiting
-from resolver.iterate.remember import (
-    clamped,
-    covering,
-    holds_dname,
-    hop_details,
-    once,
-    recall,
+from resolver.iterate.plan import (
+    HELD,
+    MOVES,
+    Environment,
+    Exchange,
+    Held,
+    ImpossibleStep,
+    Pending,
+    Purpose,
+    Step,
+    Waiting,
 )
+from resolver.iterate.remember import clamped, holds_dname, once, recall
+from resolver.iterate.request import Request
 from resolver.iterate.servers import ServerRound
-from resolver.iterate.validation import NeedDS, NeedKeys, Verdict, expanded
 from resolver.iterate.zonecut import CutSource, ZoneCut
 from resolver.net.contract import ExchangeFailed, Failure, Reply
 from resolver.wire import Rcode, ResourceRecord, RRType
+from resolver.wire.ede import EdeCode
 from resolver.wire.names import ROOT, name_key, parent
 from resolver.wire.rdata import AAAA, A
 
 
-class Lookup:
+class Lookup(Judging):
     """The walk for one (name, type), following CNAMEs; see the module docstring."""
 
     def __init__(
@@ -61,6 +67,7 @@ class Lookup:
         name: str,
         qtype: int,
         env: Environment,
+        request: Request,
         budget: ResolutionBudget,
         *,
         depth: int = 0,
@@ -73,6 +80,7 @@ class Lookup:
         self.name = name  # the name being resolved now: the end of the CNAME chain
         self.qtype = qtype
         self.env = env
+        self.request = request  # how the question was asked: CD, a prefetch's refresh
         self.budget = budget
         self.depth = depth  # in the plan, for the trace's indentation
         # How many name server address lookups this one is nested in (the bound of
@@ -92,27 +100,34 @@ class Lookup:
         self.failures: list[Failure] = []
         self.limits_before = len(budget.limits_hit)
         self.waiting: Waiting | None = None  # the sub-lookup asked for
-        self.pending: Pending | None = None  # what JUDGE judges
+        self.recursion_lame: tuple[Exchange, Classified] | None = None  # a last resort
         # Priming's answer is used as a referral's is, unjudged (judging it would need ". DNSKEY",
         # which a cold ". DNSKEY" question is itself); a question for it judges it.
-        self.validating = (env.validator is not None and not budget.checking_disabled
-                           and purpose is not Purpose.PRIMING)  # fmt: skip
-        # The question's validation work, shared with its sub-lookups (dnssec.budget).
-        self.crypto = crypto if crypto is not None or not self.validating else ValidationBudget()
-        self.security = Security.SECURE if self.validating else Security.UNCHECKED
-        self.sigs: list[ResourceRecord] = []  # RRSIGs of the chain, for DO=1 clients
-        self.recursion_lame: tuple[Exchange, Classified] | None = None  # a last resort
-        self.bogus: tuple[str, int] | None = None  # why a server's data was bogus, if one was
-        self.refetched = False  # bogus data from the cache sent us to the servers once
+        judged = env.judge.enabled
+        validating = judged and not request.checking_disabled and purpose is not Purpose.PRIMING
+        self._start_judging(validating, crypto, judged)
         self.answer: Answer | None = None
         self.step = Step.CHECK_CACHE
         if purpose is Purpose.PRIMING:
             self._enter(env.finder.hints_cut())  # the cache is what priming replaces
 
+    def _sub_lookup(self, zone: str, rrtype: int, purpose: Purpose) -> Lookup:
+        """The DNSKEY or DS lookup a judgement needs (JUDGE: judging.py)."""
+        return Lookup(zone, rrtype, self.env, self.request, self.budget, depth=self.depth + 1,
+                      purpose=purpose, for_zone=zone, glueless_depth=self.glueless_depth,
+                      crypto=self.crypto)  # fmt: skip
+
+    def _move(self, step: Step) -> None:
+        """The next step, if the step table allows the move (plan.MOVES)."""
+        if (self.step, step) not in MOVES:
+            raise ImpossibleStep(f"lookup of {self.name} {self.qtype}: {self.step} -> {step}")
+        self.step = step
+
     # ------------------------------------------------------------ what to do next
 
-    def advance(self) -> Exchange | Lookup | None:
-        """Move on until an exchange or a sub-lookup is needed; None once DONE."""
+    def advance(self) -> Exchange | Lookup | Held | None:
+        """Move on until an exchange or a sub-lookup is needed; None once DONE; HELD at the
+        first question to a server while the budget holds the walk (the cache step)."""
         while True:
             step = self.step
             if step is Step.CHECK_CACHE:
@@ -122,6 +137,8 @@ class Lookup:
                 if priming is not None:
                     return priming
             elif step is Step.ASK:
+                if self.budget.holding:
+                    return HELD
                 action = self._ask()
                 if action is not None:
                     return action
@@ -136,15 +153,14 @@ class Lookup:
 
     def _check_cache(self) -> None:
         for_client = self.purpose is Purpose.QUESTION
-        refresh = for_client and self.budget.refresh
+        refresh = for_client and self.request.refresh
         step = None if refresh else recall(
             self.env.cache, self.name, self.qtype, self.env.clock(), for_client=for_client
         )  # fmt: skip
-        validator = self.env.validator
-        if step is None and self.validating and not refresh and validator is not None:
-            step = validator.synthesise(self.name, self.qtype, self.crypto)  # RFC 8198
+        if step is None and self.validating and not refresh:
+            step = self.env.judge.synthesise(self.name, self.qtype, self.crypto)  # RFC 8198
         if step is None:
-            self.step = Step.FIND_CUT
+            self._move(Step.FIND_CUT)
             return
         # The zone the data is from, as the walk would find it: for DS, the parent's side.
         zone = self.env.finder.closest(self._target()).zone if self.validating else ""
@@ -156,9 +172,9 @@ class Lookup:
             # RFC 8109: learn the root's NS set and addresses from the root itself before
             # using the hints, then look at the cache again (it may hold the answer now).
             self.budget.primed = True
-            self.step = Step.WAIT_LOOKUP
+            self._move(Step.WAIT_LOOKUP)
             self.waiting = Waiting(Purpose.PRIMING)
-            return Lookup(ROOT, RRType.NS, self.env, self.budget, depth=self.depth,
+            return Lookup(ROOT, RRType.NS, self.env, self.request, self.budget, depth=self.depth,
                           purpose=Purpose.PRIMING, glueless_depth=self.glueless_depth,
                           crypto=self.crypto)  # fmt: skip
         self._enter(cut)
@@ -176,7 +192,7 @@ class Lookup:
         finder = self.env.finder
         self.round = ServerRound(cut, finder.glueless_order(cut), finder.policy.types)
         self.minimiser.enter(cut)
-        self.step = Step.ASK
+        self._move(Step.ASK)
 
     def _ask(self) -> Exchange | Lookup | None:
         cut, servers, env = self.cut, self.round, self.env
@@ -196,21 +212,21 @@ class Lookup:
                 return None
             self.budget.spend_query()
             servers.tried.add(address)
-            self.step = Step.WAIT_REPLY
+            self._move(Step.WAIT_REPLY)
             timeout = env.selection.timeout(address)
             return Exchange(address, server, cut.zone, qname, qtype, timeout, self.depth,
                             minimised, cut.ports.get(address), forwarded, False,
-                            env.validator is not None)  # fmt: skip
+                            env.judge.enabled)  # fmt: skip
         wanted = None
         if self.budget.nxdomain_targets < env.limits.max_nxdomain_targets:
             wanted = servers.next_glueless(env.limits.max_glueless_per_cut)
         elif servers.pending:
             self.budget.note(Limit.NXDOMAIN_TARGETS)
         if wanted is not None:
-            self.step = Step.WAIT_LOOKUP
+            self._move(Step.WAIT_LOOKUP)
             ns, rrtype = wanted
             self.waiting = Waiting(Purpose.NS_ADDRESS, ns, rrtype)
-            return Lookup(ns, rrtype, env, self.budget, depth=self.depth + 1,
+            return Lookup(ns, rrtype, env, self.request, self.budget, depth=self.depth + 1,
                           purpose=Purpose.NS_ADDRESS, for_zone=cut.zone,
                           glueless_depth=self.glueless_depth + 1,
                           crypto=self.crypto)  # fmt: skip
@@ -224,8 +240,7 @@ class Lookup:
         lookup fails; the question, or for a sub-lookup the lookup that needed it (another
         name server, say), goes on from there, as Unbound's ratelimit fails one query."""
         self.budget.note(Limit.ZONE_RATE)
-        self.env.observer("limit", qname=self.name, qtype=RRType.text(self.qtype),
-                          limit=Limit.ZONE_RATE.value, zone=zone, depth=self.depth)  # fmt: skip
+        self.env.observer(LimitHit(self.name, self.qtype, Limit.ZONE_RATE, zone, self.depth))
         self._fail(FailureKind.LIMIT, f"limit: {Limit.ZONE_RATE.value}")
 
     def _cut_failed(self, cut: ZoneCut) -> None:
@@ -243,12 +258,12 @@ class Lookup:
             return
         if self.env.finder.retry_above(cut, bool(self.round and self.round.tried)):
             self.passed_over.add(name_key(cut.zone))
-            self.step = Step.FIND_CUT
+            self._move(Step.FIND_CUT)
             return
         configured = self.env.finder.configured.closest(cut.zone)
         if cut.source is CutSource.FORWARD and configured is not None and configured.fallback:
             self.forwarding = False  # forward-first: resolve it ourselves after all
-            self.step = Step.FIND_CUT
+            self._move(Step.FIND_CUT)
             return
         hit = self.budget.limits_hit[self.limits_before :]
         limits = ", ".join(dict.fromkeys(limit.value for limit in hit))
@@ -268,7 +283,7 @@ class Lookup:
         # One measurement per exchange sent: a reply shared with other questions (identical
         # exchanges in flight are sent once) must not count once per question.
         selection = self.env.selection if not exchange.shared else None
-        self.step = Step.ASK
+        self._move(Step.ASK)
         if isinstance(outcome, ExchangeFailed):
             if selection is not None:
                 selection.record_failure(exchange.address)
@@ -276,7 +291,7 @@ class Lookup:
             if outcome.failure is Failure.TIMEOUT:
                 self.round.timed_out.add(exchange.address)
             if self.env.report_hops:
-                self._report(exchange, outcome=outcome.failure.value, rtt_ms=None)
+                self.env.observer(hop(exchange, outcome.failure))
             return
         if selection is not None:
             selection.record_success(exchange.address, outcome.rtt)
@@ -285,9 +300,7 @@ class Lookup:
         meaning = classify_forwarded if exchange.forwarded else classify
         step = meaning(outcome.message, exchange.qname, exchange.qtype, exchange.zone, fences)
         if self.env.report_hops or step.kind == Kind.LAME:
-            self._report(exchange, outcome=Kind(step.kind).name.lower(),
-                         rtt_ms=round(outcome.rtt * 1000, 1), tcp=outcome.tcp,
-                         **hop_details(step))  # fmt: skip
+            self.env.observer(hop(exchange, step, outcome))
         if exchange.minimised:
             self._take_minimised(exchange, step)
         else:
@@ -303,20 +316,6 @@ class Lookup:
         self._accept(Pending(step, exchange.qname, exchange.qtype, exchange.zone, True,
                              exchange.address))  # fmt: skip
 
-    def _accept(self, pending: Pending) -> None:
-        """A usable reply or recalled data: judged first when it must be (DNSSEC), then
-        cached and acted on.  Referrals are not judged (their DS waits in the cache)."""
-        step = pending.step
-        if self.validating and step.referral is None:
-            if step.security == Security.UNCHECKED:
-                self.pending = pending
-                self.step = Step.JUDGE
-                return
-            if step.security == Security.BOGUS:  # judged bogus a moment ago: not again
-                self._fail(FailureKind.DNSSEC_BOGUS, f"{step.name}: cached as bogus (DNSSEC)")
-                return
-        self._act(pending)
-
     def _act(self, pending: Pending) -> None:
         step = pending.step
         if pending.fresh:
@@ -324,82 +323,11 @@ class Lookup:
         if step.referral is not None:
             self._descend(step.referral)
             return
-        if self.env.validator is not None:  # DO=1 upstream: RRSIGs to keep (even for CD=1)
-            self._note_security(step)
+        self._note_security(step)
         if step.kind == Kind.CNAME:
             self._follow(step)
         else:
             self._finish(step)
-
-    def _judge(self) -> Lookup | None:
-        """JUDGE: validate what waits, or start the sub-lookup that validation needs."""
-        pending = self.pending
-        validator = self.env.validator
-        assert pending is not None and validator is not None
-        judged = validator.judge(pending.step, pending.qname, pending.qtype, pending.zone,
-                                 self.crypto)  # fmt: skip
-        if isinstance(judged, NeedKeys | NeedDS):
-            purpose = Purpose.KEYS if isinstance(judged, NeedKeys) else Purpose.DS
-            rrtype = RRType.DNSKEY if purpose is Purpose.KEYS else RRType.DS
-            self.waiting = Waiting(purpose, judged.zone, rrtype)
-            self.step = Step.WAIT_LOOKUP
-            return Lookup(judged.zone, rrtype, self.env, self.budget, depth=self.depth + 1,
-                          purpose=purpose, for_zone=judged.zone,
-                          glueless_depth=self.glueless_depth, crypto=self.crypto)  # fmt: skip
-        step = pending.step
-        if (
-            judged.security == Security.BOGUS
-            and step.kind in (Kind.NXDOMAIN, Kind.NODATA)
-            and step.records
-        ):
-            # A chain whose end the same reply denies, with a denial that does not hold:
-            # follow the chain instead, and let the target's own answer decide.
-            step.kind, step.soa, step.proof = Kind.CNAME, None, None
-            return None
-        self.pending = None
-        step.security = judged.security
-        if self.env.report_hops:  # resolver-trace shows each judgement
-            self.env.observer("judged", depth=self.depth, name=step.name or pending.qname,
-                              qtype=RRType.text(pending.qtype), zone=pending.zone,
-                              security=Security(judged.security).name.lower(),
-                              reason=judged.reason)  # fmt: skip
-        if judged.security == Security.BOGUS:
-            self._bogus(pending, judged)
-            return None
-        if not pending.fresh:  # recalled unchecked: keep what the judgement found
-            self.env.remember(step, pending.qtype)
-        self._act(pending)
-        return None
-
-    def _bogus(self, pending: Pending, judged: Verdict) -> None:
-        """Data that did not validate: another server, a fresh fetch, or SERVFAIL."""
-        if pending.fresh:
-            for rrset in judged.secure or []:  # its parts that did validate
-                self.env.remember_secure(rrset, pending.step)
-        if judged.final:  # the question's validation budget is spent: asking again pays again
-            self._fail(FailureKind.DNSSEC_BOGUS, judged.reason, judged.info_code)
-        elif pending.fresh and self.cut is not None:
-            # Another server of the zone may have good data (a broken or spoofing one
-            # gave this): it is lame for the zone now, as Unbound blacklists it.
-            self.env.selection.mark_lame(pending.address, pending.zone)
-            self.bogus = (judged.reason, judged.info_code)
-            self.step = Step.ASK
-        elif not pending.fresh and not self.refetched:
-            # Cached unchecked (say, a referral's DS from one bad server): ask afresh.
-            self.refetched = True
-            self.step = Step.FIND_CUT
-        else:
-            self._fail(FailureKind.DNSSEC_BOGUS, judged.reason, judged.info_code)
-
-    def _note_security(self, step: Classified) -> None:
-        """The answer is as secure as its least secure part; keep the RRSIGs for DO=1."""
-        if not self.validating:
-            pass  # checking disabled: the answer stays unchecked
-        elif step.security == Security.BOGUS or self.security == Security.BOGUS:
-            self.security = Security.BOGUS
-        elif step.security != Security.SECURE:
-            self.security = Security.INSECURE
-        self.sigs += step.sigs or []
 
     def _take_minimised(self, exchange: Exchange, step: Classified) -> None:
         """A reply to a minimised question (RFC 9156 section 2.3 for the fallbacks)."""
@@ -445,15 +373,14 @@ class Lookup:
         assert self.step is Step.WAIT_LOOKUP and self.waiting is not None
         waiting, self.waiting = self.waiting, None
         if waiting.purpose is Purpose.PRIMING:  # the cache may answer now
-            self.step = Step.CHECK_CACHE
+            self._move(Step.CHECK_CACHE)
         elif waiting.purpose is Purpose.NS_ADDRESS:
-            self.step = Step.ASK
+            self._move(Step.ASK)
             self._take_address(waiting.name, waiting.rrtype, sub)
         else:
-            self.step = Step.JUDGE
-            assert self.env.validator is not None
+            self._move(Step.JUDGE)
             answer = sub.answer if sub is not None else None
-            learn(self.env.validator.trust, waiting.name, waiting.rrtype, answer)
+            self.env.judge.learn(waiting.name, waiting.rrtype, answer)
 
     def _take_address(self, ns: str, rrtype: int, sub: Lookup | None) -> None:
         assert self.cut is not None and self.round is not None
@@ -486,7 +413,7 @@ class Lookup:
         self.cut = self.round = None
         self.passed_over.clear()
         self.minimiser = Minimiser(self.env.qname_minimisation, self.env.limits)
-        self.step = Step.CHECK_CACHE
+        self._move(Step.CHECK_CACHE)
 
     def _finish(self, step: Classified) -> None:
         chain = clamped(self.env.cache, once(self.chain + step.records))
@@ -500,21 +427,10 @@ class Lookup:
         else:
             self.answer = Answer(Rcode.NOERROR, chain, [])
         self.answer.security = self.security
-        if self.env.validator is not None:
-            self.answer.sigs = covering(self.sigs, chain)
-            # Negative answers carry their proof; a wildcard expansion its proof that the
-            # name itself does not exist (RFC 4035 section 3.1.3.3).
-            proof = self.chain_proof + list(step.proof or []) + covering(step.sigs or [], soa)
-            self.answer.proof = once(proof) if self.chain_proof else proof
-        self.step = Step.DONE
+        self.answer.sigs, self.answer.proof = self._signatures(chain, step, soa, self.chain_proof)
+        self._move(Step.DONE)
 
-    def _fail(self, kind: FailureKind, text: str, info_code: int = 0) -> None:
+    def _fail(self, kind: FailureKind, text: str, info_code: EdeCode | None = None) -> None:
         self.answer = servfail(kind, text, info_code)
         self.answer.answer = list(self.chain)
-        self.step = Step.DONE
-
-    def _report(self, exchange: Exchange, **fields: object) -> None:
-        self.env.observer("hop", depth=exchange.depth, zone=exchange.zone,
-                          server=exchange.server, address=exchange.address,
-                          qname=exchange.qname, qtype=RRType.text(exchange.qtype),
-                          **fields)  # fmt: skip
+        self._move(Step.DONE)

@@ -6,6 +6,7 @@ network is asked for, and what every lookup of an engine shares.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from enum import Enum, auto
 
@@ -14,10 +15,10 @@ from recordclass import dataobject
 from resolver.cache.records import RecordCache
 from resolver.iterate.classify import Classified
 from resolver.iterate.events import Observer
+from resolver.iterate.judge import Judge, NoJudge
 from resolver.iterate.limits import Limits
 from resolver.iterate.remember import NEVER, remember, remember_secure
 from resolver.iterate.servers import ServerSelection
-from resolver.iterate.validation import Validator
 from resolver.iterate.zonecut import CutFinder, ZoneCut
 from resolver.iterate.zonelimit import ZoneRateLimit
 from resolver.wire import ResourceRecord
@@ -31,6 +32,45 @@ class Step(Enum):
     JUDGE = auto()
     WAIT_LOOKUP = auto()
     DONE = auto()
+
+
+# The moves a lookup may make, from one step to the next (as h11 checks its states): any
+# other is a bug, and raises ImpossibleStep at once instead of walking on in a wrong state.
+_MOVES = {
+    # data from the cache: none (ask), a verdict to wait for, a referral or CNAME to act
+    # on, an answer; priming starts at its servers
+    Step.CHECK_CACHE: (Step.FIND_CUT, Step.JUDGE, Step.ASK, Step.CHECK_CACHE, Step.DONE),
+    Step.FIND_CUT: (Step.ASK, Step.WAIT_LOOKUP),  # the cut's servers, or priming first
+    # an exchange, a sub-lookup for an address, the next server or cut; a reply acted on
+    # (take_reply moves back to ASK first): judged, a referral, a CNAME, an answer
+    Step.ASK: (
+        Step.WAIT_REPLY,
+        Step.WAIT_LOOKUP,
+        Step.ASK,
+        Step.FIND_CUT,
+        Step.JUDGE,
+        Step.CHECK_CACHE,
+        Step.DONE,
+    ),
+    Step.WAIT_REPLY: (Step.ASK,),
+    # after priming the cache again; after an address the servers; after keys the verdict
+    Step.WAIT_LOOKUP: (Step.CHECK_CACHE, Step.ASK, Step.JUDGE),
+    # keys or DS needed; bogus: another server, a fresh fetch or the end; else acted on
+    Step.JUDGE: (Step.WAIT_LOOKUP, Step.ASK, Step.FIND_CUT, Step.CHECK_CACHE, Step.DONE),
+    Step.DONE: (),
+}
+MOVES = frozenset((before, after) for before, nexts in _MOVES.items() for after in nexts)
+
+
+class Held:
+    """What a lookup answers when it would ask a server while its question is held."""
+
+
+HELD = Held()
+
+
+class ImpossibleStep(Exception):
+    """A lookup was moved in a way its step table does not allow (a bug)."""
 
 
 class Purpose(Enum):
@@ -75,9 +115,10 @@ class Environment:
         report_hops: bool,
         clock: Callable[[], float],
         qname_minimisation: bool,
-        validator: Validator | None = None,
+        judge: Judge | None = None,
         priming: bool = True,
         zone_limit: ZoneRateLimit | None = None,
+        timer: Callable[[], float] = time.monotonic,
     ) -> None:
         self.cache = cache
         self.finder = finder
@@ -85,9 +126,10 @@ class Environment:
         self.limits = limits
         self.observer = observer
         self.report_hops = report_hops
-        self.clock = clock
+        self.clock = clock  # seconds of the Unix epoch: TTLs, expiry, server statistics
+        self.timer = timer  # monotonic seconds: a question's deadline
         self.qname_minimisation = qname_minimisation
-        self.validator = validator  # None: no DNSSEC validation
+        self.judge: Judge = judge or NoJudge()  # DNSSEC validation (NoJudge: off)
         self.priming = priming  # learn the root's NS set from the root first (RFC 8109)
         self.zone_limit = zone_limit  # None: a zone's servers may be asked without bound
 

@@ -176,23 +176,6 @@ def clamped(cache: RecordCache, records: list[ResourceRecord]) -> list[ResourceR
     ]  # fmt: skip
 
 
-def hop_details(step: Classified) -> dict[str, object]:
-    """The part of a hop event that says what came back."""
-    if step.referral is not None:
-        glued = {name_key(rr.name) for rr in step.referral.glue}
-        return {
-            "referral": step.referral.zone,
-            "ns": step.referral.nameservers,
-            "glue": [ns for ns in step.referral.nameservers if name_key(ns) in glued],
-        }
-    if step.kind == Kind.LAME:
-        return {"reason": step.reason}
-    details: dict[str, object] = {"records": [rr.to_text() for rr in step.records]}
-    if step.kind == Kind.CNAME:
-        details["target"] = step.name
-    return details
-
-
 def holds_dname(step: Classified, name: str) -> bool:
     """An NSEC record of the reply says ``name`` owns a DNAME (RFC 6672 section 5.3.4)."""
     return any(

@@ -18,11 +18,12 @@ below goes on with its other servers, and the failure's reason names the limit.
 from __future__ import annotations
 
 from resolver.iterate.answer import Answer, FailureKind, servfail
+from resolver.iterate.events import LimitHit, SubLookup, SubLookupDone
 from resolver.iterate.limits import Limit, LimitExceeded, ResolutionBudget
 from resolver.iterate.lookup import Lookup
-from resolver.iterate.plan import Environment, Exchange, Purpose
+from resolver.iterate.plan import HELD, Environment, Exchange, Purpose
+from resolver.iterate.request import Request
 from resolver.net.contract import ExchangeFailed, Reply
-from resolver.wire import Rcode, RRType
 from resolver.wire.names import name_key
 
 
@@ -30,22 +31,16 @@ class Resolution:
     """The plan for one question and the budget it shares."""
 
     def __init__(
-        self,
-        qname: str,
-        qtype: int,
-        env: Environment,
-        checking_disabled: bool = False,
-        refresh: bool = False,
+        self, qname: str, qtype: int, env: Environment, request: Request | None = None
     ) -> None:
-        """``refresh``: fetch the question's data from its servers even if it is cached
-        (a prefetch)."""
+        """The plan for (qname, qtype): the request's question, or where a local CNAME
+        of it leads.  The request says how it was asked (CD; a prefetch's refresh)."""
         self.qname = qname
         self.qtype = qtype
         self.env = env
-        self.budget = ResolutionBudget(env.limits, env.clock)
-        self.budget.checking_disabled = checking_disabled
-        self.budget.refresh = refresh
-        self.plan: list[Lookup] = [Lookup(qname, qtype, env, self.budget)]
+        self.request = request if request is not None else Request(qname, qtype)
+        self.budget = ResolutionBudget(env.limits, env.timer)
+        self.plan: list[Lookup] = [Lookup(qname, qtype, env, self.request, self.budget)]
         self.answer: Answer | None = None
 
     def next_exchange(self) -> Exchange | None:
@@ -56,6 +51,18 @@ class Resolution:
             self.give_up(FailureKind.LIMIT, error.limit)
             return None
 
+    def from_cache(self) -> bool:
+        """Go as far as the cache takes the plan (recalled data judged, CNAMEs followed,
+        RFC 8198 ranges, the cut found), stopping before the first question to a server,
+        which spends nothing yet; True when that answers the question.  The walk goes
+        on from there with :meth:`next_exchange`."""
+        self.budget.holding = True
+        try:
+            self.next_exchange()
+        finally:
+            self.budget.holding = False
+        return self.answer is not None
+
     def take_reply(self, exchange: Exchange, outcome: Reply | ExchangeFailed) -> None:
         """The reply (or the failure) to the exchange ``next_exchange`` gave last."""
         try:
@@ -65,8 +72,7 @@ class Resolution:
 
     def give_up(self, kind: FailureKind, limit: Limit) -> None:
         """End the question now with SERVFAIL (a limit, or the driver's time budget)."""
-        self.env.observer("limit", qname=self.qname, qtype=RRType.text(self.qtype),
-                          limit=limit.value)  # fmt: skip
+        self.env.observer(LimitHit(self.qname, self.qtype, limit))
         self.plan.clear()
         self.answer = servfail(kind, f"limit: {limit.value}")
         self.answer.upstream_queries = self.budget.queries
@@ -81,6 +87,8 @@ class Resolution:
             if isinstance(action, Lookup):
                 self._start(top, action)
                 continue
+            if action is HELD:
+                return None
             plan.pop()  # the top lookup is done
             if plan:
                 self._report_done(top)
@@ -97,12 +105,10 @@ class Resolution:
         observer = self.env.observer
         if refusal is not None:
             self.budget.note(refusal)
-            observer("limit", qname=sub.qname, qtype=RRType.text(sub.qtype),
-                     limit=refusal.value, zone=sub.for_zone, depth=sub.depth)  # fmt: skip
+            observer(LimitHit(sub.qname, sub.qtype, refusal, sub.for_zone, sub.depth))
             below.take_sublookup(None)
             return
-        observer("sublookup", depth=sub.depth, qname=sub.qname, qtype=RRType.text(sub.qtype),
-                 zone=sub.for_zone, purpose=sub.purpose.value)  # fmt: skip
+        observer(SubLookup(sub.depth, sub.qname, sub.qtype, sub.for_zone, sub.purpose))
         self.plan.append(sub)
 
     def _refusal(self, sub: Lookup) -> Limit | None:
@@ -121,6 +127,5 @@ class Resolution:
         answer = sub.answer
         assert answer is not None
         addresses = [rr.rdata.to_text() for rr in answer.answer if rr.rrtype == sub.qtype]
-        self.env.observer("sublookup_done", depth=sub.depth, qname=sub.qname,
-                          qtype=RRType.text(sub.qtype), rcode=Rcode.text(answer.rcode),
-                          addresses=addresses, purpose=sub.purpose.value)  # fmt: skip
+        self.env.observer(SubLookupDone(sub.depth, sub.qname, sub.qtype, answer.rcode,
+                                        addresses, sub.purpose))  # fmt: skip

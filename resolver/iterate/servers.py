@@ -48,6 +48,11 @@ class ServerSelection:
         self._stats: LruDict[str, ServerStats] = LruDict(max_entries)
         self._lame: LruDict[tuple[str, str], float] = LruDict(max_entries)  # -> until when
 
+    def measured(self) -> list[tuple[str, float, int]]:
+        """What is known of each server address, read only: (address, smoothed RTT in
+        seconds, failures in a row), least recently used first."""
+        return [(address, stats.srtt, stats.failures) for address, stats in self._stats.items()]
+
     def _get(self, address: str) -> ServerStats | None:
         stats = self._stats.peek(address)
         if stats is not None and self.clock() - stats.updated > STATS_TTL:

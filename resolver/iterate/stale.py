@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from resolver.cache.lru import LruDict
 from resolver.iterate.answer import Answer, FailureKind
 from resolver.wire import ResourceRecord
+from resolver.wire.names import is_subdomain
 
 # Failures that stale data may stand in for: the servers, not the data, were the problem.
 # A bogus answer is not replaced (RFC 8767 section 5 leaves validation failures alone:
@@ -65,6 +66,16 @@ class StaleState:
             self._failed.pop(key)
             return False
         return True
+
+    def forget(self, zone: str | None = None) -> None:
+        """Forget the failures of the questions at and below ``zone`` (None: all): their
+        data was flushed, so the servers are asked again at once."""
+        if zone is None:
+            self._failed.clear()
+            return
+        for key, _ in self._failed.items():
+            if is_subdomain(key[0], zone):
+                self._failed.pop(key)
 
     def note(self, key: tuple[str, int], answer: Answer, now: float) -> None:
         """How a refresh ended: a failure starts the recheck timer, a success ends it."""

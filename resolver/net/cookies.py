@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from enum import Enum
 
-from resolver.wire.options import (
+from resolver.wire.raw import (
     COOKIE,
     SERVER_COOKIE_MAX,
     SERVER_COOKIE_MIN,

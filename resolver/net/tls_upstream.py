@@ -41,7 +41,7 @@ from typing import NoReturn
 
 import structlog
 
-from resolver.net.contract import ExchangeFailed, Failure, Network, Reply
+from resolver.net.contract import ExchangeFailed, Failure, Network, Query, Reply
 from resolver.net.sockets import random_numbers
 from resolver.wire import (
     CLASS_IN,
@@ -53,7 +53,7 @@ from resolver.wire import (
     write_query,
 )
 from resolver.wire.names import name_key
-from resolver.wire.padding import QUERY_BLOCK, pad
+from resolver.wire.raw import QUERY_BLOCK, pad
 
 log = structlog.get_logger("resolver.net.tls_upstream")
 
@@ -92,12 +92,14 @@ def _matches(reply: Message, qname: str, qtype: int) -> bool:
 class _Asked:
     """One query waiting on a connection for its reply."""
 
-    __slots__ = ("future", "qname", "qtype")
+    __slots__ = ("future", "qname", "qtype", "received", "sent")
 
     def __init__(self, future: asyncio.Future[Message], qname: str, qtype: int) -> None:
         self.future = future
         self.qname = qname
         self.qtype = qtype
+        self.sent = b""  # the query as written on the connection (its ID ours)
+        self.received = b""  # the reply as it came
 
 
 class _Connection:
@@ -177,12 +179,13 @@ class _Connection:
                         proto="tls")  # fmt: skip
             return
         self.answered += 1
+        asked.received = data
         asked.future.set_result(message)
 
     def full(self) -> bool:
         return len(self.waiting) >= MAX_OUTSTANDING
 
-    def ask(self, wire: bytes, qname: str, qtype: int) -> tuple[int, asyncio.Future[Message]]:
+    def ask(self, wire: bytes, qname: str, qtype: int) -> tuple[int, _Asked]:
         """Send a query (its ID chosen here, unique on this connection)."""
         if self.closed or self.writer is None or self.writer.is_closing():
             raise ExchangeFailed(Failure.CONNECTION_CLOSED, self.server.address, "tls: closed")
@@ -190,13 +193,13 @@ class _Connection:
         while msg_id in self.waiting:
             msg_id = random_numbers.u16()
         future: asyncio.Future[Message] = self.loop.create_future()
-        self.waiting[msg_id] = _Asked(future, qname, qtype)
+        asked = self.waiting[msg_id] = _Asked(future, qname, qtype)
         if self.idle_timer is not None:
             self.idle_timer.cancel()
             self.idle_timer = None
-        message = msg_id.to_bytes(2, "big") + wire[2:]
+        message = asked.sent = msg_id.to_bytes(2, "big") + wire[2:]
         self.writer.write(len(message).to_bytes(2, "big") + message)
-        return msg_id, future
+        return msg_id, asked
 
     def done(self, msg_id: int) -> None:
         self.waiting.pop(msg_id, None)
@@ -265,17 +268,10 @@ class TlsUpstream:
                 oldest.close("replaced")
         return connection
 
-    async def exchange(
-        self,
-        server: TlsServer,
-        qname: str,
-        qtype: int,
-        timeout: float,
-        *,
-        recursion_desired: bool = True,
-        dnssec_ok: bool = False,
-    ) -> Reply:
+    async def exchange(self, server: TlsServer, query: Query) -> Reply:
         """Ask ``server`` over TLS; raises :class:`ExchangeFailed`."""
+        qname, qtype, timeout = query.qname, query.qtype, query.timeout
+        recursion_desired, dnssec_ok = query.recursion_desired, query.dnssec_ok
         started = self.clock()
         deadline = asyncio.get_running_loop().time() + timeout
         slots = self.slots.get(server)
@@ -290,26 +286,27 @@ class TlsUpstream:
             self.count("queries")
             wire = write_query(qname, qtype, 0, rd=recursion_desired,
                                edns_payload=EDNS_PAYLOAD, dnssec_ok=dnssec_ok)  # fmt: skip
-            message = await self._ask(server, pad(wire, QUERY_BLOCK), qname, qtype, deadline)
+            message, asked = await self._ask(server, pad(wire, QUERY_BLOCK), qname, qtype,
+                                             deadline)  # fmt: skip
             if message.rcode in (Rcode.FORMERR, Rcode.NOTIMP) and message.edns is None:
                 wire = write_query(qname, qtype, 0, rd=recursion_desired)  # RFC 6891 section 7
-                message = await self._ask(server, wire, qname, qtype, deadline)
+                message, asked = await self._ask(server, wire, qname, qtype, deadline)
         finally:
             slots.release()
-        return Reply(message, self.clock() - started, False)
+        return Reply(message, self.clock() - started, False, asked.sent, asked.received)
 
     async def _ask(
         self, server: TlsServer, wire: bytes, qname: str, qtype: int, deadline: float
-    ) -> Message:
+    ) -> tuple[Message, _Asked]:
         for attempt in (1, 2):
             connection = self._connection(server, fresh=attempt == 2)
             reused = connection.answered > 0
             try:
                 async with asyncio.timeout_at(deadline):
                     await asyncio.shield(connection.ready)
-                    msg_id, future = connection.ask(wire, qname, qtype)
+                    msg_id, asked = connection.ask(wire, qname, qtype)
                     try:
-                        return await future
+                        return await asked.future, asked
                     finally:
                         connection.done(msg_id)
             except TimeoutError:
@@ -353,23 +350,9 @@ class TlsForwarders:
                 for connection in list(pool):
                     connection.close("no longer configured")
 
-    async def exchange(
-        self,
-        address: str,
-        qname: str,
-        qtype: int,
-        timeout: float,
-        *,
-        port: int | None = None,
-        recursion_desired: bool = False,
-        dnssec_ok: bool = False,
-    ) -> Reply:
+    async def exchange(self, query: Query) -> Reply:
         if self.servers:
-            server = self.servers.get((address, port or self.default_port))
+            server = self.servers.get((query.address, query.port or self.default_port))
             if server is not None:
-                return await self.tls.exchange(server, qname, qtype, timeout,
-                                               recursion_desired=recursion_desired,
-                                               dnssec_ok=dnssec_ok)  # fmt: skip
-        return await self.inner.exchange(address, qname, qtype, timeout, port=port,
-                                         recursion_desired=recursion_desired,
-                                         dnssec_ok=dnssec_ok)  # fmt: skip
+                return await self.tls.exchange(server, query)
+        return await self.inner.exchange(query)

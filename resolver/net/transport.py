@@ -39,7 +39,7 @@ from typing import cast
 import structlog
 
 from resolver.net.caps import CaseKeeping, name_end, randomise
-from resolver.net.contract import ExchangeFailed, Failure, Reply
+from resolver.net.contract import ExchangeFailed, Failure, Query, Reply
 from resolver.net.cookies import CookieCheck, CookieJar
 from resolver.net.sockets import DEFAULT_MAX_USES, SocketPool, random_numbers
 from resolver.wire import (
@@ -53,7 +53,7 @@ from resolver.wire import (
     write_query,
 )
 from resolver.wire.names import name_key
-from resolver.wire.options import BADCOOKIE, add_query_option
+from resolver.wire.raw import BADCOOKIE, add_query_option
 
 DEFAULT_PORT = 53
 TCP_LENGTH = struct.Struct("!H")
@@ -89,26 +89,18 @@ class UpstreamTransport:
         self.caps = caps or CaseKeeping()
         self.cookies = CookieJar(clock) if cookies else None
 
-    async def exchange(
-        self,
-        address: str,
-        qname: str,
-        qtype: int,
-        timeout: float,
-        *,
-        port: int | None = None,
-        recursion_desired: bool = False,
-        dnssec_ok: bool = False,
-    ) -> Reply:
-        """Ask ``address`` for (qname, qtype); raises :class:`ExchangeFailed`."""
+    async def exchange(self, asked: Query) -> Reply:
+        """Ask ``asked.address`` for (qname, qtype); raises :class:`ExchangeFailed`."""
         started = self.clock()
-        server = (address, port or self.port)
-        query = _Query(qname, qtype, recursion_desired, EDNS_PAYLOAD, dnssec_ok)
+        address, qname, qtype, timeout = asked.address, asked.qname, asked.qtype, asked.timeout
+        server = (address, asked.port or self.port)
+        recursion_desired = asked.recursion_desired
+        query = _Form(qname, qtype, recursion_desired, EDNS_PAYLOAD, asked.dnssec_ok)
         reply = await self._udp(server, query, timeout)
         rcode = reply.message.rcode
         if rcode in (Rcode.FORMERR, Rcode.NOTIMP) and reply.message.edns is None:
             log.debug("edns_fallback", server=address, qname=qname)
-            query = _Query(qname, qtype, recursion_desired, None, False)
+            query = _Form(qname, qtype, recursion_desired, None, False)
             reply = await self._udp(server, query, self._remaining(started, timeout))
         elif rcode == BADCOOKIE and self.cookies is not None:
             # RFC 7873 section 5.3: once more with the Server Cookie it just gave (check()
@@ -124,7 +116,7 @@ class UpstreamTransport:
     def _remaining(self, started: float, timeout: float) -> float:
         return max(timeout - (self.clock() - started), 0.05)
 
-    async def _udp(self, server: tuple[str, int], query: _Query, timeout: float) -> Reply:
+    async def _udp(self, server: tuple[str, int], query: _Form, timeout: float) -> Reply:
         address = server[0]
         attempt = self._attempt(address, query)
         loop = asyncio.get_running_loop()
@@ -147,7 +139,7 @@ class UpstreamTransport:
             finally:
                 timer.cancel()
             healthy = True
-            return Reply(message, self.clock() - started, False)
+            return Reply(message, self.clock() - started, False, attempt.wire, waiter.received)
         except ConnectionRefusedError:
             raise ExchangeFailed(Failure.UNREACHABLE, address, "port unreachable") from None
         except OSError as error:
@@ -155,7 +147,7 @@ class UpstreamTransport:
         finally:
             self.sockets.give_back(upstream, healthy)
 
-    def _attempt(self, address: str, query: _Query) -> _Attempt:
+    def _attempt(self, address: str, query: _Form) -> _Attempt:
         """One UDP query's wire form and what its reply is checked against: a fresh ID,
         the question's case (0x20) and our Client Cookie when they are used."""
         msg_id = random_numbers.u16()
@@ -172,7 +164,7 @@ class UpstreamTransport:
         return _Attempt(msg_id, wire, query, sent_name, cookie)
 
     def _accept(
-        self, data: bytes, msg_id: int, query: _Query, address: str, proto: str
+        self, data: bytes, msg_id: int, query: _Form, address: str, proto: str
     ) -> Message | None:
         """The parsed reply if it answers ``query``; None (logged) for anything else."""
         if len(data) < HEADER_SIZE or int.from_bytes(data[:2], "big") != msg_id:
@@ -223,7 +215,7 @@ class UpstreamTransport:
             log.info("cookie_fallback", server=waiter.address)
             self.cookies.forget(waiter.address)
 
-    async def _tcp(self, server: tuple[str, int], query: _Query, timeout: float) -> Reply:
+    async def _tcp(self, server: tuple[str, int], query: _Form, timeout: float) -> Reply:
         address = server[0]
         msg_id = random_numbers.u16()
         wire = query.wire(msg_id)
@@ -239,7 +231,7 @@ class UpstreamTransport:
                     data = await reader.readexactly(length)
                     message = self._accept(data, msg_id, query, address, "tcp")
                     if message is not None:
-                        return Reply(message, self.clock() - started, True)
+                        return Reply(message, self.clock() - started, True, wire, data)
         except TimeoutError:
             raise ExchangeFailed(Failure.TIMEOUT, address, "tcp") from None
         except asyncio.IncompleteReadError:
@@ -259,8 +251,8 @@ class Refused(Enum):
     NO_COOKIE = "no cookie from a cookie server"  # a forgery, or the server stopped
 
 
-class _Query:
-    """The question of one exchange and how it is asked (EDNS or not, the DO bit)."""
+class _Form:
+    """The question of one exchange and the form it is asked in (EDNS or not, the DO bit)."""
 
     __slots__ = ("dnssec_ok", "edns_payload", "qname", "qtype", "rd")
 
@@ -290,7 +282,7 @@ class _Attempt:
     __slots__ = ("cookie", "msg_id", "query", "sent_name", "wire")
 
     def __init__(
-        self, msg_id: int, wire: bytes, query: _Query, sent_name: bytes | None, cookie: bool
+        self, msg_id: int, wire: bytes, query: _Form, sent_name: bytes | None, cookie: bool
     ) -> None:
         self.msg_id = msg_id
         self.wire = wire
@@ -302,7 +294,7 @@ class _Attempt:
 class _Waiter:
     """One UDP exchange waiting on its socket: checks each datagram, completes the future."""
 
-    __slots__ = ("address", "attempt", "future", "no_cookie", "transport", "wrong_case")
+    __slots__ = ("address", "attempt", "future", "no_cookie", "received", "transport", "wrong_case")
 
     def __init__(
         self,
@@ -317,6 +309,7 @@ class _Waiter:
         self.address = address
         self.wrong_case = False  # a reply came with the right ID but the wrong case
         self.no_cookie = False  # one came without a cookie from a server known to send one
+        self.received = b""  # the reply as it came, once accepted
 
     def datagram(self, data: bytes) -> bool:
         future = self.future
@@ -333,6 +326,7 @@ class _Waiter:
             self.wrong_case |= outcome is Refused.WRONG_CASE
             self.no_cookie |= outcome is Refused.NO_COOKIE
             return False
+        self.received = data
         future.set_result(outcome)
         return True
 

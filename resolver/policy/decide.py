@@ -36,6 +36,7 @@ from recordclass import dataobject
 from resolver.policy.index import NameIndex, PrefixIndex, parse_address, prefix_text, wire_text
 from resolver.policy.rules import Override, Rule, Trigger, cname_rule, overridden
 from resolver.policy.zone import PolicyZone
+from resolver.wire.ede import EdeCode
 from resolver.wire.names import text_to_labels
 
 Servers = list[tuple[str, bytes, list[str]]]  # (name, its key, its addresses)
@@ -47,7 +48,7 @@ class ZoneOptions:
 
     override: Override = Override.GIVEN
     cname: str | None = None  # the target of Override.CNAME
-    ede: int | None = 15  # the Extended DNS Error INFO-CODE of its answers (None: none)
+    ede: EdeCode | None = EdeCode.BLOCKED  # the INFO-CODE of its answers (None: none)
     log: bool = True  # one log line per applied rule (rpz-log)
 
 

@@ -33,14 +33,7 @@ import struct
 import time
 from collections.abc import Callable, Iterable
 
-from resolver.wire.options import (
-    COOKIE,
-    MALFORMED,
-    cookie_shape_ok,
-    option,
-    query_option,
-    split_cookie,
-)
+from resolver.wire.raw import COOKIE, option, split_cookie
 
 VERSION = b"\x01\x00\x00\x00"  # Version 1, Reserved
 PAST_LIMIT = 3600  # seconds: an older Timestamp is invalid (RFC 9018 section 4.3)
@@ -167,26 +160,6 @@ class ServerCookies:
                 self.made.clear()
             self.made[key] = fresh
         return ClientCookie(option(COOKIE, client_cookie + fresh), valid)
-
-
-def query_cookie(packet: bytes) -> bytes | None:
-    """The COOKIE option's value in a raw query (``MALFORMED`` for a forbidden length),
-    or None when it has none.  Cheap for a query whose OPT record has no options."""
-    if len(packet) < 23 or packet[10:12] != b"\x00\x01" or packet[-2:] == b"\x00\x00":
-        return None  # no OPT, or (the common case) an OPT record without options last
-    pos = 12
-    limit = len(packet)
-    while pos < limit:
-        length = packet[pos]
-        if length == 0 or length > 63:
-            break
-        pos += length + 1
-    if pos >= limit or packet[pos] != 0:
-        return None
-    value = query_option(packet, pos + 5, COOKIE)
-    if value is not None and not cookie_shape_ok(value):
-        return MALFORMED
-    return value
 
 
 _ADDRESSES: dict[str, bytes] = {}

@@ -23,17 +23,16 @@ socket's reader absent or gone) messages are dropped and counted; when the queue
 full, likewise.  The counts are ``resolver_dnstap_messages_total{result=...}``
 (written, dropped_full, dropped_no_reader).  The thread reconnects every second.
 
-Where the messages come from: :func:`tap_network` wraps the engine's network (the
-:class:`resolver.net.contract.Network` seam) and :func:`tap_service` wraps the three
-calls the transports make into the listener's service (``take``, ``finish``,
-``failed``), so neither the engine nor the listener knows of dnstap.  The network
-contract's Reply carries the parsed message, not the bytes: the RESOLVER_RESPONSE
-message is that message written again (the same records, perhaps compressed
-differently) and the RESOLVER_QUERY message is the query as the transport first writes
-it (with the reply's ID; ID 0 when no reply came; with EDNS even when a server that
-refused EDNS was asked again without).  Both are written when the exchange ends, the
-query with the time it was sent.  The client's port is not known to
-the service (the transports pass its address only), so CLIENT messages carry none.
+Where the messages come from: :class:`TappedNetwork` wraps the engine's network (the
+:class:`resolver.net.contract.Network` seam) and :class:`DnstapJournal` is one of the
+service's journals (:mod:`resolver.serve.journal`, told of every packet in and every
+answer out), so neither the engine nor the listener knows of dnstap.  The network
+contract's Reply carries the query as it was sent and the reply as it came: those
+bytes are the RESOLVER_QUERY and RESOLVER_RESPONSE messages (an exchange that failed
+has no bytes from the network: its query is written as the transport writes it, ID 0).
+Both are written when the exchange ends, the query with the time it was sent.  The
+client's port is not known to the service (the transports pass its address only), so
+CLIENT messages carry none.
 """
 
 from __future__ import annotations
@@ -50,7 +49,9 @@ from typing import Any
 
 import structlog
 
-from resolver.net.contract import ExchangeFailed, Network, Reply
+from resolver.iterate.request import Transport
+from resolver.net.contract import ExchangeFailed, Network, Query, Reply
+from resolver.serve.journal import Answered
 from resolver.serve.stats import ServiceStats
 from resolver.wire import EDNS_PAYLOAD, write_message, write_query
 
@@ -343,90 +344,55 @@ class TappedNetwork:
         self.sink = sink
         self.default_port = default_port
 
-    async def exchange(
-        self,
-        address: str,
-        qname: str,
-        qtype: int,
-        timeout: float,
-        *,
-        port: int | None = None,
-        recursion_desired: bool = False,
-        dnssec_ok: bool = False,
-    ) -> Reply:
+    async def exchange(self, query: Query) -> Reply:
         sent = time.time_ns()
-        server_port = port or self.default_port
+        address, server_port = query.address, query.port or self.default_port
         try:
-            reply = await self.inner.exchange(
-                address, qname, qtype, timeout,
-                port=port, recursion_desired=recursion_desired, dnssec_ok=dnssec_ok,
-            )  # fmt: skip
+            reply = await self.inner.exchange(query)
         except ExchangeFailed:
-            query = write_query(qname, qtype, 0, rd=recursion_desired, dnssec_ok=dnssec_ok)
-            self.sink.offer((RESOLVER_QUERY, UDP, address, server_port, None, sent, query,
+            # No reply, so no bytes from the network: the query as the transport writes it.
+            wire = write_query(query.qname, query.qtype, 0, rd=query.recursion_desired,
+                               dnssec_ok=query.dnssec_ok)  # fmt: skip
+            self.sink.offer((RESOLVER_QUERY, UDP, address, server_port, None, sent, wire,
                              None, None))  # fmt: skip
             raise
-        message = reply.message
-        # The query as the transport first writes it (EDNS, our buffer size): the one
-        # that got this reply, unless the server refused EDNS and was asked again.
-        query = write_query(qname, qtype, message.header.id, rd=recursion_desired,
-                            edns_payload=EDNS_PAYLOAD, dnssec_ok=dnssec_ok)  # fmt: skip
         protocol = TCP if reply.tcp else UDP
         answered = time.time_ns()
-        self.sink.offer((RESOLVER_QUERY, protocol, address, server_port, None, sent, query,
+        # The query and the reply as they were on the wire (the last attempt's, after an
+        # EDNS fallback or over TCP after TC=1); rebuilt only from a network without them.
+        wire = reply.query_wire or write_query(
+            query.qname, query.qtype, reply.message.header.id, rd=query.recursion_desired,
+            edns_payload=EDNS_PAYLOAD, dnssec_ok=query.dnssec_ok,
+        )  # fmt: skip
+        received = reply.wire or write_message(reply.message)
+        self.sink.offer((RESOLVER_QUERY, protocol, address, server_port, None, sent, wire,
                          None, None))  # fmt: skip
-        self.sink.offer((RESOLVER_RESPONSE, protocol, address, server_port, None, sent, query,
-                         answered, write_message(message)))  # fmt: skip
+        self.sink.offer((RESOLVER_RESPONSE, protocol, address, server_port, None, sent, wire,
+                         answered, received))  # fmt: skip
         return reply
 
 
-def tap_service(service: Any, sink: DnstapSink, port: int) -> None:
-    """Report each client query and response of ``service`` (a ResolverService): its
-    ``take``, ``finish`` and ``failed``, which the UDP and TCP transports call, are
-    wrapped on the instance.  (The request pipeline of a later refactor will give a
-    query-log step to plug into instead.)"""
-    take, finish, failed = service.take, service.finish, service.failed
-    clock = service.clock
+class DnstapJournal:
+    """The service's journal of client messages: CLIENT_QUERY for each packet that
+    arrives, CLIENT_RESPONSE for each answer (the fast path's, refusals and FORMERR
+    included: :mod:`resolver.serve.journal`)."""
 
-    def protocol(transport: str) -> int:
-        return TCP if transport == "tcp" else UDP
+    def __init__(self, sink: DnstapSink, port: int) -> None:
+        self.sink = sink
+        self.port = port  # ours, where clients ask
 
-    def responded(pending: Any, response: bytes | None) -> None:
-        if response is not None:
-            now = time.time_ns()
-            asked = now - int((clock() - pending.started) * 1e9)
-            sink.offer((CLIENT_RESPONSE, protocol(pending.transport), pending.client, None,
-                        port, asked, pending.packet, now, response))  # fmt: skip
+    def asked(self, packet: bytes, client: str, transport: Transport) -> None:
+        self.sink.offer((CLIENT_QUERY, _protocol(transport), client, None, self.port,
+                         time.time_ns(), packet, None, None))  # fmt: skip
 
-    def tapped_take(packet: bytes, client: str, transport: str) -> Any:
+    def answered(self, done: Answered) -> None:
+        if done.response is None:
+            return
         now = time.time_ns()
-        sink.offer((CLIENT_QUERY, protocol(transport), client, None, port, now, packet,
-                    None, None))  # fmt: skip
-        outcome = take(packet, client, transport)
-        if isinstance(outcome, bytes):  # answered at once (the wire cache, a refusal)
-            sink.offer((CLIENT_RESPONSE, protocol(transport), client, None, port, now, packet,
-                        time.time_ns(), outcome))  # fmt: skip
-        return outcome
-
-    async def tapped_finish(pending: Any) -> bytes | None:
-        response: bytes | None = await finish(pending)
-        responded(pending, response)
-        return response
-
-    def tapped_failed(pending: Any) -> bytes | None:
-        response: bytes | None = failed(pending)
-        responded(pending, response)
-        return response
-
-    service.take, service.finish, service.failed = tapped_take, tapped_finish, tapped_failed
+        asked = now - int((done.finished - done.started) * 1e9)
+        self.sink.offer((CLIENT_RESPONSE, _protocol(done.transport), done.client, None,
+                         self.port, asked, done.packet, now, done.response))  # fmt: skip
 
 
-def install(runtime: Any, target: str) -> DnstapSink:
-    """dnstap for one process: its sink, the engine's network and the service tapped."""
-    settings = runtime.settings
-    address = settings.address[0] if len(settings.address) == 1 else None
-    sink = DnstapSink(target, runtime.stats, address)
-    engine = runtime.engine
-    engine.network = TappedNetwork(engine.network, sink, settings.upstream_port)
-    tap_service(runtime.service, sink, settings.port)
-    return sink
+def _protocol(transport: Transport) -> int:
+    return UDP if transport is Transport.UDP else TCP

@@ -38,16 +38,17 @@ from urllib.parse import unquote
 import h11
 import structlog
 
+from resolver.iterate.request import Transport
 from resolver.serve import tcp
 from resolver.serve.dot import padded
 from resolver.serve.listener import MAX_TCP_CONNECTIONS, Pending, ResolverService
 from resolver.serve.tls import READ_SIZE, Admission, ServerCertificate, accept_tls
 from resolver.wire import WireError
-from resolver.wire.padding import smallest_ttl
+from resolver.wire.raw import smallest_ttl
 
 log = structlog.get_logger("resolver.serve.doh")
 
-TRANSPORT = "https"
+TRANSPORT = Transport.HTTPS
 PATH = "/dns-query"
 MEDIA_TYPE = "application/dns-message"
 MAX_MESSAGE = 65535
@@ -164,7 +165,7 @@ class DohListener:
         except asyncio.CancelledError:
             writer.transport.abort()  # shutting down (see resolver.serve.dot: end quietly)
         except Exception:
-            log.exception("internal_error", client=client, transport=TRANSPORT)
+            log.exception("internal_error", client=client, transport=TRANSPORT.value)
         finally:
             self.admission.release(writer)
             writer.close()
@@ -215,7 +216,7 @@ class DohListener:
         try:
             outcome = await self.service.finish(pending)
         except Exception:
-            log.exception("internal_error", client=pending.client, transport=TRANSPORT)
+            log.exception("internal_error", client=pending.client, transport=TRANSPORT.value)
             outcome = self.service.failed(pending)
         return self.finished(query, outcome)
 

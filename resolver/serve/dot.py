@@ -12,7 +12,7 @@ last answer, a client that does not read its answers dropped.  What TLS adds:
   (:class:`resolver.serve.tls.Admission`);
 - the handshake (:func:`resolver.serve.tls.accept_tls`), bounded by
   ``HANDSHAKE_TIMEOUT``; the idle timeout starts when it is done;
-- the service is told the transport is ``"tls"`` (TCP rules: no truncation; counted
+- the service is told the transport is ``Transport.TLS`` (TCP rules: no truncation; counted
   and logged as ``tls``);
 - EDNS padding (RFC 7830): the answer to a query that carried the Padding option is
   padded to a multiple of 468 octets (RFC 8467 section 4.1), whether it came from the
@@ -26,15 +26,16 @@ from typing import cast
 
 import structlog
 
+from resolver.iterate.request import Transport
 from resolver.serve import tcp
 from resolver.serve.listener import Pending, ResolverService
 from resolver.serve.tcp import MAX_TCP_CONNECTIONS, _TcpConnection
 from resolver.serve.tls import Admission, ServerCertificate, accept_tls
-from resolver.wire.padding import RESPONSE_BLOCK, has_padding, pad, repad
+from resolver.wire.raw import RESPONSE_BLOCK, has_padding, pad, repad
 
 log = structlog.get_logger("resolver.serve.dot")
 
-TRANSPORT = "tls"
+TRANSPORT = Transport.TLS
 
 
 def padded(packet: bytes, response: bytes | None) -> bytes | None:
@@ -50,7 +51,7 @@ class PaddingService:
     def __init__(self, service: ResolverService) -> None:
         self.service = service
 
-    def take(self, packet: bytes, client: str, transport: str) -> bytes | Pending | None:
+    def take(self, packet: bytes, client: str, transport: Transport) -> bytes | Pending | None:
         outcome = self.service.take(packet, client, transport)
         if isinstance(outcome, bytes):
             return padded(packet, outcome)
@@ -109,7 +110,7 @@ class DotListener:
             # handler that ends cancelled as an error ("Exception in callback"): end quietly.
             writer.transport.abort()
         except Exception:
-            log.exception("internal_error", client=str(peer[0]), transport=TRANSPORT)
+            log.exception("internal_error", client=str(peer[0]), transport=TRANSPORT.value)
         finally:
             self.admission.release(writer)
             writer.close()

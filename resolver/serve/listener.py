@@ -13,14 +13,20 @@
   the answer section, the SOA in authority for NXDOMAIN/NODATA, nothing else.
 - One way through per packet: :meth:`ResolverService.take` checks the header and
   the access list and computes the question key once, answers from the wire
-  cache if it can, and otherwise hands a :class:`Pending` (what it decided) to
-  :meth:`ResolverService.finish`, which parses, resolves and answers.
+  cache if it can (the fast path, in front of everything), and otherwise hands a
+  :class:`Pending` (what it decided) to :meth:`ResolverService.finish`, which
+  parses the query, makes it a :class:`~resolver.iterate.request.Request` and runs
+  it through the engine's pipeline (:mod:`resolver.iterate.pipeline`: response
+  policy, local zones, the caches, the shared tier, the walk and the steps after
+  it, assembled in :mod:`resolver.serve.steps`), then writes the response.
 - Queries with RD=0 never start upstream work: they are answered from the cache
   or REFUSED (Extended DNS Error 20, Not Authoritative: RFC 8914 section 4.21
   says a resolver SHOULD send it for RD=0 queries it refuses), as Unbound, which
   refuses them outright by default.
 - The same question asked by several clients while it is being resolved is
-  resolved once and answered to all (in-flight coalescing).
+  resolved once and answered to all (the engine's walk is shared).
+- What is written about each query and answer (``--query-log``, dnstap) is the
+  service's journals (:mod:`resolver.serve.journal`), told at both ends.
 - TCP (RFC 7766, with what it does under pressure) is :mod:`resolver.serve.tcp`.
 - DNS cookies (RFC 7873, RFC 9018): a query with a COOKIE option gets one back
   with a Server Cookie of ours (:mod:`resolver.serve.cookies`); a valid Server
@@ -47,18 +53,19 @@ from typing import Any, cast
 import structlog
 from recordclass import dataobject
 
-from resolver.cache.answers import AnswerCache, QuestionKey, question_key
+from resolver.cache.answers import AnswerCache
 from resolver.cache.records import RecordCache
-from resolver.iterate.answer import Answer, FailureKind, servfail
-from resolver.iterate.engine import IterativeEngine
+from resolver.iterate.answer import Answer, FailureKind
+from resolver.iterate.engine import KEEP, IterativeEngine, Keep
+from resolver.iterate.pipeline import transaction
+from resolver.iterate.request import Request, Transport
 from resolver.serve.access import AccessList
-from resolver.serve.cookies import MALFORMED_COOKIE, ClientCookie, ServerCookies, query_cookie
+from resolver.serve.cookies import MALFORMED_COOKIE, ClientCookie, ServerCookies
+from resolver.serve.journal import Answered, Journal, QueryLog
 from resolver.serve.policy_step import PolicyStep  # response policy
 from resolver.serve.prefetch import Prefetcher
 from resolver.serve.ratelimit import ClientRateLimit, PendingLimit
 from resolver.serve.responses import (
-    EdeCode,
-    ExtendedError,
     authenticated,
     failure_error,
     fit_udp,
@@ -67,6 +74,7 @@ from resolver.serve.responses import (
 )
 from resolver.serve.shared import SharedTier  # scale: the shared cache tier
 from resolver.serve.stats import ServiceStats
+from resolver.serve.steps import data_path
 from resolver.serve.tcp import MAX_TCP_CONNECTIONS, TCP_IDLE_TIMEOUT, TcpListener
 from resolver.wire import (
     CLASS_IN,
@@ -85,8 +93,16 @@ from resolver.wire import (
     response_from_header,
     write_message,
 )
-from resolver.wire.names import name_key, read_name
-from resolver.wire.options import add_option
+from resolver.wire.ede import EdeCode, ExtendedError
+from resolver.wire.names import name_key
+from resolver.wire.raw import (
+    QuestionKey,
+    add_option,
+    edns_size,
+    query_cookie,
+    query_qtype,
+    question_key,
+)
 
 __all__ = ["MAX_TCP_CONNECTIONS", "TCP_IDLE_TIMEOUT", "Pending", "ResolverService", "TcpListener",
            "UdpListener"]  # fmt: skip
@@ -94,7 +110,6 @@ __all__ = ["MAX_TCP_CONNECTIONS", "TCP_IDLE_TIMEOUT", "Pending", "ResolverServic
 log = structlog.get_logger("resolver.serve.listener")
 
 SERVFAIL_TTL = 5  # seconds a SERVFAIL is answered from the cache (BIND: servfail-ttl 1)
-MAX_IN_FLIGHT = 4096  # distinct questions being resolved at once; beyond: SERVFAIL
 STALE_TEXT = "stale answer: the servers could not be reached to refresh it (RFC 8767)"
 NOT_RECURSING = "recursion not desired (RD=0) and the answer is not in the cache"
 
@@ -106,7 +121,7 @@ class Pending(dataobject, fast_new=True):
 
     packet: bytes
     client: str
-    transport: str  # "udp", "tcp", "tls" (resolver.serve.dot) or "https" (.doh)
+    transport: Transport
     allowed: bool  # the access list's verdict, taken once
     key: QuestionKey | None  # the wire cache's key, None if the query is not plain
     started: float  # the service clock when it arrived
@@ -134,14 +149,11 @@ class ResolverService:
     ) -> None:
         self.engine = engine
         self.answers = answers
-        records = getattr(engine, "cache", None)
         # A name asked once is kept once: an answer that is one RRset holds it for the
-        # record cache (see _remember).
-        self.records = records if isinstance(records, RecordCache) else None
-        if self.records is not None:
-            self.records.attach(answers)
+        # record cache (see _remember); the engine's flushes cover both.
+        engine.attach(answers)
+        self.records: RecordCache = engine.cache
         self.access = access or AccessList()
-        self.query_log = query_log
         self.clock = clock
         self.stats = stats or ServiceStats()
         self.ratelimit = ClientRateLimit(stats=self.stats)  # off until configured (ip-ratelimit)
@@ -149,21 +161,53 @@ class ResolverService:
         self.pending = PendingLimit()  # pending-per-client (DNSBomb)
         self.max_udp_size = EDNS_PAYLOAD  # max-udp-size
         # Off until enabled (the prefetch setting).
-        self.prefetch = Prefetcher(self._refresh, answers, self._busy)
-        self._in_flight: dict[tuple[str, int, bool], asyncio.Task[Answer]] = {}
-        self.shared: SharedTier | None = None  # scale: [shared-cache], set by build_service
+        self.prefetch = Prefetcher(self._refresh, answers, engine.busy)
+        self.shared: SharedTier | None = None  # scale: [shared-cache]
         self.policy: PolicyStep | None = None  # response policy: RPZ zones, blocklists
+        self.query_log = query_log  # --query-log: the QueryLog journal
+        self.dnstap: Journal | None = None  # --dnstap: DnstapJournal
+        self.journal: tuple[Journal, ...] = ()
+        self.configure()
+
+    def configure(
+        self,
+        *,
+        policy: PolicyStep | Keep | None = KEEP,
+        shared: SharedTier | Keep | None = KEEP,
+        query_log: bool | None = None,
+        dnstap: Journal | Keep | None = KEEP,
+    ) -> None:
+        """The data path's steps and journals (at start-up and at a reload): the engine's
+        pipeline gets the policy and shared tier steps (:func:`data_path`)."""
+        if not isinstance(policy, Keep):
+            self.policy = policy
+        if not isinstance(shared, Keep):
+            self.shared = shared
+        if query_log is not None:
+            self.query_log = query_log
+        if not isinstance(dnstap, Keep):
+            self.dnstap = dnstap
+        journal: list[Journal] = [QueryLog()] if self.query_log else []
+        if self.dnstap is not None:
+            journal.append(self.dnstap)
+        self.journal = tuple(journal)
+        pipeline = data_path(self.engine.core(), policy=self.policy, shared=self.shared)
+        self.engine.reconfigure(pipeline=pipeline)
 
     @property
     def in_flight(self) -> int:
-        return len(self._in_flight)
+        return self.engine.in_flight
 
     # ---------------------------------------------------------------- the way through
 
-    def take(self, packet: bytes, client: str, transport: str) -> bytes | Pending | None:
+    def take(self, packet: bytes, client: str, transport: Transport) -> bytes | Pending | None:
         """A packet's arrival: the answer at once from the wire cache (bytes), None to drop
         it, or the :class:`Pending` query for :meth:`finish`."""
         started = self.clock()
+        journal = self.journal
+        if journal:
+            for entry in journal:
+                entry.asked(packet, client, transport)
         if len(packet) < HEADER_SIZE or is_response(packet):
             problem = "shorter than a header" if len(packet) < HEADER_SIZE else "a response (QR=1)"
             log.warning("bad_query", client=client, problem=problem + ", not answered")
@@ -173,19 +217,28 @@ class ResolverService:
         # An additional record (OPT) whose data (options) is not empty: a cookie, maybe.
         if packet[11] and (packet[-1] or packet[-2]) and self.cookies is not None:
             cookie = self._cookie(packet, client)
+        udp = transport is Transport.UDP
         if (
-            transport == "udp"
+            udp
             and self.ratelimit.rate
             and (cookie is None or not cookie.valid)  # a valid Server Cookie: exempt
             and self.ratelimit.limited(client, started)
         ):
-            return self.ratelimit.refusal(packet, client, started)  # TC=1 or nothing (not TCP)
+            refusal = self.ratelimit.refusal(packet, client, started)  # TC=1 or nothing
+            if journal:
+                self._journal(Answered(packet, client, transport, started, self.clock(),
+                                       refusal))  # fmt: skip
+            return refusal
         options = b""
         if cookie is not None:
             if cookie is MALFORMED_COOKIE:
                 log.warning("bad_query", client=client, problem="malformed COOKIE option")
                 self.stats.answered(0, Rcode.FORMERR, transport, self.clock() - started)
-                return response_from_header(packet, Rcode.FORMERR)  # RFC 7873 section 5.2.2
+                formerr = response_from_header(packet, Rcode.FORMERR)  # RFC 7873 section 5.2.2
+                if journal:
+                    self._journal(Answered(packet, client, transport, started, self.clock(),
+                                           formerr, 0, Rcode.FORMERR))  # fmt: skip
+                return formerr
             options = cookie.reply_option
         # Access first: a client outside --allow is not answered (nor logged) from the cache.
         allowed = self.access.allows(client)
@@ -193,23 +246,31 @@ class ResolverService:
         if key is not None and self.policy is not None and self.policy.early(key.key, client):
             key = None  # response policy: decided in finish(), never from the wire cache
         if key is not None:
-            if transport != "udp":  # tcp, and tls, https (resolver.serve.dot, doh): no limit
+            if not udp:  # tcp, and tls, https (resolver.serve.dot, doh): no limit
                 key.udp_size = 65535
             elif key.udp_size > UDP_PLAIN and self.max_udp_size != EDNS_PAYLOAD:
                 # EDNS: the client's size within max-udp-size (question_key capped it at
                 # the default already)
-                key.udp_size = self._udp_size(packet, key.end)
+                key.udp_size = edns_size(packet, key.end, self.max_udp_size)
             if options:
                 key.udp_size -= len(options)  # room for our COOKIE option
             response = self.answers.answer(key, packet)
             if response is not None:
-                qtype = packet[key.end - 4] << 8 | packet[key.end - 3]
+                qtype = query_qtype(packet, key.end)
                 rcode = rcode_of(response)
                 self.stats.answered(qtype, rcode, transport, self.clock() - started)
-                if self.query_log:
-                    self._log_cache_hit(packet, client, qtype, rcode, transport)
-                return add_option(response, options) if options else response
+                if options:
+                    response = add_option(response, options)
+                if journal:
+                    hit = Answered(packet, client, transport, started, started, response,
+                                   qtype, rcode, None, True, 0, True)  # fmt: skip
+                    self._journal(hit)
+                return response
         return Pending(packet, client, transport, allowed, key, started, options)
+
+    def _journal(self, done: Answered) -> None:
+        for entry in self.journal:
+            entry.answered(done)
 
     def _cookie(self, packet: bytes, client: str) -> ClientCookie | None:
         """The query's COOKIE option judged (None: it has none)."""
@@ -221,61 +282,50 @@ class ResolverService:
         assert self.cookies is not None
         return self.cookies.answer(value, client)
 
-    def _udp_size(self, packet: bytes, question_end: int) -> int:
-        """The largest UDP answer for a plain query: its EDNS size (the OPT record right
-        after the question) within [512, max-udp-size]; 512 without EDNS."""
-        if len(packet) < question_end + 11:
-            return UDP_PLAIN
-        payload = packet[question_end + 3] << 8 | packet[question_end + 4]
-        return min(max(payload, UDP_PLAIN), self.max_udp_size)
-
     async def finish(self, pending: Pending) -> bytes | None:
-        """The response to a query the wire cache did not answer."""
+        """The response to a query the wire cache did not answer: its question through
+        the engine's pipeline (:mod:`resolver.iterate.pipeline`), then the response."""
         packet = pending.packet
         try:
             query = parse_message(packet)
         except WireError as error:
             log.warning("bad_query", client=pending.client, problem=str(error))
-            self.stats.answered(0, Rcode.FORMERR, pending.transport, self.clock() - pending.started)
-            return response_from_header(packet, Rcode.FORMERR)
-        policy = self.policy  # response policy: NOTIFY, then rules before and after resolving
+            formerr = response_from_header(packet, Rcode.FORMERR)
+            self._answered(pending, formerr, Rcode.FORMERR)
+            return formerr
+        policy = self.policy  # response policy: NOTIFY (RFC 1996) is no question
         if policy is not None and query.header.opcode == Opcode.NOTIFY:
             return self._ruled(pending, query, policy.notify(query, pending.client))
         refusal = self._refusal(query, pending)
         if refusal is not None:
             return self._send(pending, query, refusal)
-        ruled = await policy.before(query, pending) if policy is not None else None
-        if ruled is not None and ruled.final:
-            return self._ruled(pending, query, ruled.response)
-        question = query.question[0]
-        checking_disabled = bool(query.header.cd)
-        if query.header.rd:
-            resolution = await self._resolve(question.name, question.rrtype, checking_disabled)
-        else:
-            cached = self.engine.answer_from_cache(question.name, question.rrtype)
-            if cached is None:
-                refused = make_response(
-                    query, Rcode.REFUSED, error=(EdeCode.NOT_AUTHORITATIVE, NOT_RECURSING)
-                )
-                return self._send(pending, query, refused, logged=True)
-            resolution = cached
-        if policy is not None:
-            ruled = await policy.after(query, pending, resolution, ruled)
-            if ruled is not None and ruled.final:
-                return self._ruled(pending, query, ruled.response)
+        tx = await self.engine.answer(transaction(question_of(query, pending), query))
+        if tx.decided:  # by a step (the response policy): its response, or nothing
+            return self._ruled(pending, query, tx.response)
+        resolution = tx.answer
+        if resolution is None:  # RD=0, and the cache holds nothing for it
+            refused = make_response(
+                query, Rcode.REFUSED, error=(EdeCode.NOT_AUTHORITATIVE, NOT_RECURSING)
+            )
+            return self._send(pending, query, refused, logged=True)
         answer, authority = sections(query, resolution)
         extended = self._extended_error(resolution)
         if resolution.rcode == Rcode.SERVFAIL:  # view: the web view's recent SERVFAILs
+            question = query.question[0]
             self.stats.servfailed(question.name, question.rrtype, extended)
         response = make_response(
             query, resolution.rcode, answer, authority, error=extended,
             authenticated=authenticated(query, resolution),
         )  # fmt: skip
-        return self._send(pending, query, response, resolution)
+        key = pending.key if tx.cacheable else None
+        return self._send(pending, query, response, resolution, key=key)
 
     def _ruled(self, pending: Pending, query: Message, response: Message | None) -> bytes | None:
         """A response policy's answer (None: the query is dropped)."""
-        return None if response is None else self._send(pending, query, response, logged=True)
+        if response is None:
+            self._answered(pending, None, 0)
+            return None
+        return self._send(pending, query, response, logged=True)
 
     def _extended_error(self, resolution: Answer) -> ExtendedError | None:
         """Why a SERVFAIL failed, or that an answer is stale (RFC 8914 sections 4.4, 4.23...)."""
@@ -286,7 +336,9 @@ class ResolverService:
             return EdeCode.STALE_ANSWER, STALE_TEXT
         return None
 
-    async def respond(self, packet: bytes, client: str, transport: str = "udp") -> bytes | None:
+    async def respond(
+        self, packet: bytes, client: str, transport: Transport = Transport.UDP
+    ) -> bytes | None:
         """:meth:`take` then, if needed, :meth:`finish`: the whole way for one packet."""
         outcome = self.take(packet, client, transport)
         if isinstance(outcome, Pending):
@@ -296,7 +348,15 @@ class ResolverService:
     def failed(self, pending: Pending) -> bytes | None:
         """SERVFAIL for a query whose handling raised (logged by the caller), counted."""
         self.stats.answered(0, Rcode.SERVFAIL, pending.transport, self.clock() - pending.started)
-        return _servfail(pending.packet)
+        response = _servfail(pending.packet)
+        self._answered(pending, response, Rcode.SERVFAIL)
+        return response
+
+    def _answered(self, pending: Pending, response: bytes | None, rcode: int) -> None:
+        """A response that answers no question (FORMERR, a failure, a drop), journaled."""
+        if self.journal:
+            self._journal(Answered(pending.packet, pending.client, pending.transport,
+                                   pending.started, self.clock(), response, 0, rcode))  # fmt: skip
 
     # ---------------------------------------------------------------- steps
 
@@ -307,29 +367,30 @@ class ResolverService:
         response: Message,
         resolution: Answer | None = None,
         logged: bool = False,
+        key: QuestionKey | None = None,
     ) -> bytes:
-        """Write the response, keep it in the wire cache if it may be, fit it to UDP, count
-        and log it."""
+        """Write the response, keep it in the wire cache (at ``key``) if it may be, fit it
+        to UDP, count and journal it."""
         wire = write_message(response)
         if resolution is not None:
-            self._remember(pending.key, query, resolution, wire, response.answer)
+            self._remember(key, query, resolution, wire, response.answer)
             logged = True
-        if pending.transport == "udp":
+        if pending.transport is Transport.UDP:
             wire = fit_udp(query, response, wire, self.max_udp_size, len(pending.options))
         if pending.options:
             wire = add_option(wire, pending.options)
         question = query.question[0] if query.question else None
         rcode = response.rcode
         qtype = question.rrtype if question is not None else 0
-        self.stats.answered(qtype, rcode, pending.transport, self.clock() - pending.started)
-        if logged and self.query_log and question is not None:
+        now = self.clock()
+        self.stats.answered(qtype, rcode, pending.transport, now - pending.started)
+        if self.journal:
             upstream = resolution.upstream_queries if resolution is not None else 0
             cached = resolution is not None and (resolution.from_cache or upstream == 0)
-            log.info("query", client=pending.client, transport=pending.transport,
-                     name=question.name,
-                     type=RRType.text(qtype), rcode=Rcode.text(rcode), cache=cached,
-                     upstream=upstream,
-                     ms=round((self.clock() - pending.started) * 1000, 2))  # fmt: skip
+            name = question.name if question is not None else ""
+            self._journal(Answered(pending.packet, pending.client, pending.transport,
+                                   pending.started, now, wire, qtype, rcode, name, cached,
+                                   upstream, logged and question is not None))  # fmt: skip
         return wire
 
     def _remember(
@@ -352,7 +413,7 @@ class ResolverService:
             names = tuple({name_key(rr.name) for rr in resolution.answer} - {asked})
         if resolution.rcode in (Rcode.NOERROR, Rcode.NXDOMAIN):
             kept = self.answers.store(key, wire, names=names)
-            if kept and self.records is not None and answer and resolution.rcode == Rcode.NOERROR:
+            if kept and answer and resolution.rcode == Rcode.NOERROR:
                 question = query.question[0]
                 self.records.release(question.name, question.rrtype, key.key, answer)
         elif resolution.failure is not None and resolution.failure.kind != FailureKind.OVERLOADED:
@@ -387,42 +448,19 @@ class ResolverService:
         log.warning("bad_query", client=pending.client, problem=problem, rcode=Rcode.text(rcode))
         return make_response(query, rcode, error=error, with_question=question is not None)
 
-    async def _resolve(self, name: str, rrtype: int, checking_disabled: bool = False) -> Answer:
-        """Resolve, sharing one resolution among clients asking the same question."""
-        key = (name_key(name), rrtype, checking_disabled)
-        task = self._in_flight.get(key)
-        if task is None:
-            if len(self._in_flight) >= MAX_IN_FLIGHT:
-                log.warning("overloaded", in_flight=len(self._in_flight))
-                return servfail(FailureKind.OVERLOADED, "too many questions in flight")
-            # scale: with a shared cache tier, it is asked between the caches and the walk.
-            shared = self.shared
-            task = asyncio.ensure_future(
-                self.engine.resolve(name, rrtype, checking_disabled=checking_disabled)
-                if shared is None
-                else shared.resolve(self.engine, name, rrtype, checking_disabled)
-            )
-            self._in_flight[key] = task
-            task.add_done_callback(lambda _t: self._in_flight.pop(key, None))
-        return await asyncio.shield(task)
-
     def _refresh(self, name: str, rrtype: int, checking_disabled: bool) -> Awaitable[Answer]:
         """A prefetch's resolution: the question's data fetched again."""
         return self.engine.resolve(name, rrtype, checking_disabled=checking_disabled, refresh=True)
 
-    def _busy(self) -> bool:
-        """Too busy for background work: half the in-flight bound taken by clients."""
-        return len(self._in_flight) >= MAX_IN_FLIGHT // 2
 
-    @staticmethod
-    def _log_cache_hit(
-        packet: bytes, client: str, qtype: int, rcode: int, transport: str = "udp"
-    ) -> None:
-        """A fast-path answer in the query log: the name read from the question, as written
-        (the key checked it is plain labels, so this cannot fail), nothing else parsed."""
-        name = read_name(packet, HEADER_SIZE)[0]
-        log.info("query", client=client, transport=transport, name=name, type=RRType.text(qtype),
-                 rcode=Rcode.text(rcode), cache=True, upstream=0, ms=0.0)  # fmt: skip
+def question_of(query: Message, pending: Pending) -> Request:
+    """The request a parsed query makes (one question, class IN: :meth:`_refusal` saw to
+    it), with who asked and how."""
+    question, edns = query.question[0], query.edns
+    header = query.header
+    return Request(question.name, question.rrtype, question.rrclass,
+                   edns is not None and bool(edns.dnssec_ok), bool(header.cd), bool(header.rd),
+                   pending.client, pending.transport)  # fmt: skip
 
 
 # -------------------------------------------------------------------- transports
@@ -439,7 +477,7 @@ class UdpListener(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
-        outcome = self.service.take(data, addr[0], "udp")
+        outcome = self.service.take(data, addr[0], Transport.UDP)
         if outcome is None:
             return
         if isinstance(outcome, Pending):

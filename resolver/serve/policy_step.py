@@ -1,18 +1,20 @@
-"""The response policy step: what the listener asks before resolving and on the answer.
+"""The response policy as a step of the pipeline: before resolving, and on the answer.
 
-The service (:class:`~resolver.serve.listener.ResolverService`) calls three
-things, and nothing else of policy:
+The service (:class:`~resolver.serve.listener.ResolverService`) asks one thing of
+policy on the fast path, and the pipeline (:mod:`resolver.iterate.pipeline`, placed by
+:mod:`resolver.serve.steps`) two:
 
 - :meth:`PolicyStep.early` on the fast path, with the wire cache's key: whether a
   rule matches the query name or the client.  Such a query is not answered from
   the wire cache, nor is its answer kept there (the policy decides it each time);
   every other query costs one dictionary lookup per zone here (more with
   wildcards: one per label).
-- :meth:`PolicyStep.before`, once the query is parsed: the client-IP or QNAME
-  rule that applies (:meth:`resolver.policy.Policy.before`), answered at once,
-  unless an earlier zone has rules on answers, which then wait for the answer.
-- :meth:`PolicyStep.after`, on the answer: QNAME rules on the names of its CNAME
-  chain, response-IP rules on its addresses, NSDNAME and NSIP rules on the name
+- :meth:`PolicyStep.before`, the first before-step: the client-IP or QNAME rule
+  that applies (:meth:`resolver.policy.Policy.before`), answered at once (the
+  transaction is decided), unless an earlier zone has rules on answers, which then
+  wait for the answer.
+- :meth:`PolicyStep.after`, the last after-step, on the answer: QNAME rules on the
+  names of its CNAME chain, response-IP rules on its addresses, NSDNAME and NSIP rules on the name
   servers of the zones it came from (:func:`servers_of`: read from the record
   cache once the resolution is done, the NS RRsets of the query name's zones and
   of every CNAME target's, root excepted, and their addresses).  An answer a rule
@@ -29,13 +31,14 @@ TCP; PASSTHRU the answer as it is, no later rule tried.  A rule on a CNAME
 target keeps the chain up to that target.  Every answer a rule changed carries
 an Extended DNS Error (15 Blocked, 16 Censored or 17 Filtered, as the zone says)
 naming the zone, never AD; each applied rule is one ``policy`` log line (when
-the zone logs) and one count in ``policy_actions{zone,action}``.
+the zone logs) and one count in ``policy_actions{zone,action}``.  The resolver's own
+questions (a redirect's target, say) are not looked at: only clients' are.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Protocol
 
 import structlog
 from recordclass import dataobject
@@ -43,16 +46,16 @@ from recordclass import dataobject
 from resolver.cache.records import RecordCache
 from resolver.iterate.answer import Answer
 from resolver.iterate.engine import IterativeEngine
+from resolver.iterate.pipeline import Transaction
+from resolver.iterate.request import Transport
 from resolver.policy import Action, Match, Policy, name_wire
 from resolver.policy.decide import Servers
 from resolver.serve.responses import make_response
 from resolver.serve.stats import ServiceStats
 from resolver.wire import Message, Rcode, ResourceRecord, RRType
 from resolver.wire.names import BadName, ancestors, name_key
+from resolver.wire.raw import key_name_wire
 from resolver.wire.rdata import AAAA, CNAME, NS, A
-
-if TYPE_CHECKING:
-    from resolver.serve.policy_feeds import PolicyFeeds
 
 log = structlog.get_logger("resolver.serve.policy")
 
@@ -71,12 +74,10 @@ class Ruled(dataobject, fast_new=True):
 PASSED = Ruled(False, None, None, True)
 
 
-class Pending(Protocol):
-    """What the step reads of the listener's pending query (and clears: ``key``)."""
+class Notifier(Protocol):
+    """Who answers a NOTIFY for the policy's sources (resolver.ops: the feeds)."""
 
-    key: Any
-    client: str
-    transport: str
+    def notify(self, query: Message, client: str) -> Message: ...
 
 
 class PolicyStep:
@@ -93,9 +94,13 @@ class PolicyStep:
         self.stats = stats
         self.engine = engine
         self.records = records
-        self.feeds: PolicyFeeds | None = None  # the sources and their loading, set by them
+        self.feeds: Notifier | None = None  # the sources and their loading, set by them
 
-    # ---------------------------------------------------------------- the listener's calls
+    def install(self, policy: Policy) -> None:
+        """The rules in force from now on (the sources loaded again)."""
+        self.policy = policy
+
+    # ---------------------------------------------------------------- the service's calls
 
     def notify(self, query: Message, client: str) -> Message:
         """The answer to a NOTIFY (RFC 1996), from the sources (REFUSED without them)."""
@@ -105,9 +110,36 @@ class PolicyStep:
 
     def early(self, key: bytes, client: str) -> bool:
         """Whether a rule matches the name of a wire-cache key, or the client."""
-        return self.policy.early(key[:-5], client)  # the key: name, type, class, flags
+        return self.policy.early(key_name_wire(key), client)
 
-    async def before(self, query: Message, pending: Pending) -> Ruled | None:
+    async def before(self, tx: Transaction) -> bool:
+        """The pipeline's first step: a rule on the query name or the client decides the
+        response now, or waits for the answer (kept in the transaction's notes)."""
+        query = tx.query
+        if query is None:  # the resolver's own question: no client, no policy
+            return False
+        ruled = await self._before(query, tx)
+        if ruled is None:
+            return False
+        if ruled.final:
+            tx.decided, tx.response = True, ruled.response
+            return True
+        if tx.notes is None:
+            tx.notes = {}
+        tx.notes[self] = ruled
+        return False
+
+    async def after(self, tx: Transaction) -> None:
+        """The pipeline's last step: rules on the answer (and one that waited for it)."""
+        query, answer = tx.query, tx.answer
+        if query is None or answer is None:
+            return
+        ruled = tx.notes.get(self) if tx.notes is not None else None
+        after = await self._after(query, tx, answer, ruled if isinstance(ruled, Ruled) else None)
+        if after is not None and after.final:
+            tx.decided, tx.response = True, after.response
+
+    async def _before(self, query: Message, tx: Transaction) -> Ruled | None:
         policy = self.policy
         if not policy.slots:
             return None
@@ -116,17 +148,17 @@ class PolicyStep:
             wire = name_wire(question.name)
         except BadName:
             return None
-        match, disabled = policy.before(wire, question.name, pending.client)
-        self._disabled(disabled, query, pending)
+        match, disabled = policy.before(wire, question.name, tx.request.client)
+        self._disabled(disabled, query, tx)
         if match is None:
             return None
-        pending.key = None  # decided by policy each time: never from, nor into, the wire cache
+        tx.cacheable = False  # decided by policy each time: never from, nor into, the wire cache
         if policy.waits(match):
             return Ruled(False, None, match)
-        return await self._apply(match, query, pending, None)
+        return await self._apply(match, query, tx, None)
 
-    async def after(
-        self, query: Message, pending: Pending, resolution: Answer, ruled: Ruled | None
+    async def _after(
+        self, query: Message, tx: Transaction, resolution: Answer, ruled: Ruled | None
     ) -> Ruled | None:
         policy = self.policy
         if (ruled is not None and ruled.stop) or not policy.slots:
@@ -136,20 +168,20 @@ class PolicyStep:
         if chain and policy.qname:
             # Not kept in the wire cache: a QNAME rule added later for a name of its chain
             # would not be seen there (the fast path looks at the query name only).
-            pending.key = None
+            tx.cacheable = False
         if policy.on_answers or (chain and policy.qname):
             addresses = [rr.rdata.address for rr in resolution.answer
                          if isinstance(rr.rdata, (A, AAAA))]  # fmt: skip
             names = [query.question[0].name, *(target for target, _ in chain)]
             limit = waiting.position if waiting is not None else None
             match, disabled = policy.after(chain, addresses, lambda: self.servers(names), limit)
-            self._disabled(disabled, query, pending)
+            self._disabled(disabled, query, tx)
             if match is not None:
                 waiting = match
         if waiting is None:
             return None
-        pending.key = None
-        return await self._apply(waiting, query, pending, resolution)
+        tx.cacheable = False
+        return await self._apply(waiting, query, tx, resolution)
 
     def servers(self, names: Iterable[str]) -> Servers:
         """The name servers of the zones of ``names`` (NSDNAME and NSIP triggers)."""
@@ -161,13 +193,14 @@ class PolicyStep:
         self,
         match: Match,
         query: Message,
-        pending: Pending,
+        tx: Transaction,
         resolution: Answer | None,
         depth: int = 0,
     ) -> Ruled:
         action = match.rule.action
-        self._applied(match, action.value, query, pending)
-        if action is Action.PASSTHRU or (action is Action.TCP_ONLY and pending.transport != "udp"):
+        self._applied(match, action.value, query, tx)
+        datagram = tx.request.transport is Transport.UDP
+        if action is Action.PASSTHRU or (action is Action.TCP_ONLY and not datagram):
             return PASSED
         if action is Action.DROP:
             return Ruled(True)
@@ -180,7 +213,7 @@ class PolicyStep:
             response = self._response(match, query, Rcode.NOERROR, [], [])
             response.header.tc = 1
         elif action is Action.LOCAL_DATA:
-            local = await self._local(match, query, pending, name, prefix, depth)
+            local = await self._local(match, query, tx, name, prefix, depth)
             if isinstance(local, Ruled):
                 return local
             response = local
@@ -193,7 +226,7 @@ class PolicyStep:
         self,
         match: Match,
         query: Message,
-        pending: Pending,
+        tx: Transaction,
         name: str,
         prefix: list[ResourceRecord],
         depth: int,
@@ -219,7 +252,7 @@ class PolicyStep:
         followed = await self.engine.resolve(target, qtype, checking_disabled=bool(query.header.cd))
         answer = [*prefix, redirect, *followed.answer]
         if depth == 0:  # the redirect's target is looked at as a CNAME target would be
-            ruled = await self._followed(query, pending, target, answer, followed)
+            ruled = await self._followed(query, tx, target, answer, followed)
             if ruled is not None:
                 return ruled
         return self._response(match, query, followed.rcode, answer, followed.authority)
@@ -227,7 +260,7 @@ class PolicyStep:
     async def _followed(
         self,
         query: Message,
-        pending: Pending,
+        tx: Transaction,
         target: str,
         answer: list[ResourceRecord],
         followed: Answer,
@@ -240,12 +273,12 @@ class PolicyStep:
         addresses = [rr.rdata.address for rr in followed.answer if isinstance(rr.rdata, (A, AAAA))]
         names = [name for name, _ in chain]
         match, disabled = self.policy.after(chain, addresses, lambda: self.servers(names))
-        self._disabled(disabled, query, pending)
+        self._disabled(disabled, query, tx)
         if match is None:
             return None
         match.name = match.name or target  # a rule on the target's answer: the redirect stays
         combined = Answer(followed.rcode, answer, followed.authority)
-        ruled = await self._apply(match, query, pending, combined, depth=1)
+        ruled = await self._apply(match, query, tx, combined, depth=1)
         return ruled if ruled.final else None  # PASSTHRU there: the redirect's answer as it is
 
     @staticmethod
@@ -266,7 +299,7 @@ class PolicyStep:
 
     # ---------------------------------------------------------------- log and counters
 
-    def _applied(self, match: Match, action: str, query: Message, pending: Pending) -> None:
+    def _applied(self, match: Match, action: str, query: Message, tx: Transaction) -> None:
         slot = match.slot
         key = (slot.name, action)
         counts = self.stats.policy_actions
@@ -274,14 +307,15 @@ class PolicyStep:
         if slot.options.log:
             question = query.question[0]
             log.info("policy", zone=slot.name, trigger=match.trigger.value, action=action,
-                     matched=match.matched, client=pending.client, name=question.name,
-                     type=RRType.text(question.rrtype), transport=pending.transport)  # fmt: skip
+                     matched=match.matched, client=tx.request.client, name=question.name,
+                     type=RRType.text(question.rrtype),
+                     transport=tx.request.transport.value)  # fmt: skip
 
-    def _disabled(self, matches: list[Match], query: Message, pending: Pending) -> None:
+    def _disabled(self, matches: list[Match], query: Message, tx: Transaction) -> None:
         """A DISABLED zone's matches: logged and counted, each time (so never cached)."""
         for match in matches:
-            pending.key = None
-            self._applied(match, "disabled", query, pending)
+            tx.cacheable = False
+            self._applied(match, "disabled", query, tx)
 
 
 def _chain(records: list[ResourceRecord]) -> list[tuple[str, bytes]]:

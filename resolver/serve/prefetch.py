@@ -24,11 +24,11 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
-from resolver.cache.answers import CD_KEY, AnswerCache, QuestionKey
+from resolver.cache.answers import AnswerCache
 from resolver.cache.lru import LruDict
 from resolver.iterate.answer import Answer
 from resolver.wire import Rcode, WireError
-from resolver.wire.names import read_name
+from resolver.wire.raw import CD_KEY, QuestionKey, key_name, key_qtype, key_question
 
 log = structlog.get_logger("resolver.serve.prefetch")
 
@@ -66,7 +66,7 @@ class Prefetcher:
 
     def expiring(self, key: QuestionKey, left: float) -> None:
         """The wire cache's report of a hit on an answer with ``left`` seconds to live."""
-        question = key.key[:-1]  # the name, type and class: every client's flags alike
+        question = key_question(key.key)  # every client's flags alike
         now = self.clock()
         until = self._until.peek(question)
         if until is not None and now < until:
@@ -74,11 +74,11 @@ class Prefetcher:
         if len(self._tasks) >= MAX_PREFETCHING or self.busy():
             return
         try:
-            name, end = read_name(question, 0)
+            name = key_name(key.key)
         except WireError:
             return
         self._until.put(question, now + left)
-        qtype = question[end] << 8 | question[end + 1]
+        qtype = key_qtype(key.key)
         checking_disabled = bool(key.key[-1] & CD_KEY)
         task = asyncio.ensure_future(self._refresh(question, name, qtype, checking_disabled))
         self._tasks.add(task)

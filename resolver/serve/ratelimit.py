@@ -39,13 +39,10 @@ cheapest thing to do with them.  The rate is
 from __future__ import annotations
 
 import ipaddress
-import struct
 from array import array
 
-from resolver.cache.answers import EDNS_KEY, question_key
 from resolver.serve.stats import ServiceStats
-from resolver.wire import EDNS_PAYLOAD, HEADER_SIZE
-from resolver.wire.header import CD, OPCODE_MASK, QR, RA, RD, TC
+from resolver.wire.raw import truncated
 
 MODES = ("truncate", "drop")
 TABLE_SIZE = 1 << 17  # slots (doubles): 1 MiB, shared by every prefix level
@@ -55,23 +52,6 @@ BURST_SECONDS = 1.0  # a level may run this far ahead of its rate: `limit` queri
 # (prefix length, multiple of the rate) per family; Knot's values, its widest levels left out.
 IPV4_LEVELS = ((32, 1), (24, 32))
 IPV6_LEVELS = ((128, 1), (64, 2), (56, 3))
-MAX_NAME = 255  # octets of a name in wire form, RFC 1035 section 3.1
-# An OPT record (RFC 6891 section 6.1.2): root owner, type 41, our payload size, no options.
-_OPT = struct.pack("!BHHIH", 0, 41, EDNS_PAYLOAD, 0, 0)
-
-
-def truncated(packet: bytes) -> bytes | None:
-    """TC=1 with the question and nothing else (an OPT record if the query had one), or
-    None when the question cannot be read without parsing (such a packet is dropped)."""
-    key = question_key(packet)
-    if key is None or key.end - 4 - HEADER_SIZE > MAX_NAME:
-        return None  # question_key reads labels only: a name over 255 octets is not one
-    flags = QR | TC | (packet[2] & (OPCODE_MASK | RD))
-    header = packet[0:2] + bytes((flags, RA | (packet[3] & CD)))
-    question = packet[HEADER_SIZE : key.end]
-    if key.key[-1] & EDNS_KEY:
-        return header + b"\x00\x01\x00\x00\x00\x00\x00\x01" + question + _OPT
-    return header + b"\x00\x01\x00\x00\x00\x00\x00\x00" + question
 
 
 class ClientRateLimit:

@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from enum import IntEnum
 
 from resolver.cache.records import Security
 from resolver.iterate.answer import Answer, Failure, FailureKind
@@ -31,28 +30,8 @@ from resolver.wire import (
     write_message,
 )
 from resolver.wire.dnssec_rdata import RRSIG
+from resolver.wire.ede import EdeCode, ExtendedError, ede_option
 from resolver.wire.names import name_key
-
-EDE_OPTION = 15  # RFC 8914 section 2: the OPTION-CODE of an Extended DNS Error
-MAX_EXTRA_TEXT = 200  # octets of EXTRA-TEXT at most: the reason, not an essay
-
-
-class EdeCode(IntEnum):
-    """The INFO-CODEs we send (RFC 8914 section 4; IANA "Extended DNS Error Codes")."""
-
-    OTHER = 0  # 4.1: none of the others fits; the EXTRA-TEXT says what happened
-    STALE_ANSWER = 3  # 4.4: answered from expired data (serve-stale, RFC 8767)
-    NOT_READY = 14  # 4.15: the server cannot answer now (it is not fully functional)
-    BLOCKED = 15  # 4.16: blocked by the operator's policy (response policy)
-    CENSORED = 16  # 4.17: blocked because of an external requirement (response policy)
-    FILTERED = 17  # 4.18: filtered as the client asked (response policy)
-    PROHIBITED = 18  # 4.19: the client is not allowed (here: outside --allow)
-    NOT_AUTHORITATIVE = 20  # 4.21: RD=0 and no answer we could give without recursion
-    NOT_SUPPORTED = 21  # 4.22: the query asks for something we do not do
-    NO_REACHABLE_AUTHORITY = 22  # 4.23: no authoritative server could be reached
-    NETWORK_ERROR = 23  # 4.24: an unrecoverable error talking to other servers
-    DNSSEC_BOGUS = 6  # 4.7: validation failed (the engine may say more precisely: 7-12)
-
 
 # Why a resolution failed -> the INFO-CODE of its SERVFAIL.
 #  - NO_REACHABLE_AUTHORITY: every server of a zone failed, was lame or unusable: 4.23 says
@@ -76,22 +55,13 @@ FAILURE_CODES: dict[FailureKind, EdeCode] = {
     FailureKind.DNSSEC_BOGUS: EdeCode.DNSSEC_BOGUS,
 }
 
-ExtendedError = tuple[int, str]  # (INFO-CODE, EXTRA-TEXT)
-
 
 def failure_error(failure: Failure | None) -> ExtendedError:
     if failure is None:  # a SERVFAIL without a reason should not happen; still say so
         return EdeCode.OTHER, "no reason given"
-    if failure.info_code:  # the engine knew better (Signature Expired, DNSKEY Missing...)
+    if failure.info_code is not None:  # the engine knew better (Signature Expired...)
         return failure.info_code, failure.text
     return FAILURE_CODES.get(failure.kind, EdeCode.OTHER), failure.text
-
-
-def ede_option(error: ExtendedError) -> tuple[int, bytes]:
-    """The EDNS option (RFC 8914 section 2): INFO-CODE, then EXTRA-TEXT in UTF-8 (no NUL)."""
-    code, text = error
-    extra = text.encode("utf-8")[:MAX_EXTRA_TEXT].decode("utf-8", "ignore").encode("utf-8")
-    return EDE_OPTION, int(code).to_bytes(2, "big") + extra
 
 
 def make_response(

@@ -2,20 +2,23 @@
 
 Several nodes behind a load balancer (dnsdist: ``deploy/dnsdist.conf``) each keep
 their own caches; this tier lets a name one node resolved be an answer on every
-other, as Unbound's ``cachedb`` module does with Redis.  Where it sits in a
-query's way (:meth:`SharedTier.resolve`, called by the listener instead of the
-engine when the tier is configured):
+other, as Unbound's ``cachedb`` module does with Redis.  It is two steps of the
+engine's pipeline (:mod:`resolver.iterate.pipeline`, placed by
+:mod:`resolver.serve.steps`):
 
-1. the wire answer cache (the listener's fast path) and the record cache: a hit
-   there never asks Redis, and nor does a name of a local zone (node
-   configuration, not DNS data: never read from nor written to the tier);
-2. Redis: ``GET`` and ``PTTL`` of the question's key in one round trip; a value
-   is decoded and checked (:mod:`resolver.serve.sharedwire`: a trust boundary)
-   and answered like an answer of the engine's, TTLs counted down;
-3. the engine walks from the root, and the answer (NOERROR or NXDOMAIN, never a
-   SERVFAIL; with validation on only secure or insecure data, never bogus nor
-   unchecked) is written in the background with its remaining TTL as the Redis
-   expiry (``SET key value EX lifetime``).  The client never waits for a write.
+1. after the wire answer cache (the listener's fast path), the local zones and the
+   record cache: a hit there never asks Redis, and nor does a name of a local zone
+   (node configuration, not DNS data: never read from nor written to the tier),
+   nor a question another client's walk is resolving already (it joins that walk);
+2. the read (:meth:`SharedTier.before`): ``GET`` and ``PTTL`` of the question's key
+   in one round trip; a value is decoded and checked (:mod:`resolver.serve.sharedwire`:
+   a trust boundary) and answered like an answer of the engine's, TTLs counted down;
+3. otherwise the engine walks from the root, and the write (:meth:`SharedTier.after`)
+   offers its answer (NOERROR or NXDOMAIN, never a SERVFAIL; with validation on only
+   secure or insecure data, never bogus nor unchecked) in the background with its
+   remaining TTL as the Redis expiry (``SET key value EX lifetime``).  The client
+   never waits for a write.  The resolver's own questions (prefetch, key lookups)
+   neither read nor write.
 
 The key is ``key-prefix`` + the question's name (case folded) + ``/`` + its type:
 ``resolver:www.example.com./A``.  One value holds the whole answer with its
@@ -55,12 +58,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import structlog
@@ -68,6 +70,7 @@ import structlog
 from resolver.cache.records import Security
 from resolver.iterate.answer import Answer
 from resolver.iterate.engine import IterativeEngine
+from resolver.iterate.pipeline import Transaction
 from resolver.serve.sharedcheck import revalidate
 from resolver.serve.sharedwire import (
     BadValue,
@@ -81,10 +84,6 @@ from resolver.serve.sharedwire import (
 from resolver.serve.stats import ServiceStats
 from resolver.wire import RRType
 from resolver.wire.names import name_key
-
-if TYPE_CHECKING:
-    from resolver.serve.config import Settings
-    from resolver.serve.runtime import ReloadHook, Runtime
 
 log = structlog.get_logger("resolver.serve.shared")
 
@@ -124,37 +123,6 @@ class SharedCacheSettings:
     def timeout(self) -> float:
         """The longest a query waits for Redis, seconds."""
         return (self.connect_timeout_ms + self.read_timeout_ms) / 1000
-
-
-_KEYS: dict[str, tuple[type, Callable[[Any], bool], str]] = {
-    "url": (str, lambda v: urlsplit(v).scheme in URL_SCHEMES,
-            f"a Redis URL ({', '.join(s + '://' for s in URL_SCHEMES)})"),
-    "key-prefix": (str, lambda v: len(v) <= 256, "at most 256 characters"),
-    "connect-timeout-ms": (int, lambda v: 1 <= v <= 10_000, "1 to 10000 milliseconds"),
-    "read-timeout-ms": (int, lambda v: 1 <= v <= 10_000, "1 to 10000 milliseconds"),
-    "max-ttl": (int, lambda v: 1 <= v <= 2**31 - 1, "1 to 2147483647 seconds"),
-    "max-value-size": (int, lambda v: 512 <= v <= 1 << 20, "512 to 1048576 bytes"),
-    "hmac-keys": (list, lambda v: 1 <= len(v) <= 2 and all(
-        isinstance(k, str) and len(k) >= MIN_HMAC_KEY for k in v),
-        f"one or two keys (two during a rotation) of at least {MIN_HMAC_KEY} characters"),
-}  # fmt: skip
-
-
-def parse_shared_cache(table: dict[str, Any]) -> SharedCacheSettings:
-    """The ``[shared-cache]`` table as settings; ValueError naming the key that is wrong."""
-    values: dict[str, Any] = {}
-    for key, value in table.items():
-        if key not in _KEYS:
-            raise ValueError(f"unknown key {key!r} (keys: {', '.join(_KEYS)})")
-        kind, check, wanted = _KEYS[key]
-        if not isinstance(value, kind) or isinstance(value, bool) or not check(value):
-            raise ValueError(f"{key}: {value!r} is not {wanted}")
-        values[key.replace("-", "_")] = tuple(value) if isinstance(value, list) else value
-    if "url" not in values:
-        raise ValueError("url is required (redis://HOST:PORT/DB)")
-    if importlib.util.find_spec("redis") is None:
-        raise ValueError("needs the redis library: pip install 'resolver[shared-cache]'")
-    return SharedCacheSettings(**values)
 
 
 def shown_url(url: str) -> str:
@@ -201,11 +169,13 @@ class SharedTier:
         self,
         settings: SharedCacheSettings,
         stats: ServiceStats,
+        engine: IterativeEngine,
         client: Any = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.stats = stats
+        self.engine = engine
         self.client = client if client is not None else connect(settings)
         self.clock = clock
         self.errors = _errors()
@@ -225,31 +195,39 @@ class SharedTier:
     def key(self, qname: str, qtype: int) -> str:
         return f"{self.settings.key_prefix}{name_key(qname)}/{RRType.text(qtype)}"
 
-    async def resolve(
-        self, engine: IterativeEngine, qname: str, qtype: int, checking_disabled: bool
-    ) -> Answer:
-        """The answer to a question: the node's own caches and local zones, else the shared
-        tier (validated again unless authenticated), else the engine's walk (whose answer
-        is then offered to the tier, replacing a value that did not validate)."""
-        local = engine.local.lookup(qname, qtype) if engine.local else None
-        if local is not None or engine.answer_from_cache(qname, qtype) is not None:
-            return await engine.resolve(qname, qtype, checking_disabled=checking_disabled)
+    async def before(self, tx: Transaction) -> bool:
+        """The read: the tier's answer to a client's question the node's own caches did
+        not have (validated again unless authenticated), or nothing."""
+        request = tx.request
+        engine = self.engine
+        if request.internal or tx.prefix is not None or engine.walking(tx):
+            return False
+        qname, qtype = tx.name, request.qtype
         validating = engine.validating
         found = await self.fetch_value(qname, qtype, validating)
-        if found is not None:
-            shared, authenticated = found
-            if not validating or authenticated or checking_disabled:
-                return shared
-            security = await revalidate(engine, qname, qtype, shared)
-            if security is not None:
-                shared.security = security
-                return shared
-            self.stats.shared_lookups["bogus"] += 1
-            self._bad_value(self.key(qname, qtype), "did not validate")
-        answer = await engine.resolve(qname, qtype, checking_disabled=checking_disabled)
-        if answer.upstream_queries > 0 and shareable(answer, validating):
-            self.offer(qname, qtype, answer)
-        return answer
+        if found is None:
+            return False
+        shared, authenticated = found
+        if not validating or authenticated or request.checking_disabled:
+            tx.answer = shared
+            return True
+        security = await revalidate(engine, qname, qtype, shared)
+        if security is not None:
+            shared.security = security
+            tx.answer = shared
+            return True
+        self.stats.shared_lookups["bogus"] += 1
+        self._bad_value(self.key(qname, qtype), "did not validate")
+        return False
+
+    async def after(self, tx: Transaction) -> None:
+        """The write: an answer this node's walk found (replacing a value that did not
+        validate), offered in the background."""
+        answer = tx.answer
+        if not tx.walked or tx.prefix is not None or answer is None:
+            return
+        if answer.upstream_queries > 0 and shareable(answer, self.engine.validating):
+            self.offer(tx.name, tx.request.qtype, answer)
 
     # ------------------------------------------------------------ reading
 
@@ -388,56 +366,3 @@ class SharedTier:
 def _describe(error: BaseException) -> str:
     text = str(error)
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
-
-
-# -- building it, and reloading it ---------------------------------------------------------
-
-
-def shared_settings(settings: Settings) -> SharedCacheSettings | None:
-    section = settings.sections.get(SECTION)
-    assert section is None or isinstance(section, SharedCacheSettings)
-    return section
-
-
-def build_tier(settings: Settings, stats: ServiceStats) -> SharedTier | None:
-    """The tier the settings ask for, or None when ``[shared-cache]`` is absent."""
-    configured = shared_settings(settings)
-    return SharedTier(configured, stats) if configured is not None else None
-
-
-_closing: set[asyncio.Task[None]] = set()  # tiers replaced by a reload, being closed
-
-
-def _close_later(tier: SharedTier) -> None:
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:  # no event loop running (a reload outside the service): nothing open
-        return
-    closing = loop.create_task(tier.close())
-    _closing.add(closing)
-    closing.add_done_callback(_closing.discard)
-
-
-def shared_hook(runtime: Runtime) -> ReloadHook:
-    """The reload hook of ``[shared-cache]``: a changed section replaces the tier (the old
-    one's connections closed in the background); a removed one turns it off."""
-
-    def prepare(new: Settings) -> Callable[[], None]:
-        before, after = shared_settings(runtime.settings), shared_settings(new)
-        if before == after:
-            return lambda: None
-
-        def apply() -> None:
-            service = runtime.service
-            old = service.shared
-            service.shared = SharedTier(after, runtime.stats) if after is not None else None
-            if service.shared is None:
-                runtime.stats.shared_up = None
-            if old is not None:
-                _close_later(old)
-            log.info("shared_cache_reloaded", url=shown_url(after.url) if after else None,
-                     worker=os.getpid())  # fmt: skip
-
-        return apply
-
-    return prepare

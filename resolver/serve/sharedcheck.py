@@ -3,7 +3,7 @@
 Whoever can write to Redis can write a value that says "secure".  A validating node
 without ``hmac-keys`` (:mod:`resolver.serve.shared`) therefore takes no state from a
 value: it judges the value as its engine judges an answer, with its own chain of trust
-(:class:`~resolver.iterate.validation.Validator`): the value's records grouped by the
+(the engine's :class:`~resolver.iterate.judge.Judge`): the value's records grouped by the
 zone cut the node knows for each owner, each group judged as an answer from that zone,
 a negative answer's SOA and NSEC/NSEC3 proof as one more step; the DNSKEY and DS RRsets
 the judgement needs are looked up as for the node's own answers (from its caches
@@ -17,9 +17,8 @@ from resolver.dnssec.budget import ValidationBudget
 from resolver.iterate.answer import Answer
 from resolver.iterate.classify import Classified, Kind
 from resolver.iterate.engine import IterativeEngine
-from resolver.iterate.learn import learn
+from resolver.iterate.judge import NeedKeys, Verdict
 from resolver.iterate.remember import rrsets
-from resolver.iterate.validation import NeedKeys, Verdict
 from resolver.wire import Rcode, ResourceRecord, RRType
 from resolver.wire.names import ROOT, name_key, parent
 from resolver.wire.rdata import CNAME
@@ -32,18 +31,17 @@ async def revalidate(engine: IterativeEngine, qname: str, qtype: int, answer: An
     trust (the state written in it is ignored): SECURE or INSECURE, or None when it is
     bogus or cannot be validated within bounds.  The chain's DNSKEY and DS RRsets are
     looked up as the engine does for its own answers (usually from its caches)."""
-    validator = engine.env.validator
-    assert validator is not None
+    judge = engine.judge
     budget = ValidationBudget()
     worst: int = Security.SECURE
     for step, zone in _steps(engine, qname, qtype, answer):
         for _ in range(MAX_CHAIN_STEPS):
-            judged = validator.judge(step, qname, qtype, zone, budget)
+            judged = judge.judge(step, qname, qtype, zone, budget)
             if isinstance(judged, Verdict):
                 break
             rrtype = RRType.DNSKEY if isinstance(judged, NeedKeys) else RRType.DS
             needed = await engine.resolve(judged.zone, rrtype)
-            learn(validator.trust, judged.zone, rrtype, needed)
+            judge.learn(judged.zone, rrtype, needed)
         else:
             return None
         if judged.security not in (Security.SECURE, Security.INSECURE):
@@ -58,14 +56,13 @@ def _steps(
     """A shared answer as the engine would have seen it: its records grouped by the zone
     cut this node knows for each owner (a DS by its parent's), each group judged as an
     answer from that zone; a negative answer's SOA and proof as one more step."""
-    finder = engine.env.finder
     proof = list(answer.proof or [])
     sigs = list(answer.sigs or []) + [rr for rr in proof if rr.rrtype == RRType.RRSIG]
     groups: dict[str, list[ResourceRecord]] = {}
     for rrset in rrsets(answer.answer):
         owner = rrset[0].name
         target = parent(owner) if rrset[0].rrtype == RRType.DS and owner != ROOT else owner
-        groups.setdefault(finder.closest(target).zone, []).extend(rrset)
+        groups.setdefault(engine.cut_zone(target), []).extend(rrset)
     steps = []
     for zone, records in groups.items():
         step = Classified(Kind.ANSWER, records, records[-1].name)
@@ -78,7 +75,7 @@ def _steps(
         step = Classified(kind, [], name, soa)
         step.sigs, step.proof = sigs, proof or None
         target = parent(name) if qtype == RRType.DS and name != ROOT else name
-        steps.append((step, finder.closest(target).zone))
+        steps.append((step, engine.cut_zone(target)))
     return steps
 
 

@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
-from resolver.wire.options import add_option, keepalive
+from resolver.iterate.request import Transport
+from resolver.wire.raw import add_option, keepalive
 
 if TYPE_CHECKING:
     from resolver.serve.listener import Pending, ResolverService
@@ -199,7 +200,7 @@ class _TcpConnection:
     read in progress has its deadline moved when an answer goes out.
     """
 
-    transport = "tcp"  # what the service is told; "tls" for DNS over TLS (resolver.serve.dot)
+    transport = Transport.TCP  # what the service is told; TLS for DoT (resolver.serve.dot)
 
     def __init__(
         self,

@@ -30,6 +30,7 @@ from typing import Any
 
 import structlog
 
+from resolver.iterate.request import Transport
 from resolver.serve.stats import ServiceStats
 
 log = structlog.get_logger("resolver.serve.tls")
@@ -112,7 +113,7 @@ class Admission:
     timeout, as it would if they were refused (the TCP listener's idle flood).
     """
 
-    def __init__(self, max_connections: int, stats: ServiceStats, transport: str) -> None:
+    def __init__(self, max_connections: int, stats: ServiceStats, transport: Transport) -> None:
         self.max_connections = max_connections
         self.stats = stats
         self.transport = transport
@@ -125,7 +126,8 @@ class Admission:
             if not self.handshaking:
                 refused = stats.connections_refused
                 refused[transport] = refused.get(transport, 0) + 1
-                log.warning(f"{transport}_refused", client=client, reason="too many connections")
+                log.warning(f"{transport.value}_refused", client=client,
+                            reason="too many connections")  # fmt: skip
                 return False
             oldest = next(iter(self.handshaking))
             del self.handshaking[oldest]
@@ -298,7 +300,7 @@ async def accept_tls(
     writer: asyncio.StreamWriter,
     context: ssl.SSLContext,
     stats: ServiceStats,
-    transport: str,
+    transport: Transport,
     client: str,
 ) -> tuple[TlsReader, TlsWriter] | None:
     """The handshake of an accepted connection, bounded by HANDSHAKE_TIMEOUT, counted by
@@ -310,12 +312,14 @@ async def accept_tls(
             await stream.handshake()
     except TimeoutError:
         stats.handshake(transport, "timeout")
-        log.debug("tls_handshake_failed", client=client, transport=transport, reason="timeout")
+        log.debug("tls_handshake_failed", client=client, transport=transport.value,
+                  reason="timeout")  # fmt: skip
         return None
     except (ssl.SSLError, ConnectionError, OSError, asyncio.IncompleteReadError) as error:
         stats.handshake(transport, "failed")
         reason = getattr(error, "reason", None) or type(error).__name__
-        log.debug("tls_handshake_failed", client=client, transport=transport, reason=reason)
+        log.debug("tls_handshake_failed", client=client, transport=transport.value,
+                  reason=reason)  # fmt: skip
         stream.flush()  # the alert, if any
         return None
     stats.handshake(transport, "resumed" if stream.tls.session_reused else "full")

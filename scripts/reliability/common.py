@@ -68,7 +68,7 @@ class Resolver:
         if max_in_flight is not None:
             start = ["-c", "import sys, resolver.serve.listener as listener; "
                      f"listener.MAX_IN_FLIGHT = {int(max_in_flight)}; "
-                     "from resolver.serve.cli import main; sys.exit(main(sys.argv[1:]))"]
+                     "from resolver.ops.cli import main; sys.exit(main(sys.argv[1:]))"]
         self.command = [
             sys.executable, *start, "--port", str(self.port),
             "--root-hints", str(hints), "--upstream-port", str(upstream_port),
@@ -103,7 +103,7 @@ class Resolver:
     def stats(self) -> dict[str, float]:
         """``resolver-control stats`` as a dictionary."""
         done = subprocess.run(
-            [sys.executable, "-m", "resolver.serve.control", "--control-socket",
+            [sys.executable, "-m", "resolver.ops.control", "--control-socket",
              str(self.control), "stats"],
             capture_output=True, text=True, timeout=30, check=False, cwd=ROOT,
         )  # fmt: skip

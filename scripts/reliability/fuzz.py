@@ -10,7 +10,7 @@ Targets (each checks more than "does not raise"):
 ``wire``      :func:`resolver.wire.parse_message`: any input either parses or raises
               WireError (nothing else); what parses is written back by
               :func:`write_message` and parses again to the same sections.
-``key``       :func:`resolver.cache.answers.question_key`, the fast path's key: never
+``key``       :func:`resolver.wire.raw.question_key`, the fast path's key: never
               raises; when it gives a key and the full parser accepts the packet, the key
               is that parse's question (name case folded, type, class, EDNS or not), so a
               cached answer can never be served for another question.
@@ -45,11 +45,16 @@ import dns.message
 import dns.rrset
 
 with atheris.instrument_imports(include=["resolver"]):
-    from resolver.cache.answers import AnswerCache, question_key
+    from resolver.cache.answers import AnswerCache
+    from resolver.cache.records import RecordCache
     from resolver.iterate.answer import Answer, FailureKind, servfail
+    from resolver.iterate.engine import IterativeEngine
+    from resolver.iterate.hints import parse_root_hints
+    from resolver.iterate.pipeline import Transaction
+    from resolver.iterate.request import Transport
+    from resolver.net.contract import Query, Reply
     from resolver.serve.access import AccessList
     from resolver.serve.listener import Pending, ResolverService
-    from resolver.serve.ratelimit import truncated
     from resolver.wire import (
         CLASS_IN,
         HEADER_SIZE,
@@ -60,6 +65,7 @@ with atheris.instrument_imports(include=["resolver"]):
         write_message,
     )
     from resolver.wire.names import name_to_wire
+    from resolver.wire.raw import question_key, truncated
     from resolver.wire.rdata import SOA, TXT, A
 
 TARGETS = ("wire", "key", "listener")
@@ -114,11 +120,25 @@ def fuzz_key(data: bytes) -> None:
 # -------------------------------------------------------------------- listener
 
 
-class FakeEngine:
-    """Answers at once, by the first label: nx* NXDOMAIN, fail* SERVFAIL, big* a TXT
-    too large for UDP, anything else one A record."""
+class NoNetwork:
+    async def exchange(self, query: Query) -> Reply:
+        raise AssertionError("the fuzzed service walked")
 
-    async def resolve(self, name: str, rrtype: int, *, checking_disabled: bool = False) -> Answer:
+
+class FakeEngine(IterativeEngine):
+    """The engine's pipeline with a walk that answers at once, by the first label: nx*
+    NXDOMAIN, fail* SERVFAIL, big* a TXT too large for UDP, anything else one A record;
+    nothing in the cache for RD=0."""
+
+    def __init__(self) -> None:
+        hints = parse_root_hints(". 3600 NS a.root.\na.root. 3600 A 127.0.0.1\n")
+        super().__init__(NoNetwork(), RecordCache(), hints)
+
+    def from_cache(self, qname: str, qtype: int, stale: bool = False) -> Answer | None:
+        return None
+
+    async def _walk(self, tx: Transaction) -> Answer:
+        name = tx.name
         label = name.lower()
         if label.startswith("fail"):
             return servfail(FailureKind.NO_REACHABLE_AUTHORITY, "fuzz")
@@ -130,13 +150,10 @@ class FakeEngine:
             return Answer(0, [ResourceRecord(name, RRType.TXT, CLASS_IN, 60, txt)], [], 1)
         return Answer(0, [ResourceRecord(name, RRType.A, CLASS_IN, 60, A("192.0.2.1"))], [], 1)
 
-    def answer_from_cache(self, name: str, rrtype: int) -> Answer | None:
-        return None
-
 
 def listener_target() -> Callable[[bytes], None]:
     service = ResolverService(
-        FakeEngine(),  # type: ignore[arg-type]
+        FakeEngine(),
         AnswerCache(1000),
         AccessList(["192.0.2.0/24"]),
         clock=lambda: 1000.0,
@@ -146,7 +163,7 @@ def listener_target() -> Callable[[bytes], None]:
     clients = ("127.0.0.1", "192.0.2.7", "198.51.100.7", "::1")
 
     def fuzz_listener(data: bytes) -> None:
-        for i, transport in enumerate(("udp", "tcp")):
+        for i, transport in enumerate((Transport.UDP, Transport.TCP)):
             client = clients[(len(data) + i) % len(clients)]
             outcome = service.take(data, client, transport)
             if isinstance(outcome, Pending):
@@ -154,15 +171,15 @@ def listener_target() -> Callable[[bytes], None]:
             else:
                 response = outcome
             if response is None:
-                assert len(data) < HEADER_SIZE or data[2] & 0x80 or transport == "udp"
+                assert len(data) < HEADER_SIZE or data[2] & 0x80 or transport is Transport.UDP
                 continue
             assert response[:2] == data[:2] and response[2] & 0x80
             parsed = parse_message(response)
-            if transport == "udp":
+            if transport is Transport.UDP:
                 assert len(response) <= 1232
                 if parsed.edns is None:
                     assert len(response) <= 512
-        assert not service._in_flight
+        assert not service.in_flight
         cut = truncated(data)  # what a rate-limited query gets (limits are per second here)
         if cut is not None:
             assert cut[:2] == data[:2] and cut[2] & 0x82 == 0x82 and len(cut) <= len(data)

@@ -321,7 +321,7 @@ def test_ours_forwards_over_tls_to_unbound(
             [
                 sys.executable,
                 "-m",
-                "resolver.serve.control",
+                "resolver.ops.control",
                 "--control-socket",
                 str(tmp_path / "ours" / "control.sock"),
                 "stats",
