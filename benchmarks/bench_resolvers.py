@@ -207,10 +207,12 @@ def make(kind: str, workdir: Path, hints: Path, cache: int, qmin: bool,
 
 
 def started_loop(workdir: Path) -> str:
-    """The event loop our resolver said it runs (its start-up log line)."""
+    """The event loop our resolver said it runs, and whether its core is compiled (its
+    start-up log line)."""
     for line in (workdir / "stderr.log").read_text().splitlines():
         if '"started"' in line:
-            return str(json.loads(line).get("loop", "?"))
+            started = json.loads(line)
+            return f"{started.get('loop', '?')}, core={started.get('core', '?')}"
     return "?"
 
 
