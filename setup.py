@@ -139,10 +139,12 @@ def mypyc_extensions() -> list[Extension]:
     from mypyc.build import mypycify
 
     say(f"compiling {len(COMPILED)} modules with mypyc")
-    # Type-checked for the compilation only (CI runs mypy --strict on its own): packages
-    # that are not in the build environment (structlog, uvloop...) are plain objects.
-    options = ["--config-file", "", "--ignore-missing-imports", "--python-version",
-               f"{sys.version_info.major}.{sys.version_info.minor}"]  # fmt: skip
+    # Type-checked for the compilation only (CI runs mypy --strict on its own): the other
+    # packages (structlog, uvloop, cryptography...) are plain objects, whatever is installed
+    # where pip runs, so every build compiles the same code.
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    options = ["--config-file", "", "--ignore-missing-imports", "--no-site-packages",
+               "--python-version", version]  # fmt: skip
     os.environ.setdefault("MYPYPATH", str(ROOT / "stubs"))
     return list(mypycify([*options, *COMPILED], opt_level="3", group_name=GROUP))
 
@@ -174,7 +176,7 @@ class BuildExtOrPure(build_ext):
                 Path(output).unlink(missing_ok=True)
             self.extensions = []
         if self.inplace:  # an earlier build's module no longer in COMPILED shadows its source
-            names = (self.get_ext_filename(self.get_ext_fullname(ext.name)) for ext in self.extensions)
+            names = [self.get_ext_filename(self.get_ext_fullname(e.name)) for e in self.extensions]
             built = {ROOT / name for name in names}
             for stale in in_place_builds():
                 if stale not in built:
