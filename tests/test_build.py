@@ -67,6 +67,13 @@ def test_every_listed_module_is_compiled_or_none_is() -> None:
         assert present == sorted([*listed_in_setup(), "resolver.compiled_core__mypyc"])
 
 
+def test_every_listed_module_exists() -> None:
+    """A module moved or removed without its line in setup.py's COMPILED would make mypyc
+    fail, and every install fall back to pure Python."""
+    listed = listed_in_setup()
+    assert listed and [m for m in listed if not importlib.util.find_spec(m)] == []
+
+
 def test_no_compiled_module_is_older_than_its_source() -> None:
     assert compiled.stale() == [], (
         "these sources changed since they were compiled, and Python runs the compiled copy: "
