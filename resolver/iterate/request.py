@@ -25,6 +25,11 @@ class Transport(Enum):
     HTTPS = "https"  # DNS over HTTPS, RFC 8484 (resolver.serve.doh)
     INTERNAL = "internal"  # asked by the resolver itself: no client, no answer to send
 
+    # Members are singletons compared by identity, so identity's hash (in C) serves; Enum's
+    # own hashes the name in Python, and every answer counts itself under a key holding
+    # its transport (ServiceStats.answered, on the fast path).
+    __hash__ = object.__hash__
+
     @property
     def datagram(self) -> bool:
         """Answers are bounded by the client's UDP size (the others take 65535 octets)."""

@@ -25,7 +25,7 @@ Sample = tuple[str, Labels, float]
 METRICS: dict[str, tuple[str, str]] = {
     "queries": ("counter", "Client queries answered, by query type, RCODE and transport"),
     "queries_dropped": ("counter", "Client packets dropped unanswered (too short, or a response)"),
-    "queries_ratelimited": ("counter", "UDP queries over their client's ip-ratelimit"),
+    "queries_ratelimited": ("counter", "Queries over their client's ip-ratelimit (UDP, DoT, DoH)"),
     "cache_hits": ("counter", "Cache lookups that found a live entry, by cache"),
     "cache_misses": ("counter", "Cache lookups that found nothing live, by cache"),
     "cache_evictions": ("counter", "Entries evicted to stay within the cache size, by cache"),

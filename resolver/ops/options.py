@@ -210,8 +210,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("dnstap", str, "write dnstap query logs (client and upstream queries and responses) "
            "to a Frame Streams reader's Unix socket or to a file (default off)", _dnstap,
            metavar="unix:PATH|file:PATH"),
-    Option("ip-ratelimit", int, "UDP queries per second per client address (its /24, or IPv6 "
-           "/64 and /56, get a multiple); over it, ip-ratelimit-mode applies (default 0: off)",
+    Option("ip-ratelimit", int, "queries per second per client address over UDP, DoT and DoH "
+           "together (its /24, or IPv6 /64 and /56, get a multiple; TCP is not limited); over "
+           "it, UDP gets ip-ratelimit-mode, DoT REFUSED, DoH 429 (default 0: off)",
            _not_negative, metavar="QPS", reloadable=True),
     Option("ip-ratelimit-mode", str, "what a UDP query over ip-ratelimit gets: a truncated "
            "answer (TC=1: a real client retries over TCP, which is not limited) or nothing",

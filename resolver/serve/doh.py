@@ -20,10 +20,15 @@ means, what it gets back, and HTTP/1.1.  HTTP/2 is :mod:`resolver.serve.doh_h2`.
   connection before reading stops, a client that does not read its answers dropped;
   and for HTTP/2 at most 100 streams open at once and bodies held to the flow-control
   windows (:mod:`resolver.serve.doh_h2`).
-- Access control is the service's (``allow``, REFUSED in the DNS response); the
-  per-client rate limit (``ip-ratelimit``) is not applied, as over TCP: it is there
-  against spoofed UDP sources, and a client that finished a TCP and a TLS handshake
-  cannot spoof its address; its load is bounded by the limits above instead.
+- Access control is the service's (``allow``, REFUSED in the DNS response).  The
+  per-client rate limit (``ip-ratelimit``) counts each DoH query against its client
+  address's account, the one its UDP and DoT queries count against too
+  (:mod:`resolver.serve.ratelimit`); over it the request gets 429 Too Many Requests
+  with ``Retry-After: 1`` (RFC 6585 section 4) at once, before any DNS work, and the
+  connection and its other streams go on; counted in ``queries_ratelimited`` and the
+  statuses, not journaled (the query log and dnstap see DNS messages, and none was
+  answered).  Checked once the request is known to carry a DNS query (a bad request
+  gets its own status, and costs no more than a 429).
 """
 
 from __future__ import annotations
@@ -126,6 +131,14 @@ def query_of(method: str, target: str, content_type: bytes | None,
     return packet
 
 
+def too_many_requests() -> HttpResponse:
+    """429 for a client over ``ip-ratelimit`` (RFC 6585 section 4): try again in a second,
+    when its account has room again (the limit's burst is one second's worth)."""
+    response = _error(429, "rate limited (ip-ratelimit): retry in a second")
+    response.headers.append((b"retry-after", b"1"))
+    return response
+
+
 def dns_response(response: bytes) -> HttpResponse:
     """A 200 carrying a DNS response, cacheable for its smallest TTL."""
     try:
@@ -207,6 +220,9 @@ class DohListener:
             log.debug("https_bad_request", client=client, status=query.status,
                       method=method, target=target[:100])  # fmt: skip
             return self.counted(query)
+        limit = self.service.ratelimit
+        if limit.rate and limit.limited(client, self.service.clock()):  # counted there
+            return self.counted(too_many_requests())
         outcome = self.service.take(query, client, TRANSPORT)
         if isinstance(outcome, Pending):
             return query, outcome

@@ -14,6 +14,11 @@ last answer, a client that does not read its answers dropped.  What TLS adds:
   ``HANDSHAKE_TIMEOUT``; the idle timeout starts when it is done;
 - the service is told the transport is ``Transport.TLS`` (TCP rules: no truncation; counted
   and logged as ``tls``);
+- ``ip-ratelimit`` (the service's, in ``ResolverService.take``): a query counts against
+  its client address's account, shared with UDP and DoH, and over the limit gets
+  REFUSED with an Extended DNS Error at once (:func:`resolver.serve.ratelimit.refused`),
+  never nothing: a dropped query would hold one of the client's ``MAX_PIPELINED``
+  places until it gave up;
 - EDNS padding (RFC 7830): the answer to a query that carried the Padding option is
   padded to a multiple of 468 octets (RFC 8467 section 4.1), whether it came from the
   wire cache or from a resolution.

@@ -30,7 +30,7 @@
 - TCP (RFC 7766, with what it does under pressure) is :mod:`resolver.serve.tcp`.
 - DNS cookies (RFC 7873, RFC 9018): a query with a COOKIE option gets one back
   with a Server Cookie of ours (:mod:`resolver.serve.cookies`); a valid Server
-  Cookie exempts the query from ``ip-ratelimit``; a malformed option is FORMERR.
+  Cookie exempts a UDP query from ``ip-ratelimit``; a malformed option is FORMERR.
 - The largest UDP answer is the client's EDNS size capped at ``max-udp-size``
   (1232 by default, as Unbound's), 512 without EDNS.
 - DNSBomb (2024: queries from a forged address, held by slow servers, their
@@ -64,7 +64,7 @@ from resolver.serve.cookies import MALFORMED_COOKIE, ClientCookie, ServerCookies
 from resolver.serve.journal import Answered, Journal, QueryLog
 from resolver.serve.policy_step import PolicyStep  # response policy
 from resolver.serve.prefetch import Prefetcher
-from resolver.serve.ratelimit import ClientRateLimit, PendingLimit
+from resolver.serve.ratelimit import ClientRateLimit, PendingLimit, refused
 from resolver.serve.responses import (
     authenticated,
     failure_error,
@@ -219,12 +219,14 @@ class ResolverService:
             cookie = self._cookie(packet, client)
         udp = transport is Transport.UDP
         if (
-            udp
-            and self.ratelimit.rate
-            and (cookie is None or not cookie.valid)  # a valid Server Cookie: exempt
+            self.ratelimit.rate  # ip-ratelimit off: this one check
+            # UDP and DoT (DoH: its listener, whose answer is an HTTP 429); never plain TCP
+            and (udp or transport is Transport.TLS)
+            and (cookie is None or not cookie.valid or not udp)  # valid Server Cookie: UDP exempt
             and self.ratelimit.limited(client, started)
         ):
-            refusal = self.ratelimit.refusal(packet, client, started)  # TC=1 or nothing
+            # UDP: TC=1 or nothing; DoT: REFUSED at once, never a drop (resolver.serve.ratelimit)
+            refusal = self.ratelimit.refusal(packet, client, started) if udp else refused(packet)
             if journal:
                 self._journal(Answered(packet, client, transport, started, self.clock(),
                                        refusal))  # fmt: skip

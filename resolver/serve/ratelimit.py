@@ -1,4 +1,4 @@
-"""Per-client query rate limits over UDP, as Unbound's ``ip-ratelimit`` and Knot's RRL.
+"""Per-client query rate limits (UDP, DoT, DoH), as Unbound's ``ip-ratelimit`` and Knot's RRL.
 
 A UDP query's source address can be forged, and a resolver that answers every
 packet is a tool for reflection floods; a single client sending without pause can
@@ -27,6 +27,20 @@ What is counted, and where (Knot DNS's ``mod-rrl`` and Knot Resolver's
   its slots are shared.  Python's string hash is salted per process, so an
   attacker cannot choose addresses that collide with a victim's.
 
+Over an encrypted connection too (issue 25: DoH gets "the same access control and
+rate limits as UDP"): a client over DNS over TLS or DNS over HTTPS cannot forge its
+address, but it can flood us with nothing else to slow it than the connection caps.
+Its queries count against the same per-address account as its UDP queries (one
+table, one key per address whatever the transport), and over the limit it is
+answered at once, never dropped: a dropped query on a connection holds the client's
+pipelining slot, or HTTP/2 stream, until it gives up, and tells it nothing.  DNS over
+TLS gets REFUSED with an Extended DNS Error (:func:`refused`), DNS over HTTPS an HTTP
+429 with ``Retry-After: 1`` (RFC 6585 section 4; :mod:`resolver.serve.doh`), neither
+with any DNS work done.  A valid DNS cookie exempts only UDP: it proves an address,
+which a connection has proven already, so on a connection it would be a way around
+the limit and nothing else.  Plain TCP is never counted: it is where a truncated
+answer sends a UDP client over its limit, and it must stay open to it.
+
 Checked before the cache (as Unbound: "IP ratelimiting happens before looking in
 the cache"), so a flood of one cached name is limited as well.  The truncated
 answers are themselves limited to ``rate`` a second per address (see
@@ -42,7 +56,10 @@ import ipaddress
 from array import array
 
 from resolver.serve.stats import ServiceStats
-from resolver.wire.raw import truncated
+from resolver.wire import Rcode, response_from_header
+from resolver.wire.ede import EdeCode, ExtendedError, ede_option
+from resolver.wire.header import TC
+from resolver.wire.raw import add_option, option, truncated
 
 MODES = ("truncate", "drop")
 TABLE_SIZE = 1 << 17  # slots (doubles): 1 MiB, shared by every prefix level
@@ -52,6 +69,12 @@ BURST_SECONDS = 1.0  # a level may run this far ahead of its rate: `limit` queri
 # (prefix length, multiple of the rate) per family; Knot's values, its widest levels left out.
 IPV4_LEVELS = ((32, 1), (24, 32))
 IPV6_LEVELS = ((128, 1), (64, 2), (56, 3))
+
+# RFC 8914 has no code for "rate limited"; 0 (Other) is the honest one, with EXTRA-TEXT
+# saying what happened (section 4.1: it SHOULD have one).  Not 18 (Prohibited): that
+# says the client is not allowed at all, and it is, a second later.
+OVER_LIMIT: ExtendedError = (EdeCode.OTHER, "rate limited (ip-ratelimit): retry in a second")
+_OVER_LIMIT_OPTION = option(*ede_option(OVER_LIMIT))
 
 
 class ClientRateLimit:
@@ -115,6 +138,18 @@ class ClientRateLimit:
             table[first] = max(table[first], now) + step
             table[second] = max(table[second], now) + step
         return True
+
+
+def refused(packet: bytes) -> bytes:
+    """What a query over a connection (DNS over TLS) gets over the limit: REFUSED with
+    the question and, if the query had EDNS, the Extended DNS Error :data:`OVER_LIMIT`;
+    made from the query's bytes, without parsing it (a header only, when its question
+    cannot be read that way)."""
+    bare = truncated(packet)  # the question, and an OPT record if the query had one
+    if bare is None:
+        return response_from_header(packet, Rcode.REFUSED)
+    flags = bytes((bare[2] & ~TC & 0xFF, bare[3] | Rcode.REFUSED))
+    return add_option(bare[:2] + flags + bare[4:], _OVER_LIMIT_OPTION)
 
 
 def _keys(client: str) -> list[tuple[object, int]] | None:
