@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import re
 import shutil
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.bench_resolvers import CLIENT_CPU, dnsperf, make, pin_nsd
+from benchmarks.bench_resolvers import CLIENT_CPU, cpu_seconds, dnsperf, make, pin_nsd
 from resolver.lab import bulk_zones
 from resolver.lab.nsd import NsdLab
 
@@ -54,6 +55,72 @@ def summarise(collapsed: Path, top: int) -> None:
             print(f"{100 * samples / total:5.1f}%  {frame}")
 
 
+# The layers of the per-layer table (docs/performance.md), by the package under resolver/.
+LAYERS = {
+    "wire": "codec",
+    "iterate": "engine",
+    "dnssec": "validation",
+    "validate": "validation",
+    "cache": "caches",
+    "net": "transport",
+    "serve": "listener",
+    "local": "listener",
+    "policy": "listener",
+}
+OUTSIDE = "event loop and system (no function of ours)"
+LAYER_ORDER = ["codec", "engine", "validation", "caches", "transport", "listener", OUTSIDE]
+PACKAGE = Path(__file__).resolve().parent.parent / "resolver"
+PYTHON_FRAME = re.compile(r"\((?:.*/)?resolver/(\w+)/[\w/]*\.py(?::\d+)?\)$")
+
+
+def mypyc_names() -> dict[str, str]:
+    """The names mypyc gives the package's modules in C symbols (``engine``, or
+    ``net___cookies`` where a last part is not unique), each with its package.  A
+    function's symbol is the module's name, three underscores, then its own
+    (``CPyDef_engine___IterativeEngine___resolve``)."""
+    modules = [path.relative_to(PACKAGE).with_suffix("").parts for path in PACKAGE.rglob("*.py")]
+    names: dict[str, set[str]] = collections.defaultdict(set)
+    for parts in modules:
+        for start in range(len(parts)):
+            names["___".join(parts[start:])].add(parts[0])
+    return {name: packages.pop() for name, packages in names.items() if len(packages) == 1}
+
+
+def layer_of(frame: str, native: dict[str, str]) -> str | None:
+    """The layer a frame belongs to, None if it is not ours."""
+    python = PYTHON_FRAME.search(frame)
+    if python is not None:  # ops/cli.py runs the event loop: under every stack
+        return None if "ops/cli.py" in frame else LAYERS.get(python[1])
+    if not frame.startswith("CPy"):
+        return None
+    symbol = frame.partition(" ")[0]
+    found = [(symbol.find(name + "___"), -len(name), name) for name in native]
+    found = [item for item in found if item[0] > 0]
+    return LAYERS.get(native[min(found)[2]]) if found else None
+
+
+def summarise_layers(collapsed: Path, cpu_per_name: float | None) -> None:
+    native = mypyc_names()
+    samples: collections.Counter[str] = collections.Counter()
+    for line in collapsed.read_text().split("\n"):
+        if not line:
+            continue
+        stack, _, count = line.rpartition(" ")
+        layer = next(
+            (found for frame in reversed(stack.split(";")) if (found := layer_of(frame, native))),
+            OUTSIDE,
+        )
+        samples[layer] += int(count)
+    total = sum(samples.values())
+    per_name = f"CPU per name {cpu_per_name * 1e6:.0f} us" if cpu_per_name else "no CPU figure"
+    print(f"\n## by layer ({total} samples; {per_name})")
+    print("| layer | share | us of CPU per name |\n|---|---:|---:|")
+    for layer in LAYER_ORDER:
+        share = samples[layer] / total if total else 0.0
+        micros = f"{share * cpu_per_name * 1e6:.1f}" if cpu_per_name else ""
+        print(f"| {layer} | {100 * share:.1f}% | {micros} |")
+
+
 def _short(frame: str) -> str:
     """'function (path/to/module.py:line)' -> 'function (module.py)'."""
     name, _, where = frame.partition(" (")
@@ -73,7 +140,14 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=45)
     parser.add_argument("--keep", type=Path, help="copy the collapsed stacks there")
     parser.add_argument("--native", action="store_true", help="py-spy --native")
+    parser.add_argument("--layers", action="store_true", help="the per-layer table too")
+    parser.add_argument("--summarise", type=Path, help="only summarise these kept stacks")
+    parser.add_argument("--cpu-per-name", type=float, help="with --summarise: seconds")
     args = parser.parse_args()
+    if args.summarise:
+        summarise(args.summarise, args.top)
+        summarise_layers(args.summarise, args.cpu_per_name)
+        return
     workdir = Path(tempfile.mkdtemp(prefix="profile-resolver-"))
     bulk_zones.write_zones(args.zones, workdir / "zones")
     hints = workdir / "bench.root"
@@ -100,11 +174,13 @@ def main() -> None:
                *(["--native"] if args.native else [])]  # fmt: skip
         profiler = subprocess.Popen(spy, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(1.0)  # py-spy attached
+        cpu_before = cpu_seconds(ours.process.pid)
         if args.workload == "hot":
             run = dnsperf(names[:200], workdir, ["-l", "10", "-q", "100", "-c", "4"])
         else:
             run = dnsperf(names, workdir, ["-n", "1", "-q", "20" if args.workload == "cold"
                                            else "50", "-t", "10"])  # fmt: skip
+        cpu = cpu_seconds(ours.process.pid) - cpu_before
         profiler.send_signal(2)  # SIGINT: py-spy writes what it has
         _, errors = profiler.communicate(timeout=60)
     print(f"{run.completed} answered in {run.seconds:.2f} s ({run.qps:,.0f} q/s), "
@@ -113,6 +189,9 @@ def main() -> None:
         print(errors.decode(errors="replace"))
         raise SystemExit(1)
     summarise(collapsed, args.top)
+    if args.layers:
+        print(f"\nour CPU during the workload: {cpu:.2f} s for {len(names)} names")
+        summarise_layers(collapsed, cpu / len(names) if args.workload != "hot" else None)
     if args.keep:
         shutil.copy(collapsed, args.keep)
     shutil.rmtree(workdir, ignore_errors=True)

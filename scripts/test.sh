@@ -12,14 +12,20 @@ PYTHON=${PYTHON:-python3}
 # tests/test_readme.py installs the README's commands into a fresh virtual environment
 # inside the namespace, where no package index answers (and tests/test_docs.py the
 # docs' cluster command, which adds the shared-cache extra).  Fill a wheelhouse with what
-# `pip install '.[lab,shared-cache]'` needs (the dependencies and the build backend) while
-# the network is still there; it is kept until pyproject.toml or the interpreter changes.
+# `pip install '.[lab,shared-cache]'` needs (the dependencies and the build requirements of
+# pyproject.toml: setuptools, and mypy for the compiled core) while the network is still
+# there; it is kept until pyproject.toml or the interpreter changes.
 WHEELHOUSE=${RESOLVER_WHEELHOUSE:-$PWD/build/wheelhouse}
 filled_for="$("$PYTHON" -c 'import sys; print(sys.version)') [lab,shared-cache]"
+build_requires=$("$PYTHON" -c 'import tomllib
+print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"]))')
 if [ ! -f "$WHEELHOUSE/filled" ] || [ pyproject.toml -nt "$WHEELHOUSE/filled" ] ||
   [ "$(cat "$WHEELHOUSE/filled")" != "$filled_for" ]; then
   rm -rf "$WHEELHOUSE"
-  if "$PYTHON" -m pip wheel -q --wheel-dir "$WHEELHOUSE" 'setuptools>=68' wheel '.[lab,shared-cache]'; then
+  # The project's own wheel is thrown away: built pure, not compiled for nothing.
+  # shellcheck disable=SC2086  # one word per requirement
+  if RESOLVER_PURE_PYTHON=1 "$PYTHON" -m pip wheel -q --wheel-dir "$WHEELHOUSE" $build_requires \
+    wheel '.[lab,shared-cache]'; then
     rm -f "$WHEELHOUSE"/resolver-*.whl  # the README builds the project itself
     echo "$filled_for" >"$WHEELHOUSE/filled"
   else

@@ -13,6 +13,7 @@ import pytest
 
 import resolver.iterate.engine as engine_module
 import resolver.iterate.lookup as lookup_module
+from resolver import compiled
 from resolver.iterate.answer import Answer
 from resolver.iterate.judge import NoJudge
 from resolver.iterate.pipeline import Pipeline, Transaction, transaction
@@ -139,6 +140,11 @@ def count_recalls(monkeypatch: pytest.MonkeyPatch, name: str) -> list[bool]:
     return seen
 
 
+@pytest.mark.skipif(
+    compiled.core() == "compiled",
+    reason="counts calls by monkeypatching, which calls between compiled modules do not see: "
+    "CI's pure-Python run (RESOLVER_PURE_PYTHON=1) runs it on the same source",
+)
 @pytest.mark.parametrize("stale", [False, True], ids=["no serve-stale", "serve-stale"])
 def test_the_record_cache_is_asked_once_on_a_miss(
     monkeypatch: pytest.MonkeyPatch, stale: bool

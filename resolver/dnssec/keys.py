@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from functools import lru_cache
+from typing import TypeAlias
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -54,7 +55,9 @@ SUPPORTED_DIGESTS = {1: "sha1", 2: "sha256", 4: "sha384"}
 DIGEST_PREFERENCE = {1: 1, 2: 2, 4: 3}
 MAX_RSA_MODULUS_BITS = 4096  # RFC 3110 section 2
 
-PublicKey = (
+# An explicit alias: where cryptography's types are unknown (mypyc's build environment,
+# setup.py), a plain assignment would not be a type.
+PublicKey: TypeAlias = (
     rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
 )
 _DNSKEY_FIXED = struct.Struct("!HBB")

@@ -69,7 +69,7 @@ class Held:
 HELD = Held()
 
 
-class ImpossibleStep(RuntimeError):
+class ImpossibleStep(Exception):
     """A lookup was moved in a way its step table does not allow (a bug)."""
 
 

@@ -240,7 +240,10 @@ class SocketPool:
     def _retire(self, upstream: UpstreamSocket) -> None:
         loop = self.loop
         if loop is not None and not loop.is_closed():
-            loop.remove_reader(upstream.fd)
+            # uvloop's remove_reader returns None where asyncio's returns a bool: called as a
+            # plain callable, the compiled module does not check its result's type.
+            stop_reading: Callable[[int], object] = loop.remove_reader
+            stop_reading(upstream.fd)
         upstream.sock.close()
 
     def close(self) -> None:

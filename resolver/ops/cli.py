@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from resolver import compiled
 from resolver.iterate.engine import MAX_IN_FLIGHT
 from resolver.iterate.hints import HintsError, RootHints, load_root_hints
 from resolver.ops.config import (
@@ -202,7 +203,7 @@ async def serve(process: Process) -> None:
         hints=process.hints.source, roots=len(process.hints.servers),
         upstream_port=settings.upstream_port, cache_size=settings.cache_size,
         config=str(settings.config) if settings.config else None, worker=os.getpid(),
-        dnssec=_validation(settings), loop=loop_name(loop), **first,
+        dnssec=_validation(settings), loop=loop_name(loop), core=compiled.core(), **first,
     )  # fmt: skip
 
     def hang_up() -> None:

@@ -3,7 +3,12 @@
 # them positionally or by keyword, which mypy cannot see, so it accepts anything.
 from typing import Any
 
-class dataobject:
+# recordclass makes each dataobject class with its own metaclass; saying so here also tells
+# mypyc (setup.py) to leave these classes as ordinary Python classes: a compiled class
+# cannot have a metaclass, and the compact records are what saves the memory.
+class datatype(type): ...
+
+class dataobject(metaclass=datatype):
     def __init_subclass__(
         cls,
         *,
