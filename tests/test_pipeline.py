@@ -24,40 +24,15 @@ from resolver.serve.steps import data_path
 from resolver.wire import CLASS_IN, Rcode, ResourceRecord, RRType
 from resolver.wire.rdata import CNAME
 from tests.fakes import (
-    COM,
     EXAMPLE,
     EXAMPLE2,
-    ROOT_A,
-    ROOT_B,
     FakeClock,
-    FakeNetwork,
     from_cache_only,
-    hints,
     make_engine,
-    priming_reply,
-    referral,
     resolve,
     texts,
 )
-
-
-def example_world(clock: FakeClock | None = None) -> FakeNetwork:
-    """root -> com -> example.com, glue everywhere."""
-    net = FakeNetwork(clock)
-    for root in (ROOT_A, ROOT_B):
-        net.add(root, ".", "NS", priming_reply(hints()))
-        net.servers[root] = lambda q, t: referral(
-            q, RRType.text(t), "com.", [("ns1.nic.com.", COM)]
-        )
-    net.servers[COM] = lambda q, t: referral(
-        q,
-        RRType.text(t),
-        "example.com.",
-        [("ns1.example.com.", EXAMPLE), ("ns2.example.com.", EXAMPLE2)],
-    )
-    for server in (EXAMPLE, EXAMPLE2):
-        net.answers(server, "www.example.com.", "A", "www.example.com. 300 A 192.0.2.1")
-    return net
+from tests.test_lookup import example_world  # root (primed) -> com -> example.com
 
 
 def client(name: str, qtype: int = RRType.A, **flags: Any) -> Transaction:
