@@ -180,6 +180,53 @@ def test_when_every_server_is_recursion_lame_their_answer_is_used() -> None:
     assert texts(result.answer) == ["www.example.com. 300 A 192.0.2.1"], why(result)
 
 
+def child_behind_its_own_name_world() -> FakeNetwork:
+    """example.com.'s two servers: EXAMPLE2 refers ``sub.example.com.`` to
+    ``ns1.sub.example.com.`` without glue (the name is inside the zone it serves: nothing
+    else can give its address), EXAMPLE serves ``sub.example.com.`` too (REFUSED for the
+    parent's own names) and answers for it.  The differential run's hierarchy
+    86859854680825 (a lame parent server that serves the child, missing glue)."""
+    net = example_world()
+    child, child_ns = "127.3.2.1", "ns1.sub.example.com."
+    net.servers[EXAMPLE2] = lambda q, t: referral(q, RRType.text(t), "sub.example.com.",
+                                                  [(child_ns, None)])  # fmt: skip
+    net.servers[EXAMPLE] = lambda q, t: reply(q, RRType.text(t), rcode=dns.rcode.REFUSED)
+    for server in (EXAMPLE, child):
+        net.answers(server, child_ns, "A", f"{child_ns} 300 A {child}")
+        net.answers(server, "txt.sub.example.com.", "TXT", 'txt.sub.example.com. 300 TXT "x"')
+    return net
+
+
+@pytest.mark.parametrize("minimise", [False, True])
+def test_a_referral_to_a_zone_whose_servers_cannot_be_found_gives_way_to_other_servers(
+    minimise: bool,
+) -> None:
+    """The first server asked refers to a zone whose only name server has no glue and is
+    inside it; the parent's other server serves the child and answers.  The walk goes back
+    to it rather than ending (RFC 1034 section 5.3.3 step 4), for the question and for the
+    name server's address alike; Unbound's answer here depends on which it asks first."""
+    net = child_behind_its_own_name_world()
+    engine, _, _ = make_engine(net, qname_minimisation=minimise)
+    engine.selection.mark_lame(EXAMPLE, "example.com.")  # it REFUSED a question of the parent
+    result = resolve(engine, "txt.sub.example.com.", "TXT")
+    assert texts(result.answer) == ['txt.sub.example.com. 300 TXT "x"'], why(result)
+    assert net.count(EXAMPLE2) >= 1  # the referral was taken first, then the other server
+
+
+def test_a_referral_to_a_zone_whose_servers_cannot_be_found_still_fails_when_alone() -> None:
+    """Every server of the parent refers to the unusable child: SERVFAIL, each asked a
+    bounded number of times (no loop between the referral and its parent)."""
+    net = child_behind_its_own_name_world()
+    net.servers[EXAMPLE] = net.servers[EXAMPLE2]
+    for key in [key for key in net.replies if key[0] == EXAMPLE]:
+        del net.replies[key]
+    engine, _, _ = make_engine(net)
+    result = resolve(engine, "txt.sub.example.com.", "TXT")
+    assert result.rcode == Rcode.SERVFAIL
+    assert "sub.example.com." in why(result)
+    assert net.count(EXAMPLE) + net.count(EXAMPLE2) <= 6
+
+
 def test_an_empty_authoritative_answer_with_the_zone_ns_is_nodata() -> None:
     """Deckard's iter_pcnamech: NOERROR, AA, no data, only the zone's own NS (no SOA)."""
     net = example_world()

@@ -55,7 +55,7 @@ from resolver.iterate.zonecut import CutSource, ZoneCut
 from resolver.net.contract import ExchangeFailed, Failure, Reply
 from resolver.wire import Rcode, ResourceRecord, RRType
 from resolver.wire.ede import EdeCode
-from resolver.wire.names import ROOT, name_key, parent
+from resolver.wire.names import ROOT, is_subdomain, name_key, parent
 from resolver.wire.rdata import AAAA, A
 
 
@@ -101,6 +101,9 @@ class Lookup(Judging):
         self.limits_before = len(budget.limits_hit)
         self.waiting: Waiting | None = None  # the sub-lookup asked for
         self.recursion_lame: tuple[Exchange, Classified] | None = None  # a last resort
+        # The cut and server round a referral came from: a referral to a zone none of whose
+        # servers can be found sends the walk back to that round's other servers.
+        self.referred_by: tuple[ZoneCut, ServerRound] | None = None
         # Priming's answer is used as a referral's is, unjudged (judging it would need ". DNSKEY",
         # which a cold ". DNSKEY" question is itself); a question for it judges it.
         judged = env.judge.enabled
@@ -190,6 +193,7 @@ class Lookup(Judging):
             return Lookup(ROOT, RRType.NS, self.env, self.request, self.budget, depth=self.depth,
                           purpose=Purpose.PRIMING, glueless_depth=self.glueless_depth,
                           crypto=self.crypto)  # fmt: skip
+        self.referred_by = None
         self._enter(cut)
         return None
 
@@ -248,6 +252,24 @@ class Lookup(Judging):
         self._cut_failed(cut)
         return None
 
+    def _back_to_referrer(self, cut: ZoneCut) -> bool:
+        """The referral just taken leads to a zone whose name servers are all inside it and
+        came without glue: nothing but a server that serves the zone can give their
+        addresses.  Ask the referring zone's servers not yet asked instead: one of them may
+        serve the child too and answer (RFC 1034 section 5.3.3 step 4: a reply that cannot
+        be used takes the server off the list, and the walk goes on with the others).
+        Bounded by the referring round's servers, each asked once; a delegation that fails
+        for another reason (a cycle through other zones, a limit) ends as before."""
+        referred_by, self.referred_by = self.referred_by, None
+        if referred_by is None or not all(is_subdomain(ns, cut.zone) for ns in cut.nameservers):
+            return False
+        above, servers = referred_by
+        if not servers.untried():
+            return False
+        self.cut, self.round = above, servers
+        self._move(Step.ASK)
+        return True
+
     def _over_zone_rate(self, zone: str) -> None:
         """``zone``'s servers had their queries for this second: nothing is sent and this
         lookup fails; the question, or for a sub-lookup the lookup that needed it (another
@@ -269,7 +291,10 @@ class Lookup(Judging):
             reason, info_code = self.bogus
             self._fail(FailureKind.DNSSEC_BOGUS, reason, info_code)
             return
-        if self.env.finder.retry_above(cut, bool(self.round and self.round.tried)):
+        asked = bool(self.round and self.round.tried)
+        if cut.source is CutSource.REFERRAL and not asked and self._back_to_referrer(cut):
+            return
+        if self.env.finder.retry_above(cut, asked):
             self.passed_over.add(name_key(cut.zone))
             self._move(Step.FIND_CUT)
             return
@@ -383,7 +408,9 @@ class Lookup(Judging):
             raise LimitExceeded(Limit.REFERRAL_DEPTH)
         if referral.proof and not any(rr.rrtype == RRType.DS for rr in referral.ds or ()):
             self.budget.ds_denials[name_key(referral.zone)] = referral.proof
+        above = (self.cut, self.round) if self.cut is not None and self.round else None
         self._enter(self.env.finder.from_referral(referral, self.cut))
+        self.referred_by = above
 
     def take_sublookup(self, sub: Lookup | None) -> None:
         """A sub-lookup ended (None: a limit kept it from starting)."""

@@ -151,6 +151,15 @@ class ServerRound:
         best = min(candidates, key=rank)  # the first of the best: a stable order's head
         return best, candidates[best]
 
+    def untried(self) -> bool:
+        """Whether some address of the cut has not been asked yet in this round."""
+        addresses = self.cut.addresses
+        return any(
+            address not in self.tried
+            for ns in self.cut.nameservers
+            for address in addresses.get(name_key(ns), ())
+        )
+
     def next_glueless(self, limit: int) -> tuple[str, int] | None:
         """The next (NS name, type) to look up; ``limit`` bounds the names per cut."""
         while self.pending:
