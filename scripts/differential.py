@@ -56,9 +56,9 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--first", type=int, default=0,
                         help="index of the first hierarchy of the run (to resume one)")
     parser.add_argument("--questions", type=int, default=50, help="per hierarchy (default 50)")
-    parser.add_argument("--stages", default="cold,sequence,change",
+    parser.add_argument("--stages", default="cold,sequence,change,cd",
                         help="what to ask: cold (each question cold, then warm), sequence, "
-                        "change (default all three)")
+                        "change, cd (in a signed hierarchy, CD=1 then CD=0; default all four)")
     parser.add_argument("--max-seconds", type=float, default=None,
                         help="start no new hierarchy after this long")
     parser.add_argument("--out", type=Path, help="directory for differences.jsonl, "

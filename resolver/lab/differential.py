@@ -46,7 +46,16 @@ from resolver.lab.referees import Referees
 
 AFTER_WINDOW = 1.0  # seconds the change's first questions may take for "after" to be asked
 HIERARCHY_BUDGET = 600.0  # seconds one hierarchy may take before its remaining questions go
-MODES = ("cold", "warm", "sequence", "change-before", "change-after", "change-settled")
+MODES = (
+    "cold",
+    "warm",
+    "sequence",
+    "change-before",
+    "change-after",
+    "change-settled",
+    "cd",
+    "cd-then-checked",
+)
 
 
 @dataclass
@@ -152,6 +161,24 @@ class Session:
         self.compare("cold", question, *cold(), cold)
         self.compare("warm", question, *referees.ask(question), warm)
 
+    def checking_disabled(self, question: Question) -> None:
+        """CD=1 from a cold cache, then the same question with CD=0: a stub that validates
+        on its own gets the data unchecked (RFC 4035 section 3.2.2), and what that left
+        in the cache must not reach a client that wants it checked (section 4.7: data
+        cached unchecked is validated before it is answered with CD=0)."""
+        referees = self.referees
+
+        def unchecked() -> tuple[Outcome, Outcome]:
+            referees.flush()
+            return referees.ask(question, checking_disabled=True)
+
+        def then_checked() -> tuple[Outcome, Outcome]:
+            unchecked()
+            return referees.ask(question)
+
+        self.compare("cd", question, *unchecked(), unchecked)
+        self.compare("cd-then-checked", question, *referees.ask(question), then_checked)
+
     def sequence(self, questions: list[Question], deadline: float) -> None:
         self.referees.flush()
         for number, question in enumerate(questions):
@@ -203,8 +230,26 @@ def change_protocol(
             yield (mode, question, *referees.ask(question))
 
 
-STAGES = frozenset({"cold", "sequence", "change"})
-"""What a run asks: each question cold then warm, all in sequence, the change."""
+STAGES = frozenset({"cold", "sequence", "change", "cd"})
+"""What a run asks: each question cold then warm, all in sequence, the change, and in a
+signed hierarchy some questions with CD=1 then CD=0 (:func:`checking_disabled_questions`)."""
+
+CD_OTHERS = 10  # questions with CD=1 per signed hierarchy besides those about its flaws
+
+
+def checking_disabled_questions(hierarchy: Hierarchy) -> list[Question]:
+    """Where CD makes a difference: every question about data that will not validate
+    (a zone's flaw, a broken signature, name servers in a bogus zone), and the first
+    ``CD_OTHERS`` of the rest; none in an unsigned hierarchy."""
+    if not hierarchy.signing.signed:
+        return []
+    flawed: list[Question] = []
+    others: list[Question] = []
+    for question in hierarchy.questions:
+        bogus = any(tag.startswith("flaw-") or tag in ("broken-signature", "ns-in-bogus-zone")
+                    for tag in question.tags)  # fmt: skip
+        (flawed if bogus else others).append(question)
+    return flawed + others[:CD_OTHERS]
 
 
 def run_hierarchy(hierarchy: Hierarchy, workdir: Path, known: list[KnownDifference],
@@ -243,6 +288,10 @@ def _ask_all(session: Session, deadline: float, stages: frozenset[str]) -> None:
     changes = "change" in stages and session.hierarchy.change is not None
     if changes and time.monotonic() < deadline:
         session.change()
+    for question in checking_disabled_questions(session.hierarchy) if "cd" in stages else ():
+        if time.monotonic() > deadline:
+            break
+        session.checking_disabled(question)
 
 
 # -- a run ---------------------------------------------------------------------------------------
@@ -441,5 +490,5 @@ def ask_as_recorded(served: ServedHierarchy, referees: Referees,
     referees.flush()
     for earlier in recorded.history if mode == "sequence" else ():
         referees.ask(earlier)
-    answers = referees.ask(question)
-    return referees.ask(question) if mode == "warm" else answers
+    answers = referees.ask(question, checking_disabled=mode.startswith("cd"))
+    return referees.ask(question) if mode in ("warm", "cd-then-checked") else answers

@@ -24,6 +24,7 @@ from pathlib import Path
 from types import TracebackType
 
 import dns.exception
+import dns.flags
 import dns.message
 import dns.query
 
@@ -121,11 +122,15 @@ def flush_ours(resolver: OurResolver) -> None:
         raise RuntimeError(f"resolver-control flush-zone .: {reply.strip()}")
 
 
-def ask(port: int, question: Question, timeout: float = ASK_TIMEOUT) -> dns.message.Message | None:
-    """One question as a validating stub asks it: DO=1, EDNS 1232, TCP after TC=1; None
-    when nothing came back in time."""
+def ask(port: int, question: Question, timeout: float = ASK_TIMEOUT,
+        checking_disabled: bool = False) -> dns.message.Message | None:  # fmt: skip
+    """One question as a validating stub asks it: DO=1, EDNS 1232, TCP after TC=1, and
+    CD=1 when ``checking_disabled`` (a stub that validates on its own, RFC 4035 section
+    3.2.2); None when nothing came back in time."""
     query = dns.message.make_query(question.qname, question.qtype, use_edns=0, payload=1232,
                                    want_dnssec=True)  # fmt: skip
+    if checking_disabled:
+        query.flags |= dns.flags.CD
     try:
         reply, _ = dns.query.udp_with_fallback(query, "127.0.0.1", port=port, timeout=timeout)
     except dns.exception.Timeout:
@@ -176,14 +181,15 @@ class Referees:
         flush_ours(self.ours)
         self.unbound.flush()
 
-    def ask(self, question: Question) -> tuple[Outcome, Outcome]:
+    def ask(self, question: Question, checking_disabled: bool = False) -> tuple[Outcome, Outcome]:
         """Both at once (the fronts tell their queries apart by source address)."""
-        theirs = self._pool.submit(self._ask, self.unbound.port, question)
-        return self._ask(self.ours.port, question), theirs.result()
+        theirs = self._pool.submit(self._ask, self.unbound.port, question, checking_disabled)
+        return self._ask(self.ours.port, question, checking_disabled), theirs.result()
 
-    def _ask(self, port: int, question: Question) -> Outcome:
+    def _ask(self, port: int, question: Question, checking_disabled: bool = False) -> Outcome:
         try:
-            return outcome(ask(port, question), question, self.bounds)
+            reply = ask(port, question, checking_disabled=checking_disabled)
+            return outcome(reply, question, self.bounds)
         except dns.exception.DNSException as error:  # a reply that does not parse
             return Outcome("MALFORMED", text=f"{type(error).__name__}: {error}")
 
