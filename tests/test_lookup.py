@@ -301,6 +301,30 @@ def test_each_question_to_a_lossy_server_gets_its_retry() -> None:
     assert again.rcode == Rcode.NXDOMAIN, why(again)
 
 
+def test_a_lossy_server_keeps_its_retry_when_the_other_server_is_lame() -> None:
+    """Seed 3's hierarchy 42018744449162: the lossy server loses the minimised question,
+    the zone's other server refuses it (lame), so the whole name is asked next; that
+    question is new to the lossy server too and gets its own retry (it was forgotten:
+    SERVFAIL "no server of example.com. answered").  Unbound keeps minimising after a
+    REFUSED and asks the lossy server again."""
+    net = example_world()
+    lost: set[tuple[str, int]] = set()
+
+    def lossy(qname: str, qtype: int) -> dns.message.Message:
+        if (qname, qtype) not in lost:
+            lost.add((qname, qtype))
+            raise ExchangeFailed(Failure.TIMEOUT, EXAMPLE)
+        return reply(qname, RRType.text(qtype), rcode=Rcode.NXDOMAIN, aa=True,
+                     authority=[soa("example.com.")])  # fmt: skip
+
+    net.servers[EXAMPLE] = lossy
+    net.servers[EXAMPLE2] = lambda q, t: reply(q, RRType.text(t), rcode=dns.rcode.REFUSED)
+    engine, _, _ = make_engine(net, qname_minimisation=True)
+    result = resolve(engine, "x.www.example.com.", "A")
+    assert result.rcode == Rcode.NXDOMAIN, why(result)
+    assert net.count(EXAMPLE) <= 4 and net.count(EXAMPLE2) <= 2
+
+
 def test_a_dead_server_is_not_asked_more_for_retrying_each_question() -> None:
     net = example_world()
     net.dead.add(EXAMPLE)

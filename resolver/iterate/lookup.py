@@ -400,7 +400,12 @@ class Lookup(Judging):
             # relaxed mode and Knot Resolver do.
             self.minimiser.stop()
             self.round.tried.discard(exchange.address)
-            self.round.next_question()
+            if kind == Kind.LAME:
+                # No answer, so nothing moved on; but the question is new: servers that
+                # timed out on the minimised one get the whole one, with its own retry.
+                self.round.new_question_after_error()
+            else:
+                self.round.next_question()
 
     def _descend(self, referral: Referral) -> None:
         self.referrals += 1

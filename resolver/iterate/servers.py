@@ -189,6 +189,15 @@ class ServerRound:
         self.timed_out.clear()
         self.retried = False
 
+    def new_question_after_error(self) -> None:
+        """The lookup asks another question of the same servers after an error, not an
+        answer (the whole name after a lame reply to a minimised one): the servers that
+        timed out have not seen it yet, so they are asked it too, and it gets its own
+        retry (a lossy server loses a datagram of each question, not one in all)."""
+        self.tried -= self.timed_out
+        self.timed_out.clear()
+        self.retried = False
+
     def retry_timeouts(self) -> bool:
         """Servers that timed out get one more chance for this question (a lost packet is
         not a dead server)."""
