@@ -20,6 +20,7 @@ import dns.rrset
 from resolver.cache.records import Security
 from resolver.lab.forged_world import Server, World, delegation, zone_text
 from resolver.lab.forged_zones import TTL, SignedZone, copy_rrset, ds_text, new_key, response, sign
+from resolver.net.contract import ExchangeFailed, Failure
 from resolver.wire import Rcode, RRType
 from tests.test_validator_attacks import Validating, texts
 
@@ -48,11 +49,15 @@ def world(address: str) -> World:
     bad.forgeries[("ns.bad.", "A")] = forge
     bad_server.zones.append(bad)
     www = "www A 192.0.2.1\n"
-    good_server.zones += [SignedZone("good.", zone_text("good.", good_server, www), [good_key]),
-                          SignedZone("plain.", zone_text("plain.", good_server, www), [])]
+    good_server.zones += [
+        SignedZone("good.", zone_text("good.", good_server, www), [good_key]),
+        SignedZone("plain.", zone_text("plain.", good_server, www), []),
+    ]
     evil = f"www A {FORGED}\n"
-    attacker.zones += [SignedZone("good.", zone_text("good.", attacker, evil), [forger]),
-                       SignedZone("plain.", zone_text("plain.", attacker, evil), [])]
+    attacker.zones += [
+        SignedZone("good.", zone_text("good.", attacker, evil), [forger]),
+        SignedZone("plain.", zone_text("plain.", attacker, evil), []),
+    ]
     body = (delegation("bad.", bad_server, [ds_text("bad.", bad_key)])
             + delegation("good.", good_server, [ds_text("good.", good_key)])
             + delegation("plain.", good_server))  # fmt: skip
@@ -102,3 +107,48 @@ def test_an_unsigned_zone_does_not_use_a_bogus_address_even_an_honest_one() -> N
     server says; its bogus (here honest) address is not used: SERVFAIL, as before."""
     answer = Validating(world(GOOD)).ask("www.plain.", "A")
     assert answer.rcode == Rcode.SERVFAIL
+
+
+LOSSY = "127.0.0.4"
+REFUSING = "127.0.0.5"
+
+
+def test_a_zones_key_lookup_that_needs_its_own_name_servers_address_does_not_poison_it() -> None:
+    """Seed 3's hierarchy 42018744449162: ``loop.`` (signed, DS at the root) has two name
+    servers inside it: ``ns2.loop.`` glued, lossy (its first DNSKEY reply is lost), and
+    ``ns1.loop.`` without glue, lame.  The DNSKEY lookup of ``loop.`` loses its first
+    query and looks up ``ns1.loop. A``, whose judgement needs the DNSKEY being looked up
+    (a loop: refused).  That refusal says nothing about ``loop.``: it must not leave the
+    zone bogus (it did, for a minute: every question below it SERVFAIL, "no validated
+    DNSKEY").  The address is used unchecked for the walk and the keys come on the retry."""
+    root_server = Server(ROOT, "a.root.")
+    lossy, refusing = Server(LOSSY, "ns2.loop."), Server(REFUSING, "ns1.loop.")
+    loop_key, root_key = new_key(), new_key()
+    lossy.zones.append(SignedZone("loop.", zone_text("loop.", lossy, "www A 192.0.2.1\n",
+                                                     [refusing]), [loop_key]))  # fmt: skip
+    body = (
+        f"a.root. A {ROOT}\nloop. NS ns1.loop.\nloop. NS ns2.loop.\n"
+        f"ns2.loop. A {LOSSY}\n{ds_text('loop.', loop_key)}\n"
+    )  # ns1.loop.: no glue
+    root_server.zones.append(SignedZone(".", zone_text(".", root_server, body), [root_key]))
+    world = World({s.address: s for s in (root_server, lossy, refusing)}, root_key)
+    validating = Validating(world)
+    honest = validating.net.servers[LOSSY]
+    lost: set[int] = set()
+
+    def loses_the_first_dnskey(qname: str, qtype: int) -> dns.message.Message:
+        if qtype == RRType.DNSKEY and qtype not in lost:
+            lost.add(qtype)
+            raise ExchangeFailed(Failure.TIMEOUT, LOSSY)
+        return honest(qname, qtype)
+
+    validating.net.servers[LOSSY] = loses_the_first_dnskey
+    answer = validating.ask("www.loop.", "A")
+    assert answer.rcode == Rcode.NOERROR, answer.failure
+    assert answer.security == Security.SECURE
+    assert texts(answer)[0] == "www.loop. 300 A 192.0.2.1"
+    again = validating.ask("nope.loop.", "A")  # the zone is not left bogus
+    assert again.rcode == Rcode.NXDOMAIN and again.security == Security.SECURE, again.failure
+    # The address judged nothing yet is not kept as bogus: a client asking for it gets it.
+    address = validating.ask("ns1.loop.", "A")
+    assert address.rcode == Rcode.NOERROR and address.security == Security.SECURE

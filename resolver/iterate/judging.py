@@ -25,6 +25,7 @@ from resolver.iterate.remember import covering, once
 from resolver.iterate.zonecut import ZoneCut
 from resolver.wire import ResourceRecord, RRType
 from resolver.wire.ede import EdeCode
+from resolver.wire.names import name_key
 
 if TYPE_CHECKING:
     from resolver.iterate.lookup import Lookup
@@ -57,6 +58,9 @@ class Judging:
         self.sigs: list[ResourceRecord] = []  # RRSIGs of the chain, for DO=1 clients
         self.bogus: tuple[str, EdeCode | None] | None = None  # why a server's data was bogus
         self.refetched = False  # bogus data from the cache sent us to the servers once
+        # (zone, DNSKEY or DS) whose sub-lookup was refused because a lookup above this
+        # one is fetching it (a loop): nothing is learnt about the zone from that.
+        self.unavailable: set[tuple[str, int]] = set()
 
     # What the lookup does with a verdict (lookup.py).
     def _move(self, step: Step) -> None:
@@ -97,6 +101,9 @@ class Judging:
         if isinstance(judged, NeedKeys | NeedDS):
             purpose = Purpose.KEYS if isinstance(judged, NeedKeys) else Purpose.DS
             rrtype = RRType.DNSKEY if purpose is Purpose.KEYS else RRType.DS
+            if (name_key(judged.zone), rrtype) in self.unavailable:
+                self._judged_in_a_loop(pending, judged.zone, rrtype)
+                return None
             self.waiting = Waiting(purpose, judged.zone, rrtype)
             self._move(Step.WAIT_LOOKUP)
             return self._sub_lookup(judged.zone, rrtype, purpose)
@@ -122,6 +129,23 @@ class Judging:
             self.env.remember(step, pending.qtype)
         self._act(pending)
         return None
+
+    def _judged_in_a_loop(self, pending: Pending, zone: str, rrtype: int) -> None:
+        """The judgement needs ``zone``'s keys (or DS), which a lookup above this one is
+        fetching: say the zone's DNSKEY lookup needs the address of a name server inside
+        the zone.  That says nothing about the zone (the lookup above judges its keys), so
+        nothing is learnt from it (it once left the zone bogus for a minute, every
+        question below it SERVFAIL: seed 3's hierarchy 42018744449162).  A name server's
+        address goes on unchecked for the walk, whose answers are validated anyway
+        (:meth:`_walk_may_use`), and stays unchecked in the cache, judged when a client
+        asks for it; anything else fails this lookup only."""
+        self.pending = None
+        if self._walk_may_use(pending.step):
+            self._act(pending)
+            return
+        self._fail(FailureKind.DNSSEC_BOGUS,
+                   f"{zone} {RRType.text(rrtype)}: already being looked up for this question "
+                   f"(a loop in the chain of trust)", EdeCode.DNSKEY_MISSING)  # fmt: skip
 
     def _walk_may_use(self, step: Classified) -> bool:
         """A name server's address that did not validate may still take the walk to the

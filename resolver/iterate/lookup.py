@@ -428,8 +428,10 @@ class Lookup(Judging):
             self._take_address(waiting.name, waiting.rrtype, sub)
         else:
             self._move(Step.JUDGE)
-            answer = sub.answer if sub is not None else None
-            self.env.judge.learn(waiting.name, waiting.rrtype, answer)
+            if sub is None:  # refused: the same lookup is under way above this one
+                self.unavailable.add((name_key(waiting.name), waiting.rrtype))
+            else:
+                self.env.judge.learn(waiting.name, waiting.rrtype, sub.answer)
 
     def _take_address(self, ns: str, rrtype: int, sub: Lookup | None) -> None:
         assert self.cut is not None and self.round is not None
