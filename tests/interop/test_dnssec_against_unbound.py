@@ -57,6 +57,7 @@ KNOWN_EDE_DIFFERENCES: dict[str, tuple[int, int, str]] = {
 }
 """Case id -> (our INFO-CODE, Unbound's, why they differ)."""
 
+
 class Ports(NamedTuple):
     ours: int
     unbound: int
@@ -206,6 +207,33 @@ def test_checking_disabled_gets_bogus_data(
         mine = ask(validating_ours, case.qname, case.qtype, mode, cd=True)
         assert (rcode(mine), data(mine), ad(mine)) == (rcode(theirs), data(theirs), ad(theirs))
         assert (rcode(mine), data(mine), ad(mine)) == ("NOERROR", case.unchecked, False)
+
+
+@pytest.fixture(scope="module")
+def cd_first(
+    signed_lab: NsdLab, signed_hints: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[int]:
+    """A validating resolver of its own, so that each bogus name's first question is the
+    CD=1 one below (the shared one has judged them already)."""
+    workdir = tmp_path_factory.mktemp("ours-cd-first")
+    anchor = str(signed_lab.trust_anchor)
+    with OurResolver(workdir, signed_hints, free_port(), "--trust-anchor-file", anchor) as server:
+        yield server.port
+
+
+@pytest.mark.parametrize("case", BOGUS, ids=[case.id for case in BOGUS])
+def test_what_checking_disabled_fetched_is_judged_before_the_next_client(
+    case: SignedCase, cd_first: int
+) -> None:
+    """The attacker's order: CD=1 first (the bogus data, unchecked, goes into the cache),
+    then CD=0: SERVFAIL, never the bogus data (RFC 4035 section 4.7: cached unchecked data
+    is validated before it is answered; CoreDNS's CVE-2024-0874 served it).  The
+    differential tester asks this of every bogus name it generates (its "cd" stage)."""
+    unchecked = ask(cd_first, case.qname, case.qtype, "do", cd=True)
+    assert (rcode(unchecked), data(unchecked), ad(unchecked)) == ("NOERROR", case.unchecked, False)
+    for mode in ("do", "plain"):
+        checked = ask(cd_first, case.qname, case.qtype, mode)
+        assert (rcode(checked), data(checked), ad(checked)) == ("SERVFAIL", frozenset(), False)
 
 
 @pytest.mark.parametrize(("qname", "qtype"), EXTRA, ids=[f"{n}{t}" for n, t in EXTRA])
