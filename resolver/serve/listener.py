@@ -48,7 +48,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import structlog
 from recordclass import dataobject
@@ -116,6 +116,13 @@ NOT_RECURSING = "recursion not desired (RD=0) and the answer is not in the cache
 Address = tuple[Any, ...]
 
 
+class ClientFilter(Protocol):
+    """Who may use the resolver (:class:`~resolver.serve.access.AccessList`; tests give
+    their own: a compiled service takes any object with ``allows``)."""
+
+    def allows(self, host: str) -> bool: ...
+
+
 class Pending(dataobject, fast_new=True):
     """A query the wire cache did not answer, with what was decided about it on arrival."""
 
@@ -153,7 +160,7 @@ class ResolverService:
         # record cache (see _remember); the engine's flushes cover both.
         engine.attach(answers)
         self.records: RecordCache = engine.cache
-        self.access = access or AccessList()
+        self.access: ClientFilter = access or AccessList()
         self.clock = clock
         self.stats = stats or ServiceStats()
         self.ratelimit = ClientRateLimit(stats=self.stats)  # off until configured (ip-ratelimit)
