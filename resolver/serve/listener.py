@@ -480,10 +480,17 @@ class UdpListener(asyncio.DatagramProtocol):
         self.service = service
         self.transport: asyncio.DatagramTransport | None = None
         self.tasks: set[asyncio.Task[None]] = set()
+        # The loop, kept: asyncio.get_running_loop() (and ensure_future, which asks it)
+        # makes a getpid() system call each time on CPython 3.11.
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's UDP transport is not a subclass of asyncio's, so no isinstance check.
         self.transport = cast(asyncio.DatagramTransport, transport)
+        try:
+            self.loop = asyncio.get_running_loop()  # the loop calls it (tests may not)
+        except RuntimeError:
+            self.loop = None
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         outcome = self.service.take(data, addr[0], Transport.UDP)
@@ -493,7 +500,8 @@ class UdpListener(asyncio.DatagramProtocol):
             keys = self.service.pending.take(addr[0])
             if keys is None:  # DNSBomb: as many of its queries in progress as it may have
                 return
-            task = asyncio.ensure_future(self._answer(outcome, addr, keys))
+            loop = self.loop or asyncio.get_running_loop()
+            task = loop.create_task(self._answer(outcome, addr, keys))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
         elif self.transport is not None:
