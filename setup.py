@@ -33,10 +33,12 @@ ROOT = Path(__file__).resolve().parent
 # recordclass types (mypyc classes cannot have a metaclass) live in modules of their own
 # that are not listed, so the cached records keep their compact layout.
 COMPILED = [
-    # the codec (rdata.py and dnssec_rdata.py: the recordclass rdata types, kept pure)
+    # the codec (rdata.py and dnssec_rdata.py, the recordclass rdata types, stay Python:
+    # rdata.py says why; the basic types' parsers are compiled, in rdata_parse.py)
     "resolver/wire/names.py",
     "resolver/wire/header.py",
     "resolver/wire/message.py",
+    "resolver/wire/rdata_parse.py",
     "resolver/wire/rdata_base.py",
     "resolver/wire/rdata_text.py",
     "resolver/wire/ede.py",
@@ -92,6 +94,7 @@ COMPILED = [
     # the listener's fast path
     "resolver/serve/access.py",
     "resolver/serve/cookies.py",
+    "resolver/serve/listener.py",
     "resolver/serve/responses.py",
     "resolver/serve/stats.py",
     "resolver/local/zones.py",

@@ -28,24 +28,35 @@ from resolver.lab.topology import hints_text
 from resolver.lab.unbound import free_port, nodefault_flags
 from resolver.net.contract import ExchangeFailed, Failure, Query, Reply
 from resolver.net.tls_upstream import TlsForwarders, TlsServer, TlsUpstream
-from resolver.serve.listener import Pending, ResolverService
+from resolver.serve.journal import Answered
+from resolver.serve.listener import ResolverService
 from resolver.wire import RRType
 from resolver.wire.raw import QUERY_BLOCK, has_padding
 from scripts.reliability.tls_lab import CertificateFiles
 
 
-class RecordingService(ResolverService):
-    """The service, keeping every query packet it is given."""
+class PacketJournal:
+    """A journal of the service (where dnstap plugs in) that keeps every query packet it
+    is given.  (Not a subclass of the service: where the core is compiled, the service
+    is a compiled class, which Python classes cannot subclass.)"""
 
     def __init__(self) -> None:
-        from resolver.cache.answers import AnswerCache
-
-        super().__init__(ScriptedEngine(), AnswerCache())
         self.packets: list[bytes] = []
 
-    def take(self, packet: bytes, client: str, transport: Transport) -> bytes | Pending | None:
+    def asked(self, packet: bytes, client: str, transport: Transport) -> None:
         self.packets.append(packet)
-        return super().take(packet, client, transport)
+
+    def answered(self, done: Answered) -> None:
+        pass
+
+
+def recording_service() -> ResolverService:
+    """The service, its packets kept by a :class:`PacketJournal` (its ``dnstap``)."""
+    from resolver.cache.answers import AnswerCache
+
+    service = ResolverService(ScriptedEngine(), AnswerCache())
+    service.configure(dnstap=PacketJournal())
+    return service
 
 
 def forwarded(qname: str, qtype: int, timeout: float, dnssec_ok: bool = False) -> Query:
@@ -61,7 +72,7 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> CertificateFiles:
 
 @pytest.fixture
 def server(certificates: CertificateFiles) -> Iterator[EncryptedServer]:
-    with EncryptedServer(certificates, RecordingService()) as running:
+    with EncryptedServer(certificates, recording_service()) as running:
         yield running
 
 
@@ -93,9 +104,9 @@ def test_exchange_is_authenticated_padded_and_recursive(
     reply = asyncio.run(scenario())
     assert records(reply) == ["192.0.2.1"] and not reply.tcp
     assert counts == {"queries": 1, "opened": 1}
-    service = server.service
-    assert isinstance(service, RecordingService)
-    (packet,) = service.packets
+    journal = server.service.dnstap
+    assert isinstance(journal, PacketJournal)
+    (packet,) = journal.packets
     query = dns.message.from_wire(packet)
     assert query.flags & dns.flags.RD and query.ednsflags & dns.flags.DO
     assert has_padding(packet) and len(packet) % QUERY_BLOCK == 0  # RFC 8467 section 4.1

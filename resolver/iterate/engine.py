@@ -81,6 +81,19 @@ def hints_on_loopback(hints: RootHints) -> bool:
     return any(ipaddress.ip_address(address).is_loopback for address in hints.addresses())
 
 
+class _Walk:
+    """A client question being walked, by the task of the client that asked it first, and
+    the future that later askers of the same question wait on (made by the first of them:
+    most questions are asked once at a time)."""
+
+    __slots__ = ("deadline", "future", "handed_over")
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline  # the walk's time budget, kept if it is handed over
+        self.future: asyncio.Future[Answer] | None = None
+        self.handed_over = False  # at most once: a handed-over walk ends with the service
+
+
 class _InFlight:
     """An exchange being sent, and the future that identical ones wait on (made by the
     first of them: most exchanges are never shared)."""
@@ -142,11 +155,12 @@ class IterativeEngine:
         )
         self.answers: AnswerCache | None = None  # the wire cache fed from our answers
         self.max_in_flight = MAX_IN_FLIGHT
-        self._questions: dict[tuple[str, int, bool], asyncio.Task[Answer]] = {}
+        self._questions: dict[tuple[str, int, bool], _Walk] = {}
         self._in_flight: dict[ExchangeKey, _InFlight] = {}
         self.stale = StaleState(stale) if stale is not None else None
         cache.stale_window = stale.window if stale is not None else 0.0
-        self._background: set[asyncio.Task[Answer]] = set()  # refreshes behind stale answers
+        # Walks that outlived their client: refreshes behind stale answers, walks handed over
+        self._background: set[asyncio.Task[Answer]] = set()
         local_data = LocalData(self)
         self._core = (local_data, RecordCacheStep(self), LastWord(self))
         self.pipeline = self.core()
@@ -304,21 +318,67 @@ class IterativeEngine:
 
     async def walk(self, tx: Transaction) -> Answer:
         """The walk for a question nothing before it answered: one walk for every client
-        asking the same question at once (the first starts it, ``tx.walked``)."""
+        asking the same question at once (the first starts it, ``tx.walked``).
+
+        The first asker walks in its own task (no task per walk): later askers wait on a
+        future it answers (shielded: one that goes away cancels nothing of the others').
+        If the first asker is cancelled while others wait, its walk is handed to a task of
+        its own, which starts again from what the cache learnt, within the same deadline."""
         request = tx.request
         if request.internal:
             return await self._stale_or_walk(tx)
         key = (name_key(tx.name), request.qtype, request.checking_disabled)
-        task = self._questions.get(key)
-        if task is None:
-            if len(self._questions) >= self.max_in_flight:
-                log.warning("overloaded", in_flight=len(self._questions))
-                return servfail(FailureKind.OVERLOADED, "too many questions in flight")
-            task = asyncio.ensure_future(self._stale_or_walk(tx))
-            self._questions[key] = task
-            task.add_done_callback(lambda _task: self._questions.pop(key, None))
-            tx.walked = True
-        return await asyncio.shield(task)
+        questions = self._questions
+        walk = questions.get(key)
+        if walk is not None:
+            future = walk.future
+            if future is None:
+                future = walk.future = asyncio.get_running_loop().create_future()
+            return await asyncio.shield(future)
+        if len(questions) >= self.max_in_flight:
+            log.warning("overloaded", in_flight=len(questions))
+            return servfail(FailureKind.OVERLOADED, "too many questions in flight")
+        walk = questions[key] = _Walk(self.env.timer() + self.env.limits.time_budget)
+        tx.walked = True
+        return await self._shared_walk(key, walk, tx)
+
+    async def _shared_walk(
+        self, key: tuple[str, int, bool], walk: _Walk, tx: Transaction
+    ) -> Answer:
+        """Walk for everyone waiting on ``walk``, then tell them (and forget it)."""
+        try:
+            answer = await self._stale_or_walk(tx)
+        except asyncio.CancelledError:
+            self._questions.pop(key, None)
+            future = walk.future
+            if future is not None and not future.done():
+                if walk.handed_over:  # the service is stopping: as a cancelled task would
+                    future.cancel()
+                else:  # its client went away, others wait: the walk goes on for them
+                    self._hand_over(key, walk, tx)
+            raise
+        except BaseException as error:  # a bug: every asker gets it (the listener's SERVFAIL)
+            self._questions.pop(key, None)
+            if walk.future is not None and not walk.future.done():
+                walk.future.set_exception(error)
+            raise
+        self._questions.pop(key, None)
+        if walk.future is not None and not walk.future.done():
+            walk.future.set_result(answer)
+        return answer
+
+    def _hand_over(self, key: tuple[str, int, bool], walk: _Walk, tx: Transaction) -> None:
+        """The first asker of a shared walk was cancelled (its client went away): a task
+        walks again for the others, from what the cache holds now, and new askers join it;
+        the deadline stays the first walk's."""
+        resolution = self.resolution(tx.name, tx.request)
+        resolution.budget.deadline = walk.deadline
+        tx.resolution = resolution
+        walk.handed_over = True
+        self._questions[key] = walk
+        task = asyncio.ensure_future(self._shared_walk(key, walk, tx))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _stale_or_walk(self, tx: Transaction) -> Answer:
         """The walk, or stale data when the walk fails or is slow (RFC 8767 section 5)."""

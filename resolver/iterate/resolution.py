@@ -91,7 +91,8 @@ class Resolution:
                 return None
             plan.pop()  # the top lookup is done
             if plan:
-                self._report_done(top)
+                if self.env.report_hops:
+                    self._report_done(top)
                 plan[-1].take_sublookup(top)
             else:
                 self.answer = top.answer
@@ -108,7 +109,8 @@ class Resolution:
             observer(LimitHit(sub.qname, sub.qtype, refusal, sub.for_zone, sub.depth))
             below.take_sublookup(None)
             return
-        observer(SubLookup(sub.depth, sub.qname, sub.qtype, sub.for_zone, sub.purpose))
+        if self.env.report_hops:  # routine, as hops: built only for an observer that wants them
+            observer(SubLookup(sub.depth, sub.qname, sub.qtype, sub.for_zone, sub.purpose))
         self.plan.append(sub)
 
     def _refusal(self, sub: Lookup) -> Limit | None:

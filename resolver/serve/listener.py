@@ -48,7 +48,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import structlog
 from recordclass import dataobject
@@ -116,6 +116,13 @@ NOT_RECURSING = "recursion not desired (RD=0) and the answer is not in the cache
 Address = tuple[Any, ...]
 
 
+class ClientFilter(Protocol):
+    """Who may use the resolver (:class:`~resolver.serve.access.AccessList`; tests give
+    their own: a compiled service takes any object with ``allows``)."""
+
+    def allows(self, host: str) -> bool: ...
+
+
 class Pending(dataobject, fast_new=True):
     """A query the wire cache did not answer, with what was decided about it on arrival."""
 
@@ -153,7 +160,7 @@ class ResolverService:
         # record cache (see _remember); the engine's flushes cover both.
         engine.attach(answers)
         self.records: RecordCache = engine.cache
-        self.access = access or AccessList()
+        self.access: ClientFilter = access or AccessList()
         self.clock = clock
         self.stats = stats or ServiceStats()
         self.ratelimit = ClientRateLimit(stats=self.stats)  # off until configured (ip-ratelimit)
@@ -473,10 +480,17 @@ class UdpListener(asyncio.DatagramProtocol):
         self.service = service
         self.transport: asyncio.DatagramTransport | None = None
         self.tasks: set[asyncio.Task[None]] = set()
+        # The loop, kept: asyncio.get_running_loop() (and ensure_future, which asks it)
+        # makes a getpid() system call each time on CPython 3.11.
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's UDP transport is not a subclass of asyncio's, so no isinstance check.
         self.transport = cast(asyncio.DatagramTransport, transport)
+        try:
+            self.loop = asyncio.get_running_loop()  # the loop calls it (tests may not)
+        except RuntimeError:
+            self.loop = None
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         outcome = self.service.take(data, addr[0], Transport.UDP)
@@ -486,7 +500,8 @@ class UdpListener(asyncio.DatagramProtocol):
             keys = self.service.pending.take(addr[0])
             if keys is None:  # DNSBomb: as many of its queries in progress as it may have
                 return
-            task = asyncio.ensure_future(self._answer(outcome, addr, keys))
+            loop = self.loop or asyncio.get_running_loop()
+            task = loop.create_task(self._answer(outcome, addr, keys))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
         elif self.transport is not None:

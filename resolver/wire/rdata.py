@@ -9,8 +9,15 @@ SRV's target is never compressed (RFC 2782), nor is DNAME's (RFC 6672 section
 
 The DNSSEC types (DS, RRSIG, NSEC, DNSKEY of RFC 4034, NSEC3 and NSEC3PARAM of
 RFC 5155) are :mod:`resolver.wire.dnssec_rdata`; :data:`Rdata` is the union of
-every type, and :func:`parse_rdata` reads any of them through :data:`PARSERS`.
-Reading the text form is :func:`resolver.wire.rdata_text.rdata_from_text`.
+every type, and :func:`parse_rdata` reads any of them through :data:`PARSERS`
+(both in :mod:`resolver.wire.rdata_parse`, re-exported here).  Reading the text form
+is :func:`resolver.wire.rdata_text.rdata_from_text`.
+
+The classes stay Python where the core is compiled (recordclass's compact values:
+mypyc cannot compile a class with a metaclass), and this module with them: mypyc,
+compiling a module that holds them, would dispatch a call on a value of the union
+:data:`Rdata` by exact type, and NS's subclasses (CNAME, PTR, DNAME) would fail it.
+Their parsers are compiled, in :mod:`resolver.wire.rdata_parse`.
 """
 
 from __future__ import annotations
@@ -21,13 +28,13 @@ from collections.abc import Callable
 
 from recordclass import dataobject
 
-from resolver.wire.dnssec_rdata import DNSSEC_PARSERS, DnssecRdata
-from resolver.wire.names import NameCache, WireError, read_name
-from resolver.wire.rdata_base import NameWriter, expect_end
+from resolver.wire.dnssec_rdata import DnssecRdata
+from resolver.wire.names import NameCache
+from resolver.wire.rdata_base import NameWriter
 
 _U16 = struct.Struct("!H")
-_SOA_TIMERS = struct.Struct("!IIIII")
-_SRV_FIXED = struct.Struct("!HHH")
+SOA_TIMERS = struct.Struct("!IIIII")
+SRV_FIXED = struct.Struct("!HHH")
 
 
 class A(dataobject, readonly=True, hashable=True, fast_new=True):
@@ -100,9 +107,7 @@ class SOA(dataobject, readonly=True, hashable=True, fast_new=True):
     def write(self, out: NameWriter) -> None:
         out.write_name(self.mname, True)
         out.write_name(self.rname, True)
-        out.buf += _SOA_TIMERS.pack(
-            self.serial, self.refresh, self.retry, self.expire, self.minimum
-        )
+        out.buf += SOA_TIMERS.pack(self.serial, self.refresh, self.retry, self.expire, self.minimum)
 
     def to_text(self) -> str:
         return (
@@ -130,7 +135,7 @@ class SRV(dataobject, readonly=True, hashable=True, fast_new=True):
     target: str
 
     def write(self, out: NameWriter) -> None:
-        out.buf += _SRV_FIXED.pack(self.priority, self.weight, self.port)
+        out.buf += SRV_FIXED.pack(self.priority, self.weight, self.port)
         out.write_name(self.target, False)
 
     def to_text(self) -> str:
@@ -165,91 +170,9 @@ def _quote(string: bytes) -> str:
     return '"' + "".join(out) + '"'
 
 
-# Parsers take (message, rdata start, rdata end, name cache) and must consume exactly that range.
+# The parsers, compiled apart from the classes (see above); imported last, as they
+# build these classes.
+from resolver.wire.rdata_parse import PARSERS, parse_rdata  # noqa: E402
 
-
-def _parse_a(data: bytes, start: int, end: int, cache: NameCache | None) -> A:
-    if end - start != 4:
-        raise WireError("A rdata is not 4 octets", start)
-    return A(socket.inet_ntoa(data[start:end]))
-
-
-def _parse_aaaa(data: bytes, start: int, end: int, cache: NameCache | None) -> AAAA:
-    if end - start != 16:
-        raise WireError("AAAA rdata is not 16 octets", start)
-    return AAAA(socket.inet_ntop(socket.AF_INET6, data[start:end]))
-
-
-def _name_rdata(kind: type[NS]) -> Parser:
-    def parse(data: bytes, start: int, end: int, cache: NameCache | None) -> NS:
-        target, pos = read_name(data, start, cache)
-        expect_end(pos, end, kind.__name__)
-        return kind(target)
-
-    return parse
-
-
-def _parse_mx(data: bytes, start: int, end: int, cache: NameCache | None) -> MX:
-    if end - start < 3:
-        raise WireError("MX rdata too short", start)
-    exchange, pos = read_name(data, start + 2, cache)
-    expect_end(pos, end, "MX")
-    return MX(_U16.unpack_from(data, start)[0], exchange)
-
-
-def _parse_soa(data: bytes, start: int, end: int, cache: NameCache | None) -> SOA:
-    mname, pos = read_name(data, start, cache)
-    rname, pos = read_name(data, pos, cache)
-    expect_end(pos, end - _SOA_TIMERS.size, "SOA")
-    return SOA(mname, rname, *_SOA_TIMERS.unpack_from(data, pos))
-
-
-def _parse_txt(data: bytes, start: int, end: int, cache: NameCache | None) -> TXT:
-    strings = []
-    pos = start
-    while pos < end:
-        length = data[pos]
-        pos += 1 + length
-        if pos > end:
-            raise WireError("TXT string runs past its rdata", pos - length - 1)
-        strings.append(data[pos - length : pos])
-    if not strings:
-        raise WireError("TXT rdata is empty", start)
-    return TXT(tuple(strings))
-
-
-def _parse_srv(data: bytes, start: int, end: int, cache: NameCache | None) -> SRV:
-    if end - start < 7:
-        raise WireError("SRV rdata too short", start)
-    priority, weight, port = _SRV_FIXED.unpack_from(data, start)
-    target, pos = read_name(data, start + 6, cache)
-    expect_end(pos, end, "SRV")
-    return SRV(priority, weight, port, target)
-
-
-PARSERS: dict[int, Parser] = {
-    1: _parse_a,
-    2: _name_rdata(NS),
-    5: _name_rdata(CNAME),
-    6: _parse_soa,
-    12: _name_rdata(PTR),
-    15: _parse_mx,
-    16: _parse_txt,
-    28: _parse_aaaa,
-    33: _parse_srv,
-    39: _name_rdata(DNAME),
-    **DNSSEC_PARSERS,  # 43 DS, 46 RRSIG, 47 NSEC, 48 DNSKEY, 50 NSEC3, 51 NSEC3PARAM
-}
-
-
-def parse_rdata(
-    rrtype: int, data: bytes, start: int, end: int, cache: NameCache | None = None
-) -> Rdata:
-    """Parse one RDATA of ``rrtype`` occupying ``data[start:end]``.
-
-    ``cache`` is the message's :data:`~resolver.wire.names.NameCache`, if any.
-    """
-    parser = PARSERS.get(rrtype)
-    if parser is None:
-        return Opaque(data[start:end])
-    return parser(data, start, end, cache)
+__all__ = ["AAAA", "CNAME", "DNAME", "MX", "NS", "PARSERS", "PTR", "SOA", "SRV", "TXT", "A",
+           "Opaque", "Parser", "Rdata", "parse_rdata"]  # fmt: skip
