@@ -83,6 +83,18 @@ def test_the_example_configuration_and_the_generated_ones_are_valid(
         assert done.returncode == 0 and "OK" in done.stdout, done.stdout + done.stderr
 
 
+def test_every_node_sits_on_the_hash_ring_at_many_points(tmp_path: Path) -> None:
+    # chashed places a node at `weight` random points: at the default of 1 three nodes split
+    # the names by three random arcs, and CI once saw every name go to one node.
+    generated = dnsdist_conf([("node1", "127.10.1.1", 53), ("node2", "127.10.1.2", 53)])
+    for text in (generated, (ROOT / "deploy" / "dnsdist.conf").read_text()):
+        servers = re.findall(r"newServer\(\{[^}]*\}\)", text)
+        assert servers
+        for server in servers:
+            weight = re.search(r"weight=(\d+)", server)
+            assert weight and int(weight[1]) >= 100, server
+
+
 def test_every_node_is_up_behind_dnsdist(cluster: Cluster) -> None:
     assert [(b["name"], b["state"]) for b in cluster.backends()] == [
         ("node1", "up"), ("node2", "up"), ("node3", "up"),
