@@ -83,7 +83,7 @@ def test_the_example_configuration_and_the_generated_ones_are_valid(
         assert done.returncode == 0 and "OK" in done.stdout, done.stdout + done.stderr
 
 
-def test_every_node_sits_on_the_hash_ring_at_many_points(tmp_path: Path) -> None:
+def test_every_node_sits_on_the_hash_ring_at_many_points() -> None:
     # chashed places a node at `weight` random points: at the default of 1 three nodes split
     # the names by three random arcs, and CI once saw every name go to one node.
     generated = dnsdist_conf([("node1", "127.10.1.1", 53), ("node2", "127.10.1.2", 53)])
